@@ -1,0 +1,62 @@
+"""The one small protocol every driver implements, for polled and pushed sources alike.
+
+A coordinator (``edge.coordinator``) owns one device. It asks the driver for its poll groups
+once, then calls ``read`` for each group at the group's interval, and ``write`` for commands.
+Drivers whose devices push (BACnet COV, OPC UA subscriptions, GB/T 26875.3 transmission
+devices, serial panels that print events) return their readings from ``pushed()``; a polled
+driver returns no poll groups or an empty ``pushed()`` as fits.
+
+Drivers raise only ``edge.errors`` types: ``TransportError`` (retry after a pause) or
+``DeviceError`` (the device said no). A value the driver got but could not make sense of is
+not an exception: it is a ``Reading`` with bad quality and a reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from edge.model import Quality, Reason, Value
+
+__all__ = ["Driver", "PollGroup", "Reading"]
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A value of one point of the device, keyed by the point's local id."""
+
+    key: str
+    value: Value
+    quality: Quality = Quality.GOOD
+    reason: Reason = Reason.NONE
+    source_ts: float | None = None
+
+
+class PollGroup(Protocol):
+    """A set of points read together at one interval; otherwise opaque to the coordinator."""
+
+    @property
+    def interval_s(self) -> float: ...
+
+    @property
+    def keys(self) -> tuple[str, ...]: ...
+
+
+class Driver(Protocol):
+    @property
+    def device_id(self) -> str: ...
+
+    def poll_groups(self) -> Sequence[PollGroup]: ...
+
+    async def read(self, group: PollGroup) -> list[Reading]:
+        """Read one group. Raises ``TransportError`` or ``DeviceError``."""
+        ...
+
+    async def write(self, key: str, value: Value, *, verify: bool = True) -> Value | None:
+        """Write one point; with ``verify`` read it back and return what the device holds."""
+        ...
+
+    def pushed(self) -> AsyncIterator[Reading] | None:
+        """Readings the device sends on its own, or None for a purely polled device."""
+        ...
