@@ -1,16 +1,181 @@
-"""`gatehouse certs`."""
+"""`gatehouse certs`: a private CA, the broker's certificate and credentials for a demo or small site.
+
+::
+
+    gatehouse certs init    --dir DIR [--broker-host H ...]   CA + broker certificate (+ broker config)
+    gatehouse certs gateway --dir DIR GATEWAY_ID              client cert, password, signing key
+    gatehouse certs central --dir DIR                         central's client cert and password
+    gatehouse certs broker-config --dir DIR --out FOLDER [--port N] [--auth MODE]
+
+Everything is written under DIR (layout in ``cloud_sync.certs``); private keys are 0600. The
+commands print what to put in the site file (``uplink:``) and in ``central.yaml``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
+from pathlib import Path
 from typing import Any
+
+from cloud_sync.broker_config import AuthMode, BrokerConfigError, write_broker_config
+from cloud_sync.certs import (
+    CENTRAL_USER,
+    PkiError,
+    PkiLayout,
+    create_ca,
+    issue_client,
+    issue_server,
+    load_ca,
+    validate_client_name,
+)
+from cloud_sync.errors import KeyFileError
+from cloud_sync.keys import generate_private_key, key_id, save_private_key, save_public_key
 
 
 def register(sub: Any) -> None:
-    parser: argparse.ArgumentParser = sub.add_parser("certs", help="(not built yet)")
-    parser.set_defaults(handler=_handle)
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "certs", help="create the site's private CA, broker certificate and gateway credentials"
+    )
+    actions = parser.add_subparsers(dest="certs_action", required=True, metavar="ACTION")
+
+    init = actions.add_parser("init", help="create the CA and the broker's certificate")
+    init.add_argument("--dir", type=Path, required=True, help="folder for the site's PKI")
+    init.add_argument(
+        "--broker-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="name or address clients use for the broker (repeatable; localhost and 127.0.0.1 always)",
+    )
+    init.add_argument("--valid-days", type=int, default=3650, help="CA validity (default 3650)")
+    init.add_argument("--force", action="store_true", help="replace an existing CA (re-issue everything!)")
+    init.set_defaults(handler=_init)
+
+    gateway = actions.add_parser("gateway", help="credentials and signing key for one gateway")
+    gateway.add_argument("--dir", type=Path, required=True)
+    gateway.add_argument("gateway_id")
+    gateway.add_argument("--broker-host", default="localhost", help="host name for the printed config")
+    gateway.add_argument("--broker-port", type=int, default=8883)
+    gateway.set_defaults(handler=_gateway)
+
+    central = actions.add_parser("central", help="credentials for the central service")
+    central.add_argument("--dir", type=Path, required=True)
+    central.add_argument("--broker-host", default="localhost")
+    central.add_argument("--broker-port", type=int, default=8883)
+    central.set_defaults(handler=_central)
+
+    broker = actions.add_parser("broker-config", help="write a runnable Mosquitto config for this PKI")
+    broker.add_argument("--dir", type=Path, required=True)
+    broker.add_argument("--out", type=Path, required=True, help="folder for mosquitto.conf, acl, data")
+    broker.add_argument("--port", type=int, default=8883)
+    broker.add_argument("--bind", default=None, help="address to listen on (default: all)")
+    broker.add_argument("--auth", choices=[m.value for m in AuthMode], default=AuthMode.PASSWORD.value)
+    broker.add_argument(
+        "--as-root", action="store_true", help="add `user root` (a private broker started by root)"
+    )
+    broker.set_defaults(handler=_broker_config)
 
 
-def _handle(args: argparse.Namespace) -> int:
-    print("gatehouse certs: not built yet")
-    return 2
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _init(args: argparse.Namespace) -> int:
+    layout = PkiLayout(args.dir.resolve())
+    try:
+        ca = create_ca(layout, now=_now(), valid_days=args.valid_days, overwrite=args.force)
+        issue_server(ca, layout, hostnames=args.broker_host, now=_now())
+    except PkiError as exc:
+        print(f"gatehouse certs init: {exc}")
+        return 1
+    print(f"CA:                 {layout.ca_cert}  (keep {layout.ca_key.name} offline once set up)")
+    print(f"broker certificate: {layout.broker_cert}")
+    print(f"broker key:         {layout.broker_key}")
+    print(f"password file:      {layout.password_file}  (filled by `certs gateway` / `certs central`)")
+    print("next: gatehouse certs central --dir ...; gatehouse certs gateway --dir ... GATEWAY_ID")
+    return 0
+
+
+def _gateway(args: argparse.Namespace) -> int:
+    layout = PkiLayout(args.dir.resolve())
+    try:
+        name = validate_client_name(args.gateway_id)
+        ca = load_ca(layout)
+        creds = issue_client(ca, layout, name, now=_now())
+        signing_key = generate_private_key()
+        key_path = layout.client_dir(name) / "signing.key"
+        pub_path = layout.client_dir(name) / "signing.pub"
+        save_private_key(signing_key, key_path)
+        save_public_key(signing_key.public_key(), pub_path)
+    except (PkiError, KeyFileError) as exc:
+        print(f"gatehouse certs gateway: {exc}")
+        return 1
+    kid = key_id(signing_key.public_key())
+    print(f"gateway {name}: certificate {creds.cert_path}, signing key id {kid}")
+    print(f"broker password file updated: {layout.password_file} (reload the broker: kill -HUP)")
+    print("\n# site file (the gateway):")
+    print("uplink:")
+    for key, value in {
+        "gateway_id": name,
+        "broker_host": args.broker_host,
+        "broker_port": args.broker_port,
+        "ca_file": layout.ca_cert,
+        "username": name,
+        "password_file": creds.password_path,
+        "client_cert": creds.cert_path,
+        "client_key": creds.key_path,
+        "signing_key": key_path,
+    }.items():
+        print(f"  {key}: {json.dumps(str(value)) if isinstance(value, Path) else value}")
+    print("\n# central.yaml (enrol the gateway's public signing key):")
+    print("gateways:")
+    print(f"  - id: {name}")
+    print("    keys:")
+    print(f"      - file: {json.dumps(str(pub_path))}")
+    return 0
+
+
+def _central(args: argparse.Namespace) -> int:
+    layout = PkiLayout(args.dir.resolve())
+    try:
+        ca = load_ca(layout)
+        creds = issue_client(ca, layout, CENTRAL_USER, now=_now())
+    except PkiError as exc:
+        print(f"gatehouse certs central: {exc}")
+        return 1
+    print(f"central: certificate {creds.cert_path}")
+    print("\n# central.yaml:")
+    print("broker:")
+    print(f"  host: {args.broker_host}")
+    print(f"  port: {args.broker_port}")
+    print(f"  ca_file: {json.dumps(str(layout.ca_cert))}")
+    print(f"  username: {CENTRAL_USER}")
+    print(f"  password_file: {json.dumps(str(creds.password_path))}")
+    print("  client_cert:")
+    print(f"    cert_file: {json.dumps(str(creds.cert_path))}")
+    print(f"    key_file: {json.dumps(str(creds.key_path))}")
+    return 0
+
+
+def _broker_config(args: argparse.Namespace) -> int:
+    layout = PkiLayout(args.dir.resolve())
+    if not layout.broker_cert.exists():
+        print(f"gatehouse certs broker-config: no broker certificate in {layout.root}; run `certs init`")
+        return 1
+    try:
+        files = write_broker_config(
+            args.out.resolve(),
+            layout=layout,
+            port=args.port,
+            bind_address=args.bind,
+            auth=AuthMode(args.auth),
+            run_as_root=args.as_root,
+        )
+    except BrokerConfigError as exc:
+        print(f"gatehouse certs broker-config: {exc}")
+        return 1
+    print(f"wrote {files.config} and {files.acl}")
+    print(f"run:  mosquitto -c {files.config}")
+    return 0

@@ -1,0 +1,44 @@
+"""`make bench`: run every benchmark (or those named) and print a summary of the figures.
+
+Each benchmark is a module of this package with a ``main(argv) -> dict`` that prints its own
+report and writes ``bench/results/NAME.json``. Benchmarks are measurements, not tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+
+ALL = ("outbox", "modbus_client", "poll_scale", "rules_throughput", "sync")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(ALL)
+    failed: list[str] = []
+    for name in names:
+        try:
+            module = importlib.import_module(f"bench.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"bench.{name}":
+                print(f"== {name}: not present in this tree", flush=True)
+                continue
+            raise
+        print(f"== {name}", flush=True)
+        started = time.monotonic()
+        code = module.main([])
+        if code:
+            failed.append(name)
+        print(f"== {name} finished in {time.monotonic() - started:.1f} s", flush=True)
+    print("\nSaved results:")
+    for path in sorted(RESULTS.glob("*.json")):
+        summary = json.loads(path.read_text()).get("summary")
+        print(f"  {path.name}: {json.dumps(summary, ensure_ascii=False) if summary else '(see file)'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,155 @@
+"""``central.yaml``: pydantic models and the loader. Relative paths are relative to the file."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from cloud_sync.envelope import valid_gateway_id
+from cloud_sync.errors import SyncError
+
+__all__ = [
+    "ApiConfig",
+    "ApiToken",
+    "BrokerConfig",
+    "CentralConfig",
+    "CentralConfigError",
+    "EnrolledGateway",
+    "EnrolledKey",
+    "TlsFiles",
+    "load_central_config",
+]
+
+
+class CentralConfigError(SyncError):
+    pass
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsFiles(_Model):
+    cert_file: Path
+    key_file: Path
+
+
+class BrokerConfig(_Model):
+    host: str
+    port: int = Field(8883, ge=1, le=65535)
+    ca_file: Path
+    # Either a client certificate (CN "central") or a username and password, never plaintext.
+    client_cert: TlsFiles | None = None
+    username: str | None = "central"
+    password: str | None = None
+    password_file: Path | None = None
+    client_id: str = "gatehouse-central"
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    queue_size: int = Field(256, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> BrokerConfig:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give password or password_file, not both")
+        return self
+
+    def resolved_password(self) -> str | None:
+        if self.password_file is not None:
+            return self.password_file.read_text(encoding="utf-8").strip()
+        return self.password
+
+
+class ApiToken(_Model):
+    """An API bearer token: ``sha256`` (hex of the token) in production, ``token`` for demos."""
+
+    name: str
+    token: str | None = None
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ApiToken:
+        if (self.token is None) == (self.sha256 is None):
+            raise ValueError("give exactly one of token or sha256")
+        return self
+
+    def digest(self) -> str:
+        if self.sha256 is not None:
+            return self.sha256
+        assert self.token is not None
+        return hashlib.sha256(self.token.encode("utf-8")).hexdigest()
+
+
+class ApiConfig(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(8443, ge=0, le=65535)
+    tls: TlsFiles | None = None
+    tokens: list[ApiToken] = Field(min_length=1)
+    history_max_rows: int = Field(100_000, ge=100)
+
+
+class EnrolledKey(_Model):
+    pem: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> EnrolledKey:
+        if (self.pem is None) == (self.file is None):
+            raise ValueError("give exactly one of pem or file")
+        return self
+
+
+class EnrolledGateway(_Model):
+    id: str
+    # More than one key lets a gateway rotate: enrol the new key, switch, then drop the old one.
+    keys: list[EnrolledKey] = Field(min_length=1)
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        if not valid_gateway_id(value):
+            raise ValueError("gateway ids are 1-64 of A-Z a-z 0-9 _ . - (no / + #)")
+        return value
+
+
+class CentralConfig(_Model):
+    database: Path
+    broker: BrokerConfig | None = None  # None: HTTPS POST ingest only
+    api: ApiConfig
+    gateways: list[EnrolledGateway] = Field(default_factory=list)
+    online_timeout_s: float = Field(300.0, gt=0)
+
+
+def _resolve(obj: Any, base: Path) -> Any:
+    """Make every relative path in the loaded model relative to the config file's folder."""
+    if isinstance(obj, Path):
+        return obj if obj.is_absolute() else base / obj
+    if isinstance(obj, BaseModel):
+        return obj.model_copy(update={k: _resolve(getattr(obj, k), base) for k in type(obj).model_fields})
+    if isinstance(obj, list):
+        return [_resolve(v, base) for v in obj]
+    return obj
+
+
+def load_central_config(path: Path) -> CentralConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CentralConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        data = YAML(typ="safe").load(text)
+    except YAMLError as exc:
+        raise CentralConfigError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        config = CentralConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [
+            f"{path}: {'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
+        ]
+        raise CentralConfigError("\n".join(lines)) from exc
+    resolved: CentralConfig = _resolve(config, path.parent.resolve())
+    return resolved

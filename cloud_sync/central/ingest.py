@@ -1,0 +1,193 @@
+"""Verify → store → ack decision for one incoming batch; the same path for MQTT and HTTPS POST.
+
+No network here: the MQTT client and the REST API hand payloads in and publish or return the
+``AckMessage`` that comes out. Order matters for safety: the cheap header is parsed first, the
+key looked up and the signature checked, and only a verified batch is decompressed and stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from cloud_sync.ack import AckMessage
+from cloud_sync.central.config import EnrolledGateway
+from cloud_sync.central.store import BatchMeta, CentralStore
+from cloud_sync.envelope import decode_header, decode_records, valid_gateway_id, verify_envelope
+from cloud_sync.errors import EnvelopeError
+from cloud_sync.keys import key_id, load_public_key, parse_public_key
+from cloud_sync.ports import Lane
+
+__all__ = ["IngestOutcome", "Ingestor", "KeyRegistry", "parse_uplink_topic"]
+
+_LOG = structlog.get_logger(__name__)
+
+Status = Literal["stored", "duplicate", "rejected"]
+
+
+class KeyRegistry:
+    """Enrolled gateways and their public keys, by key id."""
+
+    def __init__(self, keys: dict[str, dict[str, Ed25519PublicKey]] | None = None) -> None:
+        self._keys: dict[str, dict[str, Ed25519PublicKey]] = {gw: dict(ks) for gw, ks in (keys or {}).items()}
+
+    @classmethod
+    def from_config(cls, gateways: Iterable[EnrolledGateway]) -> KeyRegistry:
+        registry = cls()
+        for gw in gateways:
+            for key in gw.keys:
+                if key.file is not None:
+                    registry.enroll(gw.id, load_public_key(key.file))
+                else:
+                    assert key.pem is not None
+                    registry.enroll(gw.id, parse_public_key(key.pem, origin=f"gateway {gw.id}"))
+        return registry
+
+    def enroll(self, gateway_id: str, public_key: Ed25519PublicKey) -> str:
+        kid = key_id(public_key)
+        self._keys.setdefault(gateway_id, {})[kid] = public_key
+        return kid
+
+    def lookup(self, gateway_id: str, kid: str) -> Ed25519PublicKey | None:
+        return self._keys.get(gateway_id, {}).get(kid)
+
+    def knows(self, gateway_id: str) -> bool:
+        return gateway_id in self._keys
+
+    @property
+    def gateway_ids(self) -> list[str]:
+        return sorted(self._keys)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOutcome:
+    status: Status
+    gateway_id: str
+    lane: str
+    seq: int | None
+    ack: AckMessage | None  # None when rejected: nothing is acknowledged for a rejected batch
+    reason: str = ""
+    detail: str = ""
+    records: int = 0
+
+
+def parse_uplink_topic(topic: str) -> tuple[str, str] | None:
+    """``gh/v1/{gw}/up/{lane}`` → (gw, lane); None for any other topic."""
+    parts = topic.split("/")
+    if len(parts) == 5 and parts[0] == "gh" and parts[1] == "v1" and parts[3] == "up":
+        return parts[2], parts[4]
+    return None
+
+
+class Ingestor:
+    def __init__(self, store: CentralStore, registry: KeyRegistry, *, clock: Callable[[], float]) -> None:
+        self._store = store
+        self._registry = registry
+        self._clock = clock
+        self.counters: dict[str, int] = {"stored": 0, "duplicate": 0, "rejected": 0, "records": 0}
+
+    def ack_for(self, gateway_id: str, lane: Lane) -> AckMessage:
+        acked, missing = self._store.ack_position(gateway_id, lane)
+        return AckMessage(lane=lane, acked=acked, missing=missing, ts=self._clock())
+
+    def ingest(self, payload: bytes, *, gateway_id: str, lane: str, transport: str) -> IngestOutcome:
+        """Handle one batch that arrived for ``gateway_id``/``lane`` (from the topic or URL)."""
+        now = self._clock()
+        digest = hashlib.sha256(payload).digest()
+        seq: int | None = None
+
+        def reject(reason: str, detail: str) -> IngestOutcome:
+            self.counters["rejected"] += 1
+            self._store.record_rejection(
+                received_at=now,
+                transport=transport,
+                gateway_id=gateway_id,
+                lane=lane,
+                seq=seq,
+                reason=reason,
+                detail=detail,
+                size=len(payload),
+                digest=digest,
+            )
+            _LOG.warning(
+                "batch rejected", gateway=gateway_id, lane=lane, seq=seq, reason=reason, detail=detail
+            )
+            return IngestOutcome("rejected", gateway_id, lane, seq, None, reason, detail)
+
+        if not valid_gateway_id(gateway_id) or lane not in (Lane.EVENT.value, Lane.TELEMETRY.value):
+            return reject("bad_route", "gateway id or lane in the topic/URL is invalid")
+        if not self._registry.knows(gateway_id):
+            return reject("unknown_gateway", "gateway is not enrolled")
+        try:
+            header = decode_header(payload)
+        except EnvelopeError as exc:
+            return reject(exc.reason, str(exc))
+        seq = header.seq
+        if header.gateway_id != gateway_id:
+            return reject("gateway_mismatch", f"envelope says {header.gateway_id!r}")
+        if header.lane.value != lane:
+            return reject("lane_mismatch", f"envelope says {header.lane.value!r}")
+        public_key = self._registry.lookup(gateway_id, header.key_id)
+        if public_key is None:
+            return reject("unknown_key", f"key id {header.key_id} is not enrolled for this gateway")
+        try:
+            verify_envelope(header, public_key)
+            records = decode_records(header)
+        except EnvelopeError as exc:  # SignatureError is one
+            return reject(exc.reason, str(exc))
+        meta = BatchMeta(
+            gateway_id=gateway_id,
+            lane=header.lane,
+            seq=header.seq,
+            key_id=header.key_id,
+            sealed_at=header.sealed_at,
+            historical=header.historical,
+            digest=digest,
+        )
+        result = self._store.store_batch(meta, records, transport=transport, received_at=now)
+        ack = self.ack_for(gateway_id, header.lane)
+        if result.stored:
+            self.counters["stored"] += 1
+            self.counters["records"] += len(records)
+            return IngestOutcome("stored", gateway_id, lane, seq, ack, records=len(records))
+        self.counters["duplicate"] += 1
+        # A duplicate is a normal resend (our ack was lost) or a replay; both are acknowledged and
+        # neither stores anything. Different bytes under a stored key are worth an audit line.
+        reason = "duplicate" if result.same_bytes else "conflict"
+        detail = "already stored" if result.same_bytes else "different bytes under a stored sequence"
+        self._store.record_rejection(
+            received_at=now,
+            transport=transport,
+            gateway_id=gateway_id,
+            lane=lane,
+            seq=seq,
+            reason=reason,
+            detail=detail,
+            size=len(payload),
+            digest=digest,
+        )
+        return IngestOutcome("duplicate", gateway_id, lane, seq, ack, reason, detail)
+
+    def note_state(self, gateway_id: str, payload: bytes) -> list[AckMessage]:
+        """A state message; returns the acks to publish (both lanes when the gateway came online)."""
+        if not self._registry.knows(gateway_id):
+            _LOG.warning("state from a gateway that is not enrolled", gateway=gateway_id)
+            return []
+        try:
+            state: Any = json.loads(payload.decode("utf-8")) if payload else {"state": "offline"}
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            _LOG.warning("state message is not JSON", gateway=gateway_id)
+            return []
+        if not isinstance(state, dict):
+            _LOG.warning("state message is not a JSON object", gateway=gateway_id)
+            return []
+        self._store.note_state(gateway_id, state, self._clock())
+        if state.get("state") != "online":
+            return []
+        return [self.ack_for(gateway_id, lane) for lane in Lane]

@@ -1,0 +1,206 @@
+"""Central's MQTT side: subscribe to every gateway's uplink and state, publish acks.
+
+paho-mqtt 2.x (``CallbackAPIVersion.VERSION2``, MQTT v5, TLS with CA verification, never plaintext)
+runs its network loop in its own thread. Incoming messages cross to asyncio through a bounded
+queue: when ingest falls behind, paho's thread blocks on the full queue, stops reading the socket,
+and TCP pushes back to the broker, which holds the messages (QoS 1, persistent session).
+
+The MQTT PUBACK is sent only after a batch has been stored or rejected (``manual_ack``), so a
+central crash between receipt and commit makes the broker deliver the batch again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ssl
+import threading
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final
+
+import paho.mqtt.client as mqtt
+import structlog
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from cloud_sync.ack import AckMessage, encode_ack
+from cloud_sync.central.config import BrokerConfig
+from cloud_sync.central.ingest import Ingestor, parse_uplink_topic
+from cloud_sync.ports import Lane
+
+__all__ = ["CentralMqtt", "ack_topic"]
+
+_LOG = structlog.get_logger(__name__)
+
+UPLINK_FILTER: Final = "gh/v1/+/up/#"
+STATE_FILTER: Final = "gh/v1/+/state"
+_SESSION_EXPIRY_S: Final = 7 * 24 * 3600
+# Publish pending acks at least this often while a burst keeps the queue non-empty.
+_ACK_EVERY_N: Final = 32
+_PUT_WAIT_S: Final = 1.0
+
+
+def ack_topic(gateway_id: str) -> str:
+    return f"gh/v1/{gateway_id}/ack"
+
+
+@dataclass(frozen=True, slots=True)
+class _Incoming:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
+class CentralMqtt:
+    """Async context manager; :meth:`run` is the ingest worker, to be run as a named task."""
+
+    def __init__(self, config: BrokerConfig, ingestor: Ingestor) -> None:
+        self._config = config
+        self._ingestor = ingestor
+        self._queue: asyncio.Queue[_Incoming] = asyncio.Queue(maxsize=config.queue_size)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing = threading.Event()
+        self._subscribed = asyncio.Event()
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=config.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        self.acks_published = 0
+
+    @property
+    def subscribed(self) -> asyncio.Event:
+        """Set once the subscriptions are granted; cleared while disconnected."""
+        return self._subscribed
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self._config.ca_file))
+        if self._config.client_cert is not None:
+            ctx.load_cert_chain(
+                str(self._config.client_cert.cert_file), str(self._config.client_cert.key_file)
+            )
+        return ctx
+
+    async def __aenter__(self) -> CentralMqtt:
+        self._loop = asyncio.get_running_loop()
+        client = self._client
+        client.tls_set_context(self._ssl_context())
+        password = self._config.resolved_password()
+        if self._config.username is not None and (password is not None or self._config.client_cert is None):
+            client.username_pw_set(self._config.username, password)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = _SESSION_EXPIRY_S
+        # A persistent session: batches published while central is down wait at the broker.
+        client.connect_async(
+            self._config.host,
+            self._config.port,
+            keepalive=self._config.keepalive_s,
+            clean_start=False,
+            properties=props,
+        )
+        client.loop_start()
+        _LOG.info("central mqtt starting", host=self._config.host, port=self._config.port)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._closing.set()
+        self._client.disconnect()
+        await asyncio.to_thread(self._client.loop_stop)
+
+    # -- paho's thread ---------------------------------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            _LOG.error("central mqtt connect refused", reason=str(reason))
+            return
+        _LOG.info("central mqtt connected")
+        client.subscribe([(UPLINK_FILTER, 1), (STATE_FILTER, 1)])
+
+    def _on_subscribe(self, _c: mqtt.Client, _ud: Any, _mid: int, reasons: list[Any], _props: Any) -> None:
+        if any(r.is_failure for r in reasons):
+            _LOG.error("central mqtt subscription refused", reasons=[str(r) for r in reasons])
+            return
+        self._call_in_loop(self._subscribed.set)
+
+    def _on_disconnect(self, _c: mqtt.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        self._call_in_loop(self._subscribed.clear)
+        if not self._closing.is_set():
+            _LOG.warning("central mqtt disconnected; paho reconnects", reason=str(reason))
+
+    def _call_in_loop(self, fn: Any) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(fn)
+
+    def _on_message(self, _c: mqtt.Client, _ud: Any, msg: mqtt.MQTTMessage) -> None:
+        item = _Incoming(msg.topic, bytes(msg.payload), msg.mid, msg.qos)
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        future = asyncio.run_coroutine_threadsafe(self._queue.put(item), loop)
+        # Block paho's thread while the queue is full (back-pressure), but wake up to notice closing.
+        while not self._closing.is_set():
+            try:
+                future.result(timeout=_PUT_WAIT_S)
+                return
+            except concurrent.futures.TimeoutError:
+                continue
+        future.cancel()
+
+    # -- asyncio side ----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Take messages off the queue, ingest them in a worker thread, publish acks."""
+        dirty: set[tuple[str, Lane]] = set()
+        since_flush = 0
+        while True:
+            item = await self._queue.get()
+            acks = await asyncio.to_thread(self._handle, item, dirty)
+            for gw, ack in acks:
+                self._publish_ack(gw, ack)
+            since_flush += 1
+            if self._queue.empty() or since_flush >= _ACK_EVERY_N:
+                # One ack per gateway and lane per burst: it carries the highest contiguous seq.
+                for gw, lane in sorted(dirty):
+                    ack = await asyncio.to_thread(self._ingestor.ack_for, gw, lane)
+                    self._publish_ack(gw, ack)
+                dirty.clear()
+                since_flush = 0
+
+    def _handle(self, item: _Incoming, dirty: set[tuple[str, Lane]]) -> list[tuple[str, AckMessage]]:
+        acks: list[tuple[str, AckMessage]] = []
+        route = parse_uplink_topic(item.topic)
+        if route is not None:
+            gw, lane = route
+            outcome = self._ingestor.ingest(item.payload, gateway_id=gw, lane=lane, transport="mqtt")
+            if outcome.ack is not None:
+                dirty.add((gw, outcome.ack.lane))
+        else:
+            parts = item.topic.split("/")
+            if len(parts) == 4 and parts[3] == "state":
+                acks = [(parts[2], ack) for ack in self._ingestor.note_state(parts[2], item.payload)]
+            else:
+                _LOG.warning("message on an unexpected topic", topic=item.topic)
+        # Only now (stored, or rejected and audited) may the broker forget the message; if the
+        # database raised, no PUBACK goes out and the broker delivers it again after a restart.
+        if item.qos > 0:
+            self._client.ack(item.mid, item.qos)
+        return acks
+
+    def _publish_ack(self, gateway_id: str, ack: AckMessage) -> None:
+        info = self._client.publish(ack_topic(gateway_id), encode_ack(ack), qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            # Not connected: the gateway gets a fresh ack when it next publishes or comes online.
+            _LOG.warning("ack not published", gateway=gateway_id, lane=str(ack.lane), rc=info.rc)
+            return
+        self.acks_published += 1

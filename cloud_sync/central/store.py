@@ -1,0 +1,413 @@
+"""Central's SQLite storage: each (gateway, lane, seq) stored exactly once, acks, reads for the API.
+
+One writer connection, used under a lock (MQTT ingest and HTTPS POST both write); every read
+opens its own short-lived connection, which WAL lets run beside the writer. One verified batch
+is one transaction: the batch row (whose primary key is the exactly-once guarantee), its records,
+the latest values and the gateway's last-seen time commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import structlog
+
+from cloud_sync.ack import MAX_MISSING_RANGES
+from cloud_sync.errors import CentralStoreError
+from cloud_sync.ports import EventRow, Lane, TelemetryRow
+
+__all__ = ["BatchMeta", "CentralStore", "StoreResult"]
+
+_LOG = structlog.get_logger(__name__)
+
+# Keeps the audit table bounded even if a misconfigured gateway sends garbage all day.
+MAX_REJECTED_ROWS: Final = 100_000
+# Digest of a placeholder for a batch the gateway evicted unsent (reported by ``outbox.gap``).
+_EVICTED: Final = b""
+_MAX_EVICTED_RANGE: Final = 1_000_000
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS gateways (
+    gateway_id TEXT PRIMARY KEY,
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    state TEXT NOT NULL DEFAULT 'unknown',
+    state_ts REAL,
+    backlog TEXT NOT NULL DEFAULT '{}',
+    reported_seq TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS lanes (
+    gateway_id TEXT NOT NULL,
+    lane TEXT NOT NULL,
+    acked INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (gateway_id, lane)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS batches (
+    gateway_id TEXT NOT NULL,
+    lane TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    digest BLOB NOT NULL,
+    key_id TEXT NOT NULL,
+    sealed_at REAL NOT NULL,
+    received_at REAL NOT NULL,
+    record_count INTEGER NOT NULL,
+    historical INTEGER NOT NULL,
+    transport TEXT NOT NULL,
+    PRIMARY KEY (gateway_id, lane, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS telemetry (
+    gateway_id TEXT NOT NULL,
+    point_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    source_ts REAL,
+    value,
+    quality INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    historical INTEGER NOT NULL,
+    seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS telemetry_point_ts ON telemetry (point_id, ts);
+CREATE TABLE IF NOT EXISTS latest (
+    point_id TEXT PRIMARY KEY,
+    gateway_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    source_ts REAL,
+    value,
+    quality INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    gateway_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    source TEXT NOT NULL,
+    ts REAL NOT NULL,
+    data TEXT NOT NULL,
+    historical INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
+CREATE TABLE IF NOT EXISTS rejected (
+    id INTEGER PRIMARY KEY,
+    received_at REAL NOT NULL,
+    transport TEXT NOT NULL,
+    gateway_id TEXT NOT NULL,
+    lane TEXT NOT NULL,
+    seq INTEGER,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    digest BLOB NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchMeta:
+    gateway_id: str
+    lane: Lane
+    seq: int
+    key_id: str
+    sealed_at: float
+    historical: bool
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    stored: bool  # False: this (gateway, lane, seq) was already stored
+    same_bytes: bool  # for a duplicate: whether the bytes match the stored batch's digest
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class CentralStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = _connect(path)
+            self._db.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise CentralStoreError(f"{path}: cannot open central database: {exc}") from exc
+        self._lock = threading.Lock()
+        self._rejections = 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- writing -------------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise CentralStoreError(f"central database: {exc}") from exc
+
+    def store_batch(
+        self,
+        meta: BatchMeta,
+        records: Sequence[TelemetryRow] | Sequence[EventRow],
+        *,
+        transport: str,
+        received_at: float,
+    ) -> StoreResult:
+        """Store one verified batch once; a second arrival of the same key changes nothing."""
+        gw, lane, seq = meta.gateway_id, str(meta.lane), meta.seq
+        with self._transaction() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    gw,
+                    lane,
+                    seq,
+                    meta.digest,
+                    meta.key_id,
+                    meta.sealed_at,
+                    received_at,
+                    len(records),
+                    int(meta.historical),
+                    transport,
+                ),
+            )
+            self._touch(db, gw, received_at)
+            if cur.rowcount == 0:
+                row = db.execute(
+                    "SELECT digest FROM batches WHERE gateway_id=? AND lane=? AND seq=?", (gw, lane, seq)
+                ).fetchone()
+                if bytes(row[0]) != _EVICTED:
+                    return StoreResult(stored=False, same_bytes=bytes(row[0]) == meta.digest)
+                # The gateway reported this batch evicted, yet it arrived (it was in flight): keep it.
+                db.execute(
+                    "UPDATE batches SET digest=?, key_id=?, sealed_at=?, received_at=?, record_count=?,"
+                    " historical=?, transport=? WHERE gateway_id=? AND lane=? AND seq=?",
+                    (
+                        meta.digest,
+                        meta.key_id,
+                        meta.sealed_at,
+                        received_at,
+                        len(records),
+                        int(meta.historical),
+                        transport,
+                        gw,
+                        lane,
+                        seq,
+                    ),
+                )
+            hist = int(meta.historical)
+            if meta.lane is Lane.TELEMETRY:
+                self._insert_telemetry(db, gw, seq, hist, records)  # type: ignore[arg-type]
+            else:
+                db.executemany(
+                    "INSERT INTO events (gateway_id, seq, kind, source, ts, data, historical)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(gw, seq, r.kind, r.source, r.ts, json.dumps(r.data), hist) for r in records],  # type: ignore[union-attr]
+                )
+                self._note_evictions(db, gw, records, received_at)  # type: ignore[arg-type]
+            self._advance(db, gw, lane)
+        return StoreResult(stored=True, same_bytes=True)
+
+    @staticmethod
+    def _insert_telemetry(
+        db: sqlite3.Connection, gw: str, seq: int, hist: int, records: Sequence[TelemetryRow]
+    ) -> None:
+        db.executemany(
+            "INSERT INTO telemetry VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (gw, r.point_id, r.receipt_ts, r.source_ts, r.value, r.quality, r.reason, hist, seq)
+                for r in records
+            ],
+        )
+        # Only the newest record of each point in this batch can change the latest table.
+        newest: dict[str, TelemetryRow] = {}
+        for r in records:
+            seen = newest.get(r.point_id)
+            if seen is None or r.receipt_ts >= seen.receipt_ts:
+                newest[r.point_id] = r
+        db.executemany(
+            "INSERT INTO latest VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (point_id) DO UPDATE SET"
+            " gateway_id=excluded.gateway_id, ts=excluded.ts, source_ts=excluded.source_ts,"
+            " value=excluded.value, quality=excluded.quality, reason=excluded.reason"
+            " WHERE excluded.ts >= latest.ts",
+            [
+                (r.point_id, gw, r.receipt_ts, r.source_ts, r.value, r.quality, r.reason)
+                for r in newest.values()
+            ],
+        )
+
+    @staticmethod
+    def _touch(db: sqlite3.Connection, gw: str, now: float) -> None:
+        db.execute(
+            "INSERT INTO gateways (gateway_id, first_seen, last_seen) VALUES (?, ?, ?)"
+            " ON CONFLICT (gateway_id) DO UPDATE SET last_seen=max(last_seen, excluded.last_seen)",
+            (gw, now, now),
+        )
+
+    @staticmethod
+    def _advance(db: sqlite3.Connection, gw: str, lane: str) -> None:
+        """Move the lane's contiguous ack over every batch now present right above it."""
+        db.execute("INSERT OR IGNORE INTO lanes (gateway_id, lane) VALUES (?, ?)", (gw, lane))
+        (acked,) = db.execute("SELECT acked FROM lanes WHERE gateway_id=? AND lane=?", (gw, lane)).fetchone()
+        new_acked = acked
+        # Batches above the ack are few (the resend window), so this walk is short.
+        for (next_seq,) in db.execute(
+            "SELECT seq FROM batches WHERE gateway_id=? AND lane=? AND seq>? ORDER BY seq",
+            (gw, lane, acked),
+        ):
+            if next_seq != new_acked + 1:
+                break
+            new_acked = next_seq
+        if new_acked != acked:
+            db.execute("UPDATE lanes SET acked=? WHERE gateway_id=? AND lane=?", (new_acked, gw, lane))
+
+    def _note_evictions(
+        self, db: sqlite3.Connection, gw: str, records: Sequence[EventRow], received_at: float
+    ) -> None:
+        """An ``outbox.gap`` naming evicted sealed telemetry batches: those seqs will never come.
+
+        They are recorded as placeholders so the contiguous ack can pass them; without this a
+        gateway that evicted batch 7 would be acknowledged at 6 forever.
+        """
+        for r in records:
+            if r.kind != "outbox.gap":
+                continue
+            lo, hi = r.data.get("seq_from"), r.data.get("seq_to")
+            if (
+                type(lo) is not int
+                or type(hi) is not int
+                or not 1 <= lo <= hi
+                or hi - lo > _MAX_EVICTED_RANGE
+            ):
+                continue
+            db.executemany(
+                "INSERT OR IGNORE INTO batches VALUES (?, 'telemetry', ?, ?, '', 0, ?, 0, 0, 'evicted')",
+                [(gw, seq, _EVICTED, received_at) for seq in range(lo, hi + 1)],
+            )
+            _LOG.warning("gateway evicted sealed telemetry batches", gateway=gw, seq_from=lo, seq_to=hi)
+            self._advance(db, gw, str(Lane.TELEMETRY))
+
+    def record_rejection(
+        self,
+        *,
+        received_at: float,
+        transport: str,
+        gateway_id: str,
+        lane: str,
+        seq: int | None,
+        reason: str,
+        detail: str,
+        size: int,
+        digest: bytes,
+    ) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO rejected (received_at, transport, gateway_id, lane, seq, reason, detail, size,"
+                " digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    received_at,
+                    transport,
+                    gateway_id[:200],
+                    lane[:50],
+                    seq,
+                    reason,
+                    detail[:500],
+                    size,
+                    digest,
+                ),
+            )
+            self._rejections += 1
+            if self._rejections % 1000 == 0:
+                db.execute(
+                    "DELETE FROM rejected WHERE id <= (SELECT max(id) FROM rejected) - ?",
+                    (MAX_REJECTED_ROWS,),
+                )
+
+    def note_state(self, gateway_id: str, state: dict[str, Any], received_at: float) -> None:
+        """Record what a gateway's retained state message says (online/offline, backlog, seq)."""
+        with self._transaction() as db:
+            self._touch(db, gateway_id, received_at)
+            db.execute(
+                "UPDATE gateways SET state=?, state_ts=?, backlog=?, reported_seq=? WHERE gateway_id=?",
+                (
+                    str(state.get("state", "unknown")),
+                    received_at,
+                    json.dumps(state.get("backlog") or {}),
+                    json.dumps(state.get("seq") or {}),
+                    gateway_id,
+                ),
+            )
+
+    # -- ack positions -------------------------------------------------------------------------
+
+    def ack_position(self, gateway_id: str, lane: Lane) -> tuple[int, tuple[tuple[int, int], ...]]:
+        """(highest contiguous seq stored, gaps below the highest seq stored, as inclusive ranges)."""
+        with self._lock:
+            try:
+                return self._ack_position(self._db, gateway_id, lane)
+            except sqlite3.Error as exc:
+                raise CentralStoreError(f"central database: {exc}") from exc
+
+    @staticmethod
+    def _ack_position(
+        db: sqlite3.Connection, gateway_id: str, lane: Lane
+    ) -> tuple[int, tuple[tuple[int, int], ...]]:
+        row = db.execute(
+            "SELECT acked FROM lanes WHERE gateway_id=? AND lane=?", (gateway_id, str(lane))
+        ).fetchone()
+        acked = int(row[0]) if row else 0
+        missing: list[tuple[int, int]] = []
+        expected = acked + 1
+        for (seq,) in db.execute(
+            "SELECT seq FROM batches WHERE gateway_id=? AND lane=? AND seq>? ORDER BY seq",
+            (gateway_id, str(lane), acked),
+        ):
+            if seq > expected:
+                missing.append((expected, seq - 1))
+                if len(missing) >= MAX_MISSING_RANGES:
+                    break
+            expected = seq + 1
+        return acked, tuple(missing)
+
+    # -- reading (own connection per call) -------------------------------------------------------
+
+    @contextmanager
+    def reader(self) -> Iterator[sqlite3.Connection]:
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30.0)
+        except sqlite3.Error as exc:
+            raise CentralStoreError(f"central database: {exc}") from exc
+        conn.row_factory = sqlite3.Row
+        try:
+            yield conn
+        except sqlite3.Error as exc:
+            raise CentralStoreError(f"central database: {exc}") from exc
+        finally:
+            conn.close()
+
+    def count(self, table: str) -> int:
+        if table not in {"batches", "telemetry", "latest", "events", "rejected", "gateways"}:
+            raise ValueError(table)
+        with self.reader() as db:
+            return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608

@@ -1,0 +1,394 @@
+"""A small private PKI for one site: CA, broker certificate, client certificates, broker passwords.
+
+Everything lives under one directory (``PkiLayout``)::
+
+    DIR/ca.crt  ca.key                      the private CA (keep ca.key offline after set-up)
+    DIR/broker/broker.crt  broker.key       the Mosquitto server certificate (SANs: localhost,
+                                             127.0.0.1 and the hostnames given)
+    DIR/broker/passwd                        Mosquitto password file (``$7$`` PBKDF2-SHA512 lines)
+    DIR/clients/<name>/client.crt  client.key  password
+                                             one folder per gateway id, plus ``central``
+
+Keys are ECDSA P-256: Mosquitto 2.0.11 on OpenSSL accepts them for both the server and client
+side, and they are much cheaper to create than RSA. Ed25519 X.509 certificates are *not* used
+because TLS stacks of older brokers and clients still reject them.
+
+The password file format is Mosquitto 2.x's ``user:$7$ITERATIONS$SALT_B64$HASH_B64`` with a
+12-byte salt and a 64-byte PBKDF2-HMAC-SHA512 hash (checked against ``mosquitto_passwd``'s output),
+so no external tool is needed.
+
+Time is passed in (``now``) so that tests can make certificates for any moment.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import ipaddress
+import os
+import re
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+__all__ = [
+    "CENTRAL_USER",
+    "CertificateAuthority",
+    "ClientCredentials",
+    "PkiError",
+    "PkiLayout",
+    "check_password",
+    "create_ca",
+    "issue_client",
+    "issue_server",
+    "load_ca",
+    "new_password",
+    "password_line",
+    "set_password",
+    "validate_client_name",
+]
+
+_LOG = structlog.get_logger(__name__)
+
+# The central service's broker user. A gateway may not take this name (see validate_client_name).
+CENTRAL_USER = "central"
+# Gateway ids become MQTT usernames and topic levels (ACL patterns use %u), so they must not
+# contain topic separators or wildcards; the same rule as docs/protocol.md §1.
+_CLIENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# Mosquitto 2.0's own default; the broker hashes on every password login, so more costs CPU there.
+_PBKDF2_ITERATIONS = 101
+_SALT_BYTES = 12
+_HASH_BYTES = 64
+
+
+class PkiError(Exception):
+    """The PKI directory is missing something or a name is not acceptable."""
+
+
+@dataclass(frozen=True, slots=True)
+class PkiLayout:
+    root: Path
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.root / "ca.crt"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.root / "ca.key"
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.root / "broker"
+
+    @property
+    def broker_cert(self) -> Path:
+        return self.broker_dir / "broker.crt"
+
+    @property
+    def broker_key(self) -> Path:
+        return self.broker_dir / "broker.key"
+
+    @property
+    def password_file(self) -> Path:
+        return self.broker_dir / "passwd"
+
+    def client_dir(self, name: str) -> Path:
+        return self.root / "clients" / name
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateAuthority:
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCredentials:
+    name: str  # gateway id or CENTRAL_USER; also the certificate CN and the broker username
+    cert_path: Path
+    key_path: Path
+    password: str
+    password_path: Path
+
+
+def validate_client_name(name: str, *, allow_central: bool = False) -> str:
+    if not _CLIENT_NAME.fullmatch(name):
+        raise PkiError(
+            f"{name!r} is not a usable gateway id: 1-64 of A-Z a-z 0-9 _ . -, "
+            "starting with a letter or digit"
+        )
+    if name == CENTRAL_USER and not allow_central:
+        raise PkiError(f"{CENTRAL_USER!r} is reserved for the central service")
+    return name
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a secret with mode 0600 from the start (no window where it is world-readable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.chmod(path, 0o600)
+
+
+def _write_public(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _cert_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _new_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Gatehouse"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _validity(now: dt.datetime, valid_days: int) -> tuple[dt.datetime, dt.datetime]:
+    # Back-date a little: a gateway whose clock is slightly behind must still accept the broker.
+    return now - dt.timedelta(hours=1), now + dt.timedelta(days=valid_days)
+
+
+def create_ca(
+    layout: PkiLayout,
+    *,
+    now: dt.datetime,
+    common_name: str = "Gatehouse private CA",
+    valid_days: int = 3650,
+    overwrite: bool = False,
+) -> CertificateAuthority:
+    if layout.ca_cert.exists() and not overwrite:
+        raise PkiError(f"{layout.ca_cert} exists; refusing to replace a CA that certificates hang off")
+    key = _new_key()
+    not_before, not_after = _validity(now, valid_days)
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(_name(common_name))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(ski, critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    _write_private(layout.ca_key, _key_pem(key))
+    _write_public(layout.ca_cert, _cert_pem(cert))
+    _LOG.info("pki.ca_created", path=str(layout.ca_cert))
+    return CertificateAuthority(cert=cert, key=key)
+
+
+def load_ca(layout: PkiLayout) -> CertificateAuthority:
+    try:
+        cert = x509.load_pem_x509_certificate(layout.ca_cert.read_bytes())
+        key = serialization.load_pem_private_key(layout.ca_key.read_bytes(), password=None)
+    except FileNotFoundError as exc:
+        raise PkiError(f"no CA in {layout.root}: run `gatehouse certs init` first") from exc
+    except ValueError as exc:
+        raise PkiError(f"CA files in {layout.root} are not readable PEM: {exc}") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise PkiError(f"{layout.ca_key} is not an EC key")
+    return CertificateAuthority(cert=cert, key=key)
+
+
+def _leaf(
+    ca: CertificateAuthority,
+    *,
+    common_name: str,
+    key: ec.EllipticCurvePrivateKey,
+    usage: x509.ObjectIdentifier,
+    now: dt.datetime,
+    valid_days: int,
+    san: x509.SubjectAlternativeName | None,
+) -> x509.Certificate:
+    not_before, not_after = _validity(now, valid_days)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=True,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
+        )
+    )
+    if san is not None:
+        builder = builder.add_extension(san, critical=False)
+    return builder.sign(ca.key, hashes.SHA256())
+
+
+def _san(hostnames: Iterable[str]) -> x509.SubjectAlternativeName:
+    names: list[x509.GeneralName] = []
+    seen: set[str] = set()
+    for host in ("localhost", "127.0.0.1", *hostnames):
+        if host in seen:
+            continue
+        seen.add(host)
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    return x509.SubjectAlternativeName(names)
+
+
+def issue_server(
+    ca: CertificateAuthority,
+    layout: PkiLayout,
+    *,
+    hostnames: Sequence[str] = (),
+    now: dt.datetime,
+    valid_days: int = 825,
+) -> tuple[Path, Path]:
+    """Broker certificate with SANs ``localhost``, ``127.0.0.1`` and ``hostnames``."""
+    key = _new_key()
+    common_name = hostnames[0] if hostnames else "localhost"
+    cert = _leaf(
+        ca,
+        common_name=common_name,
+        key=key,
+        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        now=now,
+        valid_days=valid_days,
+        san=_san(hostnames),
+    )
+    _write_private(layout.broker_key, _key_pem(key))
+    _write_public(layout.broker_cert, _cert_pem(cert))
+    _LOG.info("pki.server_issued", path=str(layout.broker_cert), hostnames=list(hostnames))
+    return layout.broker_cert, layout.broker_key
+
+
+def issue_client(
+    ca: CertificateAuthority,
+    layout: PkiLayout,
+    name: str,
+    *,
+    now: dt.datetime,
+    valid_days: int = 825,
+    password: str | None = None,
+) -> ClientCredentials:
+    """Client certificate (CN = ``name``), a random broker password, and its password-file line."""
+    validate_client_name(name, allow_central=True)
+    folder = layout.client_dir(name)
+    key = _new_key()
+    cert = _leaf(
+        ca,
+        common_name=name,
+        key=key,
+        usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+        now=now,
+        valid_days=valid_days,
+        san=None,
+    )
+    cert_path, key_path, password_path = folder / "client.crt", folder / "client.key", folder / "password"
+    secret = password if password is not None else new_password()
+    _write_private(key_path, _key_pem(key))
+    _write_public(cert_path, _cert_pem(cert))
+    _write_private(password_path, (secret + "\n").encode())
+    set_password(layout.password_file, name, secret)
+    _LOG.info("pki.client_issued", name=name, path=str(cert_path))
+    return ClientCredentials(
+        name=name, cert_path=cert_path, key_path=key_path, password=secret, password_path=password_path
+    )
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def password_line(
+    username: str, password: str, *, salt: bytes | None = None, iterations: int = _PBKDF2_ITERATIONS
+) -> str:
+    """One Mosquitto 2.x password-file line (without the newline)."""
+    if ":" in username:
+        raise PkiError("a broker username cannot contain ':'")
+    salt = salt if salt is not None else secrets.token_bytes(_SALT_BYTES)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, _HASH_BYTES)
+    salt_b64 = base64.b64encode(salt).decode()
+    hash_b64 = base64.b64encode(digest).decode()
+    return f"{username}:$7${iterations}${salt_b64}${hash_b64}"
+
+
+def check_password(line: str, password: str) -> bool:
+    """Does ``password`` match this password-file line? (The broker's check, for tests and doctor.)"""
+    _, _, encoded = line.strip().partition(":")
+    parts = encoded.split("$")
+    if len(parts) != 5 or parts[1] != "7":
+        raise PkiError(f"not a Mosquitto $7$ password line: {line!r}")
+    iterations, salt, expected = int(parts[2]), base64.b64decode(parts[3]), base64.b64decode(parts[4])
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, len(expected))
+    return hmac.compare_digest(digest, expected)
+
+
+def set_password(password_file: Path, username: str, password: str) -> None:
+    """Add ``username`` to the password file, replacing an earlier line for the same user."""
+    lines: list[str] = []
+    if password_file.exists():
+        lines = [
+            line
+            for line in password_file.read_text().splitlines()
+            if line.strip() and line.split(":", 1)[0] != username
+        ]
+    lines.append(password_line(username, password))
+    _write_private(password_file, ("\n".join(lines) + "\n").encode())

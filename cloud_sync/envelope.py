@@ -1,0 +1,410 @@
+"""The signed batch envelope: seal (encode + sign), decode, verify. Pure: no I/O, no clock.
+
+The byte layout is specified in ``docs/protocol.md``; this module is one implementation of it.
+In short::
+
+    envelope     = msgpack array [ "GH1", signed_bytes (bin), signature (bin, 64 bytes) ]
+    signed_bytes = msgpack map {v, gw, lane, seq, sealed_at, n, kid, hist, codec, records}
+    records      = one zstd frame holding a msgpack map of columns
+
+The signature is Ed25519 over ``signed_bytes`` exactly as carried, so a verifier never has to
+re-encode anything. Sealing is deterministic (same rows, same arguments → same bytes), but a
+resend never re-seals: the outbox stores the bytes once and sends them as they are.
+
+A receiver should call :func:`decode_header` (cheap, bounded), look up the key, verify, and only
+then :func:`decode_records`, so that unauthenticated input is never decompressed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgpack
+import zstandard
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from cloud_sync.ack import AckMessage, decode_ack, encode_ack
+from cloud_sync.errors import EnvelopeError, SignatureError
+from cloud_sync.ports import EventRow, Lane, Sealer, TelemetryRow
+
+__all__ = [
+    "CODEC_ZSTD",
+    "MAGIC",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_RECORDS",
+    "MAX_RECORDS_BYTES",
+    "VERSION",
+    "AckMessage",
+    "Envelope",
+    "EnvelopeHeader",
+    "decode_ack",
+    "decode_envelope",
+    "decode_header",
+    "decode_records",
+    "encode_ack",
+    "from_us",
+    "make_sealer",
+    "to_us",
+    "valid_gateway_id",
+    "verify_envelope",
+]
+
+MAGIC: Final = "GH1"
+VERSION: Final = 1
+CODEC_ZSTD: Final = "zstd"
+MAX_PAYLOAD_BYTES: Final = 8 * 1024 * 1024
+MAX_RECORDS: Final = 100_000
+# Decompressed size of the records; a zstd frame may declare no more than this.
+MAX_RECORDS_BYTES: Final = 64 * 1024 * 1024
+SIGNATURE_BYTES: Final = 64
+ZSTD_LEVEL: Final = 3
+
+_HEADER_KEYS: Final = ("v", "gw", "lane", "seq", "sealed_at", "n", "kid", "hist", "codec", "records")
+_TELEMETRY_KEYS: Final = ("pid", "p", "v", "q", "r", "t", "s")
+_EVENT_KEYS: Final = ("k", "src", "t", "d")
+_GATEWAY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_KEY_ID = re.compile(r"[0-9a-f]{16}")
+_MAX_UINT64: Final = 2**64 - 1
+
+
+def valid_gateway_id(gateway_id: str) -> bool:
+    """Gateway ids become MQTT topic levels and usernames: no ``/``, ``+``, ``#`` or spaces."""
+    return _GATEWAY_ID.fullmatch(gateway_id) is not None
+
+
+def to_us(ts: float) -> int:
+    """Seconds → integer microseconds, as timestamps travel in the records."""
+    return round(ts * 1_000_000)
+
+
+def from_us(us: int) -> float:
+    return us / 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeHeader:
+    """Everything of an envelope except the decoded records; cheap to obtain, not yet trusted."""
+
+    version: int
+    gateway_id: str
+    lane: Lane
+    seq: int
+    sealed_at: float
+    record_count: int
+    key_id: str
+    historical: bool
+    codec: str
+    records_blob: bytes
+    signed_bytes: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    version: int
+    gateway_id: str
+    lane: Lane
+    seq: int
+    sealed_at: float
+    record_count: int
+    key_id: str
+    historical: bool
+    records: list[TelemetryRow] | list[EventRow]
+    signed_bytes: bytes
+    signature: bytes
+
+
+# --- sealing -------------------------------------------------------------------------------
+
+
+def _canonical(obj: Any) -> Any:
+    """Sort map keys recursively so that equal event data always packs to equal bytes."""
+    if isinstance(obj, dict):
+        return {k: _canonical(obj[k]) for k in sorted(obj)}
+    if isinstance(obj, list | tuple):
+        return [_canonical(v) for v in obj]
+    return obj
+
+
+def _delta(values_us: list[int]) -> list[int]:
+    if not values_us:
+        return []
+    return [values_us[0], *(b - a for a, b in zip(values_us, values_us[1:], strict=False))]
+
+
+def _undelta(deltas: list[int]) -> list[int]:
+    out: list[int] = []
+    acc = 0
+    for d in deltas:
+        acc += d
+        out.append(acc)
+    return out
+
+
+def _telemetry_columns(rows: Sequence[TelemetryRow]) -> dict[str, Any]:
+    index: dict[str, int] = {}
+    p: list[int] = []
+    t_us: list[int] = []
+    s: list[int | None] = []
+    for row in rows:
+        if not isinstance(row, TelemetryRow):
+            raise EnvelopeError("a telemetry batch holds TelemetryRow records only", reason="bad_rows")
+        p.append(index.setdefault(row.point_id, len(index)))
+        r_us = to_us(row.receipt_ts)
+        t_us.append(r_us)
+        s.append(None if row.source_ts is None else to_us(row.source_ts) - r_us)
+    return {
+        "pid": list(index),
+        "p": p,
+        "v": [row.value for row in rows],
+        "q": [int(row.quality) for row in rows],
+        "r": [str(row.reason) for row in rows],
+        "t": _delta(t_us),
+        "s": s,
+    }
+
+
+def _event_columns(rows: Sequence[EventRow]) -> dict[str, Any]:
+    for row in rows:
+        if not isinstance(row, EventRow):
+            raise EnvelopeError("an event batch holds EventRow records only", reason="bad_rows")
+    return {
+        "k": [row.kind for row in rows],
+        "src": [row.source for row in rows],
+        "t": _delta([to_us(row.ts) for row in rows]),
+        "d": [_canonical(row.data) for row in rows],
+    }
+
+
+def _pack(obj: Any) -> bytes:
+    try:
+        packed: bytes = msgpack.packb(obj, use_bin_type=True, strict_types=False)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EnvelopeError(f"records cannot be packed: {exc}", reason="bad_rows") from exc
+    return packed
+
+
+def make_sealer(gateway_id: str, key_id: str, private_key: Ed25519PrivateKey) -> Sealer:
+    """A :class:`~cloud_sync.ports.Sealer` that signs with ``private_key`` as ``gateway_id``."""
+    if not valid_gateway_id(gateway_id):
+        raise ValueError(f"invalid gateway id {gateway_id!r}")
+    if _KEY_ID.fullmatch(key_id) is None:
+        raise ValueError(f"invalid key id {key_id!r}: 16 lower-case hex characters expected")
+    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True, write_checksum=False)
+
+    def seal(
+        *,
+        lane: Lane,
+        seq: int,
+        rows: Sequence[TelemetryRow] | Sequence[EventRow],
+        historical: bool,
+        sealed_at: float,
+    ) -> bytes:
+        lane = Lane(lane)
+        if not 1 <= seq <= _MAX_UINT64:
+            raise ValueError(f"sequence numbers start at 1, got {seq}")
+        if len(rows) > MAX_RECORDS:
+            raise EnvelopeError(f"{len(rows)} records exceed {MAX_RECORDS}", reason="too_many_records")
+        columns = (
+            _telemetry_columns(rows)  # type: ignore[arg-type]
+            if lane is Lane.TELEMETRY
+            else _event_columns(rows)  # type: ignore[arg-type]
+        )
+        raw = _pack(columns)
+        if len(raw) > MAX_RECORDS_BYTES:
+            raise EnvelopeError("records exceed the decompressed size limit", reason="too_large")
+        header = {
+            "v": VERSION,
+            "gw": gateway_id,
+            "lane": str(lane),
+            "seq": seq,
+            "sealed_at": float(sealed_at),
+            "n": len(rows),
+            "kid": key_id,
+            "hist": bool(historical),
+            "codec": CODEC_ZSTD,
+            "records": compressor.compress(raw),
+        }
+        signed_bytes = _pack(header)
+        payload = _pack([MAGIC, signed_bytes, private_key.sign(signed_bytes)])
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise EnvelopeError("sealed batch exceeds the payload limit; seal fewer rows", reason="too_large")
+        return payload
+
+    return seal
+
+
+# --- decoding -------------------------------------------------------------------------------
+
+
+def _unpack(data: bytes, what: str) -> Any:
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        # ExtraData, FormatError, StackError and "incomplete input" all land here.
+        raise EnvelopeError(f"{what} is not one msgpack object: {exc}", reason="malformed") from exc
+
+
+def _want(cond: bool, message: str) -> None:
+    if not cond:
+        raise EnvelopeError(message, reason="malformed")
+
+
+def _is_uint(value: Any) -> bool:
+    return type(value) is int and 0 <= value <= _MAX_UINT64
+
+
+def decode_header(payload: bytes) -> EnvelopeHeader:
+    """Parse the outer array and the signed header; the records stay compressed."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise EnvelopeError(f"payload of {len(payload)} bytes exceeds the limit", reason="too_large")
+    outer = _unpack(payload, "envelope")
+    _want(isinstance(outer, list) and len(outer) == 3, "envelope is not a 3-element array")
+    magic, signed_bytes, signature = outer
+    _want(magic == MAGIC, f"unknown envelope magic {magic!r}")
+    _want(isinstance(signed_bytes, bytes), "signed part is not bin")
+    _want(isinstance(signature, bytes) and len(signature) == SIGNATURE_BYTES, "signature is not 64 bytes")
+    header = _unpack(signed_bytes, "signed part")
+    _want(isinstance(header, dict), "signed part is not a map")
+    _want(tuple(header) == _HEADER_KEYS, f"signed part keys {list(header)} != {list(_HEADER_KEYS)}")
+    version = header["v"]
+    if version != VERSION or type(version) is not int:
+        raise EnvelopeError(f"unsupported envelope version {version!r}", reason="unsupported_version")
+    gw, lane, seq, sealed_at = header["gw"], header["lane"], header["seq"], header["sealed_at"]
+    n, kid, hist, codec, blob = header["n"], header["kid"], header["hist"], header["codec"], header["records"]
+    _want(isinstance(gw, str) and valid_gateway_id(gw), "gw is not a valid gateway id")
+    _want(lane in (Lane.EVENT.value, Lane.TELEMETRY.value), f"unknown lane {lane!r}")
+    _want(_is_uint(seq) and seq >= 1, "seq is not an unsigned integer ≥ 1")
+    _want(type(sealed_at) is float, "sealed_at is not a float")
+    _want(_is_uint(n) and n <= MAX_RECORDS, "n is not a record count within the limit")
+    _want(isinstance(kid, str) and _KEY_ID.fullmatch(kid) is not None, "kid is not 16 hex characters")
+    _want(type(hist) is bool, "hist is not a boolean")
+    _want(codec == CODEC_ZSTD, f"unknown codec {codec!r}")
+    _want(isinstance(blob, bytes), "records is not bin")
+    return EnvelopeHeader(
+        version=version,
+        gateway_id=gw,
+        lane=Lane(lane),
+        seq=seq,
+        sealed_at=sealed_at,
+        record_count=n,
+        key_id=kid,
+        historical=hist,
+        codec=codec,
+        records_blob=blob,
+        signed_bytes=signed_bytes,
+        signature=signature,
+    )
+
+
+def verify_envelope(env: Envelope | EnvelopeHeader, public_key: Ed25519PublicKey) -> None:
+    """Raise :class:`SignatureError` unless ``signature`` is ``public_key``'s over ``signed_bytes``."""
+    try:
+        public_key.verify(env.signature, env.signed_bytes)
+    except InvalidSignature as exc:
+        raise SignatureError(f"signature of {env.gateway_id}/{env.lane}/{env.seq} does not verify") from exc
+
+
+def _decompress(blob: bytes) -> bytes:
+    try:
+        declared = zstandard.get_frame_parameters(blob).content_size
+    except zstandard.ZstdError as exc:
+        raise EnvelopeError(f"records are not a zstd frame: {exc}", reason="malformed") from exc
+    if declared == zstandard.CONTENTSIZE_UNKNOWN:
+        raise EnvelopeError("records frame does not declare its content size", reason="malformed")
+    if declared > MAX_RECORDS_BYTES:
+        raise EnvelopeError(f"records declare {declared} bytes, over the limit", reason="too_large")
+    dobj = zstandard.ZstdDecompressor().decompressobj()
+    try:
+        raw = dobj.decompress(blob)
+    except zstandard.ZstdError as exc:
+        raise EnvelopeError(f"records do not decompress: {exc}", reason="malformed") from exc
+    _want(dobj.eof and not dobj.unused_data, "records are not exactly one complete zstd frame")
+    _want(len(raw) == declared, "records frame content size does not match its header")
+    return raw
+
+
+def _columns(raw: bytes, keys: tuple[str, ...], n: int) -> dict[str, Any]:
+    columns: dict[str, Any] = _unpack(raw, "records")
+    _want(isinstance(columns, dict) and tuple(columns) == keys, f"records keys must be {list(keys)}")
+    for key in keys:
+        col = columns[key]
+        _want(isinstance(col, list), f"column {key} is not an array")
+        _want(key == "pid" or len(col) == n, f"column {key} has {len(col)} entries, n is {n}")
+    _want(all(type(x) is int for x in columns["t"]), "column t holds non-integers")
+    return columns
+
+
+def _plain(obj: Any, depth: int = 0) -> bool:
+    """Event data must stay JSON-friendly: str, int, float, bool, nil, arrays and str-keyed maps."""
+    if depth > 32:
+        return False
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return True
+    if isinstance(obj, list):
+        return all(_plain(v, depth + 1) for v in obj)
+    if isinstance(obj, dict):
+        return all(isinstance(k, str) and _plain(v, depth + 1) for k, v in obj.items())
+    return False
+
+
+def _telemetry_rows(columns: dict[str, Any]) -> list[TelemetryRow]:
+    pid, p, v, q, r, s = (columns[k] for k in ("pid", "p", "v", "q", "r", "s"))
+    _want(all(isinstance(x, str) for x in pid), "pid holds non-strings")
+    _want(all(type(i) is int and 0 <= i < len(pid) for i in p), "p holds an index outside pid")
+    _want(all(type(x) is int and 0 <= x <= 2 for x in q), "q holds an unknown quality")
+    _want(all(isinstance(x, str) for x in r), "r holds non-strings")
+    _want(all(x is None or type(x) is int for x in s), "s holds something other than nil or int")
+    _want(all(x is None or isinstance(x, bool | int | float | str) for x in v), "v holds an unsupported type")
+    t = _undelta(columns["t"])
+    return [
+        TelemetryRow(
+            point_id=pid[p[i]],
+            value=v[i],
+            quality=q[i],
+            reason=r[i],
+            receipt_ts=from_us(t[i]),
+            source_ts=None if s[i] is None else from_us(t[i] + s[i]),
+        )
+        for i in range(len(p))
+    ]
+
+
+def _event_rows(columns: dict[str, Any]) -> list[EventRow]:
+    k, src, d = columns["k"], columns["src"], columns["d"]
+    _want(all(isinstance(x, str) for x in k), "k holds non-strings")
+    _want(all(isinstance(x, str) for x in src), "src holds non-strings")
+    _want(all(isinstance(x, dict) and _plain(x) for x in d), "d holds something other than plain maps")
+    t = _undelta(columns["t"])
+    return [EventRow(kind=k[i], source=src[i], ts=from_us(t[i]), data=d[i]) for i in range(len(k))]
+
+
+def decode_records(header: EnvelopeHeader) -> list[TelemetryRow] | list[EventRow]:
+    """Decompress and decode the records; call this only after :func:`verify_envelope`."""
+    raw = _decompress(header.records_blob)
+    if header.lane is Lane.TELEMETRY:
+        return _telemetry_rows(_columns(raw, _TELEMETRY_KEYS, header.record_count))
+    return _event_rows(_columns(raw, _EVENT_KEYS, header.record_count))
+
+
+def decode_envelope(payload: bytes) -> Envelope:
+    """Decode everything (not verified: call :func:`verify_envelope` before trusting it)."""
+    header = decode_header(payload)
+    records = decode_records(header)
+    return Envelope(
+        version=header.version,
+        gateway_id=header.gateway_id,
+        lane=header.lane,
+        seq=header.seq,
+        sealed_at=header.sealed_at,
+        record_count=header.record_count,
+        key_id=header.key_id,
+        historical=header.historical,
+        records=records,
+        signed_bytes=header.signed_bytes,
+        signature=header.signature,
+    )

@@ -1,0 +1,106 @@
+"""Ed25519 keys for signing batches: generate, save (PEM), load, and the key id.
+
+The key id is the first 16 hex characters of SHA-256 over the raw 32-byte public key, so a
+receiver in any language can compute it from the public key alone (docs/protocol.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import structlog
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from cloud_sync.errors import KeyFileError
+
+__all__ = [
+    "generate_private_key",
+    "key_id",
+    "load_private_key",
+    "load_public_key",
+    "parse_public_key",
+    "public_key_pem",
+    "raw_public_key",
+    "save_private_key",
+    "save_public_key",
+]
+
+_LOG = structlog.get_logger(__name__)
+
+_PRIVATE_KEY_MODE = 0o600
+
+
+def generate_private_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+def raw_public_key(public_key: Ed25519PublicKey) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    return hashlib.sha256(raw_public_key(public_key)).hexdigest()[:16]
+
+
+def public_key_pem(public_key: Ed25519PublicKey) -> str:
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode("ascii")
+
+
+def save_private_key(private_key: Ed25519PrivateKey, path: Path) -> None:
+    """Write PKCS#8 PEM, created 0600 from the start so the key is never world-readable."""
+    pem = private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _PRIVATE_KEY_MODE)
+    try:
+        os.write(fd, pem)
+    finally:
+        os.close(fd)
+    # O_CREAT's mode does not apply to a file that already existed.
+    os.chmod(path, _PRIVATE_KEY_MODE)
+    _LOG.info("private key saved", path=str(path), key_id=key_id(private_key.public_key()))
+
+
+def save_public_key(public_key: Ed25519PublicKey, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(public_key_pem(public_key), encoding="ascii")
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot read private key: {exc.strerror}") from exc
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise KeyFileError(f"{path}: not a PEM private key") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"{path}: not an Ed25519 key")
+    return key
+
+
+def parse_public_key(pem: str | bytes, *, origin: str = "public key") -> Ed25519PublicKey:
+    data = pem.encode("ascii") if isinstance(pem, str) else pem
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise KeyFileError(f"{origin}: not a PEM public key") from exc
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyFileError(f"{origin}: not an Ed25519 key")
+    return key
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot read public key: {exc.strerror}") from exc
+    return parse_public_key(data, origin=str(path))

@@ -1,0 +1,182 @@
+"""The daemon: the outbox, one coordinator per device, the uplink, all in one TaskGroup.
+
+``Gateway`` is an async context manager. Entering opens the outbox; ``run()`` polls until
+``stop()`` is called; leaving flushes the outbox, so a SIGTERM loses nothing that was polled.
+``reload(site)`` swaps the devices of a new, already validated site without closing the
+outbox: SIGHUP uses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any
+
+import structlog
+
+from edge.coordinator import DeviceCoordinator
+from edge.errors import QuotaExceeded, StorageError
+from edge.config.site import Site
+from edge.live import LiveState
+from edge.model import Clock, Event, Sample, SystemClock
+from edge.outbox import Outbox
+from edge.reporter import Reporter
+from edge.wiring import DeviceSet, build_devices
+
+__all__ = ["Gateway"]
+
+_LOG = structlog.get_logger(__name__)
+
+
+class Gateway:
+    def __init__(self, site: Site, *, clock: Clock | None = None) -> None:
+        self.site = site
+        self.clock: Clock = clock or SystemClock()
+        self.live = LiveState()
+        self.dropped_samples = 0
+        self._stack = AsyncExitStack()
+        self._stop = asyncio.Event()
+        self._reload = asyncio.Event()
+        self._pending_site: Site | None = None
+        self._outbox: Outbox | None = None
+        self._devices: DeviceSet | None = None
+        self._reporter = Reporter({})
+        self._uplink: Any = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Gateway:
+        cfg = self.site.config.outbox
+        self.site.data_dir.mkdir(parents=True, exist_ok=True)
+        self._outbox = await self._stack.enter_async_context(
+            Outbox(
+                self.site.outbox_path,
+                quota_bytes=cfg.quota_bytes,
+                queue_size=cfg.queue_size,
+                commit_interval_ms=cfg.commit_interval_ms,
+                commit_batch=cfg.commit_batch,
+                clock=self.clock,
+            )
+        )
+        self._uplink = await self._enter_uplink()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if self._outbox is not None:
+                await self._outbox.flush()
+        finally:
+            await self._stack.aclose()
+
+    @property
+    def outbox(self) -> Outbox:
+        if self._outbox is None:
+            raise RuntimeError("the gateway is not running")
+        return self._outbox
+
+    @property
+    def devices(self) -> DeviceSet | None:
+        return self._devices
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def reload(self, site: Site) -> None:
+        """Swap in a new site; the caller has validated it already."""
+        self._pending_site = site
+        self._reload.set()
+
+    async def run(self) -> None:
+        """Poll every device until ``stop()``; reload on request."""
+        while not self._stop.is_set():
+            async with self._device_set(self.site) as devices:
+                self._devices = devices
+                await self._wait_for_stop_or_reload()
+            self._devices = None
+            if self._pending_site is not None:
+                _LOG.info(
+                    "configuration reloaded",
+                    devices=len(self._pending_site.devices),
+                    previous_devices=len(self.site.devices),
+                )
+                self.site, self._pending_site = self._pending_site, None
+                self._reload.clear()
+
+    async def write(self, device_id: str, key: str, value: Any, *, verify: bool = True) -> Any:
+        """Write a point through its device's coordinator (commands never bypass it)."""
+        devices = self._devices
+        if devices is None or device_id not in devices.coordinators:
+            raise KeyError(f"no running device {device_id!r}")
+        return await devices.coordinators[device_id].write(key, value, verify=verify)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _device_set(self, site: Site) -> Any:
+        async with build_devices(site, sink=self._on_samples, events=self._on_event, clock=self.clock) as ds:
+            self._reporter = Reporter(ds.report_policies)
+            for device_id in ds.coordinators:
+                self.live.set_online(device_id, None)
+            async with asyncio.TaskGroup() as tg:
+                tasks = [
+                    tg.create_task(self._supervise(coord), name=f"device:{device_id}")
+                    for device_id, coord in ds.coordinators.items()
+                ]
+                try:
+                    yield ds
+                finally:
+                    for task in tasks:
+                        task.cancel()
+
+    async def _supervise(self, coord: DeviceCoordinator) -> None:
+        """Restart a coordinator that died of a bug, so one device can never stop the others."""
+        pause_s = 1.0
+        while True:
+            try:
+                await coord.run()
+                return
+            except Exception:  # noqa: BLE001 - logged with its traceback, then the device restarts
+                _LOG.exception("device coordinator crashed; restarting", device=coord.device_id)
+            await asyncio.sleep(pause_s)
+            pause_s = min(pause_s * 2, 60.0)
+
+    async def _wait_for_stop_or_reload(self) -> None:
+        stop = asyncio.create_task(self._stop.wait(), name="wait-stop")
+        reload = asyncio.create_task(self._reload.wait(), name="wait-reload")
+        try:
+            await asyncio.wait({stop, reload}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            reload.cancel()
+
+    async def _on_samples(self, samples: list[Sample]) -> None:
+        self.live.update(samples)
+        reported = self._reporter.select(samples, self.clock.monotonic())
+        if not reported:
+            return
+        try:
+            await self.outbox.put_samples(reported)
+        except QuotaExceeded:
+            # The outbox has raised its own system alarm; telemetry is shed until space returns.
+            self.dropped_samples += len(reported)
+
+    async def _on_event(self, event: Event) -> None:
+        if event.kind in ("device.online", "device.offline"):
+            self.live.set_online(event.source, event.kind == "device.online")
+        try:
+            await self.outbox.put_event(event)
+        except StorageError:
+            _LOG.error("event could not be stored", kind=event.kind, source=event.source)
+            raise
+
+    async def _enter_uplink(self) -> Any:
+        raw = self.site.config.uplink
+        if not raw:
+            return None
+        from edge.uplink_wiring import enter_uplink
+
+        return await enter_uplink(self._stack, raw, site=self.site, store=self.outbox)

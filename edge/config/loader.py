@@ -1,0 +1,365 @@
+"""Read a site file (and the profiles it names) into a ``Site``, reporting every mistake at once.
+
+The YAML is read with ruamel.yaml in round-trip mode because that keeps the line and column of
+every node: an error can then say ``site.yaml:12:7: devices[3].unit: ...`` instead of making an
+installer hunt for it. The work is split three ways:
+
+* this module owns files and positions (``YamlDocument.position`` maps a location path such as
+  ``("devices", 3, "unit")`` to a line and column);
+* ``edge.config.checks`` turns pydantic errors and cross-reference mistakes into location paths;
+* ``edge.config.profiles`` finds profiles and merges a device's point patches over them.
+
+A problem is never raised on its own: ``load_site`` collects them all and raises one
+``ConfigError`` holding every ``ConfigProblem``, sorted by file and position.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+from pydantic import TypeAdapter, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from edge.config.checks import (
+    Issue,
+    Loc,
+    ResolvedEntry,
+    check_buses,
+    check_devices,
+    check_profile_points,
+    check_resolved,
+    issues_from_validation,
+)
+from edge.config.models import BusConfig, DeviceConfig, ProfileConfig, SiteConfig
+from edge.config.profiles import BUNDLED_PROFILES, ProfileLibrary, merge_points, resolve_device
+from edge.config.site import ResolvedDevice, Site
+from edge.errors import ConfigError, ConfigProblem
+
+__all__ = ["BUNDLED_PROFILES", "YamlDocument", "format_loc", "load_profile", "load_site", "read_yaml"]
+
+_LOG = structlog.get_logger(__name__)
+
+_BUS_ADAPTER: TypeAdapter[BusConfig] = TypeAdapter(BusConfig)
+_UNPARSED: Any = object()
+
+
+def format_loc(loc: Loc) -> str:
+    """``("devices", 3, "points", 0, "address")`` -> ``devices[3].points[0].address``."""
+    text = ""
+    for step in loc:
+        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else str(step))
+    return text or "(top level)"
+
+
+class YamlDocument:
+    """One YAML file: the data as plain Python values (what pydantic validates) and, on demand,
+    the round-trip tree that knows the position of every node.
+
+    The round-trip parser is pure Python and several times slower than the C-accelerated safe
+    parser, so a clean file is read only by the fast one; the tree is built the first time a
+    position is asked for, that is, only when there is a problem to locate.
+    """
+
+    __slots__ = ("_tree", "data", "file", "text")
+
+    def __init__(self, file: str, text: str, data: Any, tree: Any = _UNPARSED) -> None:
+        self.file = file
+        self.text = text
+        self.data = data
+        self._tree = tree
+
+    @property
+    def tree(self) -> Any:
+        if self._tree is _UNPARSED:
+            try:
+                self._tree = YAML(typ="rt", pure=True).load(self.text)
+            except YAMLError:
+                # The fast parser accepted the text; without a tree, positions fall back to 1:1.
+                _LOG.warning("round_trip_parse_failed", file=self.file)
+                self._tree = None
+        return self._tree
+
+    def position(self, loc: Loc, *, at_key: bool = False) -> tuple[int, int]:
+        """1-based line and column of the node at ``loc``.
+
+        Walks as deep as the file goes: for a key that is missing, that is the mapping that
+        lacks it. A value is located at the value (``address: -1`` points at ``-1``) except
+        when ``at_key`` asks for the key, or the value is empty and so has no position.
+        """
+        node = self.tree
+        line, col = (node.lc.line, node.lc.col) if isinstance(node, CommentedMap | CommentedSeq) else (0, 0)
+        for n, step in enumerate(loc):
+            last = n == len(loc) - 1
+            try:
+                if isinstance(node, CommentedMap) and step in node:
+                    child = node[step]
+                    use_key = (last and at_key) or child is None
+                    line, col = node.lc.key(step) if use_key else node.lc.value(step)
+                    node = child
+                    continue
+                if isinstance(node, CommentedSeq) and isinstance(step, int) and 0 <= step < len(node):
+                    line, col = node.lc.item(step)
+                    node = node[step]
+                    continue
+            except (KeyError, IndexError, TypeError):
+                # Keys merged in from an anchor (``<<: *x``) have no position of their own.
+                pass
+            if isinstance(node, CommentedMap | CommentedSeq):
+                line, col = node.lc.line, node.lc.col
+            break
+        return line + 1, col + 1
+
+    def problem(self, issue: Issue) -> ConfigProblem:
+        line, col = self.position(issue.loc, at_key=issue.at_key)
+        return ConfigProblem(self.file, line, col, format_loc(issue.loc), issue.message)
+
+
+def read_yaml(path: Path) -> YamlDocument:
+    """Parse one YAML file. Raises ``OSError`` if it cannot be read and ``ConfigError`` (with
+    the parser's own position) if it is not valid YAML: bad indentation, a tab, a duplicate key."""
+    raw = path.read_bytes()
+    file = str(path)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            [ConfigProblem(file, line, 1, "(file)", "not UTF-8 text; save the file as UTF-8")]
+        ) from exc
+    try:
+        # typ="safe" uses libyaml's parser when ruamel.yaml.clib is installed, else pure Python.
+        data = YAML(typ="safe").load(text)
+    except YAMLError:
+        # Parse again in round-trip mode: its errors carry the marks and wording we report.
+        pass
+    else:
+        return YamlDocument(file, text, _plain(data))
+    try:
+        tree = YAML(typ="rt", pure=True).load(text)
+    except MarkedYAMLError as exc:
+        raise ConfigError([_syntax_problem(file, exc)]) from exc
+    except YAMLError as exc:
+        raise ConfigError([ConfigProblem(file, 1, 1, "(file)", f"not valid YAML: {exc}")]) from exc
+    return YamlDocument(file, text, _plain(tree), tree)
+
+
+def _syntax_problem(file: str, exc: MarkedYAMLError) -> ConfigProblem:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    problem = str(exc.problem or exc.context or "invalid YAML")
+    if "'\\t'" in problem:
+        message = "a tab character: indent YAML with spaces only"
+    elif "duplicate key" in problem:
+        message = problem.removeprefix("found ")
+    elif "mapping values are not allowed" in problem or "expected <block end>" in problem:
+        message = f"bad indentation or a missing ':' ({problem})"
+    else:
+        message = f"not valid YAML: {problem}"
+        if exc.context:
+            message += f" ({exc.context})"
+    return ConfigProblem(file, line, col, "(syntax)", message)
+
+
+def _plain(node: Any) -> Any:
+    """The round-trip tree as plain dicts, lists and scalars, so pydantic sees ordinary types
+    (ruamel's ScalarFloat, HexInt or TimeStamp subclasses would otherwise leak through)."""
+    if isinstance(node, Mapping):
+        return {_plain(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, datetime.date):
+        return node.isoformat()
+    return str(node)
+
+
+def load_profile(path: Path, *, expect_id: str | None = None) -> ProfileConfig:
+    """Read and check one profile file; every problem is located in that file."""
+    try:
+        doc = read_yaml(path)
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(str(path), 1, 1, "(file)", f"cannot read: {exc.strerror}")]) from exc
+    if not isinstance(doc.data, dict):
+        raise ConfigError([doc.problem(Issue((), "a profile must be a mapping (id:, name:, points:, ...)"))])
+    try:
+        profile = ProfileConfig.model_validate(doc.data)
+    except ValidationError as exc:
+        raise ConfigError(
+            [doc.problem(i) for i in issues_from_validation(exc, doc.data, ProfileConfig)]
+        ) from exc
+    issues = check_profile_points(profile.points)
+    if expect_id is not None and profile.id != expect_id:
+        message = f"profile id '{profile.id}' differs from its file name '{expect_id}'"
+        issues.insert(0, Issue(("id",), message))
+    if issues:
+        raise ConfigError(_sorted([doc.problem(i) for i in issues]))
+    return profile
+
+
+def load_site(path: Path, *, profile_dirs: Sequence[Path] = ()) -> Site:
+    """Load a site file, its profiles, and check everything.
+
+    Raises ``OSError`` if the site file itself cannot be read, ``ConfigError`` with every problem
+    otherwise. ``profile_dirs`` (e.g. from ``gatehouse check --profiles``) take precedence over
+    the site's own ``profile_dirs:``, which take precedence over the bundled profiles.
+    """
+    path = Path(path)
+    doc = read_yaml(path)
+    data = doc.data
+    if not isinstance(data, dict):
+        what = "empty" if data is None else "a list" if isinstance(data, list) else f"a {type(data).__name__}"
+        message = f"a site file must be a mapping with 'site:' and 'gateway:' keys; this one is {what}"
+        raise ConfigError([doc.problem(Issue((), message))])
+
+    issues: list[Issue] = []
+    config: SiteConfig | None = None
+    try:
+        config = SiteConfig.model_validate(data)
+    except ValidationError as exc:
+        issues.extend(issues_from_validation(exc, data, SiteConfig))
+
+    buses, devices, site_dirs = _valid_parts(config, data)
+    library = ProfileLibrary(
+        dirs=[*profile_dirs, *_site_profile_dirs(path, site_dirs, issues), BUNDLED_PROFILES],
+        read=lambda p: load_profile(p, expect_id=p.stem),
+    )
+    issues.extend(check_buses(buses))
+    bus_by_id: dict[str, BusConfig] = {}
+    for _, bus in buses:
+        bus_by_id.setdefault(bus.id, bus)
+    issues.extend(check_devices(devices, bus_by_id, broken_buses=_raw_ids(data.get("buses"))))
+
+    raw_devices = data.get("devices")
+    if not isinstance(raw_devices, list):
+        raw_devices = []
+    entries: list[ResolvedEntry] = []
+    for index, device in devices:
+        entry = _resolve(index, device, bus_by_id, library, raw_devices, issues)
+        if entry is not None:
+            entries.append(entry)
+    issues.extend(check_resolved(entries))
+
+    problems = _sorted([doc.problem(i) for i in issues], first=doc.file) + _sorted(library.problems)
+    if problems or config is None:
+        raise ConfigError(problems)
+    site = Site(config, path, tuple(e.device for e in entries), library.loaded)
+    return site
+
+
+def _valid_parts(
+    config: SiteConfig | None, data: dict[Any, Any]
+) -> tuple[list[tuple[int, BusConfig]], list[tuple[int, DeviceConfig]], list[str]]:
+    """The buses and devices that validate on their own, so cross-reference checks still run
+    (and report) when some other part of the file is wrong."""
+    if config is not None:
+        return list(enumerate(config.buses)), list(enumerate(config.devices)), list(config.profile_dirs)
+    buses: list[tuple[int, BusConfig]] = []
+    raw_buses = data.get("buses")
+    for i, raw in enumerate(raw_buses if isinstance(raw_buses, list) else []):
+        try:
+            buses.append((i, _BUS_ADAPTER.validate_python(raw)))
+        except ValidationError:
+            continue  # already reported by the whole-file validation
+    devices: list[tuple[int, DeviceConfig]] = []
+    raw_devices = data.get("devices")
+    for i, raw in enumerate(raw_devices if isinstance(raw_devices, list) else []):
+        device = _lenient_device(raw)
+        if device is not None:
+            devices.append((i, device))
+    dirs = data.get("profile_dirs")
+    site_dirs = [d for d in dirs if isinstance(d, str)] if isinstance(dirs, list) else []
+    return buses, devices, site_dirs
+
+
+# Keys whose loss would change what the cross-reference checks conclude about a device.
+_ESSENTIAL_DEVICE_KEYS = frozenset({"id", "bus", "unit", "host", "port", "profile", "points", "enabled"})
+
+
+def _lenient_device(raw: Any) -> DeviceConfig | None:
+    """The device with its wrong optional keys left out (they are reported already), so that
+    one misspelled key does not hide an unknown bus or a clashing address on the same device."""
+    try:
+        return DeviceConfig.model_validate(raw)
+    except ValidationError as exc:
+        if not isinstance(raw, dict):
+            return None
+        bad = {error["loc"][0] for error in exc.errors() if error["loc"]}
+        if not bad or bad & _ESSENTIAL_DEVICE_KEYS:
+            return None
+        try:
+            return DeviceConfig.model_validate({k: v for k, v in raw.items() if k not in bad})
+        except ValidationError:
+            return None
+
+
+def _raw_ids(items: Any) -> set[str]:
+    """Ids written in a list of mappings, whether or not the mappings validated."""
+    if not isinstance(items, list):
+        return set()
+    return {str(item["id"]) for item in items if isinstance(item, dict) and "id" in item}
+
+
+def _site_profile_dirs(path: Path, site_dirs: Sequence[str], issues: list[Issue]) -> list[Path]:
+    folders: list[Path] = []
+    for k, entry in enumerate(site_dirs):
+        folder = path.parent / entry
+        if not folder.is_dir():
+            issues.append(Issue(("profile_dirs", k), f"profile folder {folder} does not exist"))
+        folders.append(folder)
+    return folders
+
+
+def _resolve(
+    index: int,
+    device: DeviceConfig,
+    buses: Mapping[str, BusConfig],
+    library: ProfileLibrary,
+    raw_devices: list[Any],
+    issues: list[Issue],
+) -> ResolvedEntry | None:
+    where: Loc = ("devices", index)
+    profile: ProfileConfig | None = None
+    if device.profile is not None:
+        profile = library.get(device.profile)
+        if profile is None:
+            if library.find(device.profile) is None:
+                issues.append(Issue((*where, "profile"), _unknown_profile(device.profile, library)))
+            return None  # a broken profile is reported in its own file
+    raw = raw_devices[index] if index < len(raw_devices) else {}
+    raw_points = raw.get("points") if isinstance(raw, dict) else None
+    merged = merge_points(profile, device.points, raw_points if isinstance(raw_points, list) else [], where)
+    issues.extend(merged.issues)
+    bus = buses.get(device.bus)
+    if merged.issues or bus is None:
+        return None  # an unknown bus is reported by check_devices
+    resolved: ResolvedDevice = resolve_device(device, bus, profile, merged)
+    return ResolvedEntry(index, resolved, merged.patch_of_point)
+
+
+def _unknown_profile(profile_id: str, library: ProfileLibrary) -> str:
+    message = f"unknown profile '{profile_id}'"
+    close = difflib.get_close_matches(profile_id, library.available(), n=1, cutoff=0.6)
+    if close:
+        return f"{message} (did you mean '{close[0]}'?)"
+    return f"{message} (searched {', '.join(str(d) for d in library.dirs)})"
+
+
+def _sorted(problems: list[ConfigProblem], first: str | None = None) -> list[ConfigProblem]:
+    order: dict[str, int] = {first: 0} if first else {}
+    for p in problems:
+        order.setdefault(p.file, len(order))
+    return sorted(problems, key=lambda p: (order[p.file], p.line, p.column))

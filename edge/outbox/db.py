@@ -1,0 +1,556 @@
+"""The outbox's synchronous core: one SQLite connection, used from one thread only.
+
+``edge.outbox.store.Outbox`` owns an instance and calls every method on its dedicated thread;
+nothing here knows about asyncio. SQLite errors leave this module as ``StorageError``.
+
+Transactions are explicit (autocommit connection, ``BEGIN IMMEDIATE`` … ``COMMIT``) so that a
+group of rows, a seal, or an eviction round with its gap event is all-or-nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import msgpack
+import structlog
+
+from cloud_sync.ports import EventRow, Lane, SealedBatch, Sealer, SealMode, TelemetryRow
+from edge.errors import StorageError
+from edge.model import Clock, Sample
+from edge.outbox import migrations, quota
+from edge.outbox.schema import (
+    BOOL_FLAG,
+    NAN_FLAG,
+    REASON_FLAGS,
+    decode_flags,
+    decode_value,
+)
+from edge.outbox.seqmark import SeqMarks, read_marks, seq_path, write_marks
+
+__all__ = ["DbOptions", "EncodedEvent", "OutboxDb"]
+
+_LOG = structlog.get_logger(__name__)
+
+_SQLITE_FULL = 13
+_LANES = (Lane.EVENT.value, Lane.TELEMETRY.value)
+_SPECIAL_FLAGS = BOOL_FLAG | NAN_FLAG
+_INSERT_SAMPLE = "INSERT INTO telemetry (point, value, flags, receipt_ts, source_ts) VALUES (?, ?, ?, ?, ?)"
+_INSERT_EVENT = "INSERT INTO events (kind, source, ts, data) VALUES (?, ?, ?, ?)"
+_TELEMETRY_COLS = "id, point, value, flags, receipt_ts, source_ts"
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedEvent:
+    """An event whose ``data`` was packed on the caller's side, so bad data fails there."""
+
+    kind: str
+    source: str
+    ts: float
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DbOptions:
+    quota_bytes: int
+    live_window_s: float = 10.0
+    synchronous: Literal["normal", "full"] = "normal"
+    seq_block: int = 1000
+    wal_limit_bytes: int = 64 * 1024 * 1024
+    max_page_count: int | None = None  # a hard cap, to test a full disk
+
+
+def pack_event_data(data: dict[str, Any]) -> bytes:
+    packed: bytes = msgpack.packb(data, use_bin_type=True)
+    return packed
+
+
+def _bindable(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    value = row[1]
+    if value is None or isinstance(value, float | str) or (
+        isinstance(value, int) and -(2**63) <= value < 2**63
+    ):
+        return row
+    return (row[0], repr(value), *row[2:])
+
+
+def _require_wal(path: Path, mode: object) -> None:
+    # Concurrent readers (``buffer stats``) and cheap commits both depend on WAL.
+    if str(mode).lower() != "wal":
+        raise StorageError(f"{path}: could not switch to WAL (journal_mode={mode})")
+
+
+def _is_disk_full(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and (code & 0xFF) == _SQLITE_FULL
+
+
+class OutboxDb:
+    def __init__(self, path: Path, options: DbOptions, clock: Clock) -> None:
+        self.path = path
+        self.options = options
+        self._clock = clock
+        self._conn: sqlite3.Connection | None = None
+        self._page_size = 4096
+        self._point_ids: dict[str, int] = {}
+        self._point_names: dict[int, str] = {}
+        self._next_point = 1
+        self._rows = dict.fromkeys(_LANES, 0)
+        self._last_seq = dict.fromkeys(_LANES, 0)
+        self._marks = SeqMarks()
+        self._seq_path = seq_path(path)
+        self.refused = False
+        self.low_water_bytes = int(options.quota_bytes * 0.9)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StorageError("the outbox database is not open")
+        return self._conn
+
+    def open(self) -> None:
+        try:
+            self._conn = sqlite3.connect(self.path, isolation_level=None)
+            conn = self._conn
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            _require_wal(self.path, mode)
+            conn.execute(f"PRAGMA synchronous = {self.options.synchronous.upper()}")
+            conn.execute(f"PRAGMA journal_size_limit = {self.options.wal_limit_bytes:d}")
+            conn.execute("PRAGMA cache_size = -16000")
+            conn.execute("PRAGMA temp_store = MEMORY")
+            conn.execute("PRAGMA busy_timeout = 5000")
+            if self.options.max_page_count is not None:
+                conn.execute(f"PRAGMA max_page_count = {self.options.max_page_count:d}")
+            migrations.migrate(conn, path=str(self.path))
+            self._page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+            self._load_state()
+            self._start_session()
+            self._enforce_quota()
+        except sqlite3.Error as exc:
+            self._close_quietly()
+            raise StorageError(f"{self.path}: cannot open the outbox: {exc}") from exc
+        except StorageError:
+            self._close_quietly()
+            raise
+
+    def _load_state(self) -> None:
+        conn = self.conn
+        for pid, name in conn.execute("SELECT id, point_id FROM points"):
+            self._point_ids[name] = pid
+            self._point_names[pid] = name
+        self._next_point = max(self._point_names, default=0) + 1
+        self._rows[Lane.TELEMETRY] = int(conn.execute("SELECT count(*) FROM telemetry").fetchone()[0])
+        self._rows[Lane.EVENT] = int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+        for lane, last in conn.execute("SELECT lane, last_seq FROM lane_seq"):
+            self._last_seq[lane] = int(last)
+        self.refused = self._meta("outbox_full") == 1
+
+    def _start_session(self) -> None:
+        """Decide where each lane's sequence continues (see ``edge.outbox.seqmark``)."""
+        conn = self.conn
+        side = read_marks(self._seq_path)
+        clean = self._meta("clean_session")
+        if side is not None and clean != side.session:
+            for lane in _LANES:
+                jumped = max(self._last_seq[lane], side.reserved.get(lane, 0))
+                if jumped != self._last_seq[lane]:
+                    _LOG.warning(
+                        "outbox was not closed by the last session (crash or restored copy);"
+                        " sequence continues above the reserved mark",
+                        lane=lane,
+                        db_last_seq=self._last_seq[lane],
+                        continues_after=jumped,
+                    )
+                self._last_seq[lane] = jumped
+        previous = side or SeqMarks()
+        self._marks = SeqMarks(
+            session=previous.session + 1,
+            reserved={lane: max(previous.reserved.get(lane, 0), self._last_seq[lane]) for lane in _LANES},
+        )
+        write_marks(self._seq_path, self._marks)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "UPDATE lane_seq SET last_seq = ? WHERE lane = ?",
+                [(self._last_seq[lane], lane) for lane in _LANES],
+            )
+            conn.execute("DELETE FROM meta WHERE key = 'clean_session'")
+            self._set_meta("quota_bytes", self.options.quota_bytes)
+            conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+
+    def close(self) -> None:
+        if self._conn is None:
+            return
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._set_meta("clean_session", self._marks.session)
+            self._conn.execute("COMMIT")
+            # Fold the WAL back so that a copy of the .db file alone is complete.
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise StorageError(f"{self.path}: could not close the outbox cleanly: {exc}") from exc
+        finally:
+            self._close_quietly()
+
+    def _close_quietly(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except sqlite3.Error as exc:
+                _LOG.warning("outbox close failed", path=str(self.path), error=str(exc))
+            self._conn = None
+
+    # -- small helpers -----------------------------------------------------------------------
+
+    def _meta(self, key: str) -> Any:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def _set_meta(self, key: str, value: Any) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def _rollback(self) -> None:
+        if self._conn is not None and self._conn.in_transaction:
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                _LOG.warning("outbox rollback failed", path=str(self.path), error=str(exc))
+
+    def used_bytes(self) -> int:
+        return quota.used_bytes(self.conn, self._page_size)
+
+    def _insert_event(self, kind: str, source: str, data: dict[str, Any]) -> None:
+        self.conn.execute(_INSERT_EVENT, (kind, source, self._clock.wall(), pack_event_data(data)))
+        self._rows[Lane.EVENT] += 1
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def write(self, parts: Iterable[Sequence[Sample]], events: Sequence[EncodedEvent]) -> int:
+        """Commit samples and events in one transaction; returns the samples written.
+
+        The hot path of the gateway: one tuple per sample, no other per-sample objects.
+        """
+        point_ids = self._point_ids
+        reason_flags = REASON_FLAGS
+        new_points: list[tuple[int, str]] = []
+        rows: list[tuple[Any, ...]] = []
+        append = rows.append
+        try:
+            for part in parts:
+                for s in part:
+                    pid = point_ids.get(s.point_id)
+                    if pid is None:
+                        pid = self._next_point + len(new_points)
+                        new_points.append((pid, s.point_id))
+                        point_ids[s.point_id] = pid
+                    value = s.value
+                    flags = s.quality | reason_flags[s.reason]
+                    kind = type(value)
+                    if kind is bool:
+                        flags |= BOOL_FLAG
+                    elif kind is float and value != value:
+                        flags |= NAN_FLAG
+                        value = None
+                    append((pid, value, flags, s.receipt_ts, s.source_ts))
+            try:
+                self._insert(new_points, rows, events)
+            except (sqlite3.ProgrammingError, sqlite3.InterfaceError, OverflowError) as exc:
+                # A value SQLite cannot bind (a foreign type, an int beyond 64 bits) would fail
+                # every retry and block the lane: store its text form instead, and say so.
+                self._rollback()
+                _LOG.warning("outbox stored unbindable values as text", error=str(exc))
+                rows = [_bindable(row) for row in rows]
+                self._insert(new_points, rows, events)
+        except sqlite3.Error as exc:
+            self._forget(new_points)
+            if _is_disk_full(exc):
+                self._make_room_after_disk_full()
+            raise StorageError(f"{self.path}: commit failed: {exc}") from exc
+        except BaseException:
+            self._forget(new_points)
+            raise
+        for pid, name in new_points:
+            self._point_names[pid] = name
+        self._next_point += len(new_points)
+        self._rows[Lane.TELEMETRY] += len(rows)
+        self._rows[Lane.EVENT] += len(events)
+        self._enforce_quota()
+        return len(rows)
+
+    def _insert(
+        self, new_points: list[tuple[int, str]], rows: list[tuple[Any, ...]], events: Sequence[EncodedEvent]
+    ) -> None:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        if new_points:
+            conn.executemany("INSERT INTO points (id, point_id) VALUES (?, ?)", new_points)
+        if rows:
+            conn.executemany(_INSERT_SAMPLE, rows)
+        if events:
+            conn.executemany(_INSERT_EVENT, [(e.kind, e.source, e.ts, e.data) for e in events])
+        conn.execute("COMMIT")
+
+    def _forget(self, new_points: list[tuple[int, str]]) -> None:
+        """Undo a failed write: roll back and drop the point ids it had interned."""
+        self._rollback()
+        for _, name in new_points:
+            self._point_ids.pop(name, None)
+
+    # -- quota -------------------------------------------------------------------------------
+
+    def _enforce_quota(self, *, target_bytes: int | None = None, reason: str = "quota") -> None:
+        """Evict old telemetry when over quota; refuse telemetry when events alone fill it."""
+        used = self.used_bytes()
+        q = self.options.quota_bytes
+        if target_bytes is None:
+            if used <= q and not (self.refused and used <= self.low_water_bytes):
+                return
+            target_bytes = self.low_water_bytes
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            gap = quota.Gap()
+            if used > target_bytes:
+                deleted = quota.evict_oldest_telemetry(
+                    conn,
+                    measure=self.used_bytes,
+                    target_bytes=target_bytes,
+                    telemetry_rows=self._rows[Lane.TELEMETRY],
+                    gap=gap,
+                )
+            else:
+                deleted = 0
+            used = self.used_bytes()
+            if gap:
+                self._insert_event(
+                    "outbox.gap", "outbox", gap.as_data(reason=reason, used_bytes=used, quota_bytes=q)
+                )
+            full = self.refused
+            if used > q and not self.refused:
+                self._insert_event("system.alarm", "outbox", self._alarm_data(True, used))
+                self._set_meta("outbox_full", 1)
+                full = True
+            elif self.refused and used <= self.low_water_bytes:
+                self._insert_event("system.alarm", "outbox", self._alarm_data(False, used))
+                self._set_meta("outbox_full", 0)
+                full = False
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise StorageError(f"{self.path}: quota eviction failed: {exc}") from exc
+        self._rows[Lane.TELEMETRY] -= deleted
+        if gap:
+            data = gap.as_data(reason=reason, used_bytes=used, quota_bytes=q)
+            _LOG.warning("outbox evicted old telemetry", **data)
+        if full and not self.refused:
+            _LOG.error("outbox full of events: telemetry refused", used_bytes=used)
+        elif self.refused and not full:
+            _LOG.info("outbox has room again: telemetry accepted", used_bytes=used)
+        self.refused = full
+
+    def _alarm_data(self, active: bool, used: int) -> dict[str, Any]:
+        return {
+            "code": "outbox_full",
+            "active": active,
+            "used_bytes": used,
+            "quota_bytes": self.options.quota_bytes,
+        }
+
+    def _make_room_after_disk_full(self) -> None:
+        """The disk (not the quota) is full: give up old telemetry as if the quota were lower."""
+        try:
+            self._enforce_quota(target_bytes=int(self.used_bytes() * 0.9), reason="disk_full")
+        except StorageError as exc:
+            _LOG.error("outbox could not make room on a full disk", error=str(exc))
+
+    # -- sequence numbers --------------------------------------------------------------------
+
+    def _reserve(self, lane: str, seq: int) -> None:
+        if seq > self._marks.reserved.get(lane, 0):
+            reserved = dict(self._marks.reserved)
+            reserved[lane] = seq + self.options.seq_block - 1
+            marks = SeqMarks(session=self._marks.session, reserved=reserved)
+            write_marks(self._seq_path, marks)
+            self._marks = marks
+
+    def advance_seq(self, lane: Lane, at_least: int) -> int:
+        """Make the lane's last sequence number at least ``at_least``; returns it."""
+        if at_least <= self._last_seq[lane]:
+            return self._last_seq[lane]
+        self._reserve(lane, at_least)
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("UPDATE lane_seq SET last_seq = ? WHERE lane = ?", (at_least, lane.value))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise StorageError(f"{self.path}: cannot advance the sequence: {exc}") from exc
+        _LOG.warning("outbox sequence advanced", lane=lane.value, last_seq=at_least)
+        self._last_seq[lane] = at_least
+        return at_least
+
+    # -- batches -----------------------------------------------------------------------------
+
+    def _live_start_id(self, cutoff_ts: float) -> int:
+        """The first row id whose receipt time is at or after ``cutoff_ts``.
+
+        Rows are appended in arrival order, so receipt times grow with the id and a binary
+        search over ids replaces an index on ``receipt_ts`` (which would slow every insert).
+        A late row with an old receipt time is simply not live; BACKLOG takes it.
+        """
+        conn = self.conn
+        lo_hi = conn.execute("SELECT min(id), max(id) FROM telemetry").fetchone()
+        if lo_hi[0] is None:
+            return 0
+        lo, hi = int(lo_hi[0]), int(lo_hi[1]) + 1
+        probe = "SELECT id, receipt_ts FROM telemetry WHERE id >= ? ORDER BY id LIMIT 1"
+        while lo < hi:
+            mid = (lo + hi) // 2
+            row = conn.execute(probe, (mid,)).fetchone()
+            if row is None or row[1] >= cutoff_ts:
+                hi = mid
+            else:
+                lo = int(row[0]) + 1
+        return lo
+
+    def _telemetry_rows(self, raw: list[tuple[Any, ...]]) -> list[TelemetryRow]:
+        names = self._point_names
+        out: list[TelemetryRow] = []
+        for _id, point, value, flags, receipt_ts, source_ts in raw:
+            quality, reason = decode_flags(flags)
+            if flags & _SPECIAL_FLAGS:
+                value = decode_value(value, flags)
+            out.append(TelemetryRow(names[point], value, quality, reason, receipt_ts, source_ts))
+        return out
+
+    def seal(self, lane: Lane, mode: SealMode, max_records: int, sealer: Sealer) -> SealedBatch | None:
+        conn = self.conn
+        now = self._clock.wall()
+        cutoff = now - self.options.live_window_s
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            rows: list[TelemetryRow] | list[EventRow]
+            if lane is Lane.TELEMETRY:
+                if mode is SealMode.LIVE:
+                    start = self._live_start_id(cutoff)
+                    raw = conn.execute(
+                        f"SELECT {_TELEMETRY_COLS} FROM telemetry WHERE id >= ? AND receipt_ts >= ?"
+                        " ORDER BY id LIMIT ?",
+                        (start, cutoff, max_records),
+                    ).fetchall()
+                else:
+                    raw = conn.execute(
+                        f"SELECT {_TELEMETRY_COLS} FROM telemetry ORDER BY id LIMIT ?", (max_records,)
+                    ).fetchall()
+                if not raw:
+                    conn.execute("ROLLBACK")
+                    return None
+                rows = self._telemetry_rows(raw)
+                stamps = [r.receipt_ts for r in rows]
+            else:
+                raw = conn.execute(
+                    "SELECT id, kind, source, ts, data FROM events ORDER BY id LIMIT ?", (max_records,)
+                ).fetchall()
+                if not raw:
+                    conn.execute("ROLLBACK")
+                    return None
+                rows = [EventRow(k, s, ts, msgpack.unpackb(d, raw=False)) for _i, k, s, ts, d in raw]
+                stamps = [r.ts for r in rows]
+            first_ts, last_ts = min(stamps), max(stamps)
+            historical = mode is SealMode.BACKLOG and last_ts < cutoff
+            seq = self._last_seq[lane] + 1
+            self._reserve(lane, seq)
+            payload = sealer(lane=lane, seq=seq, rows=rows, historical=historical, sealed_at=now)
+            conn.execute(
+                "INSERT INTO batches (lane, seq, payload, record_count, sealed_at, first_ts, last_ts,"
+                " historical) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (lane.value, seq, payload, len(rows), now, first_ts, last_ts, int(historical)),
+            )
+            if lane is Lane.TELEMETRY and mode is SealMode.LIVE:
+                conn.execute(
+                    "DELETE FROM telemetry WHERE id BETWEEN ? AND ? AND receipt_ts >= ?",
+                    (raw[0][0], raw[-1][0], cutoff),
+                )
+            elif lane is Lane.TELEMETRY:
+                conn.execute("DELETE FROM telemetry WHERE id <= ?", (raw[-1][0],))
+            else:
+                conn.execute("DELETE FROM events WHERE id <= ?", (raw[-1][0],))
+            conn.execute("UPDATE lane_seq SET last_seq = ? WHERE lane = ?", (seq, lane.value))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise StorageError(f"{self.path}: seal failed: {exc}") from exc
+        except BaseException:
+            self._rollback()
+            raise
+        self._last_seq[lane] = seq
+        self._rows[lane] -= len(rows)
+        return SealedBatch(lane=lane, seq=seq, payload=payload, record_count=len(rows), sealed_at=now)
+
+    def pending(self, lane: Lane, after_seq: int, limit: int) -> list[SealedBatch]:
+        try:
+            found = self.conn.execute(
+                "SELECT seq, payload, record_count, sealed_at FROM batches WHERE lane = ? AND seq > ?"
+                " ORDER BY seq LIMIT ?",
+                (lane.value, after_seq, limit),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: cannot read pending batches: {exc}") from exc
+        return [SealedBatch(lane, seq, payload, count, sealed_at) for seq, payload, count, sealed_at in found]
+
+    def acknowledge(self, lane: Lane, upto_seq: int) -> int:
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            deleted = conn.execute(
+                "DELETE FROM batches WHERE lane = ? AND seq <= ?", (lane.value, upto_seq)
+            ).rowcount
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise StorageError(f"{self.path}: acknowledge failed: {exc}") from exc
+        if deleted:
+            self._enforce_quota()
+        return int(deleted)
+
+    def backlog(self) -> dict[str, Any]:
+        conn = self.conn
+        lanes: dict[str, Any] = {}
+        try:
+            for lane in _LANES:
+                count, size, oldest_batch = conn.execute(
+                    "SELECT count(*), coalesce(sum(length(payload)), 0), min(first_ts) FROM batches"
+                    " WHERE lane = ?",
+                    (lane,),
+                ).fetchone()
+                if lane == Lane.TELEMETRY:
+                    row = conn.execute("SELECT receipt_ts FROM telemetry ORDER BY id LIMIT 1").fetchone()
+                else:
+                    row = conn.execute("SELECT ts FROM events ORDER BY id LIMIT 1").fetchone()
+                stamps = [t for t in (oldest_batch, None if row is None else row[0]) if t is not None]
+                lanes[lane] = {
+                    "rows": self._rows[lane],
+                    "batches": int(count),
+                    "batch_bytes": int(size),
+                    "oldest_ts": min(stamps) if stamps else None,
+                    "last_seq": self._last_seq[lane],
+                }
+            used = self.used_bytes()
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: cannot read the backlog: {exc}") from exc
+        return {
+            "used_bytes": used,
+            "quota_bytes": self.options.quota_bytes,
+            "telemetry_refused": self.refused,
+            "lanes": lanes,
+        }

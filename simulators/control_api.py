@@ -1,0 +1,117 @@
+"""The simulators' small HTTP control API (JSON), bound to 127.0.0.1 by default.
+
+=======  =========================================  ==========================================
+method   path                                       does
+=======  =========================================  ==========================================
+GET      /health                                    ``{"ok": true, "devices": N}``
+GET      /scenarios                                 every family's scenarios, with descriptions
+GET      /devices                                   every device: id, family, endpoint, unit, ...
+GET      /devices/{id}                              one device with its values and scenarios
+POST     /devices/{id}/scenarios/{name}             start a scenario; JSON body = its parameters
+DELETE   /devices/{id}/scenarios/{name}             end one scenario
+DELETE   /devices/{id}/scenarios                    end every scenario and fault of the device
+=======  =========================================  ==========================================
+
+Handlers are ``async`` on purpose: they run on the event loop that also runs the Modbus
+servers, so a scenario never races a request half-way through.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from fastapi import Body, FastAPI, HTTPException
+
+from edge.model import Value
+from simulators import scenarios
+from simulators.device import SimulatedDevice
+from simulators.models import UnknownScenario
+
+if TYPE_CHECKING:
+    from simulators.runner import SimulationRunner
+
+__all__ = ["build_app"]
+
+_LOG = structlog.get_logger(__name__)
+
+
+def _json_value(value: Value) -> Value:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _summary(device: SimulatedDevice) -> dict[str, Any]:
+    return {
+        "id": device.id,
+        "family": device.model.family,
+        "profile": device.profile.id,
+        **device.meta,
+        "active": scenarios.active(device),
+    }
+
+
+def build_app(runner: SimulationRunner) -> FastAPI:
+    app = FastAPI(title="Gatehouse simulators", version="1")
+
+    def lookup(device_id: str) -> SimulatedDevice:
+        device = runner.devices.get(device_id)
+        if device is None:
+            raise HTTPException(404, f"no device '{device_id}'")
+        return device
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"ok": True, "devices": len(runner.devices)}
+
+    @app.get("/scenarios")
+    async def list_scenarios() -> dict[str, dict[str, str]]:
+        return scenarios.catalogue()
+
+    @app.get("/devices")
+    async def list_devices() -> list[dict[str, Any]]:
+        return [_summary(d) for d in runner.devices.values()]
+
+    @app.get("/devices/{device_id}")
+    async def get_device(device_id: str) -> dict[str, Any]:
+        device = lookup(device_id)
+        return {
+            **_summary(device),
+            "values": {k: _json_value(v) for k, v in device.values().items()},
+            "scenarios": scenarios.family_catalogue(device.model.family),
+            "requests": device.requests,
+        }
+
+    @app.post("/devices/{device_id}/scenarios/{name}")
+    async def start_scenario(
+        device_id: str, name: str, params: dict[str, Any] | None = Body(default=None)
+    ) -> dict[str, Any]:
+        device = lookup(device_id)
+        try:
+            active = scenarios.inject(device, name, params or {})
+        except UnknownScenario as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except (ValueError, TypeError) as exc:
+            raise HTTPException(400, str(exc)) from exc
+        _LOG.info("scenario started", device=device_id, scenario=name, params=params or {})
+        return {"device": device_id, "active": active}
+
+    @app.delete("/devices/{device_id}/scenarios/{name}")
+    async def end_scenario(device_id: str, name: str) -> dict[str, Any]:
+        device = lookup(device_id)
+        try:
+            cleared = scenarios.clear(device, name)
+        except UnknownScenario as exc:
+            raise HTTPException(404, str(exc)) from exc
+        _LOG.info("scenario cleared", device=device_id, scenario=name)
+        return {"device": device_id, "cleared": cleared, "active": scenarios.active(device)}
+
+    @app.delete("/devices/{device_id}/scenarios")
+    async def end_all(device_id: str) -> dict[str, Any]:
+        device = lookup(device_id)
+        cleared = scenarios.clear(device, None)
+        return {"device": device_id, "cleared": cleared, "active": scenarios.active(device)}
+
+    return app

@@ -1,0 +1,161 @@
+"""Serve every planned device: one server per endpoint, a ticker stepping the models, and the
+control API, all in one ``asyncio.TaskGroup``.
+
+Devices sharing a TCP endpoint are answered by one server under their unit ids, like a
+TCP-to-RTU bridge; devices sharing a serial path share one pseudo-terminal, like one RS-485 line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from types import TracebackType
+
+import structlog
+
+from edge.model import Clock, SystemClock
+from simulators.device import SimulatedDevice
+from simulators.modbus_rtu import ModbusRtuServer
+from simulators.modbus_tcp import ModbusTcpServer
+from simulators.site_plan import PlannedDevice
+
+__all__ = ["SimulationRunner"]
+
+_LOG = structlog.get_logger(__name__)
+
+
+class SimulationRunner:
+    """``async with SimulationRunner(plan) as sim:`` serves until the block ends.
+
+    ``tick_s=None`` freezes the physics (values change only by writes and scenarios), which is
+    what a test comparing the model with the gateway wants. ``control_port`` starts the HTTP
+    control API on ``control_host`` (127.0.0.1 by default; 0 picks a free port).
+    """
+
+    def __init__(
+        self,
+        devices: Sequence[PlannedDevice],
+        *,
+        clock: Clock | None = None,
+        tick_s: float | None = 0.5,
+        control_host: str = "127.0.0.1",
+        control_port: int | None = None,
+    ) -> None:
+        self.planned = tuple(devices)
+        self.clock = clock or SystemClock()
+        self.tick_s = tick_s
+        self.control_host = control_host
+        self.control_port = control_port
+        self.devices: dict[str, SimulatedDevice] = {}
+        self.tcp_servers: dict[tuple[str, int], ModbusTcpServer] = {}
+        self.rtu_servers: dict[str, ModbusRtuServer] = {}
+        self._stack = contextlib.AsyncExitStack()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop = asyncio.Event()
+        self._control: object | None = None
+
+    async def __aenter__(self) -> SimulationRunner:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        if self._control is not None:
+            self._control.should_exit = True  # type: ignore[attr-defined]
+        await self._stack.aclose()
+
+    async def _start(self) -> None:
+        by_tcp: dict[tuple[str, int], dict[int, SimulatedDevice]] = {}
+        by_rtu: dict[str, dict[int, SimulatedDevice]] = {}
+        for plan in self.planned:
+            if plan.id in self.devices:
+                raise ValueError(f"device id '{plan.id}' appears twice")
+            device = SimulatedDevice.build(
+                plan.id, plan.profile, seed=plan.seed, params=plan.params,
+                meta={**plan.meta, "unit": plan.unit, "bus": plan.bus,
+                      "endpoint": list(plan.endpoint) if plan.is_tcp else plan.endpoint},
+            )
+            self.devices[plan.id] = device
+            units = by_tcp.setdefault(plan.endpoint, {}) if isinstance(plan.endpoint, tuple) else (
+                by_rtu.setdefault(plan.endpoint, {})
+            )
+            if plan.unit in units:
+                raise ValueError(f"{plan.id}: unit {plan.unit} is already taken on {plan.endpoint}")
+            units[plan.unit] = device
+        for endpoint, units in by_tcp.items():
+            server = await self._stack.enter_async_context(ModbusTcpServer(endpoint[0], endpoint[1], units))
+            self.tcp_servers[endpoint] = server
+        for path, units in by_rtu.items():
+            rtu = await self._stack.enter_async_context(ModbusRtuServer(units, link_path=path))
+            self.rtu_servers[path] = rtu
+        group = await self._stack.enter_async_context(asyncio.TaskGroup())
+        if self.tick_s is not None:
+            self._tasks.append(group.create_task(self._tick_loop(self.tick_s), name="sim-ticker"))
+        if self.control_port is not None:
+            await self._start_control(group)
+        _LOG.info(
+            "simulators serving",
+            devices=len(self.devices),
+            tcp_endpoints=len(self.tcp_servers),
+            serial_lines=len(self.rtu_servers),
+            control_port=self.control_port,
+        )
+
+    async def _start_control(self, group: asyncio.TaskGroup) -> None:
+        import uvicorn  # here, so that scale runs without the API do not pay for importing it
+
+        from simulators.control_api import build_app
+
+        config = uvicorn.Config(
+            build_app(self), host=self.control_host, port=self.control_port or 0,
+            log_level="warning", lifespan="off", access_log=False,
+        )
+        server = uvicorn.Server(config)
+        # uvicorn installs signal handlers in serve(); the CLI owns signals, so switch them off.
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._control = server
+        self._tasks.append(group.create_task(server.serve(), name="sim-control-api"))
+        while not server.started:
+            if self._tasks[-1].done():
+                self._tasks[-1].result()
+                raise RuntimeError("the control API did not start")
+            await asyncio.sleep(0.01)
+        sockets = [s for srv in server.servers for s in srv.sockets]
+        if sockets:
+            self.control_port = int(sockets[0].getsockname()[1])
+
+    @property
+    def control_url(self) -> str:
+        return f"http://{self.control_host}:{self.control_port}"
+
+    async def _tick_loop(self, tick_s: float) -> None:
+        last = self.clock.monotonic()
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=tick_s)
+            now = self.clock.monotonic()
+            self.tick(now - last)
+            last = now
+
+    def tick(self, dt_s: float) -> None:
+        """Step every model by ``dt_s`` (also callable directly with a frozen runner)."""
+        for device in self.devices.values():
+            device.tick(dt_s)
+
+    def device(self, device_id: str) -> SimulatedDevice:
+        return self.devices[device_id]
+
+    def endpoint_of(self, device_id: str) -> tuple[str, int] | str:
+        for plan in self.planned:
+            if plan.id == device_id:
+                if isinstance(plan.endpoint, tuple):
+                    return (plan.endpoint[0], self.tcp_servers[plan.endpoint].port)
+                return self.rtu_servers[plan.endpoint].slave_path
+        raise KeyError(device_id)

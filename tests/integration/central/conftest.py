@@ -1,0 +1,134 @@
+"""Fixtures for central: enrolled gateway keys, a self-signed HTTPS certificate, a running service."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.x509.oid import NameOID
+
+from cloud_sync.central.app import CentralService
+from cloud_sync.central.config import CentralConfig
+from cloud_sync.envelope import make_sealer
+from cloud_sync.keys import key_id, public_key_pem, save_public_key
+from cloud_sync.ports import EventRow, Lane, Sealer, TelemetryRow
+
+TOKEN = "test-token-123"
+
+
+@dataclass
+class Gateway:
+    id: str
+    key: Ed25519PrivateKey
+    seal: Sealer
+
+    def telemetry(self, seq: int, rows: list[TelemetryRow], *, historical: bool = False) -> bytes:
+        return self.seal(lane=Lane.TELEMETRY, seq=seq, rows=rows, historical=historical, sealed_at=1000.0 + seq)
+
+    def events(self, seq: int, rows: list[EventRow]) -> bytes:
+        return self.seal(lane=Lane.EVENT, seq=seq, rows=rows, historical=False, sealed_at=1000.0 + seq)
+
+
+def make_gateway(gateway_id: str, seed: int) -> Gateway:
+    key = Ed25519PrivateKey.from_private_bytes(bytes([seed]) * 32)
+    return Gateway(gateway_id, key, make_sealer(gateway_id, key_id(key.public_key()), key))
+
+
+@pytest.fixture
+def gw_a() -> Gateway:
+    return make_gateway("gw-a", 1)
+
+
+@pytest.fixture
+def gw_b() -> Gateway:
+    return make_gateway("gw-b", 2)
+
+
+def self_signed(dir_: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = dir_ / "api.crt", dir_ / "api.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+def central_config(
+    tmp_path: Path, gateways: list[Gateway], *, broker: dict[str, Any] | None = None
+) -> CentralConfig:
+    cert, key = self_signed(tmp_path)
+    enrolled: list[dict[str, Any]] = []
+    for i, gw in enumerate(gateways):
+        # One gateway by PEM file, the others inline: both ways of enrolling are exercised.
+        if i == 0:
+            path = tmp_path / f"{gw.id}.pub"
+            save_public_key(gw.key.public_key(), path)
+            enrolled.append({"id": gw.id, "keys": [{"file": str(path)}]})
+        else:
+            enrolled.append({"id": gw.id, "keys": [{"pem": public_key_pem(gw.key.public_key())}]})
+    return CentralConfig.model_validate(
+        {
+            "database": str(tmp_path / "central.db"),
+            "broker": broker,
+            "api": {
+                "host": "127.0.0.1",
+                "port": 0,
+                "tls": {"cert_file": str(cert), "key_file": str(key)},
+                "tokens": [{"name": "ops", "token": TOKEN}],
+            },
+            "gateways": enrolled,
+        }
+    )
+
+
+@dataclass
+class RunningCentral:
+    service: CentralService
+    client: httpx.AsyncClient
+    config: CentralConfig
+
+
+@pytest.fixture
+async def central(tmp_path: Path, gw_a: Gateway, gw_b: Gateway) -> AsyncIterator[RunningCentral]:
+    config = central_config(tmp_path, [gw_a, gw_b])
+    assert config.api.tls is not None
+    ctx = ssl.create_default_context(cafile=str(config.api.tls.cert_file))
+    async with CentralService(config) as service:
+        base = f"https://127.0.0.1:{service.api_port}"
+        async with httpx.AsyncClient(
+            base_url=base, verify=ctx, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30.0
+        ) as client:
+            yield RunningCentral(service, client, config)

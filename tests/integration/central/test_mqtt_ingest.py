@@ -1,0 +1,140 @@
+"""Central against a real, private Mosquitto (TLS, passwords, the project's ACL)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from cloud_sync.ack import AckMessage, decode_ack
+from cloud_sync.central.app import CentralService
+from cloud_sync.certs import CENTRAL_USER
+from cloud_sync.ports import Lane, TelemetryRow
+from tests.broker import Broker, start_broker
+from tests.support import wait_until
+
+from .conftest import Gateway, central_config
+
+
+class GatewayClient:
+    """A bare paho client standing in for a gateway's uplink: publish batches, collect acks."""
+
+    def __init__(self, broker: Broker, gateway_id: str) -> None:
+        self.acks: list[AckMessage] = []
+        self._lock = threading.Lock()
+        self.subscribed = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{gateway_id}", protocol=mqtt.MQTTv5)
+        self.client.tls_set_context(broker.ssl_context())
+        self.client.username_pw_set(*broker.credentials(gateway_id))
+        self.client.on_connect = lambda c, *_: c.subscribe(f"gh/v1/{gateway_id}/ack", qos=1)
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+
+    def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.acks.append(decode_ack(msg.payload))
+
+    def last_ack(self, lane: Lane) -> AckMessage | None:
+        with self._lock:
+            mine = [a for a in self.acks if a.lane is lane]
+        return mine[-1] if mine else None
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(timeout=30)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    with start_broker(tmp_path / "mq", gateways=("gw-a", "gw-b")) as running:
+        yield running
+
+
+@pytest.fixture
+async def central(tmp_path: Path, broker: Broker, gw_a: Gateway, gw_b: Gateway) -> AsyncIterator[CentralService]:
+    user, password = broker.credentials(CENTRAL_USER)
+    config = central_config(
+        tmp_path,
+        [gw_a, gw_b],
+        broker={
+            "host": broker.host,
+            "port": broker.port,
+            "ca_file": str(broker.ca_path),
+            "username": user,
+            "password": password,
+            "client_id": "central-test",
+        },
+    )
+    async with CentralService(config) as service:
+        assert service.mqtt is not None
+        await wait_until(service.mqtt.subscribed.is_set, message="central subscribed")
+        yield service
+
+
+def rows(t0: float) -> list[TelemetryRow]:
+    return [TelemetryRow(f"s/m/p{i}", i * 1.5, 0, "", t0 + i, None) for i in range(5)]
+
+
+async def test_batches_over_mqtt_are_stored_once_and_acked(
+    broker: Broker, central: CentralService, gw_a: Gateway
+) -> None:
+    gw = GatewayClient(broker, "gw-a")
+    try:
+        await wait_until(gw.subscribed.is_set, message="gateway subscribed to its acks")
+        gw.publish("gh/v1/gw-a/state", json.dumps({"state": "online", "ts": 1.0, "backlog": {},
+                                                    "seq": {"event": 0, "telemetry": 3}}).encode(), retain=True)
+        # Coming online earns an ack per lane, so a gateway can resume where central stands.
+        await wait_until(lambda: gw.last_ack(Lane.EVENT) is not None, message="online ack")
+        b1, b2, b3 = (gw_a.telemetry(s, rows(s * 100.0)) for s in (1, 2, 3))
+        gw.publish("gh/v1/gw-a/up/telemetry", b1)
+        gw.publish("gh/v1/gw-a/up/telemetry", b3)
+        await wait_until(lambda: (a := gw.last_ack(Lane.TELEMETRY)) is not None and a.missing == ((2, 2),),
+                         message="ack asking for seq 2")
+        gw.publish("gh/v1/gw-a/up/telemetry", b2)
+        gw.publish("gh/v1/gw-a/up/telemetry", b1)  # a resend after a lost ack
+        await wait_until(lambda: (a := gw.last_ack(Lane.TELEMETRY)) is not None and a.acked == 3,
+                         message="ack of 3")
+        await wait_until(lambda: central.ingestor.counters["duplicate"] == 1, message="duplicate counted")
+        assert central.store.count("telemetry") == 15 and central.store.count("batches") == 3
+        gateway = central.store.ack_position("gw-a", Lane.TELEMETRY)
+        assert gateway == (3, ())
+    finally:
+        gw.close()
+
+
+async def test_forged_and_cross_gateway_batches_over_mqtt_are_rejected(
+    broker: Broker, central: CentralService, gw_a: Gateway, gw_b: Gateway
+) -> None:
+    gw = GatewayClient(broker, "gw-b")
+    try:
+        await wait_until(gw.subscribed.is_set, message="gateway subscribed")
+        # gw-b publishes a batch sealed with gw-a's identity on its own topic: a replay/mix-up.
+        gw.publish("gh/v1/gw-b/up/telemetry", gw_a.telemetry(1, rows(1.0)))
+        tampered = bytearray(gw_b.telemetry(1, rows(1.0)))
+        tampered[-70] ^= 0xFF
+        gw.publish("gh/v1/gw-b/up/telemetry", bytes(tampered))
+        gw.publish("gh/v1/gw-b/up/telemetry", b"\x93\xa3GH1")
+        await wait_until(lambda: central.ingestor.counters["rejected"] == 3, message="three rejections")
+        assert central.store.count("batches") == 0 and central.store.count("telemetry") == 0
+        with central.store.reader() as db:
+            reasons = sorted(r[0] for r in db.execute("SELECT reason FROM rejected WHERE transport='mqtt'"))
+        assert reasons == ["bad_signature", "gateway_mismatch", "malformed"]
+        # The ACL keeps gw-b off gw-a's topic altogether: central never sees that publish.
+        gw.publish("gh/v1/gw-a/up/telemetry", gw_a.telemetry(1, rows(1.0)))
+        gw.publish("gh/v1/gw-b/up/telemetry", gw_b.telemetry(1, rows(1.0)))
+        await wait_until(lambda: central.ingestor.counters["stored"] == 1, message="gw-b's genuine batch")
+        assert central.store.ack_position("gw-a", Lane.TELEMETRY) == (0, ())
+        await wait_until(lambda: (a := gw.last_ack(Lane.TELEMETRY)) is not None and a.acked == 1,
+                         message="gw-b acked")
+    finally:
+        gw.close()
