@@ -76,6 +76,7 @@ class UplinkConfig(BaseModel):
     missing_grace_s: float = Field(default=1.0, ge=0)
     state_interval_s: float = Field(default=30.0, gt=0)
     idle_poll_s: float = Field(default=0.2, gt=0)
+    live_probe_interval_s: float = Field(default=0.5, ge=0)
     backoff_initial_s: float = Field(default=0.5, gt=0)
     backoff_max_s: float = Field(default=30.0, gt=0)
     keepalive_s: int = Field(default=30, ge=5)
@@ -151,6 +152,7 @@ class Uplink:
         self._task_group: asyncio.TaskGroup | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_state_at = float("-inf")
+        self._live_probe_after = float("-inf")
         self._counters = {
             "batches_sent": 0,
             "records_sent": 0,
@@ -426,12 +428,22 @@ class Uplink:
 
     async def _seal(self, lane: Lane) -> SealedBatch | None:
         assert self._sealer is not None
+        now = self._clock.monotonic()
+        # While a telemetry backlog drains, asking for LIVE rows before every batch costs a query
+        # each time that mostly finds nothing; after an empty answer, ask again only after
+        # live_probe_interval_s (so a live value waits at most that long behind the backlog).
+        # Events are always asked for LIVE first: they are few and urgent.
+        probe_live = lane is Lane.EVENT or now >= self._live_probe_after
         for mode in (SealMode.LIVE, SealMode.BACKLOG):
+            if mode is SealMode.LIVE and not probe_live:
+                continue
             batch = await self._store.seal(
                 lane, mode=mode, max_records=self._config.batch_max_records, sealer=self._sealer
             )
             if batch is not None:
                 return batch
+            if mode is SealMode.LIVE and lane is Lane.TELEMETRY:
+                self._live_probe_after = now + self._config.live_probe_interval_s
         return None
 
     def _send(self, session: MqttSession, batch: SealedBatch) -> None:

@@ -10,6 +10,7 @@ GET      /devices/{id}                              one device with its values a
 POST     /devices/{id}/scenarios/{name}             start a scenario; JSON body = its parameters
 DELETE   /devices/{id}/scenarios/{name}             end one scenario
 DELETE   /devices/{id}/scenarios                    end every scenario and fault of the device
+POST     /devices/{id}/restart                      power-cycle: fresh model, latches and faults gone
 =======  =========================================  ==========================================
 
 Handlers are ``async`` on purpose: they run on the event loop that also runs the Modbus
@@ -107,6 +108,13 @@ def build_app(runner: SimulationRunner) -> FastAPI:
             raise HTTPException(404, str(exc)) from exc
         _LOG.info("scenario cleared", device=device_id, scenario=name)
         return {"device": device_id, "cleared": cleared, "active": scenarios.active(device)}
+
+    @app.post("/devices/{device_id}/restart")
+    async def restart(device_id: str) -> dict[str, Any]:
+        device = lookup(device_id)
+        device.restart()
+        _LOG.info("device restarted", device=device_id)
+        return {"device": device_id, "active": scenarios.active(device)}
 
     @app.delete("/devices/{device_id}/scenarios")
     async def end_all(device_id: str) -> dict[str, Any]:

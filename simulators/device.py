@@ -43,6 +43,8 @@ class SimulatedDevice:
     faults: FaultState = field(default_factory=FaultState)
     meta: dict[str, Any] = field(default_factory=dict)
     requests: int = 0
+    seed: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -57,7 +59,15 @@ class SimulatedDevice:
         model = make_model(profile.family, seed=seed, params=params)
         image = RegisterImage(profile.points)
         image.refresh(model.values())
-        return cls(device_id, profile, model, image, meta=dict(meta or {}))
+        return cls(
+            device_id, profile, model, image, meta=dict(meta or {}), seed=seed, params=dict(params or {})
+        )
+
+    def restart(self) -> None:
+        """Power-cycle the device: a fresh model, no scenarios, no faults."""
+        self.model = make_model(self.profile.family, seed=self.seed, params=self.params)
+        self.faults = FaultState()
+        self.image.refresh(self.model.values())
 
     def tick(self, dt_s: float) -> None:
         self.model.step(dt_s)

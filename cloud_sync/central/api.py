@@ -247,7 +247,8 @@ def create_api(
             with store.reader() as db:
                 rows = db.execute(
                     "SELECT ts, source_ts, value, quality, reason, historical FROM telemetry"
-                    " WHERE point_id=? AND ts>=? AND ts<? ORDER BY ts LIMIT ?",
+                    " WHERE point=(SELECT id FROM points WHERE point_id=?) AND ts>=? AND ts<?"
+                    " ORDER BY ts LIMIT ?",
                     (point_id, start, end, limit + 1),
                 ).fetchall()
             samples = [
@@ -267,7 +268,7 @@ def create_api(
         if (end - start) / step > _MAX_BUCKETS:
             raise HTTPException(422, f"at most {_MAX_BUCKETS} buckets per request")
         bucket = "CAST((ts - ?) / ? AS INTEGER)"
-        where = "point_id=? AND ts>=? AND ts<?"
+        where = "point=(SELECT id FROM points WHERE point_id=?) AND ts>=? AND ts<?"
         with store.reader() as db:
             stats = db.execute(
                 f"SELECT {bucket} AS b, count(*),"

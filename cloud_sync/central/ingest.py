@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,7 +22,7 @@ from cloud_sync.central.store import BatchMeta, CentralStore
 from cloud_sync.envelope import decode_header, decode_records, valid_gateway_id, verify_envelope
 from cloud_sync.errors import EnvelopeError
 from cloud_sync.keys import key_id, load_public_key, parse_public_key
-from cloud_sync.ports import Lane
+from cloud_sync.ports import EventRow, Lane, TelemetryRow
 
 __all__ = ["IngestOutcome", "Ingestor", "KeyRegistry", "parse_uplink_topic"]
 
@@ -77,6 +77,13 @@ class IngestOutcome:
     records: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    meta: BatchMeta
+    records: list[TelemetryRow] | list[EventRow]
+    size: int
+
+
 def parse_uplink_topic(topic: str) -> tuple[str, str] | None:
     """``gh/v1/{gw}/up/{lane}`` → (gw, lane); None for any other topic."""
     parts = topic.split("/")
@@ -98,7 +105,63 @@ class Ingestor:
 
     def ingest(self, payload: bytes, *, gateway_id: str, lane: str, transport: str) -> IngestOutcome:
         """Handle one batch that arrived for ``gateway_id``/``lane`` (from the topic or URL)."""
+        return self.ingest_many([(payload, gateway_id, lane)], transport=transport)[0]
+
+    def ingest_many(self, items: Sequence[tuple[bytes, str, str]], *, transport: str) -> list[IngestOutcome]:
+        """Handle several ``(payload, gateway_id, lane)`` arrivals; verified ones commit together."""
         now = self._clock()
+        prepared = [self._verify(payload, gw, lane, transport, now) for payload, gw, lane in items]
+        verified = [p for p in prepared if isinstance(p, _Verified)]
+        results = iter(
+            self._store.store_batches(
+                [(v.meta, v.records) for v in verified], transport=transport, received_at=now
+            )
+            if verified
+            else []
+        )
+        outcomes: list[IngestOutcome] = []
+        for p in prepared:
+            if isinstance(p, IngestOutcome):
+                outcomes.append(p)
+                continue
+            result = next(results)
+            meta, count = p.meta, len(p.records)
+            ack = self.ack_for(meta.gateway_id, meta.lane)
+            if result.stored:
+                self.counters["stored"] += 1
+                self.counters["records"] += count
+                outcomes.append(
+                    IngestOutcome("stored", meta.gateway_id, str(meta.lane), meta.seq, ack, records=count)
+                )
+                continue
+            self.counters["duplicate"] += 1
+            # A duplicate is a normal resend (our ack was lost) or a replay; both are acknowledged
+            # and neither stores anything. Different bytes under a stored key deserve attention.
+            reason = "duplicate" if result.same_bytes else "conflict"
+            detail = "already stored" if result.same_bytes else "different bytes under a stored sequence"
+            self._store.record_rejection(
+                received_at=now,
+                transport=transport,
+                gateway_id=meta.gateway_id,
+                lane=str(meta.lane),
+                seq=meta.seq,
+                reason=reason,
+                detail=detail,
+                size=p.size,
+                digest=meta.digest,
+            )
+            if not result.same_bytes:
+                _LOG.warning(
+                    "conflicting batch under a stored sequence", gateway=meta.gateway_id, seq=meta.seq
+                )
+            outcomes.append(
+                IngestOutcome("duplicate", meta.gateway_id, str(meta.lane), meta.seq, ack, reason, detail)
+            )
+        return outcomes
+
+    def _verify(
+        self, payload: bytes, gateway_id: str, lane: str, transport: str, now: float
+    ) -> _Verified | IngestOutcome:
         digest = hashlib.sha256(payload).digest()
         seq: int | None = None
 
@@ -150,29 +213,7 @@ class Ingestor:
             historical=header.historical,
             digest=digest,
         )
-        result = self._store.store_batch(meta, records, transport=transport, received_at=now)
-        ack = self.ack_for(gateway_id, header.lane)
-        if result.stored:
-            self.counters["stored"] += 1
-            self.counters["records"] += len(records)
-            return IngestOutcome("stored", gateway_id, lane, seq, ack, records=len(records))
-        self.counters["duplicate"] += 1
-        # A duplicate is a normal resend (our ack was lost) or a replay; both are acknowledged and
-        # neither stores anything. Different bytes under a stored key are worth an audit line.
-        reason = "duplicate" if result.same_bytes else "conflict"
-        detail = "already stored" if result.same_bytes else "different bytes under a stored sequence"
-        self._store.record_rejection(
-            received_at=now,
-            transport=transport,
-            gateway_id=gateway_id,
-            lane=lane,
-            seq=seq,
-            reason=reason,
-            detail=detail,
-            size=len(payload),
-            digest=digest,
-        )
-        return IngestOutcome("duplicate", gateway_id, lane, seq, ack, reason, detail)
+        return _Verified(meta, records, len(payload))
 
     def note_state(self, gateway_id: str, payload: bytes) -> list[AckMessage]:
         """A state message; returns the acks to publish (both lanes when the gateway came online)."""

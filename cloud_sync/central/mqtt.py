@@ -37,8 +37,8 @@ _LOG = structlog.get_logger(__name__)
 UPLINK_FILTER: Final = "gh/v1/+/up/#"
 STATE_FILTER: Final = "gh/v1/+/state"
 _SESSION_EXPIRY_S: Final = 7 * 24 * 3600
-# Publish pending acks at least this often while a burst keeps the queue non-empty.
-_ACK_EVERY_N: Final = 32
+# Batches committed together when they arrive faster than one commit takes.
+_GROUP_MAX: Final = 16
 _PUT_WAIT_S: Final = 1.0
 
 
@@ -160,41 +160,41 @@ class CentralMqtt:
     # -- asyncio side ----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Take messages off the queue, ingest them in a worker thread, publish acks."""
-        dirty: set[tuple[str, Lane]] = set()
-        since_flush = 0
+        """Take messages off the queue in groups, ingest each group in a worker thread, ack."""
         while True:
-            item = await self._queue.get()
-            acks = await asyncio.to_thread(self._handle, item, dirty)
+            group = [await self._queue.get()]
+            # Whatever else is already waiting joins the group: one database commit for all.
+            while len(group) < _GROUP_MAX and not self._queue.empty():
+                group.append(self._queue.get_nowait())
+            acks = await asyncio.to_thread(self._handle_group, group)
             for gw, ack in acks:
                 self._publish_ack(gw, ack)
-            since_flush += 1
-            if self._queue.empty() or since_flush >= _ACK_EVERY_N:
-                # One ack per gateway and lane per burst: it carries the highest contiguous seq.
-                for gw, lane in sorted(dirty):
-                    ack = await asyncio.to_thread(self._ingestor.ack_for, gw, lane)
-                    self._publish_ack(gw, ack)
-                dirty.clear()
-                since_flush = 0
 
-    def _handle(self, item: _Incoming, dirty: set[tuple[str, Lane]]) -> list[tuple[str, AckMessage]]:
+    def _handle_group(self, group: list[_Incoming]) -> list[tuple[str, AckMessage]]:
         acks: list[tuple[str, AckMessage]] = []
-        route = parse_uplink_topic(item.topic)
-        if route is not None:
-            gw, lane = route
-            outcome = self._ingestor.ingest(item.payload, gateway_id=gw, lane=lane, transport="mqtt")
-            if outcome.ack is not None:
-                dirty.add((gw, outcome.ack.lane))
-        else:
+        batches: list[tuple[bytes, str, str]] = []
+        for item in group:
+            route = parse_uplink_topic(item.topic)
+            if route is not None:
+                batches.append((item.payload, *route))
+                continue
             parts = item.topic.split("/")
             if len(parts) == 4 and parts[3] == "state":
-                acks = [(parts[2], ack) for ack in self._ingestor.note_state(parts[2], item.payload)]
+                acks += [(parts[2], ack) for ack in self._ingestor.note_state(parts[2], item.payload)]
             else:
                 _LOG.warning("message on an unexpected topic", topic=item.topic)
-        # Only now (stored, or rejected and audited) may the broker forget the message; if the
-        # database raised, no PUBACK goes out and the broker delivers it again after a restart.
-        if item.qos > 0:
-            self._client.ack(item.mid, item.qos)
+        if batches:
+            # One ack per gateway and lane per group: the last one carries the newest position.
+            latest: dict[tuple[str, Lane], AckMessage] = {}
+            for outcome in self._ingestor.ingest_many(batches, transport="mqtt"):
+                if outcome.ack is not None:
+                    latest[(outcome.gateway_id, outcome.ack.lane)] = outcome.ack
+            acks += [(gw, ack) for (gw, _lane), ack in sorted(latest.items())]
+        # Only now (stored, or rejected and audited) may the broker forget the messages; if the
+        # database raised, no PUBACK goes out and the broker delivers them again after a restart.
+        for item in group:
+            if item.qos > 0:
+                self._client.ack(item.mid, item.qos)
         return acks
 
     def _publish_ack(self, gateway_id: str, ack: AckMessage) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,9 +62,13 @@ CREATE TABLE IF NOT EXISTS batches (
     transport TEXT NOT NULL,
     PRIMARY KEY (gateway_id, lane, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS points (
+    id INTEGER PRIMARY KEY,
+    point_id TEXT NOT NULL UNIQUE,
+    gateway_id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS telemetry (
-    gateway_id TEXT NOT NULL,
-    point_id TEXT NOT NULL,
+    point INTEGER NOT NULL REFERENCES points (id),
     ts REAL NOT NULL,
     source_ts REAL,
     value,
@@ -73,7 +77,7 @@ CREATE TABLE IF NOT EXISTS telemetry (
     historical INTEGER NOT NULL,
     seq INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS telemetry_point_ts ON telemetry (point_id, ts);
+CREATE INDEX IF NOT EXISTS telemetry_point_ts ON telemetry (point, ts);
 CREATE TABLE IF NOT EXISTS latest (
     point_id TEXT PRIMARY KEY,
     gateway_id TEXT NOT NULL,
@@ -131,6 +135,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA cache_size=-65536")
     return conn
 
 
@@ -145,6 +150,8 @@ class CentralStore:
             raise CentralStoreError(f"{path}: cannot open central database: {exc}") from exc
         self._lock = threading.Lock()
         self._rejections = 0
+        # point id → integer id in ``points``; filled lazily, cleared when a transaction fails.
+        self._point_ids: dict[str, int] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -175,68 +182,100 @@ class CentralStore:
         received_at: float,
     ) -> StoreResult:
         """Store one verified batch once; a second arrival of the same key changes nothing."""
+        return self.store_batches([(meta, records)], transport=transport, received_at=received_at)[0]
+
+    def store_batches(
+        self,
+        batches: Sequence[tuple[BatchMeta, Sequence[TelemetryRow] | Sequence[EventRow]]],
+        *,
+        transport: str,
+        received_at: float,
+    ) -> list[StoreResult]:
+        """Store several verified batches in one transaction (group commit), each at most once.
+
+        One commit per group rather than per batch matters: each commit rewrites every index page
+        the group touched, and a telemetry batch touches pages all over the (point, ts) index.
+        """
+        results: list[StoreResult] = []
+        try:
+            with self._transaction() as db:
+                for meta, records in batches:
+                    results.append(self._store_one(db, meta, records, transport, received_at))
+        except BaseException:
+            # Ids handed out inside the rolled-back transaction do not exist: forget them all.
+            self._point_ids.clear()
+            raise
+        return results
+
+    def _store_one(
+        self,
+        db: sqlite3.Connection,
+        meta: BatchMeta,
+        records: Sequence[TelemetryRow] | Sequence[EventRow],
+        transport: str,
+        received_at: float,
+    ) -> StoreResult:
         gw, lane, seq = meta.gateway_id, str(meta.lane), meta.seq
-        with self._transaction() as db:
-            cur = db.execute(
-                "INSERT OR IGNORE INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    gw,
-                    lane,
-                    seq,
-                    meta.digest,
-                    meta.key_id,
-                    meta.sealed_at,
-                    received_at,
-                    len(records),
-                    int(meta.historical),
-                    transport,
-                ),
+        row_values = (
+            meta.digest,
+            meta.key_id,
+            meta.sealed_at,
+            received_at,
+            len(records),
+            int(meta.historical),
+            transport,
+        )
+        cur = db.execute(
+            "INSERT OR IGNORE INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (gw, lane, seq, *row_values),
+        )
+        self._touch(db, gw, received_at)
+        if cur.rowcount == 0:
+            (digest,) = db.execute(
+                "SELECT digest FROM batches WHERE gateway_id=? AND lane=? AND seq=?", (gw, lane, seq)
+            ).fetchone()
+            if bytes(digest) != _EVICTED:
+                return StoreResult(stored=False, same_bytes=bytes(digest) == meta.digest)
+            # The gateway reported this batch evicted, yet it arrived (it was in flight): keep it.
+            db.execute(
+                "UPDATE batches SET digest=?, key_id=?, sealed_at=?, received_at=?, record_count=?,"
+                " historical=?, transport=? WHERE gateway_id=? AND lane=? AND seq=?",
+                (*row_values, gw, lane, seq),
             )
-            self._touch(db, gw, received_at)
-            if cur.rowcount == 0:
-                row = db.execute(
-                    "SELECT digest FROM batches WHERE gateway_id=? AND lane=? AND seq=?", (gw, lane, seq)
-                ).fetchone()
-                if bytes(row[0]) != _EVICTED:
-                    return StoreResult(stored=False, same_bytes=bytes(row[0]) == meta.digest)
-                # The gateway reported this batch evicted, yet it arrived (it was in flight): keep it.
-                db.execute(
-                    "UPDATE batches SET digest=?, key_id=?, sealed_at=?, received_at=?, record_count=?,"
-                    " historical=?, transport=? WHERE gateway_id=? AND lane=? AND seq=?",
-                    (
-                        meta.digest,
-                        meta.key_id,
-                        meta.sealed_at,
-                        received_at,
-                        len(records),
-                        int(meta.historical),
-                        transport,
-                        gw,
-                        lane,
-                        seq,
-                    ),
-                )
-            hist = int(meta.historical)
-            if meta.lane is Lane.TELEMETRY:
-                self._insert_telemetry(db, gw, seq, hist, records)  # type: ignore[arg-type]
-            else:
-                db.executemany(
-                    "INSERT INTO events (gateway_id, seq, kind, source, ts, data, historical)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(gw, seq, r.kind, r.source, r.ts, json.dumps(r.data), hist) for r in records],  # type: ignore[union-attr]
-                )
-                self._note_evictions(db, gw, records, received_at)  # type: ignore[arg-type]
-            self._advance(db, gw, lane)
+        hist = int(meta.historical)
+        if meta.lane is Lane.TELEMETRY:
+            self._insert_telemetry(db, gw, seq, hist, records)  # type: ignore[arg-type]
+        else:
+            db.executemany(
+                "INSERT INTO events (gateway_id, seq, kind, source, ts, data, historical)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(gw, seq, r.kind, r.source, r.ts, json.dumps(r.data), hist) for r in records],  # type: ignore[union-attr]
+            )
+            self._note_evictions(db, gw, records, received_at)  # type: ignore[arg-type]
+        self._advance(db, gw, lane)
         return StoreResult(stored=True, same_bytes=True)
 
-    @staticmethod
+    def _point_id_map(self, db: sqlite3.Connection, gw: str, point_ids: Iterable[str]) -> dict[str, int]:
+        known = self._point_ids
+        if not known:
+            known.update(db.execute("SELECT point_id, id FROM points"))
+        new = [p for p in dict.fromkeys(point_ids) if p not in known]
+        if new:
+            db.executemany(
+                "INSERT OR IGNORE INTO points (point_id, gateway_id) VALUES (?, ?)", [(p, gw) for p in new]
+            )
+            for p in new:
+                known[p] = db.execute("SELECT id FROM points WHERE point_id=?", (p,)).fetchone()[0]
+        return known
+
     def _insert_telemetry(
-        db: sqlite3.Connection, gw: str, seq: int, hist: int, records: Sequence[TelemetryRow]
+        self, db: sqlite3.Connection, gw: str, seq: int, hist: int, records: Sequence[TelemetryRow]
     ) -> None:
+        ids = self._point_id_map(db, gw, (r.point_id for r in records))
         db.executemany(
-            "INSERT INTO telemetry VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO telemetry VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (gw, r.point_id, r.receipt_ts, r.source_ts, r.value, r.quality, r.reason, hist, seq)
+                (ids[r.point_id], r.receipt_ts, r.source_ts, r.value, r.quality, r.reason, hist, seq)
                 for r in records
             ],
         )

@@ -28,7 +28,7 @@ from typing import Protocol
 import structlog
 
 from drivers.base import PollGroup, Reading
-from drivers.modbus.codec import compile_decoder, encode
+from drivers.modbus.codec import Decoder, compile_decoder, encode
 from drivers.modbus.planner import (
     MAX_BITS_PER_READ,
     MAX_REGISTERS_PER_READ,
@@ -46,6 +46,8 @@ _LOG = structlog.get_logger(__name__)
 
 _WRITABLE = frozenset({"rw", "w"})
 _ILLEGAL_DATA_ADDRESS = 2
+# (key, offset in block, decoder, needs a check, valid_min, valid_max)
+_PointCheck = tuple[str, int, Decoder, bool, float, float]
 _MAX_REGISTERS_PER_WRITE = 123  # FC 16, Modbus Application Protocol v1.1b3 §6.12
 
 
@@ -111,15 +113,11 @@ class ModbusDevice:
             )
         )
         # Blocks the device refused as a whole, with the per-point reads that replace them.
-        self._split_blocks: dict[ReadBlock, tuple[ReadBlock, ...]] = {}
-        # Per key: (valid_min, valid_max) when the point has a range, checked after decoding.
-        self._ranges: dict[str, tuple[float, float]] = {
-            p.id: (
-                -math.inf if p.valid_min is None else float(p.valid_min),
-                math.inf if p.valid_max is None else float(p.valid_max),
-            )
-            for p in self._points.values()
-            if (p.valid_min is not None or p.valid_max is not None) and p.type not in (DataType.STRING,)
+        self._split_blocks: dict[int, tuple[ReadBlock, ...]] = {}
+        # Keyed by id(): hashing a block hashes all its points, too slow for every read. The
+        # blocks are kept alive by self._groups and self._split_blocks.
+        self._checks: dict[int, tuple[_PointCheck, ...]] = {
+            id(g): self._compile_checks(g) for g in self._groups
         }
 
     # --- Driver protocol ------------------------------------------------------------------------
@@ -140,14 +138,18 @@ class ModbusDevice:
         """
         if not isinstance(group, ReadBlock):
             raise TypeError(f"device {self._device_id!r}: not a Modbus read block: {group!r}")
-        pieces = self._split_blocks.get(group)
+        pieces = self._split_blocks.get(id(group))
         if pieces is None:
             try:
                 registers = await self.link.read(self.unit, group.table, group.start, group.count)
             except DeviceError as exc:
                 if exc.code != _ILLEGAL_DATA_ADDRESS:
                     raise
-                pieces = self._split_blocks[group] = _split(group)
+                pieces = _split(group)
+                if id(group) in self._checks:  # one of ours: remember the split
+                    self._split_blocks[id(group)] = pieces
+                    for piece in pieces:
+                        self._checks[id(piece)] = self._compile_checks(piece)
                 _LOG.warning(
                     "modbus.block_split",
                     device=self._device_id,
@@ -171,20 +173,34 @@ class ModbusDevice:
         return readings
 
     def _decode(self, group: ReadBlock, registers: Sequence[int]) -> list[Reading]:
-        ranges = self._ranges
+        checks = self._checks.get(id(group))
+        if checks is None:  # an equal block planned elsewhere: fine, just not cached
+            checks = self._compile_checks(group)
         readings: list[Reading] = []
         append = readings.append
-        for point in group.points:
-            value = point.decode(registers, point.offset)
-            if isinstance(value, float) and value != value:  # NaN: the device sent nonsense
-                append(Reading(point.key, value, Quality.BAD, Reason.OUT_OF_RANGE))
-                continue
-            bounds = ranges.get(point.key)
-            if bounds is not None and isinstance(value, int | float) and not bounds[0] <= value <= bounds[1]:
-                append(Reading(point.key, value, Quality.BAD, Reason.OUT_OF_RANGE))
-                continue
-            append(Reading(point.key, value))
+        for key, offset, decode, check, low, high in checks:
+            value = decode(registers, offset)
+            # ``value != value`` is the NaN test; the codec turns infinities into NaN.
+            if check and (value != value or not low <= value <= high):  # type: ignore[operator]
+                append(Reading(key, value, Quality.BAD, Reason.OUT_OF_RANGE))
+            else:
+                append(Reading(key, value))
         return readings
+
+    def _compile_checks(self, group: ReadBlock) -> tuple[_PointCheck, ...]:
+        """Per point: whether its value needs a NaN or range check, and the range."""
+        checks: list[_PointCheck] = []
+        for bp in group.points:
+            point = self._points[bp.key]
+            numeric = point.type not in (DataType.STRING, DataType.BIT, DataType.BOOL)
+            low = -math.inf if point.valid_min is None else float(point.valid_min)
+            high = math.inf if point.valid_max is None else float(point.valid_max)
+            ranged = numeric and (point.valid_min is not None or point.valid_max is not None)
+            floating = point.type in (DataType.FLOAT32, DataType.FLOAT64) or (
+                numeric and (point.scale != 1 or point.offset != 0)
+            )
+            checks.append((bp.key, bp.offset, bp.decode, ranged or floating, low, high))
+        return tuple(checks)
 
     async def write(self, key: str, value: Value, *, verify: bool = True) -> Value | None:
         """Write one point; with ``verify`` (and the point's ``verify_write``) read it back.

@@ -24,6 +24,7 @@ from edge.config.site import ResolvedDevice
 __all__ = [
     "Issue",
     "Loc",
+    "ResolvedEntry",
     "check_buses",
     "check_devices",
     "check_profile_points",
@@ -278,9 +279,10 @@ def check_resolved(entries: Sequence[ResolvedEntry]) -> list[Issue]:
         unit_loc: Loc = (*where, "unit")
         polled = any(p.access is not Access.WRITE for p in device.points)
         if device.config.unit == 0 and polled:
-            issues.append(
-                Issue(unit_loc, "unit 0 is the broadcast address: a device there never answers a poll")
-            )
+            message = "unit 0 is the broadcast address: a device there never answers a poll"
+            if device.bus.type == "modbus_tcp":
+                message += " (a TCP device that ignores the unit id works with 1 or 255)"
+            issues.append(Issue(unit_loc, message))
         if device.config.enabled:
             key = (device.endpoint, device.config.unit)
             other = taken.get(key)

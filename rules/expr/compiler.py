@@ -44,6 +44,7 @@ class CompiledExpr:
     points: frozenset[str]
     alarms: frozenset[str]
     held_s: dict[str, float]  # hold duration of every ``for``/``held`` node, by its state key
+    name: str = "expr"
 
     @property
     def timed(self) -> bool:
@@ -71,7 +72,7 @@ def compile_expr(text: str, scope: Scope, *, name: str = "expr", want: T | None 
         raise ExprTypeError(f"a condition must be true or false, this is a {typ.value}", 1, 1)
     if want is T.BOOL and typ is T.ANY:
         fn = _truthy(fn)
-    return CompiledExpr(text, fn, typ, frozenset(c.points), frozenset(c.alarms), c.held_s)
+    return CompiledExpr(text, fn, typ, frozenset(c.points), frozenset(c.alarms), c.held_s, name)
 
 
 def _truthy(fn: Fn) -> Fn:

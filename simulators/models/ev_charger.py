@@ -60,7 +60,6 @@ class EvChargerModel(DeviceModel):
 
     def _inject_unplug(self, params: dict[str, Any]) -> None:
         self.active.pop("plug_in", None)
-        self.active.pop("unplug", None)
         self.state = State.IDLE
         self.current_a = 0.0
 

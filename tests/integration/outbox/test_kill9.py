@@ -63,7 +63,7 @@ def test_kill_9_loses_no_acknowledged_sample(tmp_path: Path) -> None:
         proc, lines, reader = _start(db, first)
         try:
             want = rng.randint(1, 25)
-            wait_until_sync(lambda: len(lines) >= want or proc.poll() is not None, message="acknowledged flushes")
+            wait_until_sync(lambda: sum(x.startswith("ACK ") for x in lines) >= want or proc.poll() is not None, message="acknowledged flushes")
             assert proc.poll() is None, "the writer died on its own"
             os.kill(proc.pid, signal.SIGKILL)
         finally:
@@ -71,9 +71,9 @@ def test_kill_9_loses_no_acknowledged_sample(tmp_path: Path) -> None:
                 proc.kill()
             proc.wait()
         reader.join(timeout=30)
-        complete = [line for line in lines if line.endswith("\n")]
-        assert complete
-        acknowledged = int(complete[-1])
+        acks = [line for line in lines if line.startswith("ACK ") and line.endswith("\n")]
+        assert acks
+        acknowledged = int(acks[-1].split()[1])
 
         stored = _stored(db)
         for n in range(acknowledged + 1):

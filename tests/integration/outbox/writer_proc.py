@@ -1,5 +1,5 @@
 """A stand-in daemon for the kill -9 test: writes numbered samples through the outbox and prints
-the highest number whose ``flush()`` has returned, one line per flush, until it is killed.
+the highest number whose ``flush()`` has returned, one ``ACK n`` line per flush, until killed.
 
 Usage: python -m tests.integration.outbox.writer_proc DB FIRST_NUMBER
 """
@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+
+import structlog
 
 from edge.model import Event, Quality, Sample
 from edge.outbox import Outbox
@@ -34,9 +36,11 @@ async def main(db: Path, first: int) -> None:
             n += 450
             await ob.put_event(Event("test.mark", "writer", T0, {"upto": n - 1}))
             await ob.flush()
-            sys.stdout.write(f"{n - 1}\n")
+            sys.stdout.write(f"ACK {n - 1}\n")
             sys.stdout.flush()
 
 
 if __name__ == "__main__":
+    # Logs go to stderr so that stdout carries nothing but acknowledgements.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     asyncio.run(main(Path(sys.argv[1]), int(sys.argv[2])))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 
 from drivers.modbus import ModbusTcpLink
 from edge.errors import DeviceError, TransportError
@@ -103,7 +104,7 @@ CASES = [
 ]
 
 
-def test_every_behaviour_scenario_has_a_case() -> None:
+async def test_every_behaviour_scenario_has_a_case() -> None:
     from simulators.models import MODELS
 
     covered = {(load_profile_file(PROFILE_DIR / f"{c.profile}.yaml").family, c.scenario) for c in CASES}
@@ -120,8 +121,12 @@ def matches(value: Value, want: Value | Callable[[Value], bool]) -> bool:
     return value == want
 
 
-@pytest.fixture
-async def served() -> AsyncIterator[SimulationRunner]:
+# One set of servers for the whole module (starting them per test costs more than the tests).
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def all_served() -> AsyncIterator[SimulationRunner]:
     profiles = sorted({c.profile for c in CASES})
     plans = [
         PlannedDevice(p, load_profile_file(PROFILE_DIR / f"{p}.yaml"), ("127.0.0.1", 0), unit=i + 1, seed=i)
@@ -129,6 +134,13 @@ async def served() -> AsyncIterator[SimulationRunner]:
     ]
     async with SimulationRunner(plans, tick_s=None, control_port=0) as sim:
         yield sim
+
+
+@pytest.fixture
+def served(all_served: SimulationRunner) -> Iterator[SimulationRunner]:
+    yield all_served
+    for device in all_served.devices.values():
+        device.restart()
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
