@@ -21,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,10 @@ async def _fill(outbox: Outbox, points: int, ts0: float) -> None:
     await outbox.flush()
 
 
+def _at_least(central: FakeCentral, lane: Lane, count: int) -> bool:
+    return len(central.seqs(GW, lane)) >= count
+
+
 async def _run(points: int, workdir: Path) -> dict[str, Any]:
     broker = start_broker(workdir / "mq")
     try:
@@ -67,7 +72,7 @@ async def _run(points: int, workdir: Path) -> dict[str, Any]:
                     for n in range(5):
                         target = batches * (n + 1) // 7
                         await wait_until(
-                            lambda t=target: len(central.seqs(GW, Lane.TELEMETRY)) >= t,
+                            partial(_at_least, central, Lane.TELEMETRY, target),
                             timeout_s=600,
                             message="drain progress",
                         )
@@ -78,7 +83,7 @@ async def _run(points: int, workdir: Path) -> dict[str, Any]:
                         await outbox.flush()
                         uplink.wake()
                         await wait_until(
-                            lambda n=n: len(central.seqs(GW, Lane.EVENT)) >= n + 1,
+                            partial(_at_least, central, Lane.EVENT, n + 1),
                             timeout_s=60,
                             message="alarm",
                         )

@@ -124,8 +124,7 @@ class ClientCredentials:
 def validate_client_name(name: str, *, allow_central: bool = False) -> str:
     if not _CLIENT_NAME.fullmatch(name):
         raise PkiError(
-            f"{name!r} is not a usable gateway id: 1-64 of A-Z a-z 0-9 _ . -, "
-            "starting with a letter or digit"
+            f"{name!r} is not a usable gateway id: 1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit"
         )
     if name == CENTRAL_USER and not allow_central:
         raise PkiError(f"{CENTRAL_USER!r} is reserved for the central service")

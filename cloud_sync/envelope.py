@@ -17,6 +17,7 @@ then :func:`decode_records`, so that unauthenticated input is never decompressed
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -124,6 +125,8 @@ class Envelope:
 def _canonical(obj: Any) -> Any:
     """Sort map keys recursively so that equal event data always packs to equal bytes."""
     if isinstance(obj, dict):
+        if not all(isinstance(k, str) for k in obj):
+            raise EnvelopeError("event data maps must have str keys", reason="bad_rows")
         return {k: _canonical(obj[k]) for k in sorted(obj)}
     if isinstance(obj, list | tuple):
         return [_canonical(v) for v in obj]
@@ -137,12 +140,7 @@ def _delta(values_us: list[int]) -> list[int]:
 
 
 def _undelta(deltas: list[int]) -> list[int]:
-    out: list[int] = []
-    acc = 0
-    for d in deltas:
-        acc += d
-        out.append(acc)
-    return out
+    return list(itertools.accumulate(deltas))
 
 
 def _telemetry_columns(rows: Sequence[TelemetryRow]) -> dict[str, Any]:
@@ -335,8 +333,18 @@ def _columns(raw: bytes, keys: tuple[str, ...], n: int) -> dict[str, Any]:
         col = columns[key]
         _want(isinstance(col, list), f"column {key} is not an array")
         _want(key == "pid" or len(col) == n, f"column {key} has {len(col)} entries, n is {n}")
-    _want(all(type(x) is int for x in columns["t"]), "column t holds non-integers")
+    _want(_types(columns["t"]) <= _INT, "column t holds non-integers")
     return columns
+
+
+_INT: Final = frozenset({int})
+_STR: Final = frozenset({str})
+_INT_OR_NIL: Final = frozenset({int, type(None)})
+_VALUE_TYPES: Final = frozenset({type(None), bool, int, float, str})
+
+
+def _types(column: list[Any]) -> set[type]:
+    return set(map(type, column))
 
 
 def _plain(obj: Any, depth: int = 0) -> bool:
@@ -354,23 +362,19 @@ def _plain(obj: Any, depth: int = 0) -> bool:
 
 def _telemetry_rows(columns: dict[str, Any]) -> list[TelemetryRow]:
     pid, p, v, q, r, s = (columns[k] for k in ("pid", "p", "v", "q", "r", "s"))
-    _want(all(isinstance(x, str) for x in pid), "pid holds non-strings")
-    _want(all(type(i) is int and 0 <= i < len(pid) for i in p), "p holds an index outside pid")
-    _want(all(type(x) is int and 0 <= x <= 2 for x in q), "q holds an unknown quality")
-    _want(all(isinstance(x, str) for x in r), "r holds non-strings")
-    _want(all(x is None or type(x) is int for x in s), "s holds something other than nil or int")
-    _want(all(x is None or isinstance(x, bool | int | float | str) for x in v), "v holds an unsupported type")
+    # Whole-column checks run in C (set/map/min/max): central decodes ~100k records/s.
+    _want(_types(pid) <= _STR, "pid holds non-strings")
+    _want(
+        _types(p) <= _INT and (not p or (min(p) >= 0 and max(p) < len(pid))), "p holds an index outside pid"
+    )
+    _want(_types(q) <= _INT and (not q or (min(q) >= 0 and max(q) <= 2)), "q holds an unknown quality")
+    _want(_types(r) <= _STR, "r holds non-strings")
+    _want(_types(s) <= _INT_OR_NIL, "s holds something other than nil or int")
+    _want(_types(v) <= _VALUE_TYPES, "v holds an unsupported type")
     t = _undelta(columns["t"])
     return [
-        TelemetryRow(
-            point_id=pid[p[i]],
-            value=v[i],
-            quality=q[i],
-            reason=r[i],
-            receipt_ts=from_us(t[i]),
-            source_ts=None if s[i] is None else from_us(t[i] + s[i]),
-        )
-        for i in range(len(p))
+        TelemetryRow(pid[pi], val, qual, why, ts / 1_000_000, None if src is None else (ts + src) / 1_000_000)
+        for pi, val, qual, why, ts, src in zip(p, v, q, r, t, s, strict=True)
     ]
 
 

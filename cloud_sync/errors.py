@@ -6,12 +6,20 @@
     ├── EnvelopeError      bytes that are not a well-formed batch envelope or ack (or too large)
     │   └── SignatureError the envelope is well formed but its signature does not verify
     ├── KeyFileError       a key file is missing, unreadable or not an Ed25519 key
-    └── CentralStoreError  central's database could not do what was asked
+    ├── CentralStoreError  central's database could not do what was asked
+    └── ServiceStartError  central could not start (API port taken, TLS files unusable)
 """
 
 from __future__ import annotations
 
-__all__ = ["CentralStoreError", "EnvelopeError", "KeyFileError", "SignatureError", "SyncError"]
+__all__ = [
+    "CentralStoreError",
+    "EnvelopeError",
+    "KeyFileError",
+    "ServiceStartError",
+    "SignatureError",
+    "SyncError",
+]
 
 
 class SyncError(Exception):
@@ -36,4 +44,8 @@ class KeyFileError(SyncError):
 
 
 class CentralStoreError(SyncError):
+    pass
+
+
+class ServiceStartError(SyncError):
     pass

@@ -200,6 +200,8 @@ class MqttSession:
                 timeout=s.connect_timeout_s,
             )
         except (OSError, TimeoutError) as exc:
+            # A timed-out connect may still complete in its thread: close whatever it opened.
+            await self.close(reason="connect failed")
             raise MqttConnectError(f"cannot connect to {s.host}:{s.port}: {exc}") from exc
         client.loop_start()
         try:

@@ -55,6 +55,9 @@ __all__ = ["Uplink", "UplinkConfig", "topics"]
 
 _LOG = structlog.get_logger(__name__)
 
+# A session that lasted this long resets the reconnect backoff.
+_STABLE_SESSION_S = 10.0
+
 
 class UplinkConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -238,7 +241,18 @@ class Uplink:
             max_inflight=2 * cfg.inflight_window + 4,
         )
 
+    def _backoff_s(self, attempt: int) -> float:
+        return backoff_delay_s(
+            attempt,
+            initial_s=self._config.backoff_initial_s,
+            max_s=self._config.backoff_max_s,
+            jitter=self._rng.random(),
+        )
+
     async def _run(self) -> None:
+        # Consecutive connections that failed or did not last: a session that dies at once
+        # (a duplicate client id kicking us, a broker that drops us after CONNACK) must back off
+        # like a refused connect, not reconnect in a tight loop.
         attempt = 0
         while not self._stopping.is_set():
             will = Will(self._topics.state, json.dumps({"state": "offline"}).encode())
@@ -247,17 +261,12 @@ class Uplink:
             except (MqttError, OSError) as exc:
                 self._counters["connect_failures"] += 1
                 self._last_error = f"connect: {exc}"
-                delay_s = backoff_delay_s(
-                    attempt,
-                    initial_s=self._config.backoff_initial_s,
-                    max_s=self._config.backoff_max_s,
-                    jitter=self._rng.random(),
-                )
+                delay_s = self._backoff_s(attempt)
                 _LOG.warning("uplink.connect_failed", error=str(exc), retry_in_s=round(delay_s, 2))
                 attempt += 1
                 await self._sleep_unless_stopping(delay_s)
                 continue
-            attempt = 0
+            opened_at = self._clock.monotonic()
             try:
                 await self._serve(session)
             except MqttError as exc:
@@ -269,17 +278,14 @@ class Uplink:
                 if self._stopping.is_set():
                     await self._say_goodbye(session)
                 await session.close()
-            if not self._stopping.is_set():
-                self._counters["disconnects"] += 1
-                # A short jittered pause even after a good session: the broker may be restarting.
-                await self._sleep_unless_stopping(
-                    backoff_delay_s(
-                        0,
-                        initial_s=self._config.backoff_initial_s,
-                        max_s=self._config.backoff_max_s,
-                        jitter=self._rng.random(),
-                    )
-                )
+            if self._stopping.is_set():
+                break
+            self._counters["disconnects"] += 1
+            lasted_s = self._clock.monotonic() - opened_at
+            attempt = 0 if lasted_s >= _STABLE_SESSION_S else attempt + 1
+            # Even after a good session pause a little (jittered): the broker may be restarting,
+            # and a fleet of gateways should not come back in step.
+            await self._sleep_unless_stopping(self._backoff_s(attempt))
 
     async def _sleep_unless_stopping(self, delay_s: float) -> None:
         try:
@@ -430,21 +436,27 @@ class Uplink:
         assert self._sealer is not None
         now = self._clock.monotonic()
         # While a telemetry backlog drains, asking for LIVE rows before every batch costs a query
-        # each time that mostly finds nothing; after an empty answer, ask again only after
-        # live_probe_interval_s (so a live value waits at most that long behind the backlog).
-        # Events are always asked for LIVE first: they are few and urgent.
-        probe_live = lane is Lane.EVENT or now >= self._live_probe_after
-        for mode in (SealMode.LIVE, SealMode.BACKLOG):
-            if mode is SealMode.LIVE and not probe_live:
-                continue
+        # that mostly finds nothing. Once LIVE came back empty while BACKLOG had rows, LIVE is
+        # asked again only after live_probe_interval_s: a live value waits at most that long
+        # behind a backlog. When there is no backlog LIVE is always asked, so fresh rows are
+        # never sealed as historical. Events are always asked LIVE first: few and urgent.
+        skip_live = lane is Lane.TELEMETRY and now < self._live_probe_after
+        if not skip_live:
             batch = await self._store.seal(
-                lane, mode=mode, max_records=self._config.batch_max_records, sealer=self._sealer
+                lane, mode=SealMode.LIVE, max_records=self._config.batch_max_records, sealer=self._sealer
             )
             if batch is not None:
                 return batch
-            if mode is SealMode.LIVE and lane is Lane.TELEMETRY:
+        batch = await self._store.seal(
+            lane, mode=SealMode.BACKLOG, max_records=self._config.batch_max_records, sealer=self._sealer
+        )
+        if lane is Lane.TELEMETRY:
+            draining = batch is not None
+            if draining and not skip_live:
                 self._live_probe_after = now + self._config.live_probe_interval_s
-        return None
+            elif not draining:
+                self._live_probe_after = float("-inf")
+        return batch
 
     def _send(self, session: MqttSession, batch: SealedBatch) -> None:
         sched = self._lanes[batch.lane]

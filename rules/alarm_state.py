@@ -78,6 +78,7 @@ class AlarmState:
     out_of_service: bool = False
     raised_at: float | None = None
     last_annunciated_at: float | None = None
+    acked_at: float | None = None  # the re-alarm time runs from the acknowledgement
     value: Value = None
 
     @property
@@ -233,6 +234,7 @@ def _process(info: AlarmInfo, state: AlarmState, inp: ProcessChange, now: float)
             state,
             active=True,
             unacked=info.ack_required,
+            acked_at=None if info.ack_required else now,
             held=info.latched,
             annunciated=True,
             raised_at=now,
@@ -248,7 +250,7 @@ def _process(info: AlarmInfo, state: AlarmState, inp: ProcessChange, now: float)
 def _ack(info: AlarmInfo, state: AlarmState, inp: Ack, now: float) -> _Result:
     if not state.unacked or state.shelved_until is not None or state.out_of_service:
         return state, []  # nothing to acknowledge (or hidden from the operator): no event
-    new = dataclasses.replace(state, unacked=False)
+    new = dataclasses.replace(state, unacked=False, acked_at=now)
     return new, [_event(info, "acked", state, new, now, inp.by, comment=inp.comment)]
 
 
@@ -266,8 +268,8 @@ def _tick(info: AlarmInfo, state: AlarmState, now: float) -> _Result:
     if (
         info.realarm_s is not None
         and state.name is Isa.ACKED
-        and state.last_annunciated_at is not None
-        and now - state.last_annunciated_at >= info.realarm_s
+        and state.acked_at is not None
+        and now - state.acked_at >= info.realarm_s
     ):
         new = dataclasses.replace(state, unacked=True, last_annunciated_at=now)
         return new, [_event(info, "realarm", state, new, now, SYSTEM)]
@@ -311,6 +313,7 @@ def _unmask(info: AlarmInfo, before: AlarmState, new: AlarmState, kind: str, by:
         new = dataclasses.replace(
             new,
             unacked=info.ack_required,
+            acked_at=None if info.ack_required else now,
             held=new.held or info.latched,
             annunciated=True,
             raised_at=now,

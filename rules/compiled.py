@@ -19,7 +19,15 @@ from pydantic import ValidationError
 from edge.errors import ConfigProblem, GatehouseError
 from edge.model import Value
 from rules.alarm_state import AlarmInfo
-from rules.definitions import AlarmDef, FloodConfig, LinkageRule, LinkageStep, RulesConfig, priority_of
+from rules.definitions import (
+    AlarmDef,
+    FloodConfig,
+    LinkageRule,
+    LinkageStep,
+    Message,
+    RulesConfig,
+    priority_of,
+)
 from rules.expr import AlarmMeta, CompiledExpr, ExprError, Scope, compile_expr, site_alarm_key
 
 __all__ = [
@@ -53,7 +61,11 @@ class RuleProblem:
     col: int = 0
 
     def to_config_problem(self, file: str, node_line: int, node_col: int) -> ConfigProblem:
-        """Place the problem in the YAML file, given where the offending node starts."""
+        """Place the problem in the YAML file.
+
+        ``node_line``/``node_col`` are where the expression's text starts: the scalar's position,
+        plus one column for a quoted scalar.
+        """
         if self.line <= 0:
             return ConfigProblem(file, node_line, node_col, self.path, self.message)
         # a plain one-line scalar: columns add up; later lines of a block scalar keep their own
@@ -286,6 +298,8 @@ class _Builder:
                 entry = d.codes[code]
                 if entry.message.zh or entry.message.en:
                     message = entry.message
+            if not (message.zh or message.en):
+                message = _default_message(d, point_id, code)
             info = AlarmInfo(
                 key, point_id, priority, klass, message.zh, message.en,
                 d.ack_required, d.latched, d.realarm_s, zone,
@@ -304,6 +318,9 @@ class _Builder:
     def _linkage(self, path: str, rule: LinkageRule) -> LinkageSpec | None:
         name = f"linkage:{rule.id}"
         trigger = self._expr(f"{path}.trigger", rule.trigger, f"{name}:trigger")
+        # the steps are checked even when the trigger is wrong: report every mistake at once
+        steps = self._steps(f"{path}.steps", rule.steps, name)
+        restore = self._steps(f"{path}.restore", rule.restore, f"{name}:restore")
         if trigger is None:
             return None
         if rule.reset is not None:
@@ -316,8 +333,6 @@ class _Builder:
         interlock = None
         if rule.interlock is not None:
             interlock = self._expr(f"{path}.interlock", rule.interlock, f"{name}:interlock")
-        steps = self._steps(f"{path}.steps", rule.steps, name)
-        restore = self._steps(f"{path}.restore", rule.restore, f"{name}:restore")
         if reset is None:
             return None
         return LinkageSpec(
@@ -339,9 +354,19 @@ class _Builder:
             label = s.name or (f"write {target}" if s.write else f"wait for {target}")
             out.append(
                 StepSpec(
-                    i, write, s.value, wait, s.wait_for.equals if s.wait_for else None, s.verify, s.delay_s,
-                    s.retries, s.wait_for.timeout_s if s.wait_for else s.timeout_s, interlock,
-                    s.on_interlock, s.on_failure, label,
+                    i,
+                    write,
+                    s.value,
+                    wait,
+                    s.wait_for.equals if s.wait_for else None,
+                    s.verify,
+                    s.delay_s,
+                    s.retries,
+                    s.wait_for.timeout_s if s.wait_for else s.timeout_s,
+                    interlock,
+                    s.on_interlock,
+                    s.on_failure,
+                    label,
                 )  # fmt: skip
             )
         return tuple(out)
@@ -353,6 +378,26 @@ class _Builder:
         return pid
 
 
+_DEFAULT_TEXT: dict[str, tuple[str, str]] = {
+    "high": ("{p} 高于 {sp:g}", "{p} high (above {sp:g})"),
+    "high_high": ("{p} 超高 {sp:g}", "{p} very high (above {sp:g})"),
+    "low": ("{p} 低于 {sp:g}", "{p} low (below {sp:g})"),
+    "low_low": ("{p} 超低 {sp:g}", "{p} very low (below {sp:g})"),
+    "state": ("{p} 报警", "{p} in alarm"),
+    "enum": ("{p} 代码 {code}", "{p} code {code}"),
+    "stale": ("{p} {after:g} 秒无数据", "{p}: no good value for {after:g} s"),
+    "rate": ("{p} 变化过快", "{p} changing too fast"),
+    "condition": ("{expr}", "{expr}"),
+}
+
+
+def _default_message(d: AlarmDef, point_id: str | None, code: int | None) -> Message:
+    """A plain message for a definition that gave none, so the console never shows a blank."""
+    label = d.id if point_id is None else point_id.split("/", 1)[1].replace("/", ".")
+    zh, en = _DEFAULT_TEXT[d.kind]
+    fields = {"p": label, "sp": d.setpoint or 0.0, "code": code, "after": d.after_s or 0.0, "expr": d.expr}
+    return Message(zh=zh.format(**fields), en=en.format(**fields))
+
+
 def _device(point_id: str | None) -> str | None:
     return None if point_id is None else point_id.split("/")[1]
-

@@ -27,6 +27,7 @@ from rules.compiled import AlarmSpec, CompiledRules
 from rules.expr import CompiledExpr, Env
 from rules.flood import FloodChange, FloodDetector
 from rules.linkage import Command, CommandResult, LinkageIO, LinkageRunner
+from rules.thresholds import threshold_test
 
 __all__ = ["Output", "RulesEngine"]
 
@@ -42,55 +43,6 @@ _PROCESS_KINDS = ("alarm.raised", "alarm.returned", "alarm.cleared")
 class Output:
     events: list[Event] = field(default_factory=list)
     commands: list[Command] = field(default_factory=list)
-
-
-TestFn = Callable[[Any, bool], bool | None]
-
-
-def _threshold_test(spec: AlarmSpec) -> TestFn | None:
-    """(value, currently raw-active) → raw active, or None when the value cannot be judged."""
-    sp, db = spec.setpoint, spec.deadband
-    kind = spec.kind
-    if kind in ("high", "high_high"):
-        off = sp - db
-
-        def high(v: Any, raw: bool) -> bool | None:
-            if v.__class__ is not float and v.__class__ is not int:
-                return None
-            return v > sp or (raw and v > off)
-
-        return high
-    if kind in ("low", "low_low"):
-        on = sp + db
-
-        def low(v: Any, raw: bool) -> bool | None:
-            if v.__class__ is not float and v.__class__ is not int:
-                return None
-            return v < sp or (raw and v < on)
-
-        return low
-    if kind == "state":
-        when, bit = spec.when, spec.bit
-        if bit is None:
-            return lambda v, raw: None if v is None else bool(v) is when
-        mask = 1 << bit
-
-        def state_bit(v: Any, raw: bool) -> bool | None:
-            if isinstance(v, bool) or not isinstance(v, int | float):
-                return None
-            return bool(int(v) & mask) is when
-
-        return state_bit
-    if kind == "enum":
-        code = spec.code
-
-        def enum_code(v: Any, raw: bool) -> bool | None:
-            if isinstance(v, bool) or not isinstance(v, int | float):
-                return None
-            return v == code
-
-        return enum_code
-    return None
 
 
 class _Alarm:
@@ -112,7 +64,7 @@ class _Alarm:
         self.spec = spec
         self.info: AlarmInfo = spec.info
         self.key = spec.info.key
-        self.test = _threshold_test(spec)
+        self.test = threshold_test(spec)
         self.on_delay_s = spec.on_delay_s
         self.off_delay_s = spec.off_delay_s
         self.raw = False  # the condition before on/off delays
@@ -146,7 +98,6 @@ class RulesEngine:
         self._alarms: dict[str, _Alarm] = {}
         self._by_point: dict[str, list[_Alarm]] = {}
         self._stale: list[_Alarm] = []
-        self._rate: set[str] = set()
         self._pending: dict[str, _Alarm] = {}
         self._ticking: set[str] = set()  # shelved, or acked with a re-alarm time
         self._last_good: dict[str, float] = {}
@@ -300,8 +251,11 @@ class RulesEngine:
                         self._meta(self.flood.record_raise(now), now)
         if after.shelved_until is not None or (a.info.realarm_s is not None and after.active):
             self._ticking.add(a.key)
-            due = after.shelved_until if after.shelved_until is not None else now + a.info.realarm_s  # type: ignore[operator]
-            if due < self._next_due:
+            due = after.shelved_until
+            if due is None and after.acked_at is not None and not after.unacked:
+                assert a.info.realarm_s is not None
+                due = after.acked_at + a.info.realarm_s
+            if due is not None and now < due < self._next_due:
                 self._next_due = due
         else:
             self._ticking.discard(a.key)
@@ -362,7 +316,8 @@ class RulesEngine:
         """Advance time: delays, staleness, shelving, re-alarm, holds, linkage, flood windows."""
         self.env.now = now
         next_due = _INF
-        for key, a in list(self._pending.items()):
+        # in a fixed order (due time, then key) so that a restored engine emits the same sequence
+        for key, a in sorted(self._pending.items(), key=lambda item: (item[1].pending_at or 0.0, item[0])):
             assert a.pending_at is not None
             if a.pending_at <= now:
                 del self._pending[key]
@@ -375,7 +330,7 @@ class RulesEngine:
                 self._set_raw(a, True, now, None)
             elif not a.raw:
                 next_due = min(next_due, self._last_good[pid] + a.spec.after_s)
-        for key in list(self._ticking):
+        for key in sorted(self._ticking):
             self._apply(self._alarms[key], isa.Tick(), now)
         if self._timed:
             self._run_watches(self._timed, now)
@@ -391,8 +346,8 @@ class RulesEngine:
             realarm = self._alarms[key].info.realarm_s
             if st.shelved_until is not None:
                 due.append(st.shelved_until)
-            elif realarm is not None and st.last_annunciated_at is not None:
-                due.append(st.last_annunciated_at + realarm)
+            elif realarm is not None and st.acked_at is not None and not st.unacked:
+                due.append(st.acked_at + realarm)
         for w in self._timed:
             d = w.expr.next_due(self.env)
             if d is not None:
@@ -400,7 +355,8 @@ class RulesEngine:
         for r in self.linkage.values():
             if r.next_due is not None:
                 due.append(r.next_due)
-        return min(due, default=_INF)
+        # anything at or before ``now`` was handled by this tick or waits for an input, not time
+        return min((d for d in due if d > now), default=_INF)
 
     def next_due(self) -> float | None:
         """When ``tick`` next has something to do (None: nothing scheduled)."""
@@ -478,6 +434,32 @@ class RulesEngine:
     def alarm_info(self, key: str) -> AlarmInfo:
         return self._alarms[key].info
 
+    def alarm_table(self) -> list[dict[str, Any]]:
+        """Every alarm that is not plainly normal, most urgent first: for consoles and dashboards."""
+        rank = {"critical": 1, "high": 2, "medium": 3, "low": 4}
+        keyed: list[tuple[int, float, str, dict[str, Any]]] = []
+        for key, a in self._alarms.items():
+            st = a.state
+            name = st.name
+            if name is isa.Isa.NORMAL:
+                continue
+            row: dict[str, Any] = {
+                "key": key,
+                "state": name.value,
+                "unacked": st.unacked,
+                "priority": a.info.priority,
+                "class": a.info.klass,
+                "message": {"zh": a.info.message_zh, "en": a.info.message_en},
+                "point": a.info.point_id,
+                "zone": a.info.zone,
+                "value": st.value,
+                "raised_at": st.raised_at,
+                "shelved_until": st.shelved_until,
+            }
+            keyed.append((rank.get(a.info.priority, 9), -(st.raised_at or 0.0), key, row))
+        keyed.sort(key=lambda item: item[:3])
+        return [item[3] for item in keyed]
+
     def counters(self) -> dict[str, int]:
         out = dict(self.flood.counters)
         out["standing"] = len(self.env.active)
@@ -495,7 +477,7 @@ class RulesEngine:
                 seen[id(w)] = w
         return list(seen.values())
 
-    def _after_restore(self, now: float) -> None:
+    def _after_restore(self, now: float, next_due: float | None) -> None:
         self.env.active = {k for k, a in self._alarms.items() if a.state.standing}
         self._pending = {k: a for k, a in self._alarms.items() if a.pending_at is not None}
         self._ticking = {
@@ -503,4 +485,7 @@ class RulesEngine:
             for k, a in self._alarms.items()
             if a.state.shelved_until is not None or (a.info.realarm_s is not None and a.state.active)
         }
-        self._next_due = self._recompute_due(now)
+        # the saved schedule, so that a restored engine ticks exactly when the original would
+        self._next_due = (
+            self._recompute_due(now) if next_due is None else min(next_due, self._recompute_due(now))
+        )

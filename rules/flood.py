@@ -59,7 +59,7 @@ class FloodDetector:
     def expire(self, now: float) -> list[FloodChange]:
         """Let old entries fall out of the windows (call on every tick)."""
         out = self._flood(now)
-        for key in list(self.transitions):
+        for key in sorted(self.transitions):
             out.extend(self._chatter(key, self.transitions[key], now))
             if not self.transitions[key]:
                 del self.transitions[key]

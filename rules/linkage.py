@@ -239,10 +239,15 @@ class LinkageRunner:
         st = self.state
         final = st.attempt > step.retries
         self._audit("failed", step, now, reason=reason, final=final)
-        if not final:
-            self._send(step, now)
+        if final:
+            self._after_failure(step, now)
             return
-        self._after_failure(step, now)
+        by = self.io.overridden.get(step.write or "")
+        if by is not None:  # taken over by hand since the last attempt: never retry over it
+            self._audit("skipped", step, now, reason="manual override", overridden_by=by)
+            self._next(now)
+            return
+        self._send(step, now)
 
     def _after_failure(self, step: StepSpec, now: float) -> bool:
         if step.on_failure == "abort":

@@ -38,7 +38,16 @@ from rules.evaluator import RulesEngine
 from rules.expr.tokens import DURATION_UNITS_S
 from rules.linkage import CommandResult
 
-__all__ = ["ReplayRow", "Scenario", "format_table", "parse_duration", "replay", "scenario_rules"]
+__all__ = [
+    "Expectation",
+    "ReplayRow",
+    "Scenario",
+    "check_expectations",
+    "format_table",
+    "parse_duration",
+    "replay",
+    "scenario_rules",
+]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$")
 _MAX_COMMAND_ROUNDS = 100
@@ -52,6 +61,14 @@ def parse_duration(value: float | int | str) -> float:
     if m is None or (m.group(2) and m.group(2) not in DURATION_UNITS_S):
         raise ValueError(f"not a duration: {value!r} (write 30s, 5min, 1h)")
     return float(m.group(1)) * DURATION_UNITS_S.get(m.group(2) or "s", 1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayRow:
+    t_s: float
+    kind: str
+    source: str
+    detail: str
 
 
 class _Model(BaseModel):
@@ -85,6 +102,42 @@ class ScenarioStep(_Model):
         return None if v is None else parse_duration(v)
 
 
+class Expectation(_Model):
+    """A row the replay must (or, with ``absent: true``, must not) contain.
+
+    ``at`` may be left out (any time); ``source`` and ``detail`` match as substrings.
+    """
+
+    event: str
+    at: float | None = None
+    source: str | None = None
+    detail: str | None = None
+    absent: bool = False
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        return None if v is None else parse_duration(v)
+
+    def matches(self, row: ReplayRow) -> bool:
+        return (
+            row.kind == self.event
+            and (self.at is None or abs(row.t_s - self.at) < 1e-6)
+            and (self.source is None or self.source in row.source)
+            and (self.detail is None or self.detail in row.detail)
+        )
+
+    def __str__(self) -> str:
+        parts = [self.event]
+        if self.at is not None:
+            parts.append(f"at {self.at:g}s")
+        if self.source:
+            parts.append(f"source ~ {self.source!r}")
+        if self.detail:
+            parts.append(f"detail ~ {self.detail!r}")
+        return ("no " if self.absent else "") + " ".join(parts)
+
+
 class Scenario(_Model):
     name: str = "scenario"
     site: str | None = None
@@ -95,19 +148,12 @@ class Scenario(_Model):
     tick_s: float = Field(default=1.0, gt=0)
     start_wall: float = 1_767_225_600.0
     steps: list[ScenarioStep] = Field(default_factory=list)
+    expect: list[Expectation] = Field(default_factory=list)
 
     @field_validator("until", "tick_s", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> Any:
         return parse_duration(v)
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayRow:
-    t_s: float
-    kind: str
-    source: str
-    detail: str
 
 
 def scenario_rules(scenario: Scenario) -> CompiledRules:
@@ -204,11 +250,23 @@ def _rows(t: float, events: list[Any]) -> list[ReplayRow]:
                 detail += f" attempt {d['attempt']}"
             if d.get("reason"):
                 detail += f": {d['reason']}"
+            if d.get("final"):
+                detail += " (final)"
         else:
             extra = {k: v for k, v in d.items() if k in ("by", "reason", "alarm", "transitions", "value")}
             detail = " ".join(f"{k}={v}" for k, v in extra.items())
         rows.append(ReplayRow(t, ev.kind, ev.source, detail.strip()))
     return rows
+
+
+def check_expectations(scenario: Scenario, rows: list[ReplayRow]) -> list[str]:
+    """What the scenario's ``expect`` list asked for and did not get (empty: all met)."""
+    failures = []
+    for exp in scenario.expect:
+        found = any(exp.matches(r) for r in rows)
+        if found == exp.absent:
+            failures.append(f"expected {exp}" if not exp.absent else f"unexpected: {exp}")
+    return failures
 
 
 def format_table(rows: list[ReplayRow]) -> str:

@@ -20,7 +20,7 @@ servers, so a scenario never races a request half-way through.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import structlog
 from fastapi import Body, FastAPI, HTTPException
@@ -87,7 +87,7 @@ def build_app(runner: SimulationRunner) -> FastAPI:
 
     @app.post("/devices/{device_id}/scenarios/{name}")
     async def start_scenario(
-        device_id: str, name: str, params: dict[str, Any] | None = Body(default=None)
+        device_id: str, name: str, params: Annotated[dict[str, Any] | None, Body()] = None
     ) -> dict[str, Any]:
         device = lookup(device_id)
         try:

@@ -25,6 +25,7 @@ __all__ = ["ILLEGAL_FUNCTION", "SimulatedDevice", "exception_pdu"]
 _LOG = structlog.get_logger(__name__)
 
 ILLEGAL_FUNCTION = 0x01
+DEVICE_FAILURE = 0x04
 
 _READ_TABLES = {1: Table.COIL, 2: Table.DISCRETE_INPUT, 3: Table.HOLDING, 4: Table.INPUT}
 _MAX_READ = {1: 2000, 2: 2000, 3: 125, 4: 125}
@@ -99,6 +100,10 @@ class SimulatedDevice:
             return exception_pdu(function, exc.code)
         except (struct.error, IndexError):
             return exception_pdu(function, ILLEGAL_VALUE)
+        except ValueError as exc:
+            # The model refused a written value: a real device answers "device failure".
+            _LOG.warning("simulated device refused a write", device=self.id, error=str(exc))
+            return exception_pdu(function, DEVICE_FAILURE)
 
     def _dispatch(self, function: int, pdu: bytes) -> bytes:
         if function in _READ_TABLES:
@@ -138,8 +143,9 @@ class SimulatedDevice:
     def _apply(self, table: Table, address: int, values: list[int]) -> None:
         for write in self.image.write(table, address, values):
             accepted = self.model.apply_write(write.point_id, write.value)
-            _LOG.debug("simulator write", device=self.id, point=write.point_id, value=write.value,
-                       accepted=accepted)
+            _LOG.debug(
+                "simulator write", device=self.id, point=write.point_id, value=write.value, accepted=accepted
+            )
         # The model decides what the registers show after a command (e.g. a reset coil reads 0).
         self.image.refresh(self.model.values())
 

@@ -101,7 +101,9 @@ class ModbusRtuServer:
                 self._linked = True
             except OSError as exc:
                 _LOG.warning("could not link the simulated serial port", path=self.link_path, error=str(exc))
-        _LOG.debug("rtu simulator on pty", path=self.slave_path, link=self.link_path, units=sorted(self.units))
+        _LOG.debug(
+            "rtu simulator on pty", path=self.slave_path, link=self.link_path, units=sorted(self.units)
+        )
 
     async def close(self) -> None:
         if self._master < 0:
@@ -143,8 +145,8 @@ class ModbusRtuServer:
         if device is None:
             return  # not ours: on a bus only the addressed device answers
         answer = plan(device.faults)
-        if not answer.send:
-            return
+        if not answer.send or device.faults.comm_loss:
+            return  # on a serial line a lost device is simply silent (no bridge to speak for it)
         if answer.exception_code is not None:
             response = exception_pdu(pdu[0], answer.exception_code)
         else:

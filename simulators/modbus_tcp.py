@@ -20,13 +20,12 @@ from types import TracebackType
 import structlog
 
 from simulators.device import SimulatedDevice, exception_pdu
-from simulators.faults import noise, plan
+from simulators.faults import GATEWAY_TARGET_FAILED, noise, plan
 
-__all__ = ["GATEWAY_TARGET_FAILED", "ModbusTcpServer"]
+__all__ = ["ModbusTcpServer"]
 
 _LOG = structlog.get_logger(__name__)
 
-GATEWAY_TARGET_FAILED = 0x0B
 _MBAP = struct.Struct(">HHHB")
 _MAX_ADU = 260
 

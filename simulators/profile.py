@@ -101,7 +101,7 @@ def load_profile_file(path: Path) -> SimProfile:
     with path.open("r", encoding="utf-8") as fh:
         raw = yaml.load(fh)
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: a profile is a mapping")
+        raise ValueError(f"{path}: a profile is a mapping")  # noqa: TRY004 - bad file content, not a bad argument
     return parse_profile(raw)
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+import socket
+from collections.abc import Iterator, Sequence
 from types import TracebackType
+from typing import Any
 
 import structlog
 
@@ -23,6 +25,17 @@ from simulators.site_plan import PlannedDevice
 __all__ = ["SimulationRunner"]
 
 _LOG = structlog.get_logger(__name__)
+
+
+def _control_server(server_class: Any, config: Any) -> Any:
+    """A uvicorn server that leaves signals alone: whoever runs the simulators owns them."""
+
+    class QuietServer(server_class):  # type: ignore[misc]
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return QuietServer(config)
 
 
 class SimulationRunner:
@@ -53,12 +66,13 @@ class SimulationRunner:
         self._stack = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
-        self._control: object | None = None
+        self._control: Any = None
 
     async def __aenter__(self) -> SimulationRunner:
         try:
             await self._start()
         except BaseException:
+            self._stop.set()  # or the ticker, already running, would keep the TaskGroup open
             await self._stack.aclose()
             raise
         return self
@@ -68,7 +82,7 @@ class SimulationRunner:
     ) -> None:
         self._stop.set()
         if self._control is not None:
-            self._control.should_exit = True  # type: ignore[attr-defined]
+            self._control.should_exit = True
         await self._stack.aclose()
 
     async def _start(self) -> None:
@@ -78,13 +92,22 @@ class SimulationRunner:
             if plan.id in self.devices:
                 raise ValueError(f"device id '{plan.id}' appears twice")
             device = SimulatedDevice.build(
-                plan.id, plan.profile, seed=plan.seed, params=plan.params,
-                meta={**plan.meta, "unit": plan.unit, "bus": plan.bus,
-                      "endpoint": list(plan.endpoint) if plan.is_tcp else plan.endpoint},
+                plan.id,
+                plan.profile,
+                seed=plan.seed,
+                params=plan.params,
+                meta={
+                    **plan.meta,
+                    "unit": plan.unit,
+                    "bus": plan.bus,
+                    "endpoint": list(plan.endpoint) if plan.is_tcp else plan.endpoint,
+                },
             )
             self.devices[plan.id] = device
-            units = by_tcp.setdefault(plan.endpoint, {}) if isinstance(plan.endpoint, tuple) else (
-                by_rtu.setdefault(plan.endpoint, {})
+            units = (
+                by_tcp.setdefault(plan.endpoint, {})
+                if isinstance(plan.endpoint, tuple)
+                else (by_rtu.setdefault(plan.endpoint, {}))
             )
             if plan.unit in units:
                 raise ValueError(f"{plan.id}: unit {plan.unit} is already taken on {plan.endpoint}")
@@ -97,7 +120,9 @@ class SimulationRunner:
             self.rtu_servers[path] = rtu
         group = await self._stack.enter_async_context(asyncio.TaskGroup())
         if self.tick_s is not None:
-            self._tasks.append(group.create_task(self._tick_loop(self.tick_s), name="sim-ticker"))
+            self._tasks.append(
+                group.create_task(self._tick_loop(self.tick_s, self.clock.monotonic()), name="sim-ticker")
+            )
         if self.control_port is not None:
             await self._start_control(group)
         _LOG.info(
@@ -113,30 +138,22 @@ class SimulationRunner:
 
         from simulators.control_api import build_app
 
-        config = uvicorn.Config(
-            build_app(self), host=self.control_host, port=self.control_port or 0,
-            log_level="warning", lifespan="off", access_log=False,
-        )
-        server = uvicorn.Server(config)
-        # uvicorn installs signal handlers in serve(); the CLI owns signals, so switch them off.
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # Bind here rather than in uvicorn: a port in use is then a plain OSError for the caller
+        # (uvicorn would sys.exit inside its task), and the socket listens before we return.
+        sock = socket.create_server((self.control_host, self.control_port or 0))
+        self._stack.callback(sock.close)
+        self.control_port = int(sock.getsockname()[1])
+        config = uvicorn.Config(build_app(self), log_level="warning", lifespan="off", access_log=False)
+        server = _control_server(uvicorn.Server, config)
         self._control = server
-        self._tasks.append(group.create_task(server.serve(), name="sim-control-api"))
-        while not server.started:
-            if self._tasks[-1].done():
-                self._tasks[-1].result()
-                raise RuntimeError("the control API did not start")
-            await asyncio.sleep(0.01)
-        sockets = [s for srv in server.servers for s in srv.sockets]
-        if sockets:
-            self.control_port = int(sockets[0].getsockname()[1])
+        self._tasks.append(group.create_task(server.serve(sockets=[sock]), name="sim-control-api"))
 
     @property
     def control_url(self) -> str:
         return f"http://{self.control_host}:{self.control_port}"
 
-    async def _tick_loop(self, tick_s: float) -> None:
-        last = self.clock.monotonic()
+    async def _tick_loop(self, tick_s: float, last: float) -> None:
+        """Step the models by the time that really passed since ``last`` (the start of serving)."""
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=tick_s)

@@ -61,8 +61,8 @@ class GatewayInfo(BaseModel):
     enrolled: bool
     online: bool
     state: str
-    first_seen: float
-    last_seen: float
+    first_seen: float | None  # None: enrolled but never heard from
+    last_seen: float | None
     state_ts: float | None
     backlog: dict[str, Any]
     lanes: dict[str, LanePosition]
@@ -146,6 +146,7 @@ def create_api(
     config: ApiConfig,
     *,
     enrolled: Callable[[str], bool] = lambda _gw: True,
+    enrolled_ids: Callable[[], list[str]] = list,
 ) -> FastAPI:
     digests = [t.digest() for t in config.tokens]
 
@@ -198,18 +199,34 @@ def create_api(
             lanes=lanes,
         )
 
+    def unseen(gw: str) -> dict[str, Any]:
+        return {
+            "gateway_id": gw,
+            "reported_seq": "{}",
+            "state": "unknown",
+            "first_seen": None,
+            "last_seen": None,
+            "state_ts": None,
+            "backlog": "{}",
+        }
+
     @api.get("/gateways", response_model=list[GatewayInfo])
     def list_gateways() -> list[GatewayInfo]:
+        """Every gateway seen or enrolled (enrolled ones never heard from have no last_seen)."""
         with store.reader() as db:
-            rows = db.execute("SELECT * FROM gateways ORDER BY gateway_id").fetchall()
-        return [gateway_info(r) for r in rows]
+            rows: dict[str, Any] = {r["gateway_id"]: r for r in db.execute("SELECT * FROM gateways")}
+        for gw in enrolled_ids():
+            rows.setdefault(gw, unseen(gw))
+        return [gateway_info(rows[gw]) for gw in sorted(rows)]
 
     @api.get("/gateways/{gateway_id}", response_model=GatewayInfo)
     def get_gateway(gateway_id: str) -> GatewayInfo:
         with store.reader() as db:
             row = db.execute("SELECT * FROM gateways WHERE gateway_id=?", (gateway_id,)).fetchone()
         if row is None:
-            raise HTTPException(404, "no such gateway has been seen")
+            if not enrolled(gateway_id):
+                raise HTTPException(404, "no such gateway is enrolled or has been seen")
+            return gateway_info(unseen(gateway_id))
         return gateway_info(row)
 
     @api.get("/points", response_model=list[PointValue])
@@ -231,7 +248,18 @@ def create_api(
         args.append(limit)
         with store.reader() as db:
             rows = db.execute(sql, args).fetchall()
-        return [PointValue(**{**dict(r), "value": _finite(r["value"])}) for r in rows]
+        return [
+            PointValue(
+                point_id=r["point_id"],
+                gateway_id=r["gateway_id"],
+                ts=r["ts"],
+                source_ts=r["source_ts"],
+                value=bool(r["value"]) if r["is_bool"] else _finite(r["value"]),
+                quality=r["quality"],
+                reason=r["reason"],
+            )
+            for r in rows
+        ]
 
     @api.get("/points/{point_id:path}/history", response_model=History)
     def point_history(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import ssl
 import time
 from collections.abc import Callable, Generator
 from types import TracebackType
-from typing import Final
 
 import structlog
 import uvicorn
@@ -17,12 +18,11 @@ from cloud_sync.central.config import CentralConfig
 from cloud_sync.central.ingest import Ingestor, KeyRegistry
 from cloud_sync.central.mqtt import CentralMqtt
 from cloud_sync.central.store import CentralStore
+from cloud_sync.errors import ServiceStartError
 
 __all__ = ["CentralService"]
 
 _LOG = structlog.get_logger(__name__)
-
-_STARTUP_POLL_S: Final = 0.05
 
 
 class _Server(uvicorn.Server):
@@ -44,18 +44,39 @@ class CentralService:
         self.store = CentralStore(config.database)
         self.registry = KeyRegistry.from_config(config.gateways)
         self.ingestor = Ingestor(self.store, self.registry, clock=clock)
-        self.app = create_api(self.store, self.ingestor, config.api, enrolled=self.registry.knows)
+        self.app = create_api(
+            self.store,
+            self.ingestor,
+            config.api,
+            enrolled=self.registry.knows,
+            enrolled_ids=lambda: self.registry.gateway_ids,
+        )
         self.mqtt: CentralMqtt | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._server: _Server | None = None
+        self._socket: socket.socket | None = None
 
     @property
     def api_port(self) -> int:
-        if self._server is None or not self._server.servers:
+        if self._socket is None:
             raise RuntimeError("the API server is not running")
-        port: int = self._server.servers[0].sockets[0].getsockname()[1]
+        port: int = self._socket.getsockname()[1]
         return port
+
+    def _bind(self) -> socket.socket:
+        """Bind here rather than in uvicorn, which calls ``sys.exit`` when the port is taken."""
+        host, port = self.config.api.host, self.config.api.port
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(2048)
+        except OSError as exc:
+            sock.close()
+            raise ServiceStartError(f"API cannot listen on {host}:{port}: {exc.strerror}") from exc
+        return sock
 
     async def __aenter__(self) -> CentralService:
         api = self.config.api
@@ -69,6 +90,14 @@ class CentralService:
             access_log=False,
             lifespan="off",
         )
+        try:
+            uv_config.load()  # builds the TLS context now, so bad certificate files fail here
+            self._socket = self._bind()
+        except (OSError, ssl.SSLError, ServiceStartError) as exc:
+            self.store.close()
+            if isinstance(exc, ServiceStartError):
+                raise
+            raise ServiceStartError(f"API TLS files unusable: {exc}") from exc
         self._server = _Server(uv_config)
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
@@ -77,16 +106,15 @@ class CentralService:
                 self.mqtt = CentralMqtt(self.config.broker, self.ingestor)
                 await self.mqtt.__aenter__()
                 self._tasks.append(self._tg.create_task(self.mqtt.run(), name="central-mqtt-ingest"))
-            self._tasks.append(self._tg.create_task(self._server.serve(), name="central-api"))
-            # uvicorn offers a flag, not an event, for "listening".
-            while not self._server.started:
-                if self._tasks[-1].done():
-                    break
-                await asyncio.sleep(_STARTUP_POLL_S)
+            self._tasks.append(
+                self._tg.create_task(self._server.serve(sockets=[self._socket]), name="central-api")
+            )
+            # No need to wait for uvicorn's start-up: the socket is already listening, so early
+            # connections wait in the backlog until uvicorn accepts them.
         except BaseException as exc:
             await self.__aexit__(type(exc), exc, exc.__traceback__)
             raise
-        _LOG.info("central running", api=f"{api.host}:{self.api_port if self._server.started else '?'}")
+        _LOG.info("central running", api=f"{api.host}:{self.api_port}", mqtt=self.mqtt is not None)
         return self
 
     async def __aexit__(
@@ -103,5 +131,7 @@ class CentralService:
             if self._tg is not None:
                 await self._tg.__aexit__(exc_type, exc, tb)
         finally:
+            if self._socket is not None:
+                self._socket.close()
             self.store.close()
             _LOG.info("central stopped", counters=self.ingestor.counters)

@@ -24,7 +24,7 @@ from cloud_sync.errors import EnvelopeError
 from cloud_sync.keys import key_id, load_public_key, parse_public_key
 from cloud_sync.ports import EventRow, Lane, TelemetryRow
 
-__all__ = ["IngestOutcome", "Ingestor", "KeyRegistry", "parse_uplink_topic"]
+__all__ = ["IngestOutcome", "Ingestor", "KeyRegistry", "Prepared", "parse_uplink_topic"]
 
 _LOG = structlog.get_logger(__name__)
 
@@ -84,6 +84,9 @@ class _Verified:
     size: int
 
 
+Prepared = _Verified | IngestOutcome
+
+
 def parse_uplink_topic(topic: str) -> tuple[str, str] | None:
     """``gh/v1/{gw}/up/{lane}`` → (gw, lane); None for any other topic."""
     parts = topic.split("/")
@@ -109,8 +112,20 @@ class Ingestor:
 
     def ingest_many(self, items: Sequence[tuple[bytes, str, str]], *, transport: str) -> list[IngestOutcome]:
         """Handle several ``(payload, gateway_id, lane)`` arrivals; verified ones commit together."""
+        return self.commit(self.verify_many(items, transport=transport), transport=transport)
+
+    def verify_many(self, items: Sequence[tuple[bytes, str, str]], *, transport: str) -> list[Prepared]:
+        """First stage: check, verify and decode (rejections are audited here); stores nothing else.
+
+        Separate from :meth:`commit` so that a pipeline can decode one group while the
+        database commits the previous one.
+        """
         now = self._clock()
-        prepared = [self._verify(payload, gw, lane, transport, now) for payload, gw, lane in items]
+        return [self._verify(payload, gw, lane, transport, now) for payload, gw, lane in items]
+
+    def commit(self, prepared: Sequence[Prepared], *, transport: str) -> list[IngestOutcome]:
+        """Second stage: store the verified batches of a group in one transaction, make acks."""
+        now = self._clock()
         verified = [p for p in prepared if isinstance(p, _Verified)]
         results = iter(
             self._store.store_batches(

@@ -27,7 +27,7 @@ from paho.mqtt.properties import Properties
 
 from cloud_sync.ack import AckMessage, encode_ack
 from cloud_sync.central.config import BrokerConfig
-from cloud_sync.central.ingest import Ingestor, parse_uplink_topic
+from cloud_sync.central.ingest import Ingestor, Prepared, parse_uplink_topic
 from cloud_sync.ports import Lane
 
 __all__ = ["CentralMqtt", "ack_topic"]
@@ -61,6 +61,9 @@ class CentralMqtt:
         self._config = config
         self._ingestor = ingestor
         self._queue: asyncio.Queue[_Incoming] = asyncio.Queue(maxsize=config.queue_size)
+        # Verified groups waiting for the store stage; small, so back-pressure reaches paho soon.
+        self._verified: asyncio.Queue[tuple[list[_Incoming], list[Prepared]]] = asyncio.Queue(maxsize=2)
+        self._stage_tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = threading.Event()
         self._subscribed = asyncio.Event()
@@ -160,36 +163,51 @@ class CentralMqtt:
     # -- asyncio side ----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Take messages off the queue in groups, ingest each group in a worker thread, ack."""
+        """Two pipelined stages: decode+verify one group while the previous one commits."""
+        async with asyncio.TaskGroup() as tg:
+            self._stage_tasks = [
+                tg.create_task(self._verify_stage(), name="central-mqtt-verify"),
+                tg.create_task(self._store_stage(), name="central-mqtt-store"),
+            ]
+
+    async def _verify_stage(self) -> None:
         while True:
             group = [await self._queue.get()]
             # Whatever else is already waiting joins the group: one database commit for all.
             while len(group) < _GROUP_MAX and not self._queue.empty():
                 group.append(self._queue.get_nowait())
-            acks = await asyncio.to_thread(self._handle_group, group)
+            batches = [(item.payload, *route) for item in group if (route := parse_uplink_topic(item.topic))]
+            prepared = (
+                await asyncio.to_thread(self._ingestor.verify_many, batches, transport="mqtt")
+                if batches
+                else []
+            )
+            await self._verified.put((group, prepared))
+
+    async def _store_stage(self) -> None:
+        while True:
+            group, prepared = await self._verified.get()
+            acks = await asyncio.to_thread(self._commit_group, group, prepared)
             for gw, ack in acks:
                 self._publish_ack(gw, ack)
 
-    def _handle_group(self, group: list[_Incoming]) -> list[tuple[str, AckMessage]]:
+    def _commit_group(self, group: list[_Incoming], prepared: list[Prepared]) -> list[tuple[str, AckMessage]]:
         acks: list[tuple[str, AckMessage]] = []
-        batches: list[tuple[bytes, str, str]] = []
+        if prepared:
+            # One ack per gateway and lane per group: the last one carries the newest position.
+            latest: dict[tuple[str, Lane], AckMessage] = {}
+            for outcome in self._ingestor.commit(prepared, transport="mqtt"):
+                if outcome.ack is not None:
+                    latest[(outcome.gateway_id, outcome.ack.lane)] = outcome.ack
+            acks += [(gw, ack) for (gw, _lane), ack in sorted(latest.items())]
         for item in group:
-            route = parse_uplink_topic(item.topic)
-            if route is not None:
-                batches.append((item.payload, *route))
+            if parse_uplink_topic(item.topic) is not None:
                 continue
             parts = item.topic.split("/")
             if len(parts) == 4 and parts[3] == "state":
                 acks += [(parts[2], ack) for ack in self._ingestor.note_state(parts[2], item.payload)]
             else:
                 _LOG.warning("message on an unexpected topic", topic=item.topic)
-        if batches:
-            # One ack per gateway and lane per group: the last one carries the newest position.
-            latest: dict[tuple[str, Lane], AckMessage] = {}
-            for outcome in self._ingestor.ingest_many(batches, transport="mqtt"):
-                if outcome.ack is not None:
-                    latest[(outcome.gateway_id, outcome.ack.lane)] = outcome.ack
-            acks += [(gw, ack) for (gw, _lane), ack in sorted(latest.items())]
         # Only now (stored, or rejected and audited) may the broker forget the messages; if the
         # database raised, no PUBACK goes out and the broker delivers them again after a restart.
         for item in group:

@@ -33,6 +33,9 @@ MAX_REJECTED_ROWS: Final = 100_000
 _EVICTED: Final = b""
 _MAX_EVICTED_RANGE: Final = 1_000_000
 
+# Bumped with every schema change; a migration from the previous version goes with it.
+SCHEMA_VERSION: Final = 1
+
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS gateways (
     gateway_id TEXT PRIMARY KEY,
@@ -85,7 +88,8 @@ CREATE TABLE IF NOT EXISTS latest (
     source_ts REAL,
     value,
     quality INTEGER NOT NULL,
-    reason TEXT NOT NULL
+    reason TEXT NOT NULL,
+    is_bool INTEGER NOT NULL  -- SQLite keeps true/false as 1/0; this lets the API give booleans back
 );
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
@@ -145,7 +149,14 @@ class CentralStore:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = _connect(path)
+            (version,) = self._db.execute("PRAGMA user_version").fetchone()
+            if version not in (0, SCHEMA_VERSION):
+                self._db.close()
+                raise CentralStoreError(
+                    f"{path}: schema version {version}, this central knows {SCHEMA_VERSION} (no migration)"
+                )
             self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except (sqlite3.Error, OSError) as exc:
             raise CentralStoreError(f"{path}: cannot open central database: {exc}") from exc
         self._lock = threading.Lock()
@@ -197,10 +208,13 @@ class CentralStore:
         the group touched, and a telemetry batch touches pages all over the (point, ts) index.
         """
         results: list[StoreResult] = []
+        # Newest record per point over the whole group: only these can change the latest table.
+        newest: dict[str, tuple[str, TelemetryRow]] = {}
         try:
             with self._transaction() as db:
                 for meta, records in batches:
-                    results.append(self._store_one(db, meta, records, transport, received_at))
+                    results.append(self._store_one(db, meta, records, transport, received_at, newest))
+                self._update_latest(db, newest)
         except BaseException:
             # Ids handed out inside the rolled-back transaction do not exist: forget them all.
             self._point_ids.clear()
@@ -214,6 +228,7 @@ class CentralStore:
         records: Sequence[TelemetryRow] | Sequence[EventRow],
         transport: str,
         received_at: float,
+        newest: dict[str, tuple[str, TelemetryRow]],
     ) -> StoreResult:
         gw, lane, seq = meta.gateway_id, str(meta.lane), meta.seq
         row_values = (
@@ -244,7 +259,7 @@ class CentralStore:
             )
         hist = int(meta.historical)
         if meta.lane is Lane.TELEMETRY:
-            self._insert_telemetry(db, gw, seq, hist, records)  # type: ignore[arg-type]
+            self._insert_telemetry(db, gw, seq, hist, records, newest)  # type: ignore[arg-type]
         else:
             db.executemany(
                 "INSERT INTO events (gateway_id, seq, kind, source, ts, data, historical)"
@@ -269,7 +284,13 @@ class CentralStore:
         return known
 
     def _insert_telemetry(
-        self, db: sqlite3.Connection, gw: str, seq: int, hist: int, records: Sequence[TelemetryRow]
+        self,
+        db: sqlite3.Connection,
+        gw: str,
+        seq: int,
+        hist: int,
+        records: Sequence[TelemetryRow],
+        newest: dict[str, tuple[str, TelemetryRow]],
     ) -> None:
         ids = self._point_id_map(db, gw, (r.point_id for r in records))
         db.executemany(
@@ -279,20 +300,30 @@ class CentralStore:
                 for r in records
             ],
         )
-        # Only the newest record of each point in this batch can change the latest table.
-        newest: dict[str, TelemetryRow] = {}
         for r in records:
             seen = newest.get(r.point_id)
-            if seen is None or r.receipt_ts >= seen.receipt_ts:
-                newest[r.point_id] = r
+            if seen is None or r.receipt_ts >= seen[1].receipt_ts:
+                newest[r.point_id] = (gw, r)
+
+    @staticmethod
+    def _update_latest(db: sqlite3.Connection, newest: dict[str, tuple[str, TelemetryRow]]) -> None:
         db.executemany(
-            "INSERT INTO latest VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (point_id) DO UPDATE SET"
+            "INSERT INTO latest VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (point_id) DO UPDATE SET"
             " gateway_id=excluded.gateway_id, ts=excluded.ts, source_ts=excluded.source_ts,"
-            " value=excluded.value, quality=excluded.quality, reason=excluded.reason"
-            " WHERE excluded.ts >= latest.ts",
+            " value=excluded.value, quality=excluded.quality, reason=excluded.reason,"
+            " is_bool=excluded.is_bool WHERE excluded.ts >= latest.ts",
             [
-                (r.point_id, gw, r.receipt_ts, r.source_ts, r.value, r.quality, r.reason)
-                for r in newest.values()
+                (
+                    r.point_id,
+                    gw,
+                    r.receipt_ts,
+                    r.source_ts,
+                    r.value,
+                    r.quality,
+                    r.reason,
+                    type(r.value) is bool,
+                )
+                for gw, r in newest.values()
             ],
         )
 

@@ -46,7 +46,13 @@ def _handle(args: argparse.Namespace) -> int:
         print(f"{args.config}: ok, {len(registry.gateway_ids)} gateway(s) enrolled")
         return 0
     configure_logging(args.log_level, json=not args.console_logs)
-    return asyncio.run(_main(config))
+    from cloud_sync.errors import SyncError
+
+    try:
+        return asyncio.run(_main(config))
+    except SyncError as exc:
+        print(f"gatehouse central: {exc}", file=sys.stderr)
+        return 1
 
 
 async def _main(config: Any) -> int:

@@ -35,6 +35,7 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("target", help="a site file, or one of: " + ", ".join(_ACTIONS))
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     parser.set_defaults(handler=_handle)
 
@@ -55,8 +56,13 @@ def _inject_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", required=True)
     p.add_argument("--control", default=DEFAULT_CONTROL, help=f"control API URL (default {DEFAULT_CONTROL})")
     p.add_argument("--zone", type=int, help="zone number (fire panel, evacuation lighting)")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="scenario parameter, e.g. --param delay_ms=2000 (repeatable)")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="scenario parameter, e.g. --param delay_ms=2000 (repeatable)",
+    )
     return p
 
 
@@ -88,6 +94,9 @@ def _scale_parser() -> argparse.ArgumentParser:
 
 
 def _handle(args: argparse.Namespace) -> int:
+    from edge.logs import configure_logging
+
+    configure_logging(args.log_level, json=not sys.stderr.isatty())
     target: str = args.target
     rest: list[str] = args.rest
     try:
@@ -138,8 +147,10 @@ def _list(args: argparse.Namespace) -> int:
     if response.is_success and not args.scenarios:
         for device in response.json():
             active = ", ".join(device["active"]) or "-"
-            print(f"{device['id']:<28} {device['family']:<20} unit {device['unit']:<3} "
-                  f"{device['endpoint']}  active: {active}")
+            print(
+                f"{device['id']:<28} {device['family']:<20} unit {device['unit']:<3} "
+                f"{device['endpoint']}  active: {active}"
+            )
         return 0
     return _report(response)
 
@@ -161,7 +172,9 @@ def _serve_site(path: Path, args: argparse.Namespace) -> int:
     from simulators.site_plan import read_site_plan
 
     if not path.is_file():
-        print(f"gatehouse simulate: no such site file: {path} (or use: {', '.join(_ACTIONS)})", file=sys.stderr)
+        print(
+            f"gatehouse simulate: no such site file: {path} (or use: {', '.join(_ACTIONS)})", file=sys.stderr
+        )
         return 2
     plan = read_site_plan(path)
     control = None if args.no_control else args.control_port
@@ -172,8 +185,9 @@ def _serve_site(path: Path, args: argparse.Namespace) -> int:
 def _scale(args: argparse.Namespace) -> int:
     from simulators.scale import plan_scale
 
-    devices = plan_scale(args.family, args.count, args.base_port, host=args.host,
-                         units_per_port=args.units_per_port)
+    devices = plan_scale(
+        args.family, args.count, args.base_port, host=args.host, units_per_port=args.units_per_port
+    )
     return _run(devices, tick_s=args.tick_s, control_host="127.0.0.1", control_port=args.control_port)
 
 
@@ -185,8 +199,9 @@ def _run(devices: list[Any], *, tick_s: float | None, control_host: str, control
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with SimulationRunner(devices, tick_s=tick_s, control_host=control_host,
-                                    control_port=control_port) as sim:
+        async with SimulationRunner(
+            devices, tick_s=tick_s, control_host=control_host, control_port=control_port
+        ) as sim:
             endpoints = len(sim.tcp_servers) + len(sim.rtu_servers)
             print(f"simulating {len(sim.devices)} devices on {endpoints} endpoints", flush=True)
             for path, rtu in sim.rtu_servers.items():
@@ -195,5 +210,10 @@ def _run(devices: list[Any], *, tick_s: float | None, control_host: str, control
                 print(f"control API: {sim.control_url}", flush=True)
             await stop.wait()
 
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    except OSError as exc:
+        # Typically a port in use: another simulator, or the real device's port on this host.
+        print(f"gatehouse simulate: cannot serve: {exc}", file=sys.stderr)
+        return 1
     return 0

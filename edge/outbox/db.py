@@ -18,16 +18,14 @@ from typing import Any, Literal
 import msgpack
 import structlog
 
-from cloud_sync.ports import EventRow, Lane, SealedBatch, Sealer, SealMode, TelemetryRow
+from cloud_sync.ports import Lane, SealedBatch, Sealer, SealMode
 from edge.errors import StorageError
 from edge.model import Clock, Sample
-from edge.outbox import migrations, quota
+from edge.outbox import batches, migrations, quota
 from edge.outbox.schema import (
     BOOL_FLAG,
     NAN_FLAG,
     REASON_FLAGS,
-    decode_flags,
-    decode_value,
 )
 from edge.outbox.seqmark import SeqMarks, read_marks, seq_path, write_marks
 
@@ -37,10 +35,8 @@ _LOG = structlog.get_logger(__name__)
 
 _SQLITE_FULL = 13
 _LANES = (Lane.EVENT.value, Lane.TELEMETRY.value)
-_SPECIAL_FLAGS = BOOL_FLAG | NAN_FLAG
 _INSERT_SAMPLE = "INSERT INTO telemetry (point, value, flags, receipt_ts, source_ts) VALUES (?, ?, ?, ?, ?)"
 _INSERT_EVENT = "INSERT INTO events (kind, source, ts, data) VALUES (?, ?, ?, ?)"
-_TELEMETRY_COLS = "id, point, value, flags, receipt_ts, source_ts"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +55,6 @@ class DbOptions:
     live_window_s: float = 10.0
     synchronous: Literal["normal", "full"] = "normal"
     seq_block: int = 1000
-    wal_limit_bytes: int = 64 * 1024 * 1024
     max_page_count: int | None = None  # a hard cap, to test a full disk
 
 
@@ -70,8 +65,10 @@ def pack_event_data(data: dict[str, Any]) -> bytes:
 
 def _bindable(row: tuple[Any, ...]) -> tuple[Any, ...]:
     value = row[1]
-    if value is None or isinstance(value, float | str) or (
-        isinstance(value, int) and -(2**63) <= value < 2**63
+    if (
+        value is None
+        or isinstance(value, float | str)
+        or (isinstance(value, int) and -(2**63) <= value < 2**63)
     ):
         return row
     return (row[0], repr(value), *row[2:])
@@ -120,7 +117,9 @@ class OutboxDb:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             _require_wal(self.path, mode)
             conn.execute(f"PRAGMA synchronous = {self.options.synchronous.upper()}")
-            conn.execute(f"PRAGMA journal_size_limit = {self.options.wal_limit_bytes:d}")
+            checkpoint_pages, wal_limit_bytes = quota.wal_bounds(self.options.quota_bytes)
+            conn.execute(f"PRAGMA wal_autocheckpoint = {checkpoint_pages:d}")
+            conn.execute(f"PRAGMA journal_size_limit = {wal_limit_bytes:d}")
             conn.execute("PRAGMA cache_size = -16000")
             conn.execute("PRAGMA temp_store = MEMORY")
             conn.execute("PRAGMA busy_timeout = 5000")
@@ -193,11 +192,16 @@ class OutboxDb:
             self._conn.execute("BEGIN IMMEDIATE")
             self._set_meta("clean_session", self._marks.session)
             self._conn.execute("COMMIT")
-            # Fold the WAL back so that a copy of the .db file alone is complete.
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error as exc:
             self._rollback()
+            self._close_quietly()
             raise StorageError(f"{self.path}: could not close the outbox cleanly: {exc}") from exc
+        try:
+            # Fold the WAL back so that a copy of the .db file alone is complete. Optional: on
+            # a full disk the file cannot grow, and the WAL is just as durable.
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            _LOG.warning("outbox checkpoint on close failed; the WAL keeps the data", error=str(exc))
         finally:
             self._close_quietly()
 
@@ -401,90 +405,29 @@ class OutboxDb:
 
     # -- batches -----------------------------------------------------------------------------
 
-    def _live_start_id(self, cutoff_ts: float) -> int:
-        """The first row id whose receipt time is at or after ``cutoff_ts``.
-
-        Rows are appended in arrival order, so receipt times grow with the id and a binary
-        search over ids replaces an index on ``receipt_ts`` (which would slow every insert).
-        A late row with an old receipt time is simply not live; BACKLOG takes it.
-        """
-        conn = self.conn
-        lo_hi = conn.execute("SELECT min(id), max(id) FROM telemetry").fetchone()
-        if lo_hi[0] is None:
-            return 0
-        lo, hi = int(lo_hi[0]), int(lo_hi[1]) + 1
-        probe = "SELECT id, receipt_ts FROM telemetry WHERE id >= ? ORDER BY id LIMIT 1"
-        while lo < hi:
-            mid = (lo + hi) // 2
-            row = conn.execute(probe, (mid,)).fetchone()
-            if row is None or row[1] >= cutoff_ts:
-                hi = mid
-            else:
-                lo = int(row[0]) + 1
-        return lo
-
-    def _telemetry_rows(self, raw: list[tuple[Any, ...]]) -> list[TelemetryRow]:
-        names = self._point_names
-        out: list[TelemetryRow] = []
-        for _id, point, value, flags, receipt_ts, source_ts in raw:
-            quality, reason = decode_flags(flags)
-            if flags & _SPECIAL_FLAGS:
-                value = decode_value(value, flags)
-            out.append(TelemetryRow(names[point], value, quality, reason, receipt_ts, source_ts))
-        return out
-
     def seal(self, lane: Lane, mode: SealMode, max_records: int, sealer: Sealer) -> SealedBatch | None:
         conn = self.conn
         now = self._clock.wall()
         cutoff = now - self.options.live_window_s
         try:
             conn.execute("BEGIN IMMEDIATE")
-            rows: list[TelemetryRow] | list[EventRow]
-            if lane is Lane.TELEMETRY:
-                if mode is SealMode.LIVE:
-                    start = self._live_start_id(cutoff)
-                    raw = conn.execute(
-                        f"SELECT {_TELEMETRY_COLS} FROM telemetry WHERE id >= ? AND receipt_ts >= ?"
-                        " ORDER BY id LIMIT ?",
-                        (start, cutoff, max_records),
-                    ).fetchall()
-                else:
-                    raw = conn.execute(
-                        f"SELECT {_TELEMETRY_COLS} FROM telemetry ORDER BY id LIMIT ?", (max_records,)
-                    ).fetchall()
-                if not raw:
-                    conn.execute("ROLLBACK")
-                    return None
-                rows = self._telemetry_rows(raw)
-                stamps = [r.receipt_ts for r in rows]
-            else:
-                raw = conn.execute(
-                    "SELECT id, kind, source, ts, data FROM events ORDER BY id LIMIT ?", (max_records,)
-                ).fetchall()
-                if not raw:
-                    conn.execute("ROLLBACK")
-                    return None
-                rows = [EventRow(k, s, ts, msgpack.unpackb(d, raw=False)) for _i, k, s, ts, d in raw]
-                stamps = [r.ts for r in rows]
-            first_ts, last_ts = min(stamps), max(stamps)
-            historical = mode is SealMode.BACKLOG and last_ts < cutoff
+            taken = batches.take_rows(
+                conn, lane, mode, max_records=max_records, cutoff_ts=cutoff, names=self._point_names
+            )
+            if taken is None:
+                conn.execute("ROLLBACK")
+                return None
+            historical = mode is SealMode.BACKLOG and taken.last_ts < cutoff
             seq = self._last_seq[lane] + 1
             self._reserve(lane, seq)
-            payload = sealer(lane=lane, seq=seq, rows=rows, historical=historical, sealed_at=now)
+            count = len(taken.rows)
+            payload = sealer(lane=lane, seq=seq, rows=taken.rows, historical=historical, sealed_at=now)
             conn.execute(
                 "INSERT INTO batches (lane, seq, payload, record_count, sealed_at, first_ts, last_ts,"
                 " historical) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (lane.value, seq, payload, len(rows), now, first_ts, last_ts, int(historical)),
+                (lane.value, seq, payload, count, now, taken.first_ts, taken.last_ts, int(historical)),
             )
-            if lane is Lane.TELEMETRY and mode is SealMode.LIVE:
-                conn.execute(
-                    "DELETE FROM telemetry WHERE id BETWEEN ? AND ? AND receipt_ts >= ?",
-                    (raw[0][0], raw[-1][0], cutoff),
-                )
-            elif lane is Lane.TELEMETRY:
-                conn.execute("DELETE FROM telemetry WHERE id <= ?", (raw[-1][0],))
-            else:
-                conn.execute("DELETE FROM events WHERE id <= ?", (raw[-1][0],))
+            conn.execute(taken.delete_sql, taken.delete_args)
             conn.execute("UPDATE lane_seq SET last_seq = ? WHERE lane = ?", (seq, lane.value))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -494,8 +437,8 @@ class OutboxDb:
             self._rollback()
             raise
         self._last_seq[lane] = seq
-        self._rows[lane] -= len(rows)
-        return SealedBatch(lane=lane, seq=seq, payload=payload, record_count=len(rows), sealed_at=now)
+        self._rows[lane] -= count
+        return SealedBatch(lane=lane, seq=seq, payload=payload, record_count=count, sealed_at=now)
 
     def pending(self, lane: Lane, after_seq: int, limit: int) -> list[SealedBatch]:
         try:

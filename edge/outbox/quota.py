@@ -3,7 +3,10 @@
 The size that counts is the pages in use, ``(page_count - freelist_count) × page_size``: pages
 freed by deletes go to SQLite's free list and are reused by the next inserts, so the file does
 not have to shrink for the space to count as available again (no VACUUM on a busy gateway).
-The WAL file is bounded separately (``journal_size_limit``).
+The WAL file is not counted; it is bounded instead (``wal_bounds``): checkpoints run every
+``quota/32`` bytes of WAL (at most SQLite's default 1,000 pages) and the WAL file is truncated
+back to ``quota/16`` (1–64 MB) after one, so the files on disk stay near the quota plus a
+sixteenth.
 
 Eviction takes the oldest telemetry first, comparing the oldest waiting rows with the oldest
 sealed-but-unsent telemetry batch; event rows and event batches are never touched. One round
@@ -18,10 +21,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Gap", "evict_oldest_telemetry", "used_bytes"]
+__all__ = ["Gap", "evict_oldest_telemetry", "used_bytes", "wal_bounds"]
 
 # Deleting fewer rows than this per step costs more in round trips than it saves in precision.
 _MIN_CHUNK_ROWS = 512
+
+
+def wal_bounds(quota_bytes: int, page_size: int = 4096) -> tuple[int, int]:
+    """``(wal_autocheckpoint pages, journal_size_limit bytes)`` for a quota."""
+    checkpoint_pages = max(100, min(1000, quota_bytes // 32 // page_size))
+    limit_bytes = max(1 << 20, min(64 << 20, quota_bytes // 16))
+    return checkpoint_pages, limit_bytes
 
 
 def used_bytes(conn: sqlite3.Connection, page_size: int) -> int:
@@ -86,9 +96,7 @@ def _drop_oldest_batch(conn: sqlite3.Connection, gap: Gap) -> bool:
 
 
 def _drop_oldest_rows(conn: sqlite3.Connection, gap: Gap, chunk_rows: int) -> int:
-    last = conn.execute(
-        "SELECT id FROM telemetry ORDER BY id LIMIT 1 OFFSET ?", (chunk_rows - 1,)
-    ).fetchone()
+    last = conn.execute("SELECT id FROM telemetry ORDER BY id LIMIT 1 OFFSET ?", (chunk_rows - 1,)).fetchone()
     if last is None:
         last = conn.execute("SELECT max(id) FROM telemetry").fetchone()
         if last is None or last[0] is None:

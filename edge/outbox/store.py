@@ -189,8 +189,12 @@ class Outbox:
             if room <= 0:
                 await self._wait_for_space()
                 continue
-            # Copied: the caller may reuse its list once we return.
-            chunk = list(samples[done : done + room])
+            # A copy either way (slicing copies): the caller may reuse its list once we return.
+            chunk = (
+                samples[done : done + room]
+                if isinstance(samples, list)
+                else list(samples[done : done + room])
+            )
             self._enqueue(chunk, len(chunk))
             done += len(chunk)
 

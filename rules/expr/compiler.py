@@ -56,7 +56,8 @@ class CompiledExpr:
     def next_due(self, env: Env) -> float | None:
         """Earliest wall time at which a running hold completes, if any."""
         due = [env.held[k] + d for k, d in self.held_s.items() if k in env.held]
-        return min(due) if due else None
+        pending = [t for t in due if t > env.now]  # a hold already met needs no more ticks
+        return min(pending) if pending else None
 
 
 def compile_expr(text: str, scope: Scope, *, name: str = "expr", want: T | None = T.BOOL) -> CompiledExpr:

@@ -28,21 +28,58 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "voltage_l1_v": ("voltage_l1_v", "voltage_l1", "v_l1", "ua_v", "phase_voltage_a_v", "voltage_a_v"),
     "voltage_l2_v": ("voltage_l2_v", "voltage_l2", "v_l2", "ub_v", "phase_voltage_b_v", "voltage_b_v"),
     "voltage_l3_v": ("voltage_l3_v", "voltage_l3", "v_l3", "uc_v", "phase_voltage_c_v", "voltage_c_v"),
-    "line_voltage_l1_l2_v": ("line_voltage_l1_l2_v", "voltage_l1_l2", "voltage_l1_l2_v", "uab_v", "line_voltage_ab_v"),
-    "line_voltage_l2_l3_v": ("line_voltage_l2_l3_v", "voltage_l2_l3", "voltage_l2_l3_v", "ubc_v", "line_voltage_bc_v"),
-    "line_voltage_l3_l1_v": ("line_voltage_l3_l1_v", "voltage_l3_l1", "voltage_l3_l1_v", "uca_v", "line_voltage_ca_v"),
+    "line_voltage_l1_l2_v": (
+        "line_voltage_l1_l2_v",
+        "voltage_l1_l2",
+        "voltage_l1_l2_v",
+        "uab_v",
+        "line_voltage_ab_v",
+    ),
+    "line_voltage_l2_l3_v": (
+        "line_voltage_l2_l3_v",
+        "voltage_l2_l3",
+        "voltage_l2_l3_v",
+        "ubc_v",
+        "line_voltage_bc_v",
+    ),
+    "line_voltage_l3_l1_v": (
+        "line_voltage_l3_l1_v",
+        "voltage_l3_l1",
+        "voltage_l3_l1_v",
+        "uca_v",
+        "line_voltage_ca_v",
+    ),
     "current_l1_a": ("current_l1_a", "current_l1", "i_l1", "ia_a", "current_a_a"),
     "current_l2_a": ("current_l2_a", "current_l2", "i_l2", "ib_a", "current_b_a"),
     "current_l3_a": ("current_l3_a", "current_l3", "i_l3", "ic_a", "current_c_a"),
     "power_l1_w": ("power_l1_w", "power_l1", "active_power_l1_w", "pa_w"),
     "power_l2_w": ("power_l2_w", "power_l2", "active_power_l2_w", "pb_w"),
     "power_l3_w": ("power_l3_w", "power_l3", "active_power_l3_w", "pc_w"),
-    "power_w": ("power_w", "power_total", "total_power_w", "active_power_w", "total_active_power_w", "p_total_w"),
+    "power_w": (
+        "power_w",
+        "power_total",
+        "total_power_w",
+        "active_power_w",
+        "total_active_power_w",
+        "p_total_w",
+    ),
     "power_kw": ("power_kw", "total_power_kw", "active_power_kw"),
     "power_factor": ("power_factor", "pf", "total_power_factor"),
     "frequency_hz": ("frequency_hz", "frequency", "freq_hz"),
-    "import_kwh": ("import_kwh", "energy_import", "import_active_energy_kwh", "forward_active_energy_kwh", "energy_import_kwh"),
-    "export_kwh": ("export_kwh", "energy_export", "export_active_energy_kwh", "reverse_active_energy_kwh", "energy_export_kwh"),
+    "import_kwh": (
+        "import_kwh",
+        "energy_import",
+        "import_active_energy_kwh",
+        "forward_active_energy_kwh",
+        "energy_import_kwh",
+    ),
+    "export_kwh": (
+        "export_kwh",
+        "energy_export",
+        "export_active_energy_kwh",
+        "reverse_active_energy_kwh",
+        "energy_export_kwh",
+    ),
     "total_kwh": ("total_kwh", "energy_total", "total_active_energy_kwh", "energy_total_kwh"),
 }
 
@@ -76,9 +113,11 @@ class EnergyMeterModel(DeviceModel):
 
     def _step(self, dt_s: float) -> None:
         self.hour = (self.hour + dt_s / 3600.0) % 24.0
-        factor = float(self.active.get("abnormal_consumption", {}).get("factor", 5.0)) if (
-            "abnormal_consumption" in self.active
-        ) else 1.0
+        factor = (
+            float(self.active.get("abnormal_consumption", {}).get("factor", 5.0))
+            if ("abnormal_consumption" in self.active)
+            else 1.0
+        )
         self.power_kw = self.peak_kw * load_factor(self.hour) * factor * (1.0 + self._noise(0.02))
         self.import_kwh += self.power_kw * dt_s / 3600.0
         pf = 0.95 + self._noise(0.01)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulators.models.flow_meter import VolumeMeterModel
+from simulators.models.volume_meter import VolumeMeterModel
 
 __all__ = ["GasMeterModel"]
 

@@ -84,6 +84,9 @@ class ManholeModel(DeviceModel):
         v["tilt_alarm"] = tilt_alarm
         v["battery_low"] = battery_low
         v["device_fault"] = False
-        v["status"] = (1 if lid_open else 0) | (2 if tilt_alarm else 0) | (4 if overflow else 0) | (
-            8 if battery_low else 0
+        v["status"] = (
+            (1 if lid_open else 0)
+            | (2 if tilt_alarm else 0)
+            | (4 if overflow else 0)
+            | (8 if battery_low else 0)
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from simulators.models.flow_meter import VolumeMeterModel
+from simulators.models.volume_meter import VolumeMeterModel
 
 __all__ = ["WaterMeterModel"]
 

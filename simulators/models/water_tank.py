@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from edge.model import Value
 from simulators.models.base import DeviceModel, clamp
 
 __all__ = ["WaterTankModel", "demand_factor"]
@@ -107,9 +106,7 @@ class WaterTankModel(DeviceModel):
         pumping = not all(self.pump_fault) and self.level_m > 0.2
         if "tank_low" in self.active:
             self.inlet_open = False
-        elif "overflow" in self.active:
-            self.inlet_open = True
-        elif self.level_m <= self.low_m:
+        elif "overflow" in self.active or self.level_m <= self.low_m:
             self.inlet_open = True
         elif self.level_m >= self.high_m:
             self.inlet_open = False

@@ -34,7 +34,9 @@ class Gateway:
     seal: Sealer
 
     def telemetry(self, seq: int, rows: list[TelemetryRow], *, historical: bool = False) -> bytes:
-        return self.seal(lane=Lane.TELEMETRY, seq=seq, rows=rows, historical=historical, sealed_at=1000.0 + seq)
+        return self.seal(
+            lane=Lane.TELEMETRY, seq=seq, rows=rows, historical=historical, sealed_at=1000.0 + seq
+        )
 
     def events(self, seq: int, rows: list[EventRow]) -> bytes:
         return self.seal(lane=Lane.EVENT, seq=seq, rows=rows, historical=False, sealed_at=1000.0 + seq)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
 import httpx
 import msgpack
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from cloud_sync.central.app import CentralService
 from cloud_sync.envelope import make_sealer
+from cloud_sync.errors import ServiceStartError
 from cloud_sync.keys import key_id
 from cloud_sync.ports import EventRow, Lane, TelemetryRow
 
-from .conftest import Gateway, RunningCentral
+from .conftest import Gateway, RunningCentral, central_config
 
 OCTETS = {"Content-Type": "application/octet-stream"}
 
@@ -21,7 +26,9 @@ def rows(t0: float, n: int = 3, point: str = "s1/meter/p") -> list[TelemetryRow]
 
 
 async def post(central: RunningCentral, gw: str, lane: str, payload: bytes, **headers: str) -> httpx.Response:
-    return await central.client.post(f"/api/v1/ingest/{gw}/{lane}", content=payload, headers={**OCTETS, **headers})
+    return await central.client.post(
+        f"/api/v1/ingest/{gw}/{lane}", content=payload, headers={**OCTETS, **headers}
+    )
 
 
 async def counts(central: RunningCentral) -> dict[str, int]:
@@ -78,10 +85,20 @@ async def test_bad_batches_are_rejected_audited_and_never_stored(
     tampered = bytearray(good)
     tampered[-80] ^= 0x01  # inside the signed bytes
     cases = [
-        ("gw-a", "telemetry", forged_same_kid(lane=Lane.TELEMETRY, seq=1, rows=rows(1.0), historical=False,
-                                              sealed_at=1.0), 403, "bad_signature"),
-        ("gw-a", "telemetry", forged_unknown(lane=Lane.TELEMETRY, seq=1, rows=rows(1.0), historical=False,
-                                             sealed_at=1.0), 403, "unknown_key"),
+        (
+            "gw-a",
+            "telemetry",
+            forged_same_kid(lane=Lane.TELEMETRY, seq=1, rows=rows(1.0), historical=False, sealed_at=1.0),
+            403,
+            "bad_signature",
+        ),
+        (
+            "gw-a",
+            "telemetry",
+            forged_unknown(lane=Lane.TELEMETRY, seq=1, rows=rows(1.0), historical=False, sealed_at=1.0),
+            403,
+            "unknown_key",
+        ),
         ("gw-a", "telemetry", bytes(tampered), 403, "bad_signature"),
         ("gw-a", "telemetry", good[: len(good) // 2], 400, "malformed"),
         ("gw-a", "telemetry", b"", 400, "malformed"),
@@ -98,8 +115,12 @@ async def test_bad_batches_are_rejected_audited_and_never_stored(
 
     audit = (await central.client.get("/api/v1/audit/rejected", params={"limit": 100})).json()
     assert audit["counts"] == {
-        "bad_signature": 2, "unknown_key": 1, "malformed": 2, "gateway_mismatch": 1,
-        "lane_mismatch": 1, "unknown_gateway": 1,
+        "bad_signature": 2,
+        "unknown_key": 1,
+        "malformed": 2,
+        "gateway_mismatch": 1,
+        "lane_mismatch": 1,
+        "unknown_gateway": 1,
     }
     assert {item["transport"] for item in audit["items"]} == {"https"}
     assert central.service.ingestor.counters["rejected"] == len(cases)
@@ -120,10 +141,14 @@ async def test_oversize_body_is_refused(central: RunningCentral) -> None:
 
 
 async def test_points_history_events_and_gateways(central: RunningCentral, gw_a: Gateway) -> None:
-    series = [TelemetryRow("s1/tank/level", float(v), 0, "", 1000.0 + i * 10, None) for i, v in enumerate(range(12))]
+    series = [
+        TelemetryRow("s1/tank/level", float(v), 0, "", 1000.0 + i * 10, None) for i, v in enumerate(range(12))
+    ]
     series.append(TelemetryRow("s1/tank/level", None, 2, "comm_failure", 1125.0, None))
     series.append(TelemetryRow("s1/pump/run", True, 0, "", 1000.0, 999.5))
-    assert (await post(central, "gw-a", "telemetry", gw_a.telemetry(1, series, historical=True))).status_code == 200
+    assert (
+        await post(central, "gw-a", "telemetry", gw_a.telemetry(1, series, historical=True))
+    ).status_code == 200
     alarm = EventRow("alarm.raised", "s1/tank/level", 1050.0, {"priority": "high", "limit": 2.5})
     gap = EventRow("outbox.gap", "outbox", 1060.0, {"from": 1000.0, "to": 1010.0, "rows": 4})
     assert (await post(central, "gw-a", "event", gw_a.events(1, [alarm, gap]))).status_code == 200
@@ -132,10 +157,15 @@ async def test_points_history_events_and_gateways(central: RunningCentral, gw_a:
     assert [(p["point_id"], p["value"], p["quality"], p["reason"]) for p in latest] == [
         ("s1/tank/level", None, 2, "comm_failure")
     ]
-    pump = (await central.client.get("/api/v1/points", params={"gateway": "gw-a"})).json()
-    assert {p["point_id"] for p in pump} == {"s1/tank/level", "s1/pump/run"}
+    both = (await central.client.get("/api/v1/points", params={"gateway": "gw-a"})).json()
+    assert [(p["point_id"], p["value"], p["source_ts"]) for p in both] == [
+        ("s1/pump/run", True, 999.5),
+        ("s1/tank/level", None, None),
+    ]
 
-    raw = (await central.client.get("/api/v1/points/s1/tank/level/history", params={"from": 1000, "to": 1030})).json()
+    raw = (
+        await central.client.get("/api/v1/points/s1/tank/level/history", params={"from": 1000, "to": 1030})
+    ).json()
     assert [s["value"] for s in raw["samples"]] == [0.0, 1.0, 2.0]
     assert all(s["historical"] for s in raw["samples"])
 
@@ -155,12 +185,16 @@ async def test_points_history_events_and_gateways(central: RunningCentral, gw_a:
     assert bad.status_code == 422
 
     events = (await central.client.get("/api/v1/events", params={"kind": "alarm.raised"})).json()
-    assert [(e["source"], e["data"]) for e in events] == [("s1/tank/level", {"priority": "high", "limit": 2.5})]
+    assert [(e["source"], e["data"]) for e in events] == [
+        ("s1/tank/level", {"priority": "high", "limit": 2.5})
+    ]
     window = (await central.client.get("/api/v1/events", params={"from": 1055, "to": 2000})).json()
     assert [e["kind"] for e in window] == ["outbox.gap"]
 
     gws = (await central.client.get("/api/v1/gateways")).json()
-    assert [g["gateway_id"] for g in gws] == ["gw-a"]
+    assert [(g["gateway_id"], g["last_seen"] is None) for g in gws] == [("gw-a", False), ("gw-b", True)]
+    never = (await central.client.get("/api/v1/gateways/gw-b")).json()
+    assert never["state"] == "unknown" and never["lanes"]["telemetry"]["acked"] == 0
     one = (await central.client.get("/api/v1/gateways/gw-a")).json()
     assert one["lanes"]["telemetry"]["acked"] == 1 and one["lanes"]["event"]["highest"] == 1
     assert one["enrolled"] is True and one["online"] is False
@@ -172,3 +206,21 @@ async def test_unknown_lane_in_url(central: RunningCentral, gw_a: Gateway, lane:
     resp = await post(central, "gw-a", lane, gw_a.telemetry(1, rows(1.0)))
     assert resp.status_code == 404
     assert (await counts(central))["batches"] == 0
+
+
+async def test_a_taken_port_or_bad_tls_file_is_a_clear_start_error(tmp_path: Path, gw_a: Gateway) -> None:
+    config = central_config(tmp_path, [gw_a])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = config.model_copy(
+            update={"api": config.api.model_copy(update={"port": taken.getsockname()[1]})}
+        )
+        with pytest.raises(ServiceStartError, match="cannot listen"):
+            async with CentralService(busy):
+                pass
+    assert config.api.tls is not None
+    config.api.tls.key_file.write_text("not a key")
+    with pytest.raises(ServiceStartError, match="TLS"):
+        async with CentralService(config):
+            pass

@@ -45,14 +45,24 @@ def gatehouse(*args: str) -> list[str]:
 
 def test_check_accepts_a_good_file_and_rejects_a_bad_one(tmp_path: Path, gw_a: Gateway) -> None:
     good = write_config(tmp_path, gw_a, 8443)
-    ok = subprocess.run(gatehouse("central", "--config", str(good), "--check"), cwd=REPO,
-                        capture_output=True, text=True, timeout=60)
+    ok = subprocess.run(
+        gatehouse("central", "--config", str(good), "--check"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "1 gateway(s) enrolled" in ok.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("database: x.db\napi: {tokens: []}\nsurprise: 1\n")
-    failed = subprocess.run(gatehouse("central", "--config", str(bad), "--check"), cwd=REPO,
-                            capture_output=True, text=True, timeout=60)
+    failed = subprocess.run(
+        gatehouse("central", "--config", str(bad), "--check"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert failed.returncode == 2
     assert "api.tokens" in failed.stderr and "surprise" in failed.stderr
 
@@ -60,12 +70,20 @@ def test_check_accepts_a_good_file_and_rejects_a_bad_one(tmp_path: Path, gw_a: G
 def test_central_serves_https_and_stops_cleanly_on_sigterm(tmp_path: Path, gw_a: Gateway) -> None:
     port = free_port()
     config = write_config(tmp_path, gw_a, port)
-    proc = subprocess.Popen(gatehouse("central", "--config", str(config)), cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        gatehouse("central", "--config", str(config)),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         ctx = ssl.create_default_context(cafile=str(tmp_path / "api.crt"))
-        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=ctx,
-                          headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10.0) as client:
+        with httpx.Client(
+            base_url=f"https://127.0.0.1:{port}",
+            verify=ctx,
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=10.0,
+        ) as client:
 
             def up() -> bool:
                 assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
@@ -76,8 +94,9 @@ def test_central_serves_https_and_stops_cleanly_on_sigterm(tmp_path: Path, gw_a:
 
             wait_until_sync(up, message="central API up")
             batch = gw_a.telemetry(1, [TelemetryRow("s/d/p", 4.5, 0, "", 10.0, None)])
-            resp = client.post("/api/v1/ingest/gw-a/telemetry", content=batch,
-                               headers={"Accept": "application/json"})
+            resp = client.post(
+                "/api/v1/ingest/gw-a/telemetry", content=batch, headers={"Accept": "application/json"}
+            )
             assert resp.status_code == 200 and resp.json()["acked"] == 1
             assert [p["value"] for p in client.get("/api/v1/points").json()] == [4.5]
         proc.send_signal(signal.SIGTERM)

@@ -28,7 +28,9 @@ class GatewayClient:
         self.acks: list[AckMessage] = []
         self._lock = threading.Lock()
         self.subscribed = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{gateway_id}", protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"test-{gateway_id}", protocol=mqtt.MQTTv5
+        )
         self.client.tls_set_context(broker.ssl_context())
         self.client.username_pw_set(*broker.credentials(gateway_id))
         self.client.on_connect = lambda c, *_: c.subscribe(f"gh/v1/{gateway_id}/ack", qos=1)
@@ -39,7 +41,7 @@ class GatewayClient:
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         with self._lock:
-            self.acks.append(decode_ack(msg.payload))
+            self.acks.append(decode_ack(bytes(msg.payload)))
 
     def last_ack(self, lane: Lane) -> AckMessage | None:
         with self._lock:
@@ -61,7 +63,9 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 
 
 @pytest.fixture
-async def central(tmp_path: Path, broker: Broker, gw_a: Gateway, gw_b: Gateway) -> AsyncIterator[CentralService]:
+async def central(
+    tmp_path: Path, broker: Broker, gw_a: Gateway, gw_b: Gateway
+) -> AsyncIterator[CentralService]:
     user, password = broker.credentials(CENTRAL_USER)
     config = central_config(
         tmp_path,
@@ -91,19 +95,27 @@ async def test_batches_over_mqtt_are_stored_once_and_acked(
     gw = GatewayClient(broker, "gw-a")
     try:
         await wait_until(gw.subscribed.is_set, message="gateway subscribed to its acks")
-        gw.publish("gh/v1/gw-a/state", json.dumps({"state": "online", "ts": 1.0, "backlog": {},
-                                                    "seq": {"event": 0, "telemetry": 3}}).encode(), retain=True)
+        gw.publish(
+            "gh/v1/gw-a/state",
+            json.dumps(
+                {"state": "online", "ts": 1.0, "backlog": {}, "seq": {"event": 0, "telemetry": 3}}
+            ).encode(),
+            retain=True,
+        )
         # Coming online earns an ack per lane, so a gateway can resume where central stands.
         await wait_until(lambda: gw.last_ack(Lane.EVENT) is not None, message="online ack")
         b1, b2, b3 = (gw_a.telemetry(s, rows(s * 100.0)) for s in (1, 2, 3))
         gw.publish("gh/v1/gw-a/up/telemetry", b1)
         gw.publish("gh/v1/gw-a/up/telemetry", b3)
-        await wait_until(lambda: (a := gw.last_ack(Lane.TELEMETRY)) is not None and a.missing == ((2, 2),),
-                         message="ack asking for seq 2")
+        await wait_until(
+            lambda: (a := gw.last_ack(Lane.TELEMETRY)) is not None and a.missing == ((2, 2),),
+            message="ack asking for seq 2",
+        )
         gw.publish("gh/v1/gw-a/up/telemetry", b2)
         gw.publish("gh/v1/gw-a/up/telemetry", b1)  # a resend after a lost ack
-        await wait_until(lambda: (a := gw.last_ack(Lane.TELEMETRY)) is not None and a.acked == 3,
-                         message="ack of 3")
+        await wait_until(
+            lambda: (a := gw.last_ack(Lane.TELEMETRY)) is not None and a.acked == 3, message="ack of 3"
+        )
         await wait_until(lambda: central.ingestor.counters["duplicate"] == 1, message="duplicate counted")
         assert central.store.count("telemetry") == 15 and central.store.count("batches") == 3
         gateway = central.store.ack_position("gw-a", Lane.TELEMETRY)
@@ -134,7 +146,79 @@ async def test_forged_and_cross_gateway_batches_over_mqtt_are_rejected(
         gw.publish("gh/v1/gw-b/up/telemetry", gw_b.telemetry(1, rows(1.0)))
         await wait_until(lambda: central.ingestor.counters["stored"] == 1, message="gw-b's genuine batch")
         assert central.store.ack_position("gw-a", Lane.TELEMETRY) == (0, ())
-        await wait_until(lambda: (a := gw.last_ack(Lane.TELEMETRY)) is not None and a.acked == 1,
-                         message="gw-b acked")
+        await wait_until(
+            lambda: (a := gw.last_ack(Lane.TELEMETRY)) is not None and a.acked == 1, message="gw-b acked"
+        )
+    finally:
+        gw.close()
+
+
+async def test_central_with_certificate_auth(tmp_path: Path, gw_a: Gateway, gw_b: Gateway) -> None:
+    from cloud_sync.broker_config import AuthMode
+
+    with start_broker(tmp_path / "mq-cert", gateways=("gw-a", "gw-b"), auth=AuthMode.CERTIFICATE) as broker:
+        cert, key = broker.client_cert(CENTRAL_USER)
+        config = central_config(
+            tmp_path,
+            [gw_a, gw_b],
+            broker={
+                "host": broker.host,
+                "port": broker.port,
+                "ca_file": str(broker.ca_path),
+                "username": None,
+                "client_cert": {"cert_file": str(cert), "key_file": str(key)},
+                "client_id": "central-cert",
+            },
+        )
+        async with CentralService(config) as service:
+            assert service.mqtt is not None
+            await wait_until(
+                service.mqtt.subscribed.is_set, message="central subscribed with its certificate"
+            )
+            gw = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="gw-a-cert", protocol=mqtt.MQTTv5)
+            gw.tls_set_context(broker.ssl_context("gw-a"))
+            gw.connect(broker.host, broker.port)
+            gw.loop_start()
+            try:
+                gw.publish("gh/v1/gw-a/up/telemetry", gw_a.telemetry(1, rows(1.0)), qos=1).wait_for_publish(
+                    30
+                )
+                await wait_until(lambda: service.ingestor.counters["stored"] == 1, message="batch stored")
+            finally:
+                gw.disconnect()
+                gw.loop_stop()
+
+
+async def test_batches_sent_while_central_is_down_wait_at_the_broker(
+    tmp_path: Path, broker: Broker, gw_a: Gateway, gw_b: Gateway
+) -> None:
+    user, password = broker.credentials(CENTRAL_USER)
+    config = central_config(
+        tmp_path,
+        [gw_a, gw_b],
+        broker={
+            "host": broker.host,
+            "port": broker.port,
+            "ca_file": str(broker.ca_path),
+            "username": user,
+            "password": password,
+            "client_id": "central-restart",
+        },
+    )
+    async with CentralService(config) as first:
+        assert first.mqtt is not None
+        await wait_until(first.mqtt.subscribed.is_set, message="central subscribed")
+    gw = GatewayClient(broker, "gw-a")
+    try:
+        await wait_until(gw.subscribed.is_set, message="gateway subscribed")
+        gw.publish("gh/v1/gw-a/up/telemetry", gw_a.telemetry(1, rows(1.0)))
+        gw.publish("gh/v1/gw-a/up/telemetry", gw_a.telemetry(2, rows(2.0)))
+        async with CentralService(config) as second:
+            # Central's persistent session held both batches; the restarted central stores them.
+            await wait_until(lambda: second.ingestor.counters["stored"] == 2, message="queued batches stored")
+            await wait_until(
+                lambda: (a := gw.last_ack(Lane.TELEMETRY)) is not None and a.acked == 2, message="ack of 2"
+            )
+            assert second.store.count("telemetry") == 10
     finally:
         gw.close()

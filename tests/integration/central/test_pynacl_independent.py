@@ -66,7 +66,12 @@ def test_example_batch_verifies_with_pynacl(example: tuple[bytes, bytes]) -> Non
     assert list(header) == ["v", "gw", "lane", "seq", "sealed_at", "n", "kid", "hist", "codec", "records"]
     assert header["kid"] == hashlib.sha256(public).hexdigest()[:16] == "56475aa75463474c"
     assert (header["v"], header["gw"], header["lane"], header["seq"]) == (1, "gw-demo", "telemetry", 42)
-    assert (header["sealed_at"], header["n"], header["hist"], header["codec"]) == (1767225610.5, 3, False, "zstd")
+    assert (header["sealed_at"], header["n"], header["hist"], header["codec"]) == (
+        1767225610.5,
+        3,
+        False,
+        "zstd",
+    )
 
     blob = header["records"]
     declared = zstandard.get_frame_parameters(blob).content_size

@@ -268,7 +268,8 @@ async def test_a_block_refused_as_a_whole_is_split_per_point(modbus_server: Coun
 
 async def test_dead_port_is_connection_lost() -> None:
     async with ModbusTcpLink("127.0.0.1", free_port(), timeout_ms=10_000) as link:
-        with pytest.raises(ConnectionLost):
+        # Refused at once: not the "within N ms" of a connect that had to time out.
+        with pytest.raises(ConnectionLost, match=r"cannot connect to 127\.0\.0\.1:\d+$"):
             await link.read(1, Table.HOLDING, 0, 1)
         assert link.stats.timeouts == 0
 
@@ -285,6 +286,22 @@ async def test_silent_device_times_out_after_every_attempt(raw_server: RawServer
         assert link.stats.attempts == 3 and link.stats.timeouts == 3
     await wait_until(lambda: len(raw.frames) == 3, message="three attempts on the wire")
     assert raw.connections == 1
+
+
+async def test_timeouts_in_a_row_reset_a_possibly_half_open_connection(raw_server: RawServerFactory) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: RawServer) -> None:
+        while True:
+            await raw.read_frame(reader)
+
+    raw = await raw_server(silent)
+    async with ModbusTcpLink(
+        "127.0.0.1", raw.port, timeout_ms=200, retries=0, reset_after_timeouts=2
+    ) as link:
+        for _ in range(3):
+            with pytest.raises(DeviceTimeout):
+                await link.read(1, Table.HOLDING, 0, 1)
+        assert link.stats.connects == 2
+    await wait_until(lambda: raw.connections == 2 and len(raw.frames) == 3, message="a fresh connection")
 
 
 async def test_a_late_answer_is_not_taken_for_the_next_one(raw_server: RawServerFactory) -> None:

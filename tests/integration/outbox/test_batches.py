@@ -19,7 +19,8 @@ async def test_seal_pending_acknowledge_round_trip(tmp_path: Path) -> None:
             await ob.put_event(event(n))
         await ob.flush()
         sealed = [
-            await ob.seal(Lane.TELEMETRY, mode=SealMode.BACKLOG, max_records=100, sealer=sealer) for _ in range(4)
+            await ob.seal(Lane.TELEMETRY, mode=SealMode.BACKLOG, max_records=100, sealer=sealer)
+            for _ in range(4)
         ]
         assert [b.seq if b else None for b in sealed] == [1, 2, 3, None]
         assert [b.record_count if b else None for b in sealed] == [100, 100, 50, None]
@@ -40,7 +41,11 @@ async def test_seal_pending_acknowledge_round_trip(tmp_path: Path) -> None:
         lane = (await ob.backlog())["lanes"]["telemetry"]
         assert lane["batch_bytes"] == len(pending[-1].payload)
         assert lane | {"batch_bytes": 0} == {
-            "rows": 0, "batches": 1, "batch_bytes": 0, "oldest_ts": sample(200).receipt_ts, "last_seq": 3
+            "rows": 0,
+            "batches": 1,
+            "batch_bytes": 0,
+            "oldest_ts": sample(200).receipt_ts,
+            "last_seq": 3,
         }
 
 

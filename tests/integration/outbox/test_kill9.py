@@ -1,4 +1,5 @@
-"""kill -9 of a process writing through the outbox loses no sample whose flush had returned."""
+"""kill -9 of a process writing through the outbox loses no sample whose flush had returned,
+and never makes it hand out a batch sequence number twice."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.integration.outbox.writer_proc import numbered
@@ -37,6 +39,13 @@ def _start(db: Path, first: int) -> tuple[subprocess.Popen[str], list[str], thre
     return proc, lines, reader
 
 
+def _acks_at_least(proc: subprocess.Popen[str], lines: list[str], want: int) -> Callable[[], bool]:
+    def enough() -> bool:
+        return sum(line.startswith("ACK ") for line in lines) >= want or proc.poll() is not None
+
+    return enough
+
+
 def _stored(db: Path) -> dict[int, tuple[str, int, int, float, float]]:
     conn = sqlite3.connect(db)
     try:
@@ -59,11 +68,12 @@ def test_kill_9_loses_no_acknowledged_sample(tmp_path: Path) -> None:
     rng = random.Random()
     first = 0
     acknowledged = -1
+    seals: list[int] = []
     for _cycle in range(CYCLES):
         proc, lines, reader = _start(db, first)
         try:
-            want = rng.randint(1, 25)
-            wait_until_sync(lambda: sum(x.startswith("ACK ") for x in lines) >= want or proc.poll() is not None, message="acknowledged flushes")
+            want = rng.randint(4, 25)  # from the fourth ACK on, a SEAL has been printed
+            wait_until_sync(_acks_at_least(proc, lines, want), message="acknowledged flushes")
             assert proc.poll() is None, "the writer died on its own"
             os.kill(proc.pid, signal.SIGKILL)
         finally:
@@ -74,6 +84,9 @@ def test_kill_9_loses_no_acknowledged_sample(tmp_path: Path) -> None:
         acks = [line for line in lines if line.startswith("ACK ") and line.endswith("\n")]
         assert acks
         acknowledged = int(acks[-1].split()[1])
+        seals.extend(
+            int(line.split()[1]) for line in lines if line.startswith("SEAL ") and line.endswith("\n")
+        )
 
         stored = _stored(db)
         for n in range(acknowledged + 1):
@@ -81,7 +94,14 @@ def test_kill_9_loses_no_acknowledged_sample(tmp_path: Path) -> None:
             assert n in stored, f"sample {n} was acknowledged but is gone"
             point, value, flags, receipt_ts, source_ts = stored[n]
             assert (point, value, flags, receipt_ts, source_ts) == (
-                expected.point_id, n, 0, expected.receipt_ts, expected.source_ts
+                expected.point_id,
+                n,
+                0,
+                expected.receipt_ts,
+                expected.source_ts,
             )
         first = max(stored) + 1
     assert acknowledged > 0
+    # Batch sequence numbers went up across every kill: none was handed out twice.
+    assert len(seals) >= CYCLES
+    assert seals == sorted(set(seals)), seals

@@ -10,7 +10,7 @@ import pytest
 
 from cloud_sync.ports import Lane, SealMode
 from edge.errors import StorageError
-from edge.model import ManualClock, Quality, Reason, Sample
+from edge.model import ManualClock, Quality, Reason, Sample, Value
 from edge.outbox import Outbox
 from tests.integration.outbox.helpers import T0, event, query, sample, sealer, unseal
 from tests.support import wait_until
@@ -34,7 +34,9 @@ async def test_commit_interval_commits_without_a_flush(tmp_path: Path) -> None:
     db = tmp_path / "outbox.db"
     async with Outbox(db, commit_batch=1_000, commit_interval_ms=20) as ob:
         await ob.put_sample(sample(1))
-        await wait_until(lambda: query(db, "SELECT count(*) FROM telemetry") == [(1,)], message="timed commit")
+        await wait_until(
+            lambda: query(db, "SELECT count(*) FROM telemetry") == [(1,)], message="timed commit"
+        )
 
 
 async def test_flush_with_nothing_queued_returns_at_once(tmp_path: Path) -> None:
@@ -45,7 +47,21 @@ async def test_flush_with_nothing_queued_returns_at_once(tmp_path: Path) -> None
 
 async def test_rows_keep_their_order_and_values(tmp_path: Path) -> None:
     clock = ManualClock(T0)
-    values = [True, False, 0, -(2**63), 2**63 - 1, 1.5, -0.0, math.inf, "text", "", "123", None, math.nan]
+    values: list[Value] = [
+        True,
+        False,
+        0,
+        -(2**63),
+        2**63 - 1,
+        1.5,
+        -0.0,
+        math.inf,
+        "text",
+        "",
+        "123",
+        None,
+        math.nan,
+    ]
     put = [
         Sample(f"s/d/p{i % 3}", v, Quality(i % 3), T0 + i, Reason.STALE if i % 3 else Reason.NONE, T0 - i)
         for i, v in enumerate(values)
@@ -70,11 +86,12 @@ async def test_rows_keep_their_order_and_values(tmp_path: Path) -> None:
 async def test_values_sqlite_cannot_bind_are_kept_as_text(tmp_path: Path) -> None:
     async with Outbox(tmp_path / "outbox.db") as ob:
         await ob.put_sample(Sample("s/d/big", 2**70, Quality.GOOD, T0))
+        await ob.put_sample(Sample("s/d/odd", [1, 2], Quality.GOOD, T0))  # type: ignore[arg-type]
         await ob.put_sample(Sample("s/d/ok", 1, Quality.GOOD, T0))
         await ob.flush()
         batch = await ob.seal(Lane.TELEMETRY, mode=SealMode.BACKLOG, max_records=10, sealer=sealer)
     assert batch is not None
-    assert [r[1] for r in unseal(batch.payload)["rows"]] == [str(2**70), 1]
+    assert [r[1] for r in unseal(batch.payload)["rows"]] == [repr(2**70), "[1, 2]", 1]
 
 
 async def test_a_full_queue_makes_producers_wait_not_fail(tmp_path: Path) -> None:
@@ -85,7 +102,9 @@ async def test_a_full_queue_makes_producers_wait_not_fail(tmp_path: Path) -> Non
             for n in range(1_000):
                 await ob.put_sample(sample(base + n))
 
-        await asyncio.gather(produce(0), produce(10_000), ob.put_samples([sample(n) for n in range(20_000, 21_000)]))
+        await asyncio.gather(
+            produce(0), produce(10_000), ob.put_samples([sample(n) for n in range(20_000, 21_000)])
+        )
         await ob.flush()
         assert (await ob.backlog())["queued"] == 0
     assert query(db, "SELECT count(*) FROM telemetry") == [(3_000,)]

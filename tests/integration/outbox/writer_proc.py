@@ -1,5 +1,6 @@
 """A stand-in daemon for the kill -9 test: writes numbered samples through the outbox and prints
 the highest number whose ``flush()`` has returned, one ``ACK n`` line per flush, until killed.
+Every few flushes it also seals the event lane and prints ``SEAL seq`` once the seal returned.
 
 Usage: python -m tests.integration.outbox.writer_proc DB FIRST_NUMBER
 """
@@ -8,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
 
+from cloud_sync.ports import EventRow, Lane, SealMode, TelemetryRow
 from edge.model import Event, Quality, Sample
 from edge.outbox import Outbox
 
@@ -24,8 +27,20 @@ def numbered(n: int) -> Sample:
     return Sample(f"site/dev{n % POINTS}/n", n, Quality.GOOD, T0 + n / 1000.0, source_ts=T0 - n)
 
 
+def _sealer(
+    *,
+    lane: Lane,
+    seq: int,
+    rows: Sequence[TelemetryRow] | Sequence[EventRow],
+    historical: bool,
+    sealed_at: float,
+) -> bytes:
+    return b"%s-%d-%d" % (lane.value.encode(), seq, len(rows))
+
+
 async def main(db: Path, first: int) -> None:
     n = first
+    flushes = 0
     async with Outbox(db, commit_batch=2_000, commit_interval_ms=5) as ob:
         while True:
             # Some single puts and some bulk puts, as the daemon does both.
@@ -38,6 +53,12 @@ async def main(db: Path, first: int) -> None:
             await ob.flush()
             sys.stdout.write(f"ACK {n - 1}\n")
             sys.stdout.flush()
+            flushes += 1
+            if flushes % 3 == 0:
+                batch = await ob.seal(Lane.EVENT, mode=SealMode.BACKLOG, max_records=100, sealer=_sealer)
+                if batch is not None:
+                    sys.stdout.write(f"SEAL {batch.seq}\n")
+                    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -65,8 +65,12 @@ async def poll_everything(site_path: Path) -> dict[str, dict[str, object]]:
         async with ModbusTcpLink(endpoint[0], endpoint[1], timeout_ms=3000, retries=1) as link:
             for resolved in devices:
                 driver = ModbusDevice(
-                    resolved.id, unit=resolved.config.unit, link=link, points=resolved.points,  # type: ignore[attr-defined]
-                    max_gap=resolved.max_gap, max_registers=resolved.max_registers_per_read,  # type: ignore[attr-defined]
+                    resolved.id,
+                    unit=resolved.config.unit,
+                    link=link,
+                    points=resolved.points,  # type: ignore[attr-defined]
+                    max_gap=resolved.max_gap,
+                    max_registers=resolved.max_registers_per_read,  # type: ignore[attr-defined]
                 )
                 values: dict[str, object] = {}
                 for group in driver.poll_groups():
@@ -102,14 +106,24 @@ async def test_gatehouse_simulate_serves_the_whole_demo_estate(served_demo) -> N
         assert values["fire-panel"]["zone1_fire"] is False
 
         # A scenario from the CLI, as a technician would trigger it.
-        inject = subprocess.run(
-            gatehouse("simulate", "inject", "fire", "--device", "fire-panel", "--zone", "1", "--control", control),
-            capture_output=True, text=True, timeout=60, check=False,
+        inject = await asyncio.to_thread(
+            subprocess.run,
+            gatehouse(
+                "simulate", "inject", "fire", "--device", "fire-panel", "--zone", "1", "--control", control
+            ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert inject.returncode == 0, inject.stderr
-        refused = subprocess.run(
+        refused = await asyncio.to_thread(
+            subprocess.run,
             gatehouse("simulate", "inject", "fire", "--device", "no-such-device", "--control", control),
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert refused.returncode == 1 and "404" in refused.stderr
 

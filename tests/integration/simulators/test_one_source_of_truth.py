@@ -71,6 +71,8 @@ async def test_writes_from_the_gateway_reach_the_model_and_read_back() -> None:
 
             fan = device(link, 3, profile_points("smoke-exhaust-fan"))
             await fan.write("fan_start", True)
-            assert (await read_all(link, 3, profile_points("smoke-exhaust-fan")))["fan_running"].value is False
+            assert (await read_all(link, 3, profile_points("smoke-exhaust-fan")))[
+                "fan_running"
+            ].value is False
             sim.tick(3.5)  # the fan needs about 3 s to report running
             assert (await read_all(link, 3, profile_points("smoke-exhaust-fan")))["fan_running"].value is True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -61,12 +62,15 @@ async def line(tmp_path: Path) -> AsyncIterator[tuple[SimulationRunner, str]]:
 
 async def test_two_units_on_one_serial_line(line: tuple[SimulationRunner, str]) -> None:
     sim, link_path = line
-    assert Path(link_path).is_symlink()  # the site file's port path leads to the pty
+    assert await asyncio.to_thread(Path(link_path).is_symlink)  # the site file's path leads to the pty
     sim.tick(30.0)
     client = AsyncModbusSerialClient(link_path, baudrate=9600, timeout=2, retries=1)
     assert await client.connect()
     try:
-        for unit, device_id, profile_id in ((1, "tank", "secondary-water-tank"), (2, "meter", "eastron-sdm630")):
+        for unit, device_id, profile_id in (
+            (1, "tank", "secondary-water-tank"),
+            (2, "meter", "eastron-sdm630"),
+        ):
             points = profile_points(profile_id)
             device = ModbusDevice(device_id, unit=unit, link=SerialLink(client), points=points)
             want = sim.device(device_id).values()

@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 
 from drivers.modbus import ModbusTcpLink
-from edge.errors import DeviceError, TransportError
+from edge.errors import DeviceError, DeviceTimeout, TransportError
 from edge.model import Quality, Value
 from simulators.profile import PROFILE_DIR, load_profile_file
 from simulators.runner import SimulationRunner
@@ -42,11 +42,31 @@ def below(limit: float) -> Callable[[Value], bool]:
 
 
 CASES = [
-    Case("fire-panel-modbus", "fire", {"zone": 3}, {"zone3_fire": True, "zone3_detectors_in_alarm": 1, "fire_any": True}),
-    Case("fire-panel-modbus", "fire", {"zone": 5, "detectors": 2}, {"zone5_fire": True, "zone5_detectors_in_alarm": 2}),
-    Case("fire-panel-modbus", "fault", {"zone": 4}, {"zone4_fault": True, "fault_any": True, "zone4_fire": False}),
+    Case(
+        "fire-panel-modbus",
+        "fire",
+        {"zone": 3},
+        {"zone3_fire": True, "zone3_detectors_in_alarm": 1, "fire_any": True},
+    ),
+    Case(
+        "fire-panel-modbus",
+        "fire",
+        {"zone": 5, "detectors": 2},
+        {"zone5_fire": True, "zone5_detectors_in_alarm": 2},
+    ),
+    Case(
+        "fire-panel-modbus",
+        "fault",
+        {"zone": 4},
+        {"zone4_fault": True, "fault_any": True, "zone4_fire": False},
+    ),
     Case("fire-panel-modbus", "supervisory", {"zone": 1}, {"zone1_supervisory": True}),
-    Case("fire-panel-modbus", "power_fault", {"backup": True}, {"main_power_fault": True, "backup_power_fault": True}),
+    Case(
+        "fire-panel-modbus",
+        "power_fault",
+        {"backup": True},
+        {"main_power_fault": True, "backup_power_fault": True},
+    ),
     Case("fire-water", "tank_low", {}, {"tank_level_m": below(1.0)}),
     Case("fire-water", "low_pressure", {}, {"pipe_pressure_mpa": below(0.1)}),
     Case("fire-water", "sprinkler_flow", {}, {"pump1_running": True, "flow_lps": above(10)}),
@@ -69,14 +89,26 @@ CASES = [
     Case("heat-meter", "sensor_fault", {}, {"sensor_fault": True, "return_temp_c": -20.0}),
     Case("heat-meter", "abnormal_consumption", {"factor": 10}, {"flow_m3h": above(10.0)}),
     Case("manhole-cover", "opened", {}, {"lid_open": True, "tilt_deg": 90.0}),
-    Case("manhole-cover", "tilted", {"angle_deg": 25}, {"tilt_alarm": True, "lid_open": False, "tilt_deg": 25.0}),
+    Case(
+        "manhole-cover",
+        "tilted",
+        {"angle_deg": 25},
+        {"tilt_alarm": True, "lid_open": False, "tilt_deg": 25.0},
+    ),
     Case("manhole-cover", "overflow", {}, {"overflow": True, "water_level_m": above(1.2)}),
     Case("manhole-cover", "methane", {}, {"methane_pct_lel": 25.0}),
     Case("manhole-cover", "battery_low", {}, {"battery_v": below(3.3), "battery_low": True}),
     Case("abb-terra-ac", "fault", {}, {"error_code": 4, "charging_state": 0x8500}),
     Case("abb-terra-ac", "plug_in", {}, {"charging_state": 0x8100, "socket_locked": 1}),
-    Case("abb-terra-ac", "unplug", {}, {"charging_state": 0x8000, "socket_locked": 0}, setup=(("plug_in", {}),)),
-    Case("elevator-monitor", "trapped", {}, {"trapped": True, "alarm_code": 93, "fault_code": 4, "levelled": False}),
+    Case(
+        "abb-terra-ac", "unplug", {}, {"charging_state": 0x8000, "socket_locked": 0}, setup=(("plug_in", {}),)
+    ),
+    Case(
+        "elevator-monitor",
+        "trapped",
+        {},
+        {"trapped": True, "alarm_code": 93, "fault_code": 4, "levelled": False},
+    ),
     Case("elevator-monitor", "door_open_moving", {}, {"running": True, "door_state": 1, "fault_code": 5}),
     Case("elevator-monitor", "fire_recall", {}, {"event_code": 44, "fire_recall": True}),
     Case("elevator-monitor", "out_of_service", {}, {"event_code": 42, "in_service": False}),
@@ -88,12 +120,27 @@ CASES = [
     Case("vehicle-barrier", "vehicle", {}, {"vehicle_present": True}),
     Case("evacuation-lighting", "mains_failure", {}, {"mains_ok": False, "zones_in_emergency": 8}),
     Case("evacuation-lighting", "battery_fault", {}, {"battery_fault": True}),
-    Case("evacuation-lighting", "lamp_fault", {"zone": 2, "count": 3}, {"zone2_lamp_faults": 3, "lamp_fault_any": True}),
+    Case(
+        "evacuation-lighting",
+        "lamp_fault",
+        {"zone": 2, "count": 3},
+        {"zone2_lamp_faults": 3, "lamp_fault_any": True},
+    ),
     Case("smoke-exhaust-fan", "fan_fault", {}, {"fan_fault": True, "fan_running": False}),
     Case("smoke-exhaust-fan", "manual_mode", {}, {"manual_mode": True}),
     Case("emergency-broadcast", "amplifier_fault", {}, {"amplifier_fault": True}),
-    Case("electrical-fire-monitor", "leakage_high", {"channel": 2}, {"leakage_ch2_ma": 650, "leakage_alarm": True}),
-    Case("electrical-fire-monitor", "overheat", {"channel": 4}, {"cable_temp_ch4_c": 85.0, "temperature_alarm": True}),
+    Case(
+        "electrical-fire-monitor",
+        "leakage_high",
+        {"channel": 2},
+        {"leakage_ch2_ma": 650, "leakage_alarm": True},
+    ),
+    Case(
+        "electrical-fire-monitor",
+        "overheat",
+        {"channel": 4},
+        {"cable_temp_ch4_c": 85.0, "temperature_alarm": True},
+    ),
     Case("electrical-fire-monitor", "sensor_fault", {}, {"sensor_fault": True}),
     Case("fire-lane-sensor", "blocked", {}, {"occupied": True, "magnetic_ut": above(70)}),
     Case("fire-lane-sensor", "battery_low", {}, {"battery_low": True, "battery_v": below(3.3)}),
@@ -109,7 +156,9 @@ async def test_every_behaviour_scenario_has_a_case() -> None:
 
     covered = {(load_profile_file(PROFILE_DIR / f"{c.profile}.yaml").family, c.scenario) for c in CASES}
     # "energy_meter" is another name of the "meter" model
-    offered = {(family, s) for family, cls in MODELS.items() for s in cls.scenarios if family != "energy_meter"}
+    offered = {
+        (family, s) for family, cls in MODELS.items() for s in cls.scenarios if family != "energy_meter"
+    }
     assert not offered - covered, offered - covered
 
 
@@ -148,11 +197,16 @@ async def test_scenario_is_visible_at_the_gateway(served: SimulationRunner, case
     unit = int(served.device(case.profile).meta["unit"])
     points = profile_points(case.profile)
     host, port = served.endpoint_of(case.profile)
-    async with httpx.AsyncClient(base_url=served.control_url) as api, ModbusTcpLink(host, port, timeout_ms=2000) as link:
+    async with (
+        httpx.AsyncClient(base_url=served.control_url) as api,
+        ModbusTcpLink(host, port, timeout_ms=2000) as link,
+    ):
         before = await read_all(link, unit, points)
         assert all(r.quality is Quality.GOOD for r in before.values())
         for name, params in case.setup:
-            assert (await api.post(f"/devices/{case.profile}/scenarios/{name}", json=params)).status_code == 200
+            assert (
+                await api.post(f"/devices/{case.profile}/scenarios/{name}", json=params)
+            ).status_code == 200
         response = await api.post(f"/devices/{case.profile}/scenarios/{case.scenario}", json=case.params)
         assert response.status_code == 200, response.text
         assert case.scenario in response.json()["active"]
@@ -188,9 +242,10 @@ async def test_communication_loss_and_recovery(served: SimulationRunner) -> None
     unit = int(served.device(FAULT_PROFILE).meta["unit"])
     host, port = served.endpoint_of(FAULT_PROFILE)
     points = profile_points(FAULT_PROFILE)
-    async with httpx.AsyncClient(base_url=served.control_url) as api, ModbusTcpLink(
-        host, port, timeout_ms=300, retries=0
-    ) as link:
+    async with (
+        httpx.AsyncClient(base_url=served.control_url) as api,
+        ModbusTcpLink(host, port, timeout_ms=300, retries=0) as link,
+    ):
         await _fault(api, "comm_loss")
         with pytest.raises(TransportError):
             await read_all(link, unit, points)
@@ -206,6 +261,20 @@ async def test_communication_loss_and_recovery(served: SimulationRunner) -> None
                 return False
 
         await wait_until(recovered, message="reads after the communication loss ends")
+
+
+async def test_communication_loss_behind_a_bridge(served: SimulationRunner) -> None:
+    unit = int(served.device(FAULT_PROFILE).meta["unit"])
+    host, port = served.endpoint_of(FAULT_PROFILE)
+    async with (
+        httpx.AsyncClient(base_url=served.control_url) as api,
+        ModbusTcpLink(host, port, timeout_ms=2000, retries=1) as link,
+    ):
+        await _fault(api, "comm_loss", bridge=True, delay_ms=50)
+        # The bridge answers "gateway target failed to respond": the driver reports a timeout.
+        with pytest.raises(DeviceTimeout):
+            await read_all(link, unit, profile_points(FAULT_PROFILE))
+        assert link.stats.timeouts >= 2
 
 
 async def test_slow_answers(served: SimulationRunner) -> None:
@@ -236,9 +305,10 @@ async def test_garbage_frames_and_recovery(served: SimulationRunner) -> None:
     unit = int(served.device(FAULT_PROFILE).meta["unit"])
     host, port = served.endpoint_of(FAULT_PROFILE)
     points = profile_points(FAULT_PROFILE)
-    async with httpx.AsyncClient(base_url=served.control_url) as api, ModbusTcpLink(
-        host, port, timeout_ms=500, retries=0
-    ) as link:
+    async with (
+        httpx.AsyncClient(base_url=served.control_url) as api,
+        ModbusTcpLink(host, port, timeout_ms=500, retries=0) as link,
+    ):
         await _fault(api, "garbage")
         with pytest.raises(TransportError):
             await read_all(link, unit, points)

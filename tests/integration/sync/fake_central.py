@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -50,6 +51,7 @@ class FakeCentral:
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _session: MqttSession | None = None
     connected: asyncio.Event = field(default_factory=asyncio.Event)
+    client_cert: tuple[Path, Path] | None = None  # log in by certificate instead of password
 
     # -- queries for tests -------------------------------------------------------------------
     def seqs(self, gateway_id: str, lane: Lane) -> set[int]:
@@ -84,7 +86,12 @@ class FakeCentral:
         await self._task
 
     def _settings(self) -> MqttSettings:
+        user: str | None
+        password: str | None
         user, password = self.broker.credentials("central")
+        cert, key = self.client_cert if self.client_cert is not None else (None, None)
+        if cert is not None:
+            user = password = None
         return MqttSettings(
             host=self.broker.host,
             port=self.broker.port,
@@ -92,6 +99,8 @@ class FakeCentral:
             client_id="central",
             username=user,
             password=password,
+            client_cert=cert,
+            client_key=key,
             connect_timeout_s=5.0,
             session_expiry_s=3600,  # the broker queues batches while central is away
         )

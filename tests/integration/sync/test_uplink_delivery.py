@@ -107,7 +107,7 @@ async def test_events_first_then_live_then_backlog(broker: Broker, tmp_path: Pat
 async def test_alarm_overtakes_a_backlog_drain(broker: Broker, tmp_path: Path) -> None:
     key_path, key = signing_key(tmp_path)
     store = MemoryBatchStore()
-    store.add(Lane.TELEMETRY, telemetry(100_000), live=False)  # 200 backlog batches
+    store.add(Lane.TELEMETRY, telemetry(40_000), live=False)  # 80 backlog batches
     config = uplink_config(broker, key_path, inflight_window=4)
     async with (
         FakeCentral(broker, {GW: key.public_key()}) as central,
@@ -119,8 +119,8 @@ async def test_alarm_overtakes_a_backlog_drain(broker: Broker, tmp_path: Path) -
         await wait_until(lambda: central.seqs(GW, Lane.EVENT) == {1}, message="the alarm")
         telemetry_before_alarm = len(central.seqs(GW, Lane.TELEMETRY))
         # The alarm went out within a window's worth of batches, not after the whole backlog.
-        assert telemetry_before_alarm < 200
-        await wait_until(lambda: len(central.seqs(GW, Lane.TELEMETRY)) == 200, message="backlog drained")
+        assert telemetry_before_alarm < 80
+        await wait_until(lambda: len(central.seqs(GW, Lane.TELEMETRY)) == 80, message="backlog drained")
 
 
 async def test_in_flight_window_is_bounded(broker: Broker, tmp_path: Path) -> None:
@@ -204,3 +204,43 @@ async def test_state_topic_online_then_offline_on_clean_stop(broker: Broker, tmp
         await wait_until(
             lambda: json.loads(central.states[-1][1])["state"] == "offline", message="offline state"
         )
+
+
+async def test_certificate_authenticated_uplink(cert_broker: Broker, tmp_path: Path) -> None:
+    """With certificate auth the CN is the username: the uplink needs no password at all."""
+    key_path, key = signing_key(tmp_path)
+    cert, cert_key = cert_broker.client_cert(GW)
+    config = uplink_config(
+        cert_broker, key_path, username=None, password=None, client_cert=cert, client_key=cert_key
+    )
+    store = MemoryBatchStore()
+    store.add(Lane.EVENT, events(2))
+    async with (
+        FakeCentral(
+            cert_broker, {GW: key.public_key()}, client_cert=cert_broker.client_cert("central")
+        ) as central,
+        Uplink(config, store=store),
+    ):
+        await wait_until(lambda: central.seqs(GW, Lane.EVENT) == {1}, message="delivered")
+        await wait_until(lambda: store.sealed_seqs(Lane.EVENT) == [], message="acked and deleted")
+
+
+async def test_live_values_overtake_a_backlog_drain(broker: Broker, tmp_path: Path) -> None:
+    key_path, key = signing_key(tmp_path)
+    store = MemoryBatchStore()
+    store.add(Lane.TELEMETRY, telemetry(40_000), live=False)  # 80 backlog batches
+    config = uplink_config(broker, key_path, inflight_window=4, live_probe_interval_s=0.0)
+    async with (
+        FakeCentral(broker, {GW: key.public_key()}) as central,
+        Uplink(config, store=store),
+    ):
+        await wait_until(lambda: len(central.seqs(GW, Lane.TELEMETRY)) >= 5, message="drain under way")
+        store.add(Lane.TELEMETRY, telemetry(10, start=500_000))
+        await wait_until(
+            lambda: any(not a.historical for a in central.arrivals_of(GW, Lane.TELEMETRY)),
+            message="live batch",
+        )
+        live = next(a for a in central.arrivals_of(GW, Lane.TELEMETRY) if not a.historical)
+        assert live.record_count == 10
+        assert live.seq <= 80  # sealed and sent while backlog batches were still waiting (81 in all)
+        await wait_until(lambda: len(central.seqs(GW, Lane.TELEMETRY)) == 81, message="backlog drained")

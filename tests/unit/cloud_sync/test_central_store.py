@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cloud_sync.central.store import BatchMeta, CentralStore
+from cloud_sync.errors import CentralStoreError
 from cloud_sync.ports import EventRow, Lane, TelemetryRow
 
 
@@ -124,3 +127,11 @@ def test_gap_event_naming_evicted_batches_lets_the_ack_move_on(tmp_path: Path) -
     plain = EventRow("outbox.gap", "outbox", 7.0, {"rows": 3, "seq_from": None, "seq_to": None})
     store.store_batch(_meta(2, lane=Lane.EVENT), [plain], transport="mqtt", received_at=7.0)
     assert store.ack_position("gw-a", Lane.TELEMETRY) == (6, ())
+
+
+def test_a_database_from_an_unknown_schema_version_is_refused(tmp_path: Path) -> None:
+    CentralStore(tmp_path / "c.db").close()
+    with sqlite3.connect(tmp_path / "c.db") as conn:
+        conn.execute("PRAGMA user_version=99")
+    with pytest.raises(CentralStoreError, match="schema version 99"):
+        CentralStore(tmp_path / "c.db")

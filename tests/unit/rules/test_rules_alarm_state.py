@@ -72,9 +72,9 @@ def test_shelved_alarm_is_raised_at_expiry_if_still_active() -> None:
 def test_realarm_of_a_standing_acked_alarm() -> None:
     info = AlarmInfo("k", None, "high", None, "", "", realarm_s=60.0)
     state, _ = run(info, [isa.ProcessChange(True), isa.Ack("a")])
-    state, events = isa.step(info, state, isa.Tick(), 59.0)
-    assert events == []
     state, events = isa.step(info, state, isa.Tick(), 60.0)
+    assert events == []  # the re-alarm time runs from the acknowledgement at t = 1
+    state, events = isa.step(info, state, isa.Tick(), 61.0)
     assert [e.kind for e in events] == ["alarm.realarm"] and state.name is Isa.UNACK
 
 

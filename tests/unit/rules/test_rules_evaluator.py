@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rules.alarm_state import Isa
 from rules.compiled import RulesError
@@ -25,7 +27,11 @@ def test_high_threshold_with_deadband_raises_once_and_clears_below_the_band() ->
 
 def test_low_low_threshold_and_priority_mapping_of_chinese_classes() -> None:
     eng = engine(
-        {"tank.level": [{"id": "ll", "kind": "low_low", "setpoint": 0.2, "deadband": 0.05, "priority": "fault"}]}
+        {
+            "tank.level": [
+                {"id": "ll", "kind": "low_low", "setpoint": 0.2, "deadband": 0.05, "priority": "fault"}
+            ]
+        }
     )
     key = pid("tank.level") + "/ll"
     eng.feed(good("tank.level", 0.1, 0))
@@ -226,3 +232,65 @@ def test_every_problem_is_reported_with_its_path_and_position() -> None:
     assert expr and (expr[0].line, expr[0].col) == (1, 13)
     assert expr[0].to_config_problem("site.yaml", 20, 11).column == 23
     assert any(p.startswith("rules.linkage[0].steps[0].write: unknown point") for p in text)
+
+
+def test_a_met_hold_or_an_unacked_realarm_schedules_no_busy_ticks() -> None:
+    rules = {"alarms": [{"id": "dry", "kind": "condition", "expr": "tank.level < 1 for 30s"}]}
+    eng = engine({"tank.level": [{**HIGH, "realarm_s": 60.0}]}, rules)
+    eng.feed(good("tank.level", 0.5, 0))
+    assert eng.next_due() == T0 + 30
+    eng.tick(T0 + 30)
+    assert [k for k, _ in kinds(eng)] == ["alarm.raised"]
+    assert eng.next_due() is None  # the hold is met: nothing left to time
+    eng.feed(good("tank.level", 95.0, 31))  # high, unacknowledged: no re-alarm timer yet
+    assert eng.next_due() is None
+    eng.ack(pid("tank.level") + "/high", "duty1", T0 + 40)
+    assert eng.next_due() == T0 + 100
+
+
+def test_default_messages_name_the_point() -> None:
+    eng = engine({"tank.level": [{"id": "h", "kind": "high", "setpoint": 80}]})
+    eng.feed(good("tank.level", 90, 0))
+    message = eng.drain().events[0].data["message"]
+    assert message == {"zh": "tank.level 高于 80", "en": "tank.level high (above 80)"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(min_value=0, max_value=100, allow_nan=False), min_size=1, max_size=60))
+def test_deadband_property_raise_above_setpoint_clear_below_band(values: list[float]) -> None:
+    eng = engine({"tank.level": [{**HIGH, "ack_required": False}]})
+    active = False
+    for t, v in enumerate(values):
+        eng.feed(good("tank.level", v, t))
+        key = pid("tank.level") + "/high"
+        out = [k for k, src in kinds(eng) if src == key and not k.startswith("alarm.chatter")]
+        if out == ["alarm.raised"]:
+            assert not active and v > 80.0
+            active = True
+        elif out == ["alarm.cleared"]:
+            assert active and v < 75.0
+            active = False
+        else:
+            assert out == []
+            assert (v > 80.0 and active) or (v < 75.0 and not active) or 75.0 <= v <= 80.0
+
+
+def test_alarm_table_lists_what_is_not_normal_most_urgent_first() -> None:
+    eng = engine(
+        {
+            "tank.level": [HIGH],
+            "fp.det": [{"id": "fire", "kind": "state", "priority": "fire", "latched": True}],
+        }
+    )
+    eng.feed(good("tank.level", 90, 0))
+    eng.feed(good("fp.det", True, 1))
+    eng.feed(good("fp.det", False, 2))
+    table = eng.alarm_table()
+    assert [(r["key"], r["state"], r["unacked"]) for r in table] == [
+        (pid("fp.det") + "/fire", "latched", True),
+        (pid("tank.level") + "/high", "unacknowledged", True),
+    ]
+    eng.ack(pid("fp.det") + "/fire", "duty1", T0 + 3)
+    assert (eng.alarm_table()[0]["state"], eng.alarm_table()[0]["unacked"]) == ("latched", False)
+    eng.reset(pid("fp.det") + "/fire", "duty1", T0 + 4)
+    assert [r["key"] for r in eng.alarm_table()] == [pid("tank.level") + "/high"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from edge.model import Value
 from rules.expr import AlarmMeta, Env, ExprSyntaxError, ExprTypeError, Scope, compile_expr
 
 SCOPE = Scope(
@@ -18,7 +19,7 @@ SCOPE = Scope(
 )
 
 
-def env(values: dict[str, object] | None = None, active: set[str] | None = None, now: float = 0.0) -> Env:
+def env(values: dict[str, Value] | None = None, active: set[str] | None = None, now: float = 0.0) -> Env:
     e = Env()
     e.values.update(values or {})
     e.active.update(active or set())
@@ -37,7 +38,7 @@ def env(values: dict[str, object] | None = None, active: set[str] | None = None,
         ("min(tank1.level, 1) == 0.3", True),
         ("not (tank1.level > 1) and tank1.temp >= 25", True),
         ("tank1.level > 1 or tank1.temp != 25", False),
-        ("point(\"s/tank1/level\") == 0.3", True),
+        ('point("s/tank1/level") == 0.3', True),
         ("point('tank1.level') < 1", True),
         ("good(tank1.level)", True),
         ("10 % 4 == 2 and 1 / 4 == 0.25", True),

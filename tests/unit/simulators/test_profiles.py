@@ -17,15 +17,30 @@ PROFILES = sorted(PROFILE_DIR.glob("*.yaml"))
 KINDS = {"high", "high_high", "low", "low_low", "state", "enum", "stale"}
 PRIORITIES = {"fire", "fault", "supervisory", "high", "medium", "low"}
 FAMILIES_REQUIRED = {
-    "fire_panel", "fire_water", "water_tank", "meter", "water_meter", "gas_meter", "heat_meter", "manhole",
-    "ev_charger", "elevator", "access_door", "barrier", "evacuation_lighting", "smoke_fan", "broadcast",
-    "electrical_fire", "fire_lane", "switch_room",
+    "fire_panel",
+    "fire_water",
+    "water_tank",
+    "meter",
+    "water_meter",
+    "gas_meter",
+    "heat_meter",
+    "manhole",
+    "ev_charger",
+    "elevator",
+    "access_door",
+    "barrier",
+    "evacuation_lighting",
+    "smoke_fan",
+    "broadcast",
+    "electrical_fire",
+    "fire_lane",
+    "switch_room",
 }
 
 
 def test_every_family_has_a_profile() -> None:
     families = {load_profile_file(p).family for p in PROFILES}
-    assert FAMILIES_REQUIRED <= families
+    assert families >= FAMILIES_REQUIRED
 
 
 @pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.stem)
@@ -38,7 +53,12 @@ def test_profile_validates_and_matches_the_simulator_reading(path: Path) -> None
     assert [p.id for p in sim.points] == [p.id for p in config.points]
     for mine, theirs in zip(sim.points, config.points, strict=True):
         assert (mine.table, mine.address, mine.type, mine.order, mine.bit, mine.length) == (
-            theirs.table, theirs.address, theirs.type, theirs.order, theirs.bit, theirs.length
+            theirs.table,
+            theirs.address,
+            theirs.type,
+            theirs.order,
+            theirs.bit,
+            theirs.length,
         )
         assert (mine.scale, mine.offset, mine.access) == (theirs.scale, theirs.offset, theirs.access.value)
     model_values = make_model(sim.family).values()

@@ -12,7 +12,7 @@ from drivers.modbus.codec import decode
 from drivers.modbus.types import DataType, Table, WordOrder
 from simulators.device import SimulatedDevice
 from simulators.faults import FaultState, plan
-from simulators.profile import SimPoint, SimProfile, load_profile_file, PROFILE_DIR
+from simulators.profile import PROFILE_DIR, SimPoint, SimProfile, load_profile_file
 from simulators.registers import ILLEGAL_ADDRESS, ModbusRefusal, RegisterImage
 
 
@@ -120,7 +120,9 @@ def test_fault_plans() -> None:
 
 
 def test_profile_reader_matches_a_hand_written_profile() -> None:
-    profile = SimProfile("t", "switch_room", (SimPoint("temperature_c", Table.INPUT, 0, DataType.INT16, scale=0.1),))
+    profile = SimProfile(
+        "t", "switch_room", (SimPoint("temperature_c", Table.INPUT, 0, DataType.INT16, scale=0.1),)
+    )
     device = SimulatedDevice.build("sr", profile)
     regs = device.image.read(Table.INPUT, 0, 1)
     assert decode(profile.points[0], regs) == pytest.approx(device.values()["temperature_c"])

@@ -76,6 +76,6 @@ class VolumeMeterModel(DeviceModel):
         v["valve_open"] = self.valve_open
         v["battery_v"] = round(self.battery_v, 2)
         v["meter_fault"] = self.fault
-        v["status"] = (1 if self.fault else 0) | (2 if self.battery_v < 3.2 else 0) | (
-            4 if not self.valve_open else 0
+        v["status"] = (
+            (1 if self.fault else 0) | (2 if self.battery_v < 3.2 else 0) | (4 if not self.valve_open else 0)
         )

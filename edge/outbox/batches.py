@@ -1,0 +1,104 @@
+"""Which waiting rows go into the next sealed batch, and how they are read back as rows.
+
+Runs inside ``OutboxDb.seal``'s transaction on the database thread; returns the decoded rows and
+the statement that removes exactly those rows once the batch is stored.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from cloud_sync.ports import EventRow, Lane, SealMode, TelemetryRow
+from edge.outbox.schema import BOOL_FLAG, NAN_FLAG, decode_flags, decode_value
+
+__all__ = ["Taken", "take_rows"]
+
+_SPECIAL_FLAGS = BOOL_FLAG | NAN_FLAG
+_TELEMETRY_COLS = "id, point, value, flags, receipt_ts, source_ts"
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    rows: list[TelemetryRow] | list[EventRow]
+    first_ts: float
+    last_ts: float
+    delete_sql: str
+    delete_args: tuple[Any, ...]
+
+
+def live_start_id(conn: sqlite3.Connection, cutoff_ts: float) -> int:
+    """The first telemetry row id whose receipt time is at or after ``cutoff_ts``.
+
+    Rows are appended in arrival order, so receipt times grow with the id and a binary search
+    over ids replaces an index on ``receipt_ts`` (which would slow every insert). A late row
+    with an old receipt time is simply not live; BACKLOG takes it.
+    """
+    lo_hi = conn.execute("SELECT min(id), max(id) FROM telemetry").fetchone()
+    if lo_hi[0] is None:
+        return 0
+    lo, hi = int(lo_hi[0]), int(lo_hi[1]) + 1
+    probe = "SELECT id, receipt_ts FROM telemetry WHERE id >= ? ORDER BY id LIMIT 1"
+    while lo < hi:
+        mid = (lo + hi) // 2
+        row = conn.execute(probe, (mid,)).fetchone()
+        if row is None or row[1] >= cutoff_ts:
+            hi = mid
+        else:
+            lo = int(row[0]) + 1
+    return lo
+
+
+def decode_telemetry(raw: list[tuple[Any, ...]], names: dict[int, str]) -> list[TelemetryRow]:
+    out: list[TelemetryRow] = []
+    for _id, point, value, flags, receipt_ts, source_ts in raw:
+        quality, reason = decode_flags(flags)
+        if flags & _SPECIAL_FLAGS:
+            value = decode_value(value, flags)
+        out.append(TelemetryRow(names[point], value, quality, reason, receipt_ts, source_ts))
+    return out
+
+
+def take_rows(
+    conn: sqlite3.Connection,
+    lane: Lane,
+    mode: SealMode,
+    *,
+    max_records: int,
+    cutoff_ts: float,
+    names: dict[int, str],
+) -> Taken | None:
+    """LIVE telemetry: the oldest of the rows received since ``cutoff_ts``; BACKLOG telemetry:
+    the oldest rows; events: always the oldest (an alarm never overtakes an earlier one)."""
+    if lane is Lane.EVENT:
+        raw = conn.execute(
+            "SELECT id, kind, source, ts, data FROM events ORDER BY id LIMIT ?", (max_records,)
+        ).fetchall()
+        if not raw:
+            return None
+        events = [EventRow(k, s, ts, msgpack.unpackb(d, raw=False)) for _i, k, s, ts, d in raw]
+        stamps = [r.ts for r in events]
+        return Taken(events, min(stamps), max(stamps), "DELETE FROM events WHERE id <= ?", (raw[-1][0],))
+    if mode is SealMode.LIVE:
+        start = live_start_id(conn, cutoff_ts)
+        raw = conn.execute(
+            f"SELECT {_TELEMETRY_COLS} FROM telemetry WHERE id >= ? AND receipt_ts >= ? ORDER BY id LIMIT ?",
+            (start, cutoff_ts, max_records),
+        ).fetchall()
+        # Exactly the rows selected: those of the id span that pass the same time filter.
+        delete = "DELETE FROM telemetry WHERE id BETWEEN ? AND ? AND receipt_ts >= ?"
+        args: tuple[Any, ...] = (raw[0][0], raw[-1][0], cutoff_ts) if raw else ()
+    else:
+        raw = conn.execute(
+            f"SELECT {_TELEMETRY_COLS} FROM telemetry ORDER BY id LIMIT ?", (max_records,)
+        ).fetchall()
+        delete = "DELETE FROM telemetry WHERE id <= ?"
+        args = (raw[-1][0],) if raw else ()
+    if not raw:
+        return None
+    rows = decode_telemetry(raw, names)
+    stamps = [r.receipt_ts for r in rows]
+    return Taken(rows, min(stamps), max(stamps), delete, args)
