@@ -118,13 +118,20 @@ class SimulationRunner:
         for path, units in by_rtu.items():
             rtu = await self._stack.enter_async_context(ModbusRtuServer(units, link_path=path))
             self.rtu_servers[path] = rtu
+        control_socket: socket.socket | None = None
+        if self.control_port is not None:
+            # Bound here rather than by uvicorn: a port in use is then a plain OSError for the
+            # caller (uvicorn would sys.exit inside its task). Closed after the TaskGroup ends.
+            control_socket = socket.create_server((self.control_host, self.control_port))
+            self._stack.callback(control_socket.close)
+            self.control_port = int(control_socket.getsockname()[1])
         group = await self._stack.enter_async_context(asyncio.TaskGroup())
         if self.tick_s is not None:
             self._tasks.append(
                 group.create_task(self._tick_loop(self.tick_s, self.clock.monotonic()), name="sim-ticker")
             )
-        if self.control_port is not None:
-            await self._start_control(group)
+        if control_socket is not None:
+            self._start_control(group, control_socket)
         _LOG.info(
             "simulators serving",
             devices=len(self.devices),
@@ -133,16 +140,11 @@ class SimulationRunner:
             control_port=self.control_port,
         )
 
-    async def _start_control(self, group: asyncio.TaskGroup) -> None:
+    def _start_control(self, group: asyncio.TaskGroup, sock: socket.socket) -> None:
         import uvicorn  # here, so that scale runs without the API do not pay for importing it
 
         from simulators.control_api import build_app
 
-        # Bind here rather than in uvicorn: a port in use is then a plain OSError for the caller
-        # (uvicorn would sys.exit inside its task), and the socket listens before we return.
-        sock = socket.create_server((self.control_host, self.control_port or 0))
-        self._stack.callback(sock.close)
-        self.control_port = int(sock.getsockname()[1])
         config = uvicorn.Config(build_app(self), log_level="warning", lifespan="off", access_log=False)
         server = _control_server(uvicorn.Server, config)
         self._control = server
