@@ -44,6 +44,10 @@ class Gateway:
         self._devices: DeviceSet | None = None
         self._reporter = Reporter({})
         self._uplink: Any = None
+        # Set by edge.rules_runtime when the site has rules (alarm lifecycle and linkage);
+        # satisfies edge.alarm_api.AlarmService for the dashboard.
+        self.alarms: Any = None
+        self._dashboard: Any = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -61,6 +65,8 @@ class Gateway:
             )
         )
         self._uplink = await self._enter_uplink()
+        self.alarms = await self._enter_rules()
+        self._dashboard = await self._enter_dashboard()
         return self
 
     async def __aexit__(
@@ -81,6 +87,16 @@ class Gateway:
     @property
     def devices(self) -> DeviceSet | None:
         return self._devices
+
+    @property
+    def uplink(self) -> Any:
+        """The running ``cloud_sync.uplink.Uplink`` (``status()`` for health views), or None."""
+        return self._uplink
+
+    @property
+    def dashboard(self) -> Any:
+        """The running LAN dashboard server (``edge.dashboard``), or None."""
+        return self._dashboard
 
     def stop(self) -> None:
         self._stop.set()
@@ -180,3 +196,22 @@ class Gateway:
         from edge.uplink_wiring import enter_uplink
 
         return await enter_uplink(self._stack, raw, site=self.site, store=self.outbox)
+
+    async def _enter_rules(self) -> Any:
+        if not self.site.config.rules and not _site_has_alarms(self.site):
+            return None
+        from edge.rules_runtime import enter_rules
+
+        return await enter_rules(self._stack, self)
+
+    async def _enter_dashboard(self) -> Any:
+        raw = self.site.config.dashboard
+        if not raw:
+            return None
+        from edge.dashboard import enter_dashboard
+
+        return await enter_dashboard(self._stack, raw, gateway=self)
+
+
+def _site_has_alarms(site: Site) -> bool:
+    return any(point.alarms for device in site.devices for point in device.points)
