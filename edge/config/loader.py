@@ -255,12 +255,24 @@ def load_site(path: Path, *, profile_dirs: Sequence[Path] = ()) -> Site:
         if entry is not None:
             entries.append(entry)
     issues.extend(check_resolved(entries))
+    issues.extend(_uplink_issues(path, data))
 
     problems = _sorted([doc.problem(i) for i in issues], first=doc.file) + _sorted(library.problems)
     if problems or config is None:
         raise ConfigError(problems)
     site = Site(config, path, tuple(e.device for e in entries), library.loaded)
     return site
+
+
+def _uplink_issues(path: Path, data: dict[Any, Any]) -> list[Issue]:
+    """The ``uplink:`` section is validated by its owner (``edge.uplink_wiring``)."""
+    from edge.uplink_wiring import check_uplink
+
+    raw, gateway = data.get("uplink"), data.get("gateway")
+    if not isinstance(raw, dict):
+        return []  # absent, or already reported as not a mapping
+    gateway_id = gateway.get("id") if isinstance(gateway, dict) else None
+    return check_uplink(raw, gateway_id=str(gateway_id or ""), base_dir=path.parent)
 
 
 def _valid_parts(

@@ -1,0 +1,113 @@
+"""The site file's ``uplink:`` section → a running ``cloud_sync.uplink.Uplink`` in the daemon.
+
+The site loader keeps ``uplink:`` as a raw mapping (``edge.config.models.SiteConfig``); this module
+owns its meaning:
+
+* :func:`check_uplink` validates it as ``cloud_sync.uplink.UplinkConfig`` and returns ``Issue``s
+  located under ``("uplink", field)``, so ``gatehouse check`` and the loader report a bad uplink
+  section as ``site.yaml:line:col: uplink.field: message`` like every other mistake;
+* :func:`uplink_config` builds the config: ``gateway_id`` defaults to the site's ``gateway.id`` and
+  relative file paths (CA, client certificate and key, password file, signing key) are taken from
+  the site file's folder, like ``gateway.data_dir``;
+* :func:`enter_uplink` is the hook ``edge.app.Gateway`` calls: it enters the uplink into the
+  gateway's exit stack (so it stops before the outbox closes) and returns it.
+
+Example (``gatehouse certs gateway`` prints one)::
+
+    uplink:
+      broker_host: mqtt.example.net
+      broker_port: 8883
+      ca_file: pki/ca.crt
+      username: gw-01
+      password_file: pki/clients/gw-01/password
+      signing_key: pki/clients/gw-01/signing.key
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from cloud_sync.ports import BatchStore
+from cloud_sync.uplink import Uplink, UplinkConfig
+from edge.config.checks import Issue, issues_from_validation
+from edge.config.site import Site
+from edge.errors import ConfigError, ConfigProblem
+
+__all__ = ["FILE_KEYS", "check_uplink", "enter_uplink", "uplink_config"]
+
+_LOG = structlog.get_logger(__name__)
+
+# Keys naming files; relative values are relative to the site file's folder.
+FILE_KEYS: tuple[str, ...] = ("ca_file", "client_cert", "client_key", "password_file", "signing_key")
+_LOC = ("uplink",)
+
+
+def _with_defaults(raw: Mapping[str, Any], *, gateway_id: str, base_dir: Path) -> dict[str, Any]:
+    data = dict(raw)
+    data.setdefault("gateway_id", gateway_id)
+    for key in FILE_KEYS:
+        value = data.get(key)
+        if isinstance(value, str) and value:
+            data[key] = str(base_dir / value)  # an absolute value stays absolute
+    return data
+
+
+def check_uplink(raw: Any, *, gateway_id: str, base_dir: Path) -> list[Issue]:
+    """Every problem of an ``uplink:`` section (None when there is none), as located issues."""
+    if raw is None:
+        return []
+    if not isinstance(raw, Mapping):
+        return [Issue(_LOC, "expected a mapping of 'key: value' entries")]
+    data = _with_defaults(raw, gateway_id=gateway_id, base_dir=base_dir)
+    try:
+        config = UplinkConfig.model_validate(data)
+    except ValidationError as exc:
+        return issues_from_validation(exc, data, UplinkConfig, prefix=_LOC)
+    issues: list[Issue] = []
+    for key in FILE_KEYS:
+        path = getattr(config, key)
+        if path is not None and not Path(path).is_file():
+            issues.append(Issue((*_LOC, key), f"file {path} does not exist"))
+    return issues
+
+
+def uplink_config(raw: Mapping[str, Any], site: Site) -> UplinkConfig:
+    """The validated config; raises ``ConfigError`` located in the site file."""
+    base_dir, gateway_id = site.path.parent, site.config.gateway.id
+    issues = check_uplink(raw, gateway_id=gateway_id, base_dir=base_dir)
+    if issues:
+        raise ConfigError(_locate(issues, site.path))
+    return UplinkConfig.model_validate(_with_defaults(raw, gateway_id=gateway_id, base_dir=base_dir))
+
+
+def _locate(issues: list[Issue], path: Path) -> list[ConfigProblem]:
+    # Imported here: the loader imports this module for `gatehouse check`.
+    from edge.config.loader import format_loc, read_yaml
+
+    try:
+        doc = read_yaml(path)
+    except (OSError, ConfigError):
+        # The file changed or vanished since it was loaded: report without a position.
+        return [ConfigProblem(str(path), 1, 1, format_loc(i.loc), i.message) for i in issues]
+    return [doc.problem(i) for i in issues]
+
+
+async def enter_uplink(
+    stack: AsyncExitStack, raw: Mapping[str, Any], *, site: Site, store: BatchStore
+) -> Uplink:
+    """Start the uplink for ``site``; it runs until ``stack`` closes."""
+    config = uplink_config(raw, site)
+    uplink = await stack.enter_async_context(Uplink(config, store=store))
+    _LOG.info(
+        "uplink started",
+        gateway=config.gateway_id,
+        broker=f"{config.broker_host}:{config.broker_port}",
+        auth="certificate" if config.client_cert is not None else "password",
+    )
+    return uplink
