@@ -16,9 +16,9 @@ from typing import Any
 
 import structlog
 
+from edge.config.site import Site
 from edge.coordinator import DeviceCoordinator
 from edge.errors import QuotaExceeded, StorageError
-from edge.config.site import Site
 from edge.live import LiveState
 from edge.model import Clock, Event, Sample, SystemClock
 from edge.outbox import Outbox
@@ -121,6 +121,8 @@ class Gateway:
                 )
                 self.site, self._pending_site = self._pending_site, None
                 self._reload.clear()
+                if self.alarms is not None:
+                    self.alarms.reload(self.site)
 
     async def write(self, device_id: str, key: str, value: Any, *, verify: bool = True) -> Any:
         """Write a point through its device's coordinator (commands never bypass it)."""
@@ -171,6 +173,9 @@ class Gateway:
 
     async def _on_samples(self, samples: list[Sample]) -> None:
         self.live.update(samples)
+        if self.alarms is not None:
+            # every sample, not only the reported ones: alarms and linkage must see each value
+            await self.alarms.feed(samples)
         reported = self._reporter.select(samples, self.clock.monotonic())
         if not reported:
             return

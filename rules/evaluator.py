@@ -434,31 +434,43 @@ class RulesEngine:
     def alarm_info(self, key: str) -> AlarmInfo:
         return self._alarms[key].info
 
+    def alarm_row(self, key: str) -> dict[str, Any] | None:
+        """One alarm as a console row (see ``alarm_table``); None while it is plainly normal."""
+        a = self._alarms[key]
+        st = a.state
+        if st.name is isa.Isa.NORMAL:
+            return None
+        return {
+            "key": key,
+            "state": st.name.value,
+            "unacked": st.unacked,
+            "priority": a.info.priority,
+            "class": a.info.klass,
+            "message": {"zh": a.info.message_zh, "en": a.info.message_en},
+            "point": a.info.point_id,
+            "zone": a.info.zone,
+            "value": st.value,
+            "raised_at": st.raised_at,
+            "shelved_until": st.shelved_until,
+        }
+
     def alarm_table(self) -> list[dict[str, Any]]:
         """Every alarm that is not plainly normal, most urgent first: for consoles and dashboards."""
         rank = {"critical": 1, "high": 2, "medium": 3, "low": 4}
         keyed: list[tuple[int, float, str, dict[str, Any]]] = []
         for key, a in self._alarms.items():
-            st = a.state
-            name = st.name
-            if name is isa.Isa.NORMAL:
+            row = self.alarm_row(key)
+            if row is None:
                 continue
-            row: dict[str, Any] = {
-                "key": key,
-                "state": name.value,
-                "unacked": st.unacked,
-                "priority": a.info.priority,
-                "class": a.info.klass,
-                "message": {"zh": a.info.message_zh, "en": a.info.message_en},
-                "point": a.info.point_id,
-                "zone": a.info.zone,
-                "value": st.value,
-                "raised_at": st.raised_at,
-                "shelved_until": st.shelved_until,
-            }
-            keyed.append((rank.get(a.info.priority, 9), -(st.raised_at or 0.0), key, row))
+            keyed.append((rank.get(a.info.priority, 9), -(a.state.raised_at or 0.0), key, row))
         keyed.sort(key=lambda item: item[:3])
         return [item[3] for item in keyed]
+
+    def restart_stale_clocks(self, now: float) -> None:
+        """Start every communication-loss timer afresh: after the gateway itself was down, the
+        devices are not to blame for the gap, so a restart must not raise stale alarms for it."""
+        for pid in self._last_good:
+            self._last_good[pid] = max(self._last_good[pid], now)
 
     def counters(self) -> dict[str, int]:
         out = dict(self.flood.counters)

@@ -261,6 +261,12 @@ def load_site(path: Path, *, profile_dirs: Sequence[Path] = ()) -> Site:
     if problems or config is None:
         raise ConfigError(problems)
     site = Site(config, path, tuple(e.device for e in entries), library.loaded)
+    # Alarm definitions and linkage rules are compiled by the rules package (edge.rules_site).
+    from edge.rules_site import rule_config_problems
+
+    rule_problems = rule_config_problems(site, doc, library.find)
+    if rule_problems:
+        raise ConfigError(rule_problems)
     return site
 
 

@@ -1,0 +1,95 @@
+"""Alarm state survives a daemon restart: real simulators, real SQLite, the real Gateway.
+
+An acknowledged fire stays acknowledged after the restart and is not raised again; the alarm
+history and the outbox hold exactly one raise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from simulators.runner import SimulationRunner
+from simulators.site_plan import read_site_plan
+from tests.integration.rules.support import load, outbox_events, running, runtime_of, write_site
+from tests.support import wait_until
+
+FIRE = "rules-test/fire-panel/zone1_fire/fire"
+FAULT = "rules-test/fire-panel/zone2_fault/fault"
+
+
+async def test_acknowledged_alarm_stays_acknowledged_across_a_restart(tmp_path: Path) -> None:
+    path = write_site(tmp_path)
+    site = load(path)
+    plan = read_site_plan(path)
+    async with (
+        SimulationRunner(plan.devices, tick_s=0.25, control_port=0) as sim,
+        httpx.AsyncClient(base_url=sim.control_url) as api,
+    ):
+        async with running(site) as gateway:
+            rt = runtime_of(gateway)
+            assert not rt.restored
+            (await api.post("/devices/fire-panel/scenarios/fire", json={"zone": 1})).raise_for_status()
+            (await api.post("/devices/fire-panel/scenarios/fault", json={"zone": 2})).raise_for_status()
+            await wait_until(lambda: rt.engine.alarm(FIRE).active, message="fire raised")
+            await wait_until(lambda: rt.engine.alarm(FAULT).active, message="fault raised")
+            assert await rt.acknowledge(FIRE, by="duty1", comment="crew sent")
+            assert rt.engine.alarm(FIRE).name.value == "acknowledged"
+            # the fault stays unacknowledged: it must come back unacknowledged, not re-raised
+            assert rt.engine.alarm(FAULT).unacked
+
+        async with running(site) as gateway:
+            rt = runtime_of(gateway)
+            assert rt.restored
+            fed = rt.stats["samples"]
+            # several polls of the still-burning zone reach the engine after the restart
+            await wait_until(lambda: rt.stats["samples"] > fed + 200, message="polls after restart")
+            state = rt.engine.alarm(FIRE)
+            assert state.name.value == "acknowledged"
+            assert state.acked_at is not None and not state.unacked
+            assert rt.engine.alarm(FAULT).name.value == "unacknowledged"
+            # nothing to acknowledge twice: the acknowledgement was not lost
+            assert not await rt.acknowledge(FIRE, by="duty2")
+            history = rt.history(text="zone1_fire")
+            assert [h["transition"] for h in history if h["key"] == FIRE].count("raised") == 1
+            assert any(h["transition"] == "acked" and h["by"] == "duty1" for h in history)
+
+    raised = [s for k, s, _ in outbox_events(site, "alarm.raised")]
+    assert raised.count(FIRE) == 1, raised
+    assert raised.count(FAULT) == 1, raised
+    acked = [d for k, s, d in outbox_events(site, "alarm.acked") if s == FIRE]
+    assert len(acked) == 1 and acked[0]["by"] == "duty1" and acked[0]["comment"] == "crew sent"
+
+
+async def test_latched_fire_is_still_latched_after_restart_and_reset_clears_it(tmp_path: Path) -> None:
+    path = write_site(tmp_path)
+    site = load(path)
+    plan = read_site_plan(path)
+    async with (
+        SimulationRunner(plan.devices, tick_s=0.25, control_port=0) as sim,
+        httpx.AsyncClient(base_url=sim.control_url) as api,
+    ):
+        async with running(site) as gateway:
+            rt = runtime_of(gateway)
+            (await api.post("/devices/fire-panel/scenarios/fire", json={"zone": 1})).raise_for_status()
+            await wait_until(lambda: rt.engine.alarm(FIRE).active, message="fire raised")
+            await rt.acknowledge(FIRE, by="duty1")
+            # the detector goes quiet and the panel is reset: the gateway's fire alarm latches
+            (await api.delete("/devices/fire-panel/scenarios")).raise_for_status()
+            await gateway.write("fire-panel", "reset", True, verify=False)
+            await wait_until(
+                lambda: rt.engine.alarm(FIRE).name.value == "latched", message="latched after the panel reset"
+            )
+
+        async with running(site) as gateway:
+            rt = runtime_of(gateway)
+            fed = rt.stats["samples"]
+            await wait_until(lambda: rt.stats["samples"] > fed + 200, message="polls after restart")
+            assert rt.engine.alarm(FIRE).name.value == "latched"
+            assert await rt.reset(FIRE, by="duty1")
+            assert rt.engine.alarm(FIRE).name.value == "normal"
+            assert all(row["key"] != FIRE for row in rt.active_alarms())
+
+    raised = [s for k, s, _ in outbox_events(site, "alarm.raised")]
+    assert raised.count(FIRE) == 1, raised
