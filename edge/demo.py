@@ -1,0 +1,395 @@
+"""`make demo`: the whole system on this machine, in the foreground, with one command.
+
+::
+
+    python -m edge.demo [--site SITE.yaml] [--data-dir demo-data] [--ports BASE|auto]
+                        [--no-dashboard] [--duration SECONDS]
+
+In order, each step waiting until the previous part really answers:
+
+1. credentials (private CA, broker certificate, central's and the gateway's broker credentials,
+   the gateway's Ed25519 signing key; ``edge.demo_pki``), reused on later runs;
+2. Mosquitto with the project's own configuration (``cloud_sync.broker_config``), TLS only;
+3. the simulators for every device of the site (``gatehouse simulate``);
+4. central (``gatehouse central``) with the gateway enrolled and an API token;
+5. the gateway (``gatehouse run``) on a derived copy of the site file with ``uplink:`` and
+   ``dashboard:`` sections (``edge.demo_site``);
+6. a check that central's REST API shows the gateway online with values; then the URLs, the
+   token and what to try are printed (``edge.demo_report``).
+
+Ctrl-C or SIGTERM stops every child (gateway first, broker last) and waits for each; with
+``--duration`` the demo stops by itself, which is how its test runs it. Exit codes: 0 after a
+normal stop, 1 when a part failed to start or died, 2 for a usage or configuration problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Awaitable, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import structlog
+
+from cloud_sync.broker_config import BrokerConfigError, write_broker_config
+from cloud_sync.certs import PkiError
+from cloud_sync.errors import KeyFileError
+from edge.demo_layout import DemoPaths, DemoPorts, PortSpecError, plan_ports
+from edge.demo_pki import DemoCredentials, ensure_api_token, ensure_credentials
+from edge.demo_procs import Child, ChildExited, probe_http, probe_tcp, probe_tls, wait_ready
+from edge.demo_report import DemoSummary, render_summary
+from edge.demo_site import DemoSiteError, SourceSite, read_source_site, write_central_yaml, write_derived_site
+from edge.errors import ConfigError
+
+__all__ = ["DemoOptions", "main", "run_demo"]
+
+_LOG = structlog.get_logger(__name__)
+_T = TypeVar("_T")
+
+DEFAULT_SITE = Path("config/examples/demo-estate.yaml")
+DEFAULT_DATA_DIR = Path("demo-data")
+MOSQUITTO_CANDIDATES = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
+
+# Deadlines for each part to come up; generous because a Raspberry Pi or a loaded CI machine
+# needs a while to start 50+ simulated devices and four Python processes.
+_BROKER_S = 30.0
+_SIMULATORS_S = 120.0
+_CENTRAL_S = 90.0
+_GATEWAY_S = 180.0
+
+
+class DemoError(Exception):
+    """A part of the demo could not be set up or started; the message says what to do."""
+
+
+class _Interrupted(Exception):
+    """Ctrl-C / SIGTERM arrived while the demo was still starting."""
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    site: Path = DEFAULT_SITE
+    data_dir: Path = DEFAULT_DATA_DIR
+    ports: str | None = None  # None: the documented defaults; "auto"; or a base port
+    dashboard: bool = True
+    duration_s: float | None = None
+
+
+def _say(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+
+
+def find_mosquitto() -> str:
+    # /usr/sbin is not on an ordinary user's PATH on Debian, so look there too.
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    for candidate in MOSQUITTO_CANDIDATES:
+        if os.access(candidate, os.X_OK):
+            return candidate
+    raise DemoError(
+        "mosquitto (the MQTT broker) is not installed. Install it with "
+        "`sudo apt-get install mosquitto` (`make demo` does this itself when run as root)."
+    )
+
+
+def dashboard_available() -> bool:
+    return importlib.util.find_spec("edge.dashboard") is not None
+
+
+def _python_child(name: str, paths: DemoPaths, *args: str) -> Child:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return Child(
+        name, [sys.executable, "-m", "edge", *args], log_path=paths.log(name), cwd=Path.cwd(), env=env
+    )
+
+
+async def _unless_stopped(stop: asyncio.Event, work: Awaitable[_T]) -> _T:
+    """Await ``work``, but give up (cancelling it) as soon as ``stop`` is set."""
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.create_task(stop.wait(), name="demo-wait-stop")
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    raise _Interrupted
+
+
+async def _gateway_values(http: httpx.AsyncClient, central: str, gateway_id: str) -> int:
+    """How many of the gateway's points central holds, once it reports the gateway online."""
+    info = await probe_http(http, f"{central}/api/v1/gateways/{gateway_id}")
+    if info is None or not info.json().get("online"):
+        return 0
+    points = await probe_http(http, f"{central}/api/v1/points?gateway={gateway_id}&limit=100000")
+    return len(points.json()) if points is not None else 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    paths: DemoPaths
+    source: SourceSite
+    ports: DemoPorts
+    creds: DemoCredentials
+    token: str
+    dashboard: bool
+    broker_config: Path
+    mosquitto: str
+
+
+def prepare(options: DemoOptions) -> _Prepared:
+    """Everything before the first process starts: files, credentials, configurations."""
+    mosquitto = find_mosquitto()
+    paths = DemoPaths(options.data_dir.resolve())
+    paths.make()
+    try:
+        source = read_source_site(options.site)
+        ports = plan_ports(options.ports, source.tcp_endpoints())
+        creds = ensure_credentials(paths.pki, source.gateway_id)
+    except (PkiError, KeyFileError, PortSpecError) as exc:
+        raise DemoError(str(exc)) from exc
+    token = ensure_api_token(paths.api_token)
+    dashboard = options.dashboard and dashboard_available()
+    if options.dashboard and not dashboard:
+        _say("note: the LAN dashboard (edge.dashboard) is not part of this build; running without it")
+    site_path = write_derived_site(source, paths, ports, creds, dashboard=dashboard)
+    # The gateway would refuse a bad file anyway; checking here says so before anything starts.
+    from edge.config.loader import load_site
+
+    try:
+        load_site(site_path)
+    except ConfigError as exc:
+        problems = "\n".join(str(p) for p in exc.problems)
+        raise DemoError(f"the derived site file has problems:\n{problems}") from exc
+    write_central_yaml(paths, ports, creds, gateway_id=source.gateway_id, token=token)
+    try:
+        files = write_broker_config(
+            paths.broker, layout=creds.layout, port=ports.broker, run_as_root=os.geteuid() == 0
+        )
+    except BrokerConfigError as exc:
+        raise DemoError(f"cannot render the broker configuration: {exc}") from exc
+    return _Prepared(paths, source, ports, creds, token, dashboard, files.config, mosquitto)
+
+
+def _fire_panel(source: SourceSite) -> str | None:
+    for device in source.data.get("devices") or ():
+        if isinstance(device, dict) and str(device.get("profile", "")).startswith("fire-panel"):
+            return str(device["id"])
+    return None
+
+
+async def _start_all(p: _Prepared, stack: AsyncExitStack, stop: asyncio.Event) -> tuple[list[Child], int]:
+    """Start the four parts in order; return them and the number of points central holds."""
+    paths, ports = p.paths, p.ports
+    http = await stack.enter_async_context(httpx.AsyncClient(timeout=5.0))
+    central_url = f"http://127.0.0.1:{ports.central}"
+    children: list[Child] = []
+
+    async def start(child: Child) -> Child:
+        # Entered into the stack, so they stop in reverse order: gateway, central, simulators, broker.
+        await stack.enter_async_context(child)
+        children.append(child)
+        return child
+
+    _say(f"starting the MQTT broker (TLS) on 127.0.0.1:{ports.broker} ...")
+    broker_argv = [p.mosquitto, "-c", str(p.broker_config)]
+    broker = await start(Child("broker", broker_argv, log_path=paths.log("broker"), cwd=paths.broker))
+    _say(f"starting the simulators ({p.source.device_count} devices, control API port {ports.control}) ...")
+    simulators = await start(
+        _python_child("simulators", paths, "simulate", str(paths.site), "--control-port", str(ports.control))
+    )
+    await _unless_stopped(
+        stop,
+        wait_ready(
+            broker,
+            lambda: probe_tls("127.0.0.1", ports.broker, p.creds.layout.ca_cert),
+            timeout_s=_BROKER_S,
+            what="the broker",
+        ),
+    )
+    _say(f"starting central (REST API on 127.0.0.1:{ports.central}) ...")
+    central = await start(_python_child("central", paths, "central", "--config", str(paths.central_yaml)))
+    await _unless_stopped(
+        stop,
+        wait_ready(
+            simulators,
+            lambda: probe_http(http, f"http://127.0.0.1:{ports.control}/health"),
+            timeout_s=_SIMULATORS_S,
+            what="the simulators' control API",
+        ),
+    )
+    for host, port in sorted(set(read_source_site(paths.site).tcp_endpoints())):
+        await _unless_stopped(
+            stop,
+            wait_ready(
+                simulators,
+                lambda h=host, n=port: probe_tcp(h, n),  # type: ignore[misc]
+                timeout_s=_SIMULATORS_S,
+                what=f"the simulated Modbus TCP endpoint {host}:{port}",
+            ),
+        )
+    await _unless_stopped(
+        stop,
+        wait_ready(
+            central,
+            lambda: probe_http(http, f"{central_url}/openapi.json"),
+            timeout_s=_CENTRAL_S,
+            what="central's REST API",
+        ),
+    )
+    _say("starting the gateway ...")
+    gateway = await start(_python_child("gateway", paths, "run", "--config", str(paths.site)))
+    if p.dashboard:
+        await _unless_stopped(
+            stop,
+            wait_ready(
+                gateway,
+                lambda: probe_http(http, f"http://127.0.0.1:{ports.dashboard}/api/session"),
+                timeout_s=_GATEWAY_S,
+                what="the LAN dashboard",
+            ),
+        )
+    _say("waiting for the first values to reach central ...")
+    http.headers["Authorization"] = f"Bearer {p.token}"
+    points: int = await _unless_stopped(
+        stop,
+        wait_ready(
+            gateway,
+            lambda: _gateway_values(http, central_url, p.source.gateway_id),
+            timeout_s=_GATEWAY_S,
+            what="values from the gateway at central",
+            interval_s=1.0,
+        ),
+    )
+    # Central and the others must still be up, not only the gateway.
+    for child in children:
+        if not child.running:
+            raise ChildExited(child)
+    return children, points
+
+
+async def _watch(children: Sequence[Child], stop: asyncio.Event, duration_s: float | None) -> Child | None:
+    """Block until stop, the duration, or a child's death; return the child that died, if one did."""
+    waits = {
+        asyncio.create_task(c.process.wait(), name=f"demo-watch-{c.name}"): c for c in children if c.process
+    }
+    stopper = asyncio.create_task(stop.wait(), name="demo-watch-stop")
+    try:
+        done, _ = await asyncio.wait(
+            {*waits, stopper}, timeout=duration_s, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        for task in (*waits, stopper):
+            task.cancel()
+    dead = [waits[t] for t in done if t in waits]
+    return dead[0] if dead else None
+
+
+async def run_demo(options: DemoOptions) -> int:
+    try:
+        prepared = await asyncio.to_thread(prepare, options)
+    except (DemoError, DemoSiteError) as exc:
+        _say(f"make demo: {exc}")
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop.set)
+    code = 0
+    try:
+        async with AsyncExitStack() as stack:
+            try:
+                children, points = await _start_all(prepared, stack, stop)
+            except _Interrupted:
+                _say("interrupted while starting; stopping what was started ...")
+                return 0
+            except ChildExited as exc:
+                _say(f"make demo: {exc}:\n{exc.child.tail()}")
+                code = 1
+                return code
+            except TimeoutError as exc:
+                _say(f"make demo: {exc}")
+                code = 1
+                return code
+            _say(
+                render_summary(
+                    DemoSummary(
+                        paths=prepared.paths,
+                        ports=prepared.ports,
+                        site_id=prepared.source.site_id,
+                        gateway_id=prepared.source.gateway_id,
+                        devices=prepared.source.device_count,
+                        points_at_central=points,
+                        token=prepared.token,
+                        dashboard=prepared.dashboard,
+                        reused_credentials=not prepared.creds.created,
+                        fire_device=_fire_panel(prepared.source),
+                    )
+                )
+            )
+            dead = await _watch(children, stop, options.duration_s)
+            if dead is not None:
+                _say(f"make demo: {dead.name} stopped unexpectedly (code {dead.returncode}):\n{dead.tail()}")
+                code = 1
+            _say("stopping: gateway, central, simulators, broker ...")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+    _say("demo stopped; every process has exited.")
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m edge.demo",
+        description="Run simulators, an MQTT broker, central and the gateway on this machine.",
+    )
+    parser.add_argument("--site", type=Path, default=DEFAULT_SITE, help=f"site file (default {DEFAULT_SITE})")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help=f"where everything is kept (default {DEFAULT_DATA_DIR})",
+    )
+    parser.add_argument(
+        "--ports",
+        default=None,
+        metavar="BASE|auto",
+        help="move every port: BASE broker, +1 central, +2 dashboard, +3 simulator control, +10.. Modbus; "
+        "'auto' picks free ports (default: 18883, 18443, 18080, 8470, Modbus as in the site file)",
+    )
+    parser.add_argument("--no-dashboard", action="store_true", help="do not serve the LAN dashboard")
+    parser.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.duration is not None and args.duration <= 0:
+        build_parser().error("--duration must be positive")
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))  # warnings and up
+    options = DemoOptions(
+        site=args.site,
+        data_dir=args.data_dir,
+        ports=args.ports,
+        dashboard=not args.no_dashboard,
+        duration_s=args.duration,
+    )
+    return asyncio.run(run_demo(options))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
