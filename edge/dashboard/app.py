@@ -1,0 +1,107 @@
+"""The dashboard's FastAPI application: the JSON API, the event stream and the static client.
+
+The contract with the browser client is /work/notes/dashboard-api.md (docs/dashboard.md for
+administrators). Every asset is served from ``edge/dashboard/static``: the control room has no
+internet, so there is no CDN and no build step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Annotated
+
+import structlog
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.staticfiles import StaticFiles
+
+from edge.dashboard import auth, routes_admin, routes_alarms, routes_site, routes_tech
+from edge.dashboard.auth import ApiError, Caller, session_caller, still_valid
+from edge.dashboard.context import DashboardContext, get_context
+from edge.dashboard.events import dumps
+
+__all__ = ["STATIC_DIR", "build_app"]
+
+_LOG = structlog.get_logger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+# How often a stream checks that its session is still alive (idle timeout, logout, disabled).
+_SESSION_CHECK_S = 15.0
+# Only our own scripts and styles; the client draws charts as inline SVG.
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+_PLACEHOLDER = (
+    "<!doctype html><meta charset=utf-8><title>Gatehouse</title><p>The dashboard client is not installed."
+)
+
+
+def build_app(ctx: DashboardContext) -> FastAPI:
+    app = FastAPI(title="Gatehouse dashboard", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.ctx = ctx
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg"))} for e in exc.errors()]
+        return JSONResponse({"error": "invalid", "detail": detail}, status_code=422)
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("Content-Security-Policy", _CSP)
+        if request.url.path.startswith("/api/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    for module in (auth, routes_alarms, routes_site, routes_tech, routes_admin):
+        app.include_router(module.router)
+
+    @app.get("/api/events", response_class=EventSourceResponse)
+    async def events(
+        request: Request,
+        ctx: Annotated[DashboardContext, Depends(get_context)],
+        caller: Annotated[Caller, Depends(session_caller)],
+    ) -> AsyncIterator[ServerSentEvent]:
+        client = ctx.hub.connect(caller.user.username)
+        try:
+            yield ServerSentEvent(event="hello", raw_data=dumps({"server_time": ctx.now()}), retry=3000)
+            while True:
+                try:
+                    async with asyncio.timeout(_SESSION_CHECK_S):
+                        item = await client.queue.get()
+                except TimeoutError:
+                    if not still_valid(ctx, caller) or await request.is_disconnected():
+                        return
+                    continue
+                if item is None:
+                    return  # dropped as too slow, or the server is stopping
+                event, data = item
+                yield ServerSentEvent(event=event, raw_data=data)
+        finally:
+            ctx.hub.disconnect(client)
+
+    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    async def unknown_api(rest: str) -> JSONResponse:
+        return JSONResponse({"error": "not_found", "path": f"/api/{rest}"}, status_code=404)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> Response:
+        page = STATIC_DIR / "index.html"
+        if not page.is_file():
+            return HTMLResponse(_PLACEHOLDER)
+        return FileResponse(page, headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+    return app

@@ -1,0 +1,140 @@
+"""The site file's ``dashboard:`` section: validated here, by its owner.
+
+The site loader keeps ``dashboard:`` as a raw mapping (``edge.config.models.SiteConfig``), like
+``uplink:``. :func:`check_dashboard` returns located ``Issue``s (``dashboard.listen: ...``) and
+:func:`dashboard_config` raises a ``ConfigError`` positioned in the site file, so a mistake reads
+like every other one: ``site.yaml:40:11: dashboard.listen: ...``.
+
+Example::
+
+    dashboard:
+      listen: 0.0.0.0:8080
+      db: dashboard.db            # relative to gateway.data_dir
+      session_timeout_min: 30
+      history_days: 7
+      tls_cert: pki/dashboard.crt # relative to the site file's folder
+      tls_key: pki/dashboard.key
+      simulator_api: http://127.0.0.1:8470
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edge.config.checks import Issue, issues_from_validation
+from edge.config.site import Site
+from edge.errors import ConfigError, ConfigProblem
+
+__all__ = ["DashboardConfig", "check_dashboard", "dashboard_config"]
+
+_LOC = ("dashboard",)
+
+
+class DashboardConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    listen: str = Field(default="0.0.0.0:8080", description="host:port the dashboard listens on")
+    db: str = Field(
+        default="dashboard.db", description="users, sessions, audit, trends; relative to data_dir"
+    )
+    session_timeout_min: int = Field(default=30, ge=1, le=7 * 24 * 60, description="default for new users")
+    max_login_attempts: int = Field(default=3, ge=1, le=20, description="default for new users")
+    # 0 keeps a locked account locked until an administrator unlocks it.
+    lockout_min: float = Field(default=15.0, ge=0, le=7 * 24 * 60)
+    history_days: float = Field(default=7.0, gt=0, le=366)
+    history_interval_s: float = Field(default=10.0, ge=1, le=3600, description="trend bucket width")
+    values_interval_s: float = Field(default=0.5, ge=0.5, le=60, description="SSE value coalescing")
+    client_queue: int = Field(default=512, ge=16, le=100_000, description="SSE events buffered per client")
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    simulator_api: str | None = Field(default=None, description="simulator control API base URL")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("expected host:port, e.g. 0.0.0.0:8080")
+        return value
+
+    @field_validator("simulator_api")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("expected an http(s) URL, e.g. http://127.0.0.1:8470")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> DashboardConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: give both or neither")
+        return self
+
+    @property
+    def host(self) -> str:
+        host = self.listen.rpartition(":")[0]
+        return host.strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+
+def _with_paths(raw: Mapping[str, Any], base_dir: Path) -> dict[str, Any]:
+    data = dict(raw)
+    for key in ("tls_cert", "tls_key"):
+        value = data.get(key)
+        if isinstance(value, str) and value:
+            data[key] = str(base_dir / value)  # an absolute value stays absolute
+    return data
+
+
+def check_dashboard(raw: Any, *, base_dir: Path) -> list[Issue]:
+    """Every problem of a ``dashboard:`` section (None when there is none), as located issues."""
+    if raw is None:
+        return []
+    if not isinstance(raw, Mapping):
+        return [Issue(_LOC, "expected a mapping of 'key: value' entries")]
+    data = _with_paths(raw, base_dir)
+    try:
+        config = DashboardConfig.model_validate(data)
+    except ValidationError as exc:
+        return issues_from_validation(exc, data, DashboardConfig, prefix=_LOC)
+    issues: list[Issue] = []
+    for key in ("tls_cert", "tls_key"):
+        path = getattr(config, key)
+        if path is not None and not Path(path).is_file():
+            issues.append(Issue((*_LOC, key), f"file {path} does not exist"))
+    return issues
+
+
+def dashboard_config(raw: Mapping[str, Any], site: Site) -> DashboardConfig:
+    """The validated config with file paths made absolute; raises ``ConfigError`` located in the file."""
+    base_dir = site.path.parent
+    issues = check_dashboard(raw, base_dir=base_dir)
+    if issues:
+        raise ConfigError(locate(issues, site.path))
+    return DashboardConfig.model_validate(_with_paths(raw, base_dir))
+
+
+def locate(issues: list[Issue], path: Path) -> list[ConfigProblem]:
+    # Imported here: edge.config.loader is heavy and only needed when something is wrong.
+    from edge.config.loader import format_loc, read_yaml
+
+    try:
+        doc = read_yaml(path)
+    except (OSError, ConfigError):
+        return [ConfigProblem(str(path), 1, 1, format_loc(i.loc), i.message) for i in issues]
+    return [doc.problem(i) for i in issues]

@@ -1,0 +1,63 @@
+"""What every dashboard route needs: the gateway it shows, its stores and the event hub."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+from fastapi import Request
+
+from edge.config.site import Site
+from edge.dashboard.accounts import AccountStore
+from edge.dashboard.config import DashboardConfig
+from edge.dashboard.events import EventHub
+from edge.dashboard.history import TrendStore
+from edge.live import LiveState
+from edge.model import Clock
+
+__all__ = ["DashboardContext", "GatewayView", "get_context"]
+
+
+class GatewayView(Protocol):
+    """The part of ``edge.app.Gateway`` the dashboard reads (a fake fits in unit tests)."""
+
+    site: Site
+    live: LiveState
+    clock: Clock
+    alarms: Any
+
+    @property
+    def outbox(self) -> Any: ...
+
+    @property
+    def uplink(self) -> Any: ...
+
+    @property
+    def devices(self) -> Any: ...
+
+    async def write(self, device_id: str, key: str, value: Any, *, verify: bool = True) -> Any: ...
+
+
+@dataclass
+class DashboardContext:
+    gateway: GatewayView
+    config: DashboardConfig
+    accounts: AccountStore
+    trends: TrendStore
+    hub: EventHub
+    started_mono: float
+    http: httpx.AsyncClient | None = None  # for the simulator control API
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def clock(self) -> Clock:
+        return self.gateway.clock
+
+    def now(self) -> float:
+        return self.gateway.clock.wall()
+
+
+def get_context(request: Request) -> DashboardContext:
+    ctx: DashboardContext = request.app.state.ctx
+    return ctx
