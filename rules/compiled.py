@@ -191,7 +191,6 @@ class _Builder:
                 (f"{self.site}/_meta/chattering", "报警振荡", "chattering alarm"),
             )
         }
-        _LOG.debug("rules compiled", alarms=len(specs), linkage=len(linkage))
         rules = tuple(s for s in linkage if s is not None)
         return CompiledRules(self.site, tuple(specs), rules, config.flood, self.scope, meta)
 

@@ -7,10 +7,11 @@ import sys
 from collections.abc import Sequence
 
 from edge.cli import buffer, central, certs, check, run, simulate
+from edge.cli import rules as rules_cmd
 
 __all__ = ["main"]
 
-_COMMANDS = (run, check, buffer, central, certs, simulate)
+_COMMANDS = (run, check, buffer, central, certs, simulate, rules_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,7 +39,9 @@ def at_device(sim: SimulationRunner, device: str, point: str, want: Value) -> Ca
     return lambda: sim_value(sim, device, point) == want
 
 
-async def test_two_detectors_in_zone_2_run_the_linkage_one_does_not_and_reset_restores(tmp_path: Path) -> None:
+async def test_two_detectors_in_zone_2_run_the_linkage_one_does_not_and_reset_restores(
+    tmp_path: Path,
+) -> None:
     site_path = demo_copy(tmp_path)
     site = load_site(site_path)
     plan = read_site_plan(site_path)
@@ -71,7 +73,9 @@ async def test_two_detectors_in_zone_2_run_the_linkage_one_does_not_and_reset_re
 
             # -- one detector: the fire alarm, and no linkage
             (await api.post("/devices/fire-panel/scenarios/fire", json={"zone": 2})).raise_for_status()
-            await wait_until(lambda: rt.engine.alarm(FIRE_T2).active, timeout_s=30, message="fire alarm raised")
+            await wait_until(
+                lambda: rt.engine.alarm(FIRE_T2).active, timeout_s=30, message="fire alarm raised"
+            )
             detectors = f"{SITE}/fire-panel/zone2_detectors_in_alarm"
             await wait_until(lambda: rt.engine.env.values.get(detectors) == 1, message="one detector seen")
             fed = rt.stats["samples"]
@@ -103,7 +107,9 @@ async def test_two_detectors_in_zone_2_run_the_linkage_one_does_not_and_reset_re
                 lambda: float(sim_value(sim, "charger-03", "current_l1_a") or 0.0) == 0.0,
                 message="charger 3 no longer charging",
             )
-            await wait_until(lambda: rt.engine.linkage[RULE].state.phase == "active", message="sequence completed")
+            await wait_until(
+                lambda: rt.engine.linkage[RULE].state.phase == "active", message="sequence completed"
+            )
             # the other towers' doors are left alone
             assert sim_value(sim, "door-t1-stair", "release") is False
             assert sim_value(sim, "door-t3-lobby", "release") is False
