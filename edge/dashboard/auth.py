@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.dashboard.accounts import Session, User
-from edge.dashboard.context import DashboardContext, get_context
+from edge.dashboard.context import DashboardContext, context_of, get_context
 
 __all__ = ["ApiError", "Caller", "audit", "client_ip", "require", "router"]
 
@@ -76,7 +76,7 @@ def audit(
 
 
 def _caller(request: Request, *, touch: bool = True) -> Caller:
-    ctx = get_context(request)
+    ctx = context_of(request)
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise ApiError(401, "login")
@@ -244,7 +244,7 @@ async def set_lang(
     return {"user": user_json(user)}
 
 
-def session_caller(request: Request) -> Caller:
+async def session_caller(request: Request) -> Caller:
     """The caller of a long-lived stream (no permission beyond being logged in)."""
     return _caller(request)
 

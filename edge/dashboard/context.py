@@ -16,7 +16,7 @@ from edge.dashboard.history import TrendStore
 from edge.live import LiveState
 from edge.model import Clock
 
-__all__ = ["DashboardContext", "GatewayView", "get_context"]
+__all__ = ["DashboardContext", "GatewayView", "context_of", "get_context"]
 
 
 class GatewayView(Protocol):
@@ -58,6 +58,11 @@ class DashboardContext:
         return self.gateway.clock.wall()
 
 
-def get_context(request: Request) -> DashboardContext:
+def context_of(request: Request) -> DashboardContext:
     ctx: DashboardContext = request.app.state.ctx
     return ctx
+
+
+async def get_context(request: Request) -> DashboardContext:
+    """The dependency (async, so FastAPI does not send it to a worker thread)."""
+    return context_of(request)

@@ -1,0 +1,71 @@
+"""The rolling trend history: buckets with min/avg/max, downsampling, purge, and /api/trend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge.dashboard.history import TrendStore
+from edge.model import ManualClock, Quality, Sample
+from tests.unit.dashboard.conftest import Running, setup_admin
+
+P = "s/d/p"
+
+
+def _store(tmp_path: Path, clock: ManualClock) -> TrendStore:
+    return TrendStore(tmp_path / "t.db", interval_s=10.0, history_days=1.0, clock=clock)
+
+
+async def test_buckets_keep_min_avg_max(tmp_path: Path) -> None:
+    clock = ManualClock(1000.0)
+    store = _store(tmp_path, clock)
+    store.add([Sample(P, v, Quality.GOOD, 1000.0 + i) for i, v in enumerate([1.0, 5.0, 3.0])])
+    store.add([Sample(P, None, Quality.BAD, 1004.0), Sample(P, "text", Quality.GOOD, 1004.0)])
+    store.add([Sample(P, True, Quality.UNCERTAIN, 1012.0)])  # next bucket closes the first
+    store.write(store.take_closed(now=1015.0))
+    rows = await store.query(P, since=1000.0, until=1030.0, max_points=100)
+    assert rows == [[1000.0, 1.0, 3.0, 5.0], [1010.0, 1.0, 1.0, 1.0]]  # the open bucket is included
+    store.close()
+
+
+async def test_downsampling_merges_buckets(tmp_path: Path) -> None:
+    clock = ManualClock(0.0)
+    store = _store(tmp_path, clock)
+    # One day of 10 s buckets: value = bucket index, so merged averages are predictable.
+    rows = [(P, float(t), 1, float(i), float(i), float(i)) for i, t in enumerate(range(0, 86400, 10))]
+    store.write(rows)
+    out = await store.query(P, since=0.0, until=86400.0, max_points=24)
+    assert len(out) == 24
+    assert out[0] == [0.0, 0.0, 179.5, 359.0]  # 360 buckets per hour merged into one row
+    assert out[1][0] == 3600.0 and out[1][1] == 360.0 and out[1][3] == 719.0
+    assert all(r[1] <= r[2] <= r[3] for r in out)
+    few = await store.query(P, since=0.0, until=100.0, max_points=500)
+    assert [r[0] for r in few] == [float(t) for t in range(0, 100, 10)]  # never finer than a bucket
+    store.close()
+
+
+async def test_a_bucket_written_twice_is_merged_and_old_rows_purged(tmp_path: Path) -> None:
+    clock = ManualClock(0.0)
+    store = _store(tmp_path, clock)
+    store.write([(P, 0.0, 1, 2.0, 2.0, 2.0)])
+    store.write([(P, 0.0, 3, 0.0, 6.0, 10.0)])
+    assert await store.query(P, since=0.0, until=10.0) == [[0.0, 0.0, 5.0, 10.0]]
+    store.write([(P, 90000.0, 1, 1.0, 1.0, 1.0)])
+    assert store.purge(now=90000.0) == 1  # older than history_days (1 day)
+    assert await store.query(P, since=0.0, until=100000.0) == [[90000.0, 1.0, 1.0, 1.0]]
+    store.close()
+
+
+async def test_trend_endpoint_reads_the_live_history(dash: Running) -> None:
+    await setup_admin(dash.client)
+    gw = dash.gateway
+    now = gw.clock.wall()
+    gw.live.update([Sample("testsite/m1/voltage_l1", 230.0, Quality.GOOD, now - 5)])
+    gw.live.update([Sample("testsite/m1/voltage_l1", 232.0, Quality.GOOD, now - 4)])
+    response = await dash.client.get(
+        "/api/trend", params={"point": "testsite/m1/voltage_l1", "since": now - 3600}
+    )
+    body = response.json()
+    assert body["point"] == "testsite/m1/voltage_l1"
+    assert len(body["rows"]) == 1 and body["rows"][0][1:] == [230.0, 231.0, 232.0]
+    bad = await dash.client.get("/api/trend", params={"point": "x", "since": now, "until": now - 1})
+    assert bad.status_code == 400
