@@ -51,6 +51,8 @@ class BrokerConfig(_Model):
     client_id: str = "gatehouse-central"
     keepalive_s: int = Field(30, ge=5, le=3600)
     queue_size: int = Field(256, ge=1, le=100_000)
+    # paho's reconnect backoff doubles from 1 s up to this cap.
+    reconnect_max_s: int = Field(30, ge=1, le=3600)
 
     @model_validator(mode="after")
     def _one_password_source(self) -> BrokerConfig:

@@ -95,7 +95,7 @@ class CentralMqtt:
         password = self._config.resolved_password()
         if self._config.username is not None and (password is not None or self._config.client_cert is None):
             client.username_pw_set(self._config.username, password)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.reconnect_delay_set(min_delay=1, max_delay=self._config.reconnect_max_s)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect

@@ -355,28 +355,39 @@ class CentralStore:
     def _note_evictions(
         self, db: sqlite3.Connection, gw: str, records: Sequence[EventRow], received_at: float
     ) -> None:
-        """An ``outbox.gap`` naming evicted sealed telemetry batches: those seqs will never come.
+        """An ``outbox.gap`` naming sequence numbers that will never come (docs/protocol.md §8).
 
-        They are recorded as placeholders so the contiguous ack can pass them; without this a
-        gateway that evicted batch 7 would be acknowledged at 6 forever.
+        Sealed telemetry batches evicted under the disk quota, or numbers a gateway skipped after
+        a crash (``lane`` names the lane; absent means telemetry). They are recorded as
+        placeholders so the contiguous ack can pass them; without this a gateway that evicted
+        batch 7 would be acknowledged at 6 forever.
         """
         for r in records:
             if r.kind != "outbox.gap":
                 continue
             lo, hi = r.data.get("seq_from"), r.data.get("seq_to")
+            lane = r.data.get("lane", Lane.TELEMETRY.value)
             if (
                 type(lo) is not int
                 or type(hi) is not int
                 or not 1 <= lo <= hi
                 or hi - lo > _MAX_EVICTED_RANGE
+                or lane not in (Lane.TELEMETRY.value, Lane.EVENT.value)
             ):
                 continue
             db.executemany(
-                "INSERT OR IGNORE INTO batches VALUES (?, 'telemetry', ?, ?, '', 0, ?, 0, 0, 'evicted')",
-                [(gw, seq, _EVICTED, received_at) for seq in range(lo, hi + 1)],
+                "INSERT OR IGNORE INTO batches VALUES (?, ?, ?, ?, '', 0, ?, 0, 0, 'evicted')",
+                [(gw, lane, seq, _EVICTED, received_at) for seq in range(lo, hi + 1)],
             )
-            _LOG.warning("gateway evicted sealed telemetry batches", gateway=gw, seq_from=lo, seq_to=hi)
-            self._advance(db, gw, str(Lane.TELEMETRY))
+            _LOG.warning(
+                "gateway reports sequence numbers that will never come",
+                gateway=gw,
+                lane=lane,
+                seq_from=lo,
+                seq_to=hi,
+                reason=r.data.get("reason"),
+            )
+            self._advance(db, gw, lane)
 
     def record_rejection(
         self,

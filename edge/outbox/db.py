@@ -154,10 +154,12 @@ class OutboxDb:
         conn = self.conn
         side = read_marks(self._seq_path)
         clean = self._meta("clean_session")
+        skipped: dict[str, tuple[int, int]] = {}
         if side is not None and clean != side.session:
             for lane in _LANES:
                 jumped = max(self._last_seq[lane], side.reserved.get(lane, 0))
                 if jumped != self._last_seq[lane]:
+                    skipped[lane] = (self._last_seq[lane] + 1, jumped)
                     _LOG.warning(
                         "outbox was not closed by the last session (crash or restored copy);"
                         " sequence continues above the reserved mark",
@@ -178,6 +180,14 @@ class OutboxDb:
                 "UPDATE lane_seq SET last_seq = ? WHERE lane = ?",
                 [(self._last_seq[lane], lane) for lane in _LANES],
             )
+            for lane, (seq_from, seq_to) in skipped.items():
+                # Central acknowledges the highest *contiguous* sequence: without this signed
+                # record it would wait for the skipped numbers forever (docs/protocol.md §8).
+                self._insert_event(
+                    "outbox.gap",
+                    "outbox",
+                    {"reason": "seq_skipped", "lane": lane, "seq_from": seq_from, "seq_to": seq_to},
+                )
             conn.execute("DELETE FROM meta WHERE key = 'clean_session'")
             self._set_meta("quota_bytes", self.options.quota_bytes)
             conn.execute("COMMIT")

@@ -129,6 +129,31 @@ def test_gap_event_naming_evicted_batches_lets_the_ack_move_on(tmp_path: Path) -
     assert store.ack_position("gw-a", Lane.TELEMETRY) == (6, ())
 
 
+def test_skipped_sequence_numbers_of_either_lane_let_the_ack_move_on(tmp_path: Path) -> None:
+    """After a crash the outbox continues above its reserved block and says so (``seq_skipped``)."""
+    store = CentralStore(tmp_path / "c.db")
+    store.store_batch(_meta(1, lane=Lane.EVENT), [], transport="mqtt", received_at=1.0)
+    store.store_batch(_meta(1), _rows(1), transport="mqtt", received_at=1.0)
+    store.store_batch(_meta(1001), _rows(1001), transport="mqtt", received_at=2.0)
+    skipped = [
+        EventRow(
+            "outbox.gap",
+            "outbox",
+            2.0,
+            {"reason": "seq_skipped", "lane": lane, "seq_from": 2, "seq_to": 1000},
+        )
+        for lane in ("event", "telemetry")
+    ]
+    assert store.store_batch(_meta(1001, lane=Lane.EVENT), skipped, transport="mqtt", received_at=3.0).stored
+    assert store.ack_position("gw-a", Lane.EVENT) == (1001, ())
+    assert store.ack_position("gw-a", Lane.TELEMETRY) == (1001, ())
+    # A lane that does not exist is ignored, not guessed.
+    bogus = EventRow("outbox.gap", "outbox", 4.0, {"lane": "video", "seq_from": 1002, "seq_to": 1005})
+    store.store_batch(_meta(1002, lane=Lane.EVENT), [bogus], transport="mqtt", received_at=4.0)
+    assert store.ack_position("gw-a", Lane.TELEMETRY) == (1001, ())
+    store.close()
+
+
 def test_a_database_from_an_unknown_schema_version_is_refused(tmp_path: Path) -> None:
     CentralStore(tmp_path / "c.db").close()
     with sqlite3.connect(tmp_path / "c.db") as conn:
