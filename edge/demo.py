@@ -90,6 +90,12 @@ def _say(text: str) -> None:
 
 
 def find_mosquitto() -> str:
+    """The broker binary: $GATEHOUSE_MOSQUITTO, else PATH, else Debian's /usr/sbin/mosquitto."""
+    override = os.environ.get("GATEHOUSE_MOSQUITTO")
+    if override:
+        if os.access(override, os.X_OK):
+            return override
+        raise DemoError(f"GATEHOUSE_MOSQUITTO={override} is not an executable file")
     # /usr/sbin is not on an ordinary user's PATH on Debian, so look there too.
     found = shutil.which("mosquitto")
     if found:
@@ -298,6 +304,44 @@ async def _watch(children: Sequence[Child], stop: asyncio.Event, duration_s: flo
     return dead[0] if dead else None
 
 
+async def _run_started(
+    prepared: _Prepared, stack: AsyncExitStack, stop: asyncio.Event, duration_s: float | None
+) -> int:
+    """Start everything into ``stack``, print the summary, run until told to stop."""
+    try:
+        children, points = await _start_all(prepared, stack, stop)
+    except _Interrupted:
+        _say("interrupted while starting")
+        return 0
+    except ChildExited as exc:
+        _say(f"make demo: {exc}:\n{exc.child.tail()}")
+        return 1
+    except TimeoutError as exc:
+        _say(f"make demo: {exc}")
+        return 1
+    _say(
+        render_summary(
+            DemoSummary(
+                paths=prepared.paths,
+                ports=prepared.ports,
+                site_id=prepared.source.site_id,
+                gateway_id=prepared.source.gateway_id,
+                devices=prepared.source.device_count,
+                points_at_central=points,
+                token=prepared.token,
+                dashboard=prepared.dashboard,
+                reused_credentials=not prepared.creds.created,
+                fire_device=_fire_panel(prepared.source),
+            )
+        )
+    )
+    dead = await _watch(children, stop, duration_s)
+    if dead is not None:
+        _say(f"make demo: {dead.name} stopped unexpectedly (code {dead.returncode}):\n{dead.tail()}")
+        return 1
+    return 0
+
+
 async def run_demo(options: DemoOptions) -> int:
     try:
         prepared = await asyncio.to_thread(prepare, options)
@@ -308,42 +352,9 @@ async def run_demo(options: DemoOptions) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
-    code = 0
     try:
         async with AsyncExitStack() as stack:
-            try:
-                children, points = await _start_all(prepared, stack, stop)
-            except _Interrupted:
-                _say("interrupted while starting; stopping what was started ...")
-                return 0
-            except ChildExited as exc:
-                _say(f"make demo: {exc}:\n{exc.child.tail()}")
-                code = 1
-                return code
-            except TimeoutError as exc:
-                _say(f"make demo: {exc}")
-                code = 1
-                return code
-            _say(
-                render_summary(
-                    DemoSummary(
-                        paths=prepared.paths,
-                        ports=prepared.ports,
-                        site_id=prepared.source.site_id,
-                        gateway_id=prepared.source.gateway_id,
-                        devices=prepared.source.device_count,
-                        points_at_central=points,
-                        token=prepared.token,
-                        dashboard=prepared.dashboard,
-                        reused_credentials=not prepared.creds.created,
-                        fire_device=_fire_panel(prepared.source),
-                    )
-                )
-            )
-            dead = await _watch(children, stop, options.duration_s)
-            if dead is not None:
-                _say(f"make demo: {dead.name} stopped unexpectedly (code {dead.returncode}):\n{dead.tail()}")
-                code = 1
+            code = await _run_started(prepared, stack, stop, options.duration_s)
             _say("stopping: gateway, central, simulators, broker ...")
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

@@ -1,0 +1,245 @@
+"""`make demo` for real: `python -m edge.demo` starts Mosquitto, the simulators, central and the
+gateway as child processes; central's REST API must receive live values (and a simulated fire
+alarm) from the gateway, and after the demo stops no child process may be left.
+
+Every run uses `--ports auto` and its own `--data-dir`, so it never collides with a demo or a
+test running next to it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+from ruamel.yaml import YAML
+
+from edge.demo import dashboard_available
+from tests.support import wait_until_sync
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_ESTATE = REPO / "config" / "examples" / "demo-estate.yaml"
+READY = "Press Ctrl-C to stop everything."
+# The whole estate (57 devices, four processes) on a loaded 2-core machine.
+START_DEADLINE_S = 240.0
+
+pytestmark = pytest.mark.slow
+
+SMALL_SITE = """\
+site: {id: demo-small, name: Small demo}
+gateway: {id: gw-small, data_dir: ./data}
+buses:
+  - {id: room, type: modbus_tcp, host: 127.0.0.1, port: 15020}
+devices:
+  - {id: fire-panel, bus: room, unit: 1, profile: fire-panel-modbus}
+  - {id: meter-1, bus: room, unit: 2, profile: eastron-sdm630, poll_interval_s: 1}
+"""
+
+
+@dataclass
+class DemoRun:
+    process: subprocess.Popen[bytes]
+    data_dir: Path
+    out_path: Path
+    children: list[psutil.Process]
+
+    def output(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    def wait_ready(self) -> None:
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the demo exited with {self.process.returncode}:\n{self.output()}")
+            return READY in self.output()
+
+        wait_until_sync(ready, timeout_s=START_DEADLINE_S, interval_s=0.5, message="the demo's summary")
+        self.children = psutil.Process(self.process.pid).children(recursive=True)
+
+    def central(self) -> tuple[str, str]:
+        """(base URL, token) of central's REST API, from the generated central.yaml."""
+        config = YAML(typ="safe").load((self.data_dir / "central" / "central.yaml").read_text())
+        token = (self.data_dir / "central" / "api-token").read_text().strip()
+        return f"http://127.0.0.1:{config['api']['port']}", token
+
+    def site(self) -> Any:
+        return YAML(typ="safe").load((self.data_dir / "site.yaml").read_text())
+
+    def wait_exit(self, timeout_s: float = 120.0) -> int:
+        return self.process.wait(timeout=timeout_s)
+
+    def assert_no_child_left(self) -> None:
+        assert self.children, "the demo should have had child processes"
+        left = [p for p in self.children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert not left, f"processes left behind: {[(p.pid, p.cmdline()) for p in left]}"
+
+
+def _start(data_dir: Path, *args: str) -> DemoRun:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    out_path = data_dir.parent / f"{data_dir.name}.out"
+    with out_path.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "edge.demo", "--ports", "auto", "--data-dir", str(data_dir), *args],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    return DemoRun(process, data_dir, out_path, [])
+
+
+@pytest.fixture
+def demo_runs() -> Iterator[list[DemoRun]]:
+    runs: list[DemoRun] = []
+    yield runs
+    # Whatever happened in the test: nothing of a demo may outlive it.
+    for run in runs:
+        if run.process.poll() is None:
+            run.process.send_signal(signal.SIGTERM)
+            try:
+                run.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                run.process.kill()
+                run.process.wait(timeout=30)
+        for child in run.children:
+            if child.is_running():
+                child.kill()
+
+
+def _get(client: httpx.Client, url: str) -> Any:
+    try:
+        response = client.get(url)
+    except httpx.HTTPError:
+        return None
+    return response.json() if response.is_success else None
+
+
+def _live_points(client: httpx.Client, base: str, gateway: str) -> dict[str, float]:
+    rows = _get(client, f"{base}/api/v1/points?gateway={gateway}&limit=100000") or []
+    return {row["point_id"]: row["ts"] for row in rows}
+
+
+def test_demo_estate_values_and_a_fire_alarm_reach_central_then_sigterm_stops_everything(
+    tmp_path: Path, demo_runs: list[DemoRun]
+) -> None:
+    run = _start(tmp_path / "demo-data", "--site", str(DEMO_ESTATE))
+    demo_runs.append(run)
+    run.wait_ready()
+    names = {" ".join(p.cmdline()) for p in run.children}
+    for part in ("mosquitto", "edge simulate", "edge central", "edge run"):
+        assert any(part in n for n in names), f"{part} is not running: {names}"
+
+    base, token = run.central()
+    site = run.site()
+    gateway = site["gateway"]["id"]
+    with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=10.0) as client:
+        info = _get(client, f"{base}/api/v1/gateways/{gateway}")
+        assert info is not None and info["online"] is True, info
+        first = _live_points(client, base, gateway)
+        assert len(first) >= 50, f"only {len(first)} points at central"
+
+        # Live: values keep arriving, not only the first poll.
+        def newer_values() -> bool:
+            now = _live_points(client, base, gateway)
+            return sum(1 for pid, ts in now.items() if ts > first.get(pid, 0.0)) >= 5
+
+        wait_until_sync(newer_values, timeout_s=60, interval_s=1.0, message="newer values at central")
+
+        # A fire alarm injected at the simulated panel reaches central as an event.
+        control = site["dashboard"]["simulator_api"] if "dashboard" in site else None
+        if control is None:
+            control = _control_url(run.output())
+        injected = client.post(f"{control}/devices/fire-panel/scenarios/fire", json={"zone": 1})
+        assert injected.is_success, injected.text
+
+        def fire_event() -> bool:
+            events = _get(client, f"{base}/api/v1/events?gateway={gateway}&kind=alarm.raised&limit=1000")
+            return any("fire-panel/zone1_fire" in e["source"] for e in events or ())
+
+        wait_until_sync(fire_event, timeout_s=60, interval_s=1.0, message="the fire alarm at central")
+
+        if dashboard_available():
+            session = _get(client, f"http://{site['dashboard']['listen']}/api/session")
+            assert session is not None and session["setup_needed"] is True, session
+
+    run.process.send_signal(signal.SIGTERM)
+    assert run.wait_exit() == 0, run.output()
+    run.assert_no_child_left()
+    assert "demo stopped; every process has exited." in run.output()
+
+
+def _control_url(output: str) -> str:
+    for line in output.splitlines():
+        if "control API http://" in line:
+            return line.split("control API ", 1)[1].split()[0]
+    raise AssertionError(f"no control API URL in the demo's output:\n{output}")
+
+
+def test_small_site_stops_by_itself_and_a_second_run_reuses_the_credentials(
+    tmp_path: Path, demo_runs: list[DemoRun]
+) -> None:
+    site_file = tmp_path / "small.yaml"
+    site_file.write_text(SMALL_SITE)
+    data_dir = tmp_path / "demo-data"
+    ca_file = data_dir / "pki" / "ca.crt"
+
+    for attempt in (1, 2):
+        run = _start(data_dir, "--site", str(site_file), "--no-dashboard", "--duration", "20")
+        demo_runs.append(run)
+        run.wait_ready()
+        if attempt == 1:
+            ca_bytes, key_bytes = (
+                ca_file.read_bytes(),
+                (data_dir / "pki/clients/gw-small/signing.key").read_bytes(),
+            )
+        base, token = run.central()
+        with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=10.0) as client:
+            points = _live_points(client, base, "gw-small")
+        assert any(p.startswith("demo-small/meter-1/") for p in points), points
+        started = time.monotonic()
+        assert run.wait_exit() == 0, run.output()  # --duration: it stops by itself
+        assert time.monotonic() - started < 90
+        run.assert_no_child_left()
+
+    # Same CA and signing key, so central's enrolment and the broker's sessions stay valid.
+    assert ca_file.read_bytes() == ca_bytes
+    assert (data_dir / "pki/clients/gw-small/signing.key").read_bytes() == key_bytes
+    assert "credentials are reused" in run.output()
+    # The original site file is never changed.
+    assert site_file.read_text() == SMALL_SITE
+
+
+def test_missing_mosquitto_is_a_clear_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "edge.demo", "--data-dir", str(tmp_path / "d"), "--duration", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "GATEHOUSE_MOSQUITTO": str(tmp_path / "no-such-mosquitto")},
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "GATEHOUSE_MOSQUITTO" in result.stdout
+    assert "not an executable" in result.stdout
+
+
+def test_no_mosquitto_anywhere_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edge import demo
+
+    monkeypatch.delenv("GATEHOUSE_MOSQUITTO", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(demo, "MOSQUITTO_CANDIDATES", (str(tmp_path / "mosquitto"),))
+    with pytest.raises(demo.DemoError, match="apt-get install mosquitto"):
+        demo.find_mosquitto()
