@@ -267,8 +267,8 @@ def assert_exactly_once(watcher: OutboxWatcher, contents: CentralContents) -> No
     assert not lost_samples, f"{len(lost_samples)} committed samples never reached central"
     lost_events = watcher.events - contents.events.keys()
     assert not lost_events, f"committed events never reached central: {sorted(lost_events)[:5]}"
-    for (lane, seq), digest in watcher.batches.items():
-        assert contents.digests.get((lane, seq)) == digest, f"{lane}/{seq} differs at central"
+    for (lane_name, seq), digest in watcher.batches.items():
+        assert contents.digests.get((lane_name, seq)) == digest, f"{lane_name}/{seq} differs at central"
 
 
 @dataclass
