@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-ALL = ("outbox", "modbus_client", "poll_scale", "rules_throughput", "sync")
+ALL = ("outbox", "modbus_client", "poll_scale", "rules_throughput", "alarm_latency", "sync")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
