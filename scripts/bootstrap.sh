@@ -4,10 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PACKAGES=(mosquitto mosquitto-clients)
-if [[ "${GATEHOUSE_BROWSER:-0}" == "1" ]]; then
-  DEB_PACKAGES+=(chromium)
-fi
+# chromium: the dashboard's browser tests drive Debian's /usr/bin/chromium through Playwright
+# (never `playwright install`, which downloads its own browser); fonts-noto-cjk so that the
+# Chinese dashboard renders (and its test screenshots show) real glyphs, not empty boxes.
+DEB_PACKAGES=(mosquitto mosquitto-clients chromium fonts-noto-cjk)
 
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
@@ -23,6 +23,9 @@ if ((${#missing[@]})); then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
     echo "bootstrap: missing Debian packages: ${missing[*]}" >&2
+    if [[ " ${missing[*]} " == *" chromium "* ]]; then
+      echo "bootstrap: chromium is needed by the dashboard tests in tests/browser (/usr/bin/chromium)" >&2
+    fi
     echo "bootstrap: run 'sudo apt-get install ${missing[*]}' and try again" >&2
     exit 1
   fi

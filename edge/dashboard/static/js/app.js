@@ -1,0 +1,246 @@
+// The one-page app: session, shell (header, navigation, fire banner) and the hash router.
+import { get, post, setCsrf, setUnauthorizedHandler } from "./api.js";
+import { t, lang, setLang, onLangChange, nameOf } from "./i18n.js";
+import { connect, disconnect, on, counts, state as live, setSessionGoneHandler } from "./live.js";
+import { startAlert, stopAlert } from "./alert.js";
+import { esc, fmtTime, errorText } from "./util.js";
+import { toast } from "./dialog.js";
+import * as login from "./views/login.js";
+import * as duty from "./views/duty.js";
+import * as history from "./views/history.js";
+import * as stats from "./views/stats.js";
+import * as site from "./views/site.js";
+import * as device from "./views/device.js";
+import * as zones from "./views/zones.js";
+import * as health from "./views/health.js";
+import * as tech from "./views/tech.js";
+import * as admin from "./views/admin.js";
+
+const ROUTES = [
+  { re: /^\/setup$/, view: login, arg: "setup", open: true },
+  { re: /^\/login$/, view: login, arg: "login", open: true },
+  { re: /^\/duty$/, view: duty, nav: "duty" },
+  { re: /^\/history$/, view: history, nav: "history" },
+  { re: /^\/stats$/, view: stats, nav: "stats" },
+  { re: /^\/site$/, view: site, nav: "site" },
+  { re: /^\/device\/(.+)$/, view: device, nav: "site" },
+  { re: /^\/zones$/, view: zones, nav: "zones" },
+  { re: /^\/health$/, view: health, nav: "health" },
+  { re: /^\/tech(?:\/(.+))?$/, view: tech, nav: "tech", perm: "commission" },
+  { re: /^\/admin\/users$/, view: admin, arg: "users", nav: "admin", perm: "users" },
+  { re: /^\/admin\/audit$/, view: admin, arg: "audit", nav: "audit", perm: "audit" },
+];
+
+const NAV = [
+  { id: "duty", href: "#/duty" },
+  { id: "history", href: "#/history" },
+  { id: "stats", href: "#/stats" },
+  { id: "site", href: "#/site" },
+  { id: "zones", href: "#/zones" },
+  { id: "health", href: "#/health" },
+  { id: "tech", href: "#/tech", perm: "commission" },
+  { id: "admin", href: "#/admin/users", perm: "users" },
+  { id: "audit", href: "#/admin/audit", perm: "audit" },
+];
+
+export const session = { user: null, site: null, setupNeeded: false, version: "" };
+let cleanup = null;
+let routeSeq = 0;
+
+export function can(permission) {
+  return Boolean(session.user && session.user.permissions && session.user.permissions.includes(permission));
+}
+
+async function loadSession() {
+  const data = await get("/api/session");
+  session.user = data.user || null;
+  session.site = data.site || null;
+  session.setupNeeded = Boolean(data.setup_needed);
+  session.version = data.version || "";
+  setCsrf(data.csrf);
+  return data;
+}
+
+/** After a successful login or setup: the user's own language wins over the browser's. */
+export async function signedIn() {
+  await loadSession();
+  if (session.user && session.user.lang && session.user.lang !== lang()) setLang(session.user.lang);
+  if (!session.user) {
+    location.hash = "#/login";
+    return;
+  }
+  connect();
+  startAlert(document.getElementById("banner"));
+  renderShell();
+  location.hash = "#/duty";
+  route();
+}
+
+function renderShell() {
+  const top = document.getElementById("top");
+  if (!session.user) {
+    top.hidden = true;
+    return;
+  }
+  top.hidden = false;
+  document.getElementById("site-name").textContent = session.site ? nameOf(session.site) : t("app_title");
+  document.title = `${session.site ? nameOf(session.site) : ""} · ${t("app_title")}`;
+  const nav = document.getElementById("nav");
+  nav.innerHTML = NAV.filter((item) => !item.perm || can(item.perm))
+    .map(
+      (item) =>
+        `<a href="${item.href}" data-nav="${item.id}" data-testid="nav-${item.id}">${esc(t(`nav_${item.id}`))}${
+          item.id === "duty" ? '<span class="badge" id="unacked-badge" hidden></span>' : ""
+        }</a>`,
+    )
+    .join("");
+  document.getElementById("lang-switch").textContent = t("lang_other");
+  document.getElementById("logout").textContent = t("logout");
+  const u = session.user;
+  document.getElementById("who").textContent = `${u.name || u.username} · ${t(`role_${u.role}`)}`;
+  updateBadge();
+  updateConn(live.connected);
+  markNav();
+}
+
+function updateBadge() {
+  const badge = document.getElementById("unacked-badge");
+  if (!badge) return;
+  const n = counts().unacked;
+  badge.hidden = n === 0;
+  badge.textContent = String(n);
+}
+
+function updateConn(connected) {
+  const el = document.getElementById("conn");
+  el.textContent = connected ? t("conn_live") : t("conn_lost");
+  el.className = connected ? "conn conn-ok" : "conn conn-lost";
+}
+
+function markNav(navId) {
+  for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.nav === navId);
+}
+
+function route() {
+  const path = (location.hash || "#/duty").slice(1) || "/duty";
+  const seq = ++routeSeq;
+  if (session.setupNeeded && path !== "/setup") {
+    location.hash = "#/setup";
+    return;
+  }
+  if (!session.setupNeeded && !session.user && path !== "/login") {
+    location.hash = "#/login";
+    return;
+  }
+  let match = null;
+  let found = null;
+  for (const r of ROUTES) {
+    match = path.match(r.re);
+    if (match) {
+      found = r;
+      break;
+    }
+  }
+  if (cleanup) {
+    try {
+      cleanup();
+    } catch (err) {
+      console.error(err);
+    }
+    cleanup = null;
+  }
+  // Each view gets a fresh element, so listeners a view put on it go away with it.
+  const main = document.getElementById("view");
+  main.innerHTML = "";
+  window.scrollTo(0, 0);
+  const el = document.createElement("div");
+  el.className = "view";
+  main.appendChild(el);
+  if (!found) {
+    el.innerHTML = `<p class="pad">${esc(t("not_found"))}</p>`;
+    return;
+  }
+  if (found.open && session.user) {
+    location.hash = "#/duty";
+    return;
+  }
+  if (found.perm && !can(found.perm)) {
+    el.innerHTML = `<p class="pad">${esc(t("err_forbidden"))}</p>`;
+    return;
+  }
+  markNav(found.nav);
+  const ctx = { session, can, arg: found.arg, params: match.slice(1).map((p) => (p ? decodeURIComponent(p) : p)), signedIn };
+  const result = found.view.mount(el, ctx);
+  if (typeof result === "function") cleanup = result;
+  else if (result && typeof result.then === "function") {
+    result.then((fn) => {
+      if (seq === routeSeq) cleanup = fn || null;
+      else if (typeof fn === "function") fn();
+    });
+  }
+}
+
+function sessionLost(body) {
+  if (!session.user) return;
+  session.user = null;
+  disconnect();
+  stopAlert();
+  renderShell();
+  location.hash = "#/login";
+  toast(errorText({ body }), "error");
+}
+
+async function logout() {
+  try {
+    await post("/api/logout");
+  } catch {
+    // The session is gone either way: the server forgets it or it had expired.
+  }
+  session.user = null;
+  disconnect();
+  stopAlert();
+  renderShell();
+  location.hash = "#/login";
+}
+
+async function switchLang() {
+  const next = lang() === "zh" ? "en" : "zh";
+  setLang(next);
+  if (session.user) post("/api/me/lang", { lang: next }).catch(() => {});
+}
+
+function tickClock() {
+  const el = document.getElementById("clock");
+  if (el) el.textContent = fmtTime(Date.now() / 1000 + live.serverSkewS).slice(5);
+}
+
+async function boot() {
+  setUnauthorizedHandler(sessionLost);
+  setSessionGoneHandler(sessionLost);
+  document.getElementById("lang-switch").addEventListener("click", switchLang);
+  document.getElementById("logout").addEventListener("click", logout);
+  window.addEventListener("hashchange", route);
+  onLangChange(() => {
+    renderShell();
+    route();
+  });
+  on("alarms", updateBadge);
+  on("conn", updateConn);
+  setInterval(tickClock, 1000);
+  try {
+    await loadSession();
+  } catch (err) {
+    document.getElementById("view").innerHTML = `<p class="pad error">${esc(errorText(err))}</p>`;
+    return;
+  }
+  if (session.user) {
+    if (session.user.lang && session.user.lang !== lang() && !localStorage.getItem("gh_lang")) setLang(session.user.lang);
+    connect();
+    startAlert(document.getElementById("banner"));
+  }
+  renderShell();
+  tickClock();
+  route();
+}
+
+boot();

@@ -1,0 +1,94 @@
+// Gateway health: uplink, outbox backlog, last central acknowledgement, per-device polling and
+// the gateway's own CPU, memory and disk. Refreshed every 5 s while shown.
+import { get } from "../api.js";
+import { t } from "../i18n.js";
+import { esc, fmtTime, fmtBytes, fmtPct, fmtDuration, errorText } from "../util.js";
+
+function meter(pct) {
+  const p = Math.max(0, Math.min(100, Number(pct) || 0));
+  return `<div class="meter${p > 90 ? " bad" : p > 75 ? " warn" : ""}"><i style="width:${p}%"></i></div>`;
+}
+
+function uplinkHtml(u) {
+  if (!u) return `<p class="muted">${esc(t("uplink_none"))}</p>`;
+  const connected = Boolean(u.connected ?? u.state === "connected");
+  const items = Object.entries(u)
+    .filter(([k, v]) => k !== "lanes" && k !== "connected" && (typeof v !== "object" || v === null))
+    .map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(typeof v === "number" && k.endsWith("_at") ? fmtTime(v) : v ?? "—")}</dd>`)
+    .join("");
+  const lanes = Object.entries(u.lanes || {})
+    .map(([lane, info]) => `<dt>${esc(lane)}</dt><dd>${esc(Object.entries(info || {}).map(([k, v]) => `${k}: ${typeof v === "number" && k.endsWith("_at") ? fmtTime(v) : v}`).join(" · "))}</dd>`)
+    .join("");
+  return `<p class="big-num" style="color:var(${connected ? "--ok" : "--bad"})">${esc(connected ? t("connected") : t("disconnected"))}</p>
+    <dl class="kv">${items}${lanes}</dl>`;
+}
+
+function outboxHtml(o) {
+  if (!o) return `<p class="muted">${esc(t("no_data"))}</p>`;
+  const lanes = Object.entries(o.lanes || {}).filter(([, v]) => v && typeof v === "object");
+  const rows = lanes
+    .map(([lane, v]) => `<tr><td>${esc(lane)}</td><td class="num">${esc(v.rows ?? v.records ?? "—")}</td>
+      <td class="num">${esc(fmtBytes(v.batch_bytes ?? v.bytes))}</td>
+      <td class="mono">${esc(v.oldest_ts != null ? fmtTime(v.oldest_ts) : v.oldest != null ? fmtTime(v.oldest) : "—")}</td></tr>`)
+    .join("");
+  const total = lanes.reduce((n, [, v]) => n + (Number(v.rows ?? v.records) || 0), 0);
+  const extra = ["used_bytes", "queued", "commits", "failing"]
+    .filter((k) => o[k] !== undefined && typeof o[k] !== "object")
+    .map((k) => `<dt>${esc(k)}</dt><dd>${esc(k.endsWith("bytes") ? fmtBytes(o[k]) : o[k])}</dd>`)
+    .join("");
+  return `<p class="big-num" data-testid="outbox-records">${total} <small>${esc(t("records"))}</small></p>
+    ${rows ? `<table class="tbl"><thead><tr><th>${esc(t("lane"))}</th><th class="num">${esc(t("records"))}</th>
+    <th class="num">${esc(t("bytes"))}</th><th>${esc(t("oldest"))}</th></tr></thead><tbody>${rows}</tbody></table>` : ""}
+    ${extra ? `<dl class="kv" style="margin-top:.5rem">${extra}</dl>` : ""}`;
+}
+
+function render(h) {
+  const s = h.system || {};
+  const diskPct = s.disk_total_bytes ? 100 - (100 * s.disk_free_bytes) / s.disk_total_bytes : null;
+  const devices = (h.devices || [])
+    .map((d) => {
+      const rate = d.success_rate == null ? null : d.success_rate <= 1 ? d.success_rate * 100 : d.success_rate;
+      return `<tr><td><a href="#/device/${encodeURIComponent(d.id)}">${esc(d.id)}</a></td>
+      <td><span class="dot ${d.online === true ? "on" : d.online === false ? "off" : ""}"></span>${esc(
+        d.online === true ? t("online") : d.online === false ? t("offline") : t("unknown"),
+      )}</td><td class="num">${esc(fmtPct(rate))}</td><td class="num">${esc(d.last_latency_ms == null ? "—" : `${Math.round(d.last_latency_ms)} ms`)}</td>
+      <td class="num">${esc(d.polls_ok ?? "—")}</td><td class="num">${esc(d.polls_failed ?? "—")}</td></tr>`;
+    })
+    .join("");
+  return `
+    <div class="grid3">
+      <section class="card" data-testid="health-uplink"><h2>${esc(t("uplink"))}</h2>${uplinkHtml(h.uplink)}</section>
+      <section class="card" data-testid="health-outbox"><h2>${esc(t("outbox"))}</h2>${outboxHtml(h.outbox)}</section>
+      <section class="card" data-testid="health-system"><h2>${esc(t("system"))}</h2>
+        <dl class="kv"><dt>${esc(t("last_ack"))}</dt><dd>${esc(h.last_ack_wall ? fmtTime(h.last_ack_wall) : t("never"))}</dd>
+        <dt>${esc(t("cpu"))}</dt><dd>${esc(fmtPct(s.cpu_percent))}${meter(s.cpu_percent)}</dd>
+        <dt>${esc(t("memory"))}</dt><dd>${esc(fmtPct(s.mem_percent))}${s.rss_mb ? ` <small>RSS ${Math.round(s.rss_mb)} MB</small>` : ""}${meter(s.mem_percent)}</dd>
+        <dt>${esc(t("disk"))}</dt><dd>${esc(fmtBytes(s.disk_free_bytes))} / ${esc(fmtBytes(s.disk_total_bytes))}${diskPct == null ? "" : meter(diskPct)}</dd>
+        <dt>${esc(t("load"))}</dt><dd>${esc((s.load_avg || []).map((x) => Number(x).toFixed(2)).join(" "))}</dd>
+        <dt>${esc(t("uptime"))}</dt><dd>${esc(fmtDuration(h.uptime_s))}</dd></dl></section>
+    </div>
+    <section style="margin-top:.8rem"><h2>${esc(t("device_polls"))}</h2><div class="tbl-wrap"><table class="tbl" data-testid="health-devices">
+      <thead><tr><th>${esc(t("device"))}</th><th>${esc(t("state"))}</th><th class="num">${esc(t("success_rate"))}</th>
+      <th class="num">${esc(t("latency"))}</th><th class="num">${esc(t("polls_ok"))}</th><th class="num">${esc(t("polls_failed"))}</th></tr></thead>
+      <tbody>${devices}</tbody></table></div></section>`;
+}
+
+export function mount(el) {
+  el.innerHTML = `<div class="toolbar"><h1>${esc(t("health_title"))}</h1></div><div id="hbody"><p class="muted">${esc(t("loading"))}</p></div>`;
+  const body = el.querySelector("#hbody");
+  let alive = true;
+  const load = async () => {
+    try {
+      const h = await get("/api/health");
+      if (alive) body.innerHTML = render(h);
+    } catch (err) {
+      if (alive) body.innerHTML = `<p class="error">${esc(errorText(err))}</p>`;
+    }
+  };
+  load();
+  const timer = setInterval(load, 5000);
+  return () => {
+    alive = false;
+    clearInterval(timer);
+  };
+}

@@ -1,0 +1,165 @@
+"""The dashboard in real headless Chromium (Debian's /usr/bin/chromium through Playwright).
+
+One estate for the whole package: the demo estate's simulators, the real gateway
+(``edge.app.Gateway``) with the real rules engine, and the LAN dashboard it serves. Users of every
+role are created through the API once; each test opens its own browser context (fresh cookies).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+
+from edge.app import Gateway
+from edge.config.loader import load_site
+from simulators.runner import SimulationRunner
+from simulators.site_plan import read_site_plan
+from tests.support import free_port, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "config" / "examples" / "demo-estate.yaml"
+SCREENSHOTS = ROOT / "tests" / "artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    # The fire sounder must be able to start without a click in the test (a person logs in first).
+    "--autoplay-policy=no-user-gesture-required",
+]
+XHR = {"X-Requested-With": "gatehouse"}
+
+ADMIN = ("admin", "Admin-pass-2026")
+USERS = {
+    "duty": ("operator", "Duty-pass-2026", "值班员张伟"),
+    "viewer": ("viewer", "Viewer-pass-2026", "访客李娜"),
+    "tech": ("technician", "Tech-pass-2026", "技术员王强"),
+    "victim": ("operator", "Victim-pass-2026", "锁定测试"),
+}
+
+
+@dataclass
+class Estate:
+    gateway: Gateway
+    sim: SimulationRunner
+    url: str
+    site_id: str
+    browser: Browser
+    api: httpx.AsyncClient  # the simulators' control API
+
+    async def context(self, *, locale: str = "zh-CN", width: int = 1366, height: int = 768) -> BrowserContext:
+        return await self.browser.new_context(
+            base_url=self.url,
+            locale=locale,
+            viewport={"width": width, "height": height},
+            extra_http_headers={"Accept-Language": locale},
+        )
+
+    async def inject(self, device: str, scenario: str, **params: Any) -> None:
+        response = await self.api.post(f"/devices/{device}/scenarios/{scenario}", json=params)
+        assert response.status_code == 200, response.text
+
+    async def clear(self, device: str) -> None:
+        response = await self.api.delete(f"/devices/{device}/scenarios")
+        assert response.status_code == 200, response.text
+
+
+def demo_site(tmp: Path, dashboard_port: int, control_port: int) -> Path:
+    """The demo estate on free ports, its data in ``tmp``, with the dashboard switched on."""
+    text = DEMO.read_text(encoding="utf-8")
+    text = re.sub(r"port: 150\d\d", lambda _m: f"port: {free_port()}", text)
+    text = re.sub(r"data_dir: \S+", f"data_dir: {tmp / 'data'}", text, count=1)
+    text = text.replace("  - id: fire-panel\n", "  - id: fire-panel\n    poll_interval_s: 1\n")
+    text += (
+        "\ndashboard:\n"
+        f"  listen: 127.0.0.1:{dashboard_port}\n"
+        "  db: dashboard.db\n"
+        f"  simulator_api: http://127.0.0.1:{control_port}\n"
+    )
+    path = tmp / "estate.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+async def create_users(url: str) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
+        response = await client.post(
+            "/api/setup",
+            json={"username": ADMIN[0], "password": ADMIN[1], "name": "系统管理员", "phone": "13800000000"},
+            headers=XHR,
+        )
+        assert response.status_code == 201, response.text
+        csrf = response.json()["csrf"]
+        for username, (role, password, name) in USERS.items():
+            body = {"username": username, "password": password, "role": role, "name": name}
+            response = await client.post("/api/admin/users", json=body, headers={"X-CSRF-Token": csrf})
+            assert response.status_code == 201, response.text
+
+
+@pytest_asyncio.fixture(scope="package", loop_scope="package")
+async def estate() -> AsyncIterator[Estate]:
+    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: make setup (as root) installs it"
+    tmp = Path(tempfile.mkdtemp(prefix="gh-browser-"))
+    control_port = free_port()
+    site_path = demo_site(tmp, free_port(), control_port)
+    site = load_site(site_path)
+    plan = read_site_plan(site_path)
+    try:
+        async with (
+            SimulationRunner(plan.devices, tick_s=0.5, control_port=control_port) as sim,
+            Gateway(site) as gateway,
+            httpx.AsyncClient(base_url=sim.control_url, timeout=30.0) as api,
+            async_playwright() as pw,
+        ):
+            run = asyncio.create_task(gateway.run(), name="gateway")
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            try:
+                assert gateway.dashboard is not None and gateway.alarms is not None
+                url = gateway.dashboard.url
+                fire_panel = f"{site.id}/fire-panel/zone1_fire"
+                await wait_until(
+                    lambda: fire_panel in gateway.live.latest, timeout_s=60, message="the fire panel polled"
+                )
+                await create_users(url)
+                yield Estate(gateway, sim, url, site.id, browser, api)
+            finally:
+                await browser.close()
+                gateway.stop()
+                await run
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def login(page: Page, username: str, password: str) -> None:
+    await page.goto("/")
+    await page.get_by_test_id("login-username").fill(username)
+    await page.get_by_test_id("login-password").fill(password)
+    await page.get_by_test_id("login-submit").click()
+    await page.get_by_test_id("alarm-list").wait_for(timeout=30_000)
+
+
+async def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
