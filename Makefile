@@ -1,6 +1,8 @@
 # The two commands a user needs: `make demo` and `make test`. Both set themselves up.
 PY := .venv/bin/python
 SITE ?= config/examples/demo-estate.yaml
+# e.g. make demo DEMO_ARGS="--ports 20000 --no-dashboard" (python -m edge.demo --help)
+DEMO_ARGS ?=
 
 .PHONY: setup demo test test-fast bench lint schema clean
 
@@ -8,7 +10,7 @@ setup:
 	@./scripts/bootstrap.sh
 
 demo: setup
-	$(PY) -m edge.demo --site $(SITE)
+	$(PY) -m edge.demo --site $(SITE) $(DEMO_ARGS)
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests

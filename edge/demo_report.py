@@ -81,7 +81,7 @@ def render_summary(s: DemoSummary) -> str:
             f"  {gh} simulate inject fire --device {panel} --zone 1{control_opt}",
             f"  curl -X POST -H 'Content-Type: application/json' -d '{{\"zone\": 1}}' "
             f"{control}/devices/{panel}/scenarios/fire",
-            f"  then: curl {auth} '{central}/api/v1/events?limit=20'",
+            f"  then: curl {auth} '{central}/api/v1/events?kind=alarm.raised'",
             f"  end it: {gh} simulate clear --device {panel}{control_opt}",
         ]
     else:
