@@ -33,6 +33,7 @@ rules:
       name: {{zh: "1区火灾联动", en: zone 1 fire linkage}}
       trigger: alarm("fire-panel.zone1_fire") and point("fire-panel.zone1_detectors_in_alarm") >= 2
       reset: point("fire-panel.zone1_fire") == false
+      mode: {mode}
       steps:
         - {{write: door.release, value: true, timeout_s: 5}}
         - {{write: lighting.zone1_emergency, value: true, timeout_s: 5}}
@@ -42,9 +43,10 @@ rules:
 """
 
 
-def write_site(tmp_path: Path) -> Path:
+def write_site(tmp_path: Path, *, mode: str = "automatic") -> Path:
     path = tmp_path / "site.yaml"
-    path.write_text(SITE_TEMPLATE.format(data=tmp_path / "data", port=free_port()), encoding="utf-8")
+    text = SITE_TEMPLATE.format(data=tmp_path / "data", port=free_port(), mode=mode)
+    path.write_text(text, encoding="utf-8")
     return path
 
 
