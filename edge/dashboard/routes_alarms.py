@@ -35,7 +35,7 @@ _CSV_COLUMNS = (
 def device_of(key: str) -> str | None:
     """``site/device/point/alarm`` → ``device``; site-level alarms (``site/_site/id``) have none."""
     parts = key.split("/")
-    if len(parts) < 3 or parts[1] == "_site":
+    if len(parts) < 3 or parts[1] in ("_site", "_meta"):
         return None
     return parts[1]
 
@@ -57,7 +57,10 @@ def _service(ctx: DashboardContext) -> Any:
     return service
 
 
-def _flood(service: Any) -> bool:
+def _flood(service: Any, rows: list[dict[str, Any]]) -> bool:
+    """The rules engine shows an alarm flood as its meta alarm ``site/_meta/flood``."""
+    if any(str(r.get("key", "")).endswith("/_meta/flood") for r in rows):
+        return True
     flag = getattr(service, "flood_active", False)
     return bool(flag() if callable(flag) else flag)
 
@@ -103,7 +106,7 @@ async def alarms(ctx: Ctx, _: Annotated[Caller, Depends(require("view"))]) -> di
             "shelved": sum(1 for r in rows if r.get("state") == "shelved"),
             "by_class": dict(by_class),
         },
-        "flood": service is not None and _flood(service),
+        "flood": service is not None and _flood(service, rows),
     }
 
 
