@@ -5,6 +5,7 @@
     gatehouse certs init    --dir DIR [--broker-host H ...]   CA + broker certificate (+ broker config)
     gatehouse certs gateway --dir DIR GATEWAY_ID              client cert, password, signing key
     gatehouse certs central --dir DIR                         central's client cert and password
+    gatehouse certs broker  --dir DIR [--broker-host H ...]   renew the broker certificate (same CA)
     gatehouse certs broker-config --dir DIR --out FOLDER [--port N] [--auth MODE]
 
 Everything is written under DIR (layout in ``cloud_sync.certs``); private keys are 0600. The
@@ -65,6 +66,11 @@ def register(sub: Any) -> None:
     central.add_argument("--broker-host", default="localhost")
     central.add_argument("--broker-port", type=int, default=8883)
     central.set_defaults(handler=_central)
+
+    renew = actions.add_parser("broker", help="issue a new broker certificate from the existing CA (renewal)")
+    renew.add_argument("--dir", type=Path, required=True)
+    renew.add_argument("--broker-host", action="append", default=[], metavar="HOST")
+    renew.set_defaults(handler=_broker)
 
     broker = actions.add_parser("broker-config", help="write a runnable Mosquitto config for this PKI")
     broker.add_argument("--dir", type=Path, required=True)
@@ -156,6 +162,18 @@ def _central(args: argparse.Namespace) -> int:
     print("  client_cert:")
     print(f"    cert_file: {json.dumps(str(creds.cert_path))}")
     print(f"    key_file: {json.dumps(str(creds.key_path))}")
+    return 0
+
+
+def _broker(args: argparse.Namespace) -> int:
+    layout = PkiLayout(args.dir.resolve())
+    try:
+        ca = load_ca(layout)
+        cert, _key = issue_server(ca, layout, hostnames=args.broker_host, now=_now())
+    except PkiError as exc:
+        print(f"gatehouse certs broker: {exc}")
+        return 1
+    print(f"broker certificate: {cert}  (restart the broker to use it; clients keep trusting the CA)")
     return 0
 
 
