@@ -256,6 +256,7 @@ def load_site(path: Path, *, profile_dirs: Sequence[Path] = ()) -> Site:
             entries.append(entry)
     issues.extend(check_resolved(entries))
     issues.extend(_uplink_issues(path, data))
+    issues.extend(_dashboard_issues(path, data))
 
     problems = _sorted([doc.problem(i) for i in issues], first=doc.file) + _sorted(library.problems)
     if problems or config is None:
@@ -279,6 +280,16 @@ def _uplink_issues(path: Path, data: dict[Any, Any]) -> list[Issue]:
         return []  # absent, or already reported as not a mapping
     gateway_id = gateway.get("id") if isinstance(gateway, dict) else None
     return check_uplink(raw, gateway_id=str(gateway_id or ""), base_dir=path.parent)
+
+
+def _dashboard_issues(path: Path, data: dict[Any, Any]) -> list[Issue]:
+    """The ``dashboard:`` section is validated by its owner (``edge.dashboard.config``)."""
+    from edge.dashboard.config import check_dashboard
+
+    raw = data.get("dashboard")
+    if not isinstance(raw, dict):
+        return []  # absent, or already reported as not a mapping
+    return check_dashboard(raw, base_dir=path.parent)
 
 
 def _valid_parts(

@@ -3,19 +3,22 @@
 ``edge.app.Gateway`` calls :func:`enter_dashboard` when the site file has a ``dashboard:``
 mapping; the returned :class:`DashboardServer` runs until the gateway's exit stack closes and
 has ``host``, ``port`` and ``url``.
+
+The server (uvicorn, FastAPI) is imported only when a dashboard starts: the site loader imports
+this package to check the ``dashboard:`` section, and ``gatehouse check`` should stay quick.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from typing import Any
-
-import structlog
+from typing import TYPE_CHECKING, Any
 
 from edge.dashboard.config import DashboardConfig, check_dashboard, dashboard_config
-from edge.dashboard.context import GatewayView
-from edge.dashboard.server import DashboardError, DashboardServer
+
+if TYPE_CHECKING:
+    from edge.dashboard.context import GatewayView
+    from edge.dashboard.server import DashboardError, DashboardServer
 
 __all__ = [
     "DashboardConfig",
@@ -26,12 +29,20 @@ __all__ = [
     "enter_dashboard",
 ]
 
-_LOG = structlog.get_logger(__name__)
-
 
 async def enter_dashboard(
     stack: AsyncExitStack, raw: Mapping[str, Any], *, gateway: GatewayView
 ) -> DashboardServer:
     """Start the dashboard for ``gateway``; it stops when ``stack`` closes."""
+    from edge.dashboard.server import DashboardServer
+
     config = dashboard_config(raw, gateway.site)
     return await stack.enter_async_context(DashboardServer(gateway, config))
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("DashboardServer", "DashboardError"):
+        from edge.dashboard import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

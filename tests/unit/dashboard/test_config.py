@@ -55,3 +55,14 @@ async def test_a_port_in_use_is_an_error_not_an_exit(tmp_path: Path) -> None:
         with pytest.raises(DashboardError, match="cannot listen"):
             async with AsyncExitStack() as other:
                 await enter_dashboard(other, {"listen": f"127.0.0.1:{first.port}"}, gateway=gw)
+
+
+def test_the_site_loader_reports_dashboard_mistakes_with_their_position(tmp_path: Path) -> None:
+    from edge.config.loader import load_site
+    from tests.unit.dashboard.fakes import write_site
+
+    path = write_site(tmp_path, {"listen": "127.0.0.1:0", "session_timeout_min": 0})
+    with pytest.raises(ConfigError) as caught:
+        load_site(path)
+    [problem] = caught.value.problems
+    assert problem.path == "dashboard.session_timeout_min" and problem.line > 1
