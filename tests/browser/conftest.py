@@ -90,6 +90,7 @@ def demo_site(tmp: Path, dashboard_port: int, control_port: int) -> Path:
         "\ndashboard:\n"
         f"  listen: 127.0.0.1:{dashboard_port}\n"
         "  db: dashboard.db\n"
+        "  history_interval_s: 2\n"
         f"  simulator_api: http://127.0.0.1:{control_port}\n"
     )
     path = tmp / "estate.yaml"
@@ -112,9 +113,14 @@ async def create_users(url: str) -> None:
             assert response.status_code == 201, response.text
 
 
-@pytest_asyncio.fixture(scope="package", loop_scope="package")
-async def estate() -> AsyncIterator[Estate]:
+@pytest.fixture(scope="package")
+def chromium() -> str:
     assert Path(CHROMIUM).exists(), "Debian's chromium is needed: make setup (as root) installs it"
+    return CHROMIUM
+
+
+@pytest_asyncio.fixture(scope="package", loop_scope="package")
+async def estate(chromium: str) -> AsyncIterator[Estate]:
     tmp = Path(tempfile.mkdtemp(prefix="gh-browser-"))
     control_port = free_port()
     site_path = demo_site(tmp, free_port(), control_port)
@@ -128,7 +134,7 @@ async def estate() -> AsyncIterator[Estate]:
             async_playwright() as pw,
         ):
             run = asyncio.create_task(gateway.run(), name="gateway")
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
             try:
                 assert gateway.dashboard is not None and gateway.alarms is not None
                 url = gateway.dashboard.url

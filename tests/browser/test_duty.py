@@ -141,7 +141,8 @@ async def test_post_without_csrf_token_is_refused(estate: Estate) -> None:
     await login(page, "duty", USERS["duty"][1])
     result = await page.evaluate(
         """async () => {
-          const bare = await fetch('/api/alarms/ack', {method: 'POST', headers: {'Content-Type': 'application/json'},
+          const bare = await fetch('/api/alarms/ack', {method: 'POST',
+                                    headers: {'Content-Type': 'application/json'},
                                     body: JSON.stringify({key: 'x/y/z/a'})});
           const wrong = await fetch('/api/alarms/ack', {method: 'POST',
                                     headers: {'Content-Type': 'application/json', 'X-CSRF-Token': 'forged'},

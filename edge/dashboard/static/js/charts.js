@@ -18,22 +18,25 @@ function niceMax(v) {
 }
 
 /** Stacked bars: categories along x, one stack per category; series: [{key, label, colour}]. */
-export function stackedBars(categories, series, valueOf, { height = 240, testid = "" } = {}) {
-  const W = 720;
+export function stackedBars(categories, series, valueOf, { height = 240, width = 720, testid = "" } = {}) {
+  const W = Math.max(300, Math.round(width));
   const H = height;
   const L = 36;
   const B = 26;
   const T = 8;
   const totals = categories.map((c) => series.reduce((s, se) => s + (valueOf(c, se.key) || 0), 0));
-  const max = niceMax(Math.max(0, ...totals));
+  const top = Math.max(0, ...totals);
+  // Counts are whole numbers: small maxima get one tick per unit, larger ones a nice round step.
+  const max = top <= 4 ? Math.max(1, top) : niceMax(top);
+  const ticks = top <= 4 ? max : 4;
   const plotH = H - B - T;
   const step = (W - L - 4) / Math.max(1, categories.length);
   const bw = Math.max(2, Math.min(36, step * 0.7));
   const parts = [];
-  for (let i = 0; i <= 4; i++) {
-    const y = T + plotH - (plotH * i) / 4;
+  for (let i = 0; i <= ticks; i++) {
+    const y = T + plotH - (plotH * i) / ticks;
     parts.push(`<line class="grid" x1="${L}" x2="${W}" y1="${y}" y2="${y}"/>`);
-    parts.push(`<text x="${L - 4}" y="${y + 4}" text-anchor="end">${Math.round((max * i) / 4)}</text>`);
+    parts.push(`<text x="${L - 4}" y="${y + 4}" text-anchor="end">${Math.round((max * i) / ticks)}</text>`);
   }
   const labelEvery = Math.ceil(categories.length / 12);
   categories.forEach((c, i) => {
@@ -88,8 +91,9 @@ function timeLabel(ts, spanS) {
 }
 
 /** Line chart of rows [[ts, min, avg, max], ...] over [since, until]. */
-export function lineChart(rows, since, until, { unit = "", height = 260, testid = "trend-chart", empty = "" } = {}) {
-  const W = 760;
+export function lineChart(rows, since, until, { unit = "", height = 280, width = 760, testid = "trend-chart", empty = "" } = {}) {
+  // Drawn at the container's own width, so the text keeps its size on any screen.
+  const W = Math.max(320, Math.round(width));
   const H = height;
   const L = 52;
   const B = 24;
@@ -129,6 +133,9 @@ export function lineChart(rows, since, until, { unit = "", height = 260, testid 
   const lower = rows.map((r) => `${x(r[0]).toFixed(1)},${y(r[1]).toFixed(1)}`).reverse();
   parts.push(`<polygon points="${upper.concat(lower).join(" ")}" fill="#4da3ff" opacity=".18"/>`);
   parts.push(`<polyline points="${rows.map((r) => `${x(r[0]).toFixed(1)},${y(r[2]).toFixed(1)}`).join(" ")}" fill="none" stroke="#4da3ff" stroke-width="2"/>`);
+  // The latest value as a dot, so that a short history is still visible on a long time axis.
+  const last = rows[rows.length - 1];
+  parts.push(`<circle cx="${x(last[0]).toFixed(1)}" cy="${y(last[2]).toFixed(1)}" r="4" fill="#4da3ff"><title>${last[2]}</title></circle>`);
   if (unit) parts.push(`<text x="${L}" y="${T + 2}" dy="8">${esc(unit)}</text>`);
   return `${head}${parts.join("")}</svg>`;
 }

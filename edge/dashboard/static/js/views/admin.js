@@ -1,7 +1,7 @@
 // Administration: user accounts (role, validity, session timeout, login attempts, lock) and the
 // audit log of every operation.
 import { get, post, patch } from "../api.js";
-import { t } from "../i18n.js";
+import { t, has } from "../i18n.js";
 import { esc, fmtTime, query, toLocalInput, fromLocalInput, errorText } from "../util.js";
 import { dialog, toast } from "../dialog.js";
 
@@ -106,7 +106,7 @@ function auditView(el) {
       const rows = (await get(`/api/admin/audit${q}`)).rows || [];
       body.innerHTML = rows.length
         ? rows.map((r) => `<tr data-testid="audit-row"><td class="mono">${esc(fmtTime(r.ts))}</td><td>${esc(r.user)}</td><td class="mono">${esc(r.ip)}</td>
-            <td>${esc(r.action)}</td><td>${esc(r.target)}</td><td class="${r.result === "ok" ? "" : "error"}">${esc(r.result)}</td><td>${esc(r.detail || "")}</td></tr>`).join("")
+            <td title="${esc(r.action)}">${esc(has(`act_${r.action}`) ? t(`act_${r.action}`) : r.action)}</td><td>${esc(r.target)}</td><td class="${r.result === "ok" ? "" : "error"}">${esc(r.result)}</td><td>${esc(r.detail || "")}</td></tr>`).join("")
         : `<tr><td colspan="7" class="muted">${esc(t("no_data"))}</td></tr>`;
     } catch (err) {
       body.innerHTML = `<tr><td colspan="7" class="error">${esc(errorText(err))}</td></tr>`;

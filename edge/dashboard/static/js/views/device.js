@@ -7,7 +7,7 @@ import { esc, fmtTime, fmtPct, query, deviceOfPoint, errorText } from "../util.j
 import { lineChart } from "../charts.js";
 import { alarmRowHtml, alarmHeadHtml } from "./alarmrow.js";
 import { alarmAction } from "./alarmactions.js";
-import { currentValue, onlineOf, qualityLabel, pointIdOf, shortIdOf, pointText } from "./sitedata.js";
+import { currentValue, onlineOf, qualityLabel, pointIdOf, shortIdOf, pointText, adoptSnapshot } from "./sitedata.js";
 
 const RANGES = [
   { id: "1h", s: 3600 },
@@ -52,7 +52,7 @@ export function mount(el, ctx) {
   async function loadTrend() {
     const box = el.querySelector("#trend");
     if (!point) {
-      box.innerHTML = lineChart([], 0, 1, { empty: t("no_data") });
+      box.innerHTML = lineChart([], 0, 1, { empty: t("no_data"), width: box.clientWidth });
       return;
     }
     const until = Date.now() / 1000;
@@ -60,7 +60,11 @@ export function mount(el, ctx) {
     try {
       const data = await get(`/api/trend${query({ point, since, until, max_points: 500 })}`);
       const p = (dev.points || []).find((x) => x.full === point);
-      box.innerHTML = lineChart(data.rows || [], since, until, { unit: p ? p.unit : "", empty: t("no_data") });
+      box.innerHTML = lineChart(data.rows || [], since, until, {
+        unit: p ? p.unit : "",
+        empty: t("no_data"),
+        width: box.clientWidth,
+      });
     } catch (err) {
       box.innerHTML = `<p class="error">${esc(errorText(err))}</p>`;
     }
@@ -73,7 +77,9 @@ export function mount(el, ctx) {
       p.full = pointIdOf(siteId, dev, p);
       p.short = shortIdOf(p);
     }
-    const firstNumeric = (dev.points || []).find((p) => typeof p.value === "number");
+    adoptSnapshot(siteId, [dev]);
+    const numeric = (dev.points || []).filter((p) => typeof p.value === "number");
+    const firstNumeric = numeric.find((p) => p.unit) || numeric[0];
     point = point || (firstNumeric ? firstNumeric.full : null);
     const online = onlineOf(dev);
     const stats = dev.stats || {};

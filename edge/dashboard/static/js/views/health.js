@@ -1,7 +1,7 @@
 // Gateway health: uplink, outbox backlog, last central acknowledgement, per-device polling and
 // the gateway's own CPU, memory and disk. Refreshed every 5 s while shown.
 import { get } from "../api.js";
-import { t } from "../i18n.js";
+import { t, has } from "../i18n.js";
 import { esc, fmtTime, fmtBytes, fmtPct, fmtDuration, errorText } from "../util.js";
 
 function meter(pct) {
@@ -27,7 +27,7 @@ function outboxHtml(o) {
   if (!o) return `<p class="muted">${esc(t("no_data"))}</p>`;
   const lanes = Object.entries(o.lanes || {}).filter(([, v]) => v && typeof v === "object");
   const rows = lanes
-    .map(([lane, v]) => `<tr><td>${esc(lane)}</td><td class="num">${esc(v.rows ?? v.records ?? "—")}</td>
+    .map(([lane, v]) => `<tr><td>${esc(has(`lane_${lane}`) ? t(`lane_${lane}`) : lane)}</td><td class="num">${esc(v.rows ?? v.records ?? "—")}</td>
       <td class="num">${esc(fmtBytes(v.batch_bytes ?? v.bytes))}</td>
       <td class="mono">${esc(v.oldest_ts != null ? fmtTime(v.oldest_ts) : v.oldest != null ? fmtTime(v.oldest) : "—")}</td></tr>`)
     .join("");

@@ -12,7 +12,15 @@ export async function loadSite(force = false) {
   if (!force && cache && Date.now() - cacheAt < 60_000) return cache;
   cache = await get("/api/site");
   cacheAt = Date.now();
+  const siteId = cache.site && cache.site.id ? cache.site.id : "";
+  adoptSnapshot(siteId, devicesOf(cache));
   return cache;
+}
+
+/** A freshly fetched snapshot is newer than any value pushed before it: forget those, so that
+ *  only values pushed after the fetch override the snapshot. */
+export function adoptSnapshot(siteId, devices) {
+  for (const d of devices) for (const p of d.points || []) live.values.delete(pointIdOf(siteId, d, p));
 }
 
 export function devicesOf(site) {
@@ -44,7 +52,7 @@ export function pointText(point, value) {
 /** [value, quality, ts] of a point: the live SSE value when newer than the snapshot. */
 export function currentValue(pointId, point) {
   const v = live.values.get(pointId);
-  if (v && (!point || point.ts == null || v[3] >= point.ts)) return v;
+  if (v) return v;
   return point ? [point.value, point.quality, point.ts] : [null, null, null];
 }
 

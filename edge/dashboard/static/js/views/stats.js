@@ -7,6 +7,22 @@ import { classLabel } from "./alarmrow.js";
 
 const KNOWN = ["fire", "supervisory", "fault", "security"];
 
+const DAY_MS = 86_400_000;
+
+/** Every day of the period on the axis, the quiet ones as zero (the server lists only days with alarms). */
+function fillDays(rows, days) {
+  const byDay = new Map(rows.map((r) => [r.day, r]));
+  const now = new Date();
+  const today = Date.UTC(now.getFullYear(), now.getMonth(), now.getDate());
+  const latest = rows.reduce((m, r) => Math.max(m, Date.parse(`${r.day}T00:00:00Z`) || 0), today);
+  const out = [];
+  for (let i = days - 1; i >= 0; i--) {
+    const day = new Date(latest - i * DAY_MS).toISOString().slice(0, 10);
+    out.push(byDay.get(day) || { day });
+  }
+  return out;
+}
+
 export function mount(el) {
   el.innerHTML = `
     <div class="toolbar"><h1>${esc(t("stats_title"))}</h1>
@@ -19,7 +35,7 @@ export function mount(el) {
     const days = Number(el.querySelector("#days").value);
     try {
       const data = await get(`/api/alarms/stats?days=${days}`);
-      const perDay = data.per_day || [];
+      const perDay = fillDays(data.per_day || [], days);
       const classes = new Set();
       for (const d of perDay) for (const k of Object.keys(d)) if (k !== "day" && typeof d[k] === "number") classes.add(k);
       const ordered = KNOWN.filter((k) => classes.has(k)).concat([...classes].filter((k) => !KNOWN.includes(k)));
@@ -33,13 +49,15 @@ export function mount(el) {
         .map((s) => `<span><i style="background:${s.colour}"></i>${esc(s.label)} ${s.value}</span>`)
         .join("")}</div>`;
       const top = data.top || [];
+      // The bar chart is drawn at its card's width (half the view on a wide screen).
+      const barWidth = Math.max(300, (el.clientWidth > 700 ? el.clientWidth / 2 : el.clientWidth) - 40);
       body.innerHTML = `
         <div class="grid2">
           <section class="card"><h2>${esc(t("stats_per_day"))}</h2>
             ${perDay.length ? stackedBars(perDay.map((d) => d.day), series, (day, key) => {
               const row = perDay.find((d) => d.day === day);
               return row ? row[key] : 0;
-            }, { testid: "stats-bars" }) : `<p class="muted">${esc(t("no_data"))}</p>`}
+            }, { testid: "stats-bars", width: barWidth }) : `<p class="muted">${esc(t("no_data"))}</p>`}
             ${legend}</section>
           <section class="card"><h2>${esc(t("stats_mix"))}</h2>
             <div style="display:flex;gap:1rem;align-items:center;flex-wrap:wrap">${pie(totals, { testid: "stats-pie" })}${legend}</div></section>

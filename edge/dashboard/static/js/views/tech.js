@@ -39,7 +39,7 @@ export function mount(el, ctx) {
       <section class="card"><h2>${esc(t("test_write"))}</h2>
         <form id="twrite" class="filters">
           <label class="field"><span>${esc(t("trend_point"))}</span><select name="point" data-testid="tech-write-point"></select></label>
-          <label class="field"><span>${esc(t("value"))}</span><input name="value" size="10" required data-testid="tech-write-value"></label>
+          <label class="field"><span>${esc(t("value"))}</span><input name="value" size="10" required placeholder="${esc(t("write_placeholder"))}" data-testid="tech-write-value"></label>
           <button class="btn btn-danger" type="submit" data-testid="tech-write" ${can("write") ? "" : "disabled"}>${esc(t("write"))}</button>
         </form><p id="twrite-result" class="muted"></p></section>
       <section class="card"><h2>${esc(t("scenarios"))}</h2><div id="tscen"><p class="muted">${esc(t("loading"))}</p></div></section>
