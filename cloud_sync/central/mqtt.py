@@ -134,6 +134,7 @@ class CentralMqtt:
         if any(r.is_failure for r in reasons):
             _LOG.error("central mqtt subscription refused", reasons=[str(r) for r in reasons])
             return
+        _LOG.info("central mqtt subscribed", filters=[UPLINK_FILTER, STATE_FILTER])
         self._call_in_loop(self._subscribed.set)
 
     def _on_disconnect(self, _c: mqtt.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:

@@ -1,0 +1,265 @@
+"""End to end sync: a filled outbox → TLS Mosquitto (project config) → central's storage, with acks.
+
+Three processes, as deployed: Mosquitto (``tests.broker``: the project's configuration, TLS,
+password auth, ACL), the central service (``gatehouse central --config central.yaml``: verify,
+store into SQLite, acknowledge) and the gateway side in this process (``edge.outbox.Outbox``
+pre-filled with a backlog, ``cloud_sync.uplink.Uplink`` sealing, publishing and deleting on
+central's acks). Measured:
+
+* ``points_per_s``: backlog samples stored at central and acknowledged back, per second;
+* ``drain_s``: time from the uplink's start until the whole backlog is stored at central and
+  deleted from the outbox (target for 5 M samples: ≤ 120 s);
+* ``alarm_latency_ms``: during the drain an alarm is written every ``ALARM_EVERY_S``; latency is
+  central's commit time of the batch holding it (``batches.received_at``) minus the time the
+  alarm was handed to the outbox (its ``ts``). Same machine, same clock. p50 / p99 / max.
+
+Targets (issue 3): ≥ 100,000 points/s, 5 M drained in ≤ 2 min, alarm p99 ≤ 1 s.
+
+Run: ``.venv/bin/python -m bench.sync [SAMPLES]`` (or ``GATEHOUSE_BENCH_SYNC_SAMPLES``; default
+5,000,000; e.g. 500000 for a quick check). Writes ``bench/results/sync.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from cloud_sync.certs import CENTRAL_USER
+from cloud_sync.keys import public_key_pem
+from cloud_sync.ports import Lane
+from cloud_sync.uplink import Uplink
+from edge.model import Event, Quality, Sample
+from edge.outbox import Outbox
+from tests.broker import Broker, start_broker
+from tests.integration.sync.helpers import signing_key, uplink_config
+from tests.support import free_port, wait_until
+
+RESULTS = Path(__file__).resolve().parent / "results" / "sync.json"
+GW = "gw-a"
+DEFAULT_SAMPLES = 5_000_000
+BATCH_RECORDS = 5_000
+WINDOW = 32
+POINTS = 2_000
+ALARM_EVERY_S = 0.5
+TARGET_POINTS_PER_S = 100_000
+TARGET_DRAIN_5M_S = 120.0
+TARGET_ALARM_P99_MS = 1_000.0
+
+
+async def _fill(outbox: Outbox, samples: int, ts0: float) -> None:
+    chunk = 20_000
+    for start in range(0, samples, chunk):
+        n = min(chunk, samples - start)
+        await outbox.put_samples(
+            [
+                Sample(
+                    f"estate/dev{i % POINTS // 20}/p{i % 20}",
+                    float(i % 10_007) * 0.5,
+                    Quality.GOOD,
+                    ts0 + i * 1e-4,
+                )
+                for i in range(start, start + n)
+            ]
+        )
+    await outbox.flush()
+
+
+def _central_yaml(folder: Path, broker: Broker, public_pem: str) -> Path:
+    user, password = broker.credentials(CENTRAL_USER)
+    config = {
+        "database": str(folder / "central.db"),
+        "broker": {
+            "host": broker.host,
+            "port": broker.port,
+            "ca_file": str(broker.ca_path),
+            "username": user,
+            "password": password,
+            "client_id": "central-bench",
+        },
+        "api": {"host": "127.0.0.1", "port": free_port(), "tokens": [{"name": "bench", "token": "bench"}]},
+        "gateways": [{"id": GW, "keys": [{"pem": public_pem}]}],
+    }
+    path = folder / "central.yaml"
+    with path.open("w", encoding="utf-8") as fh:
+        YAML().dump(config, fh)
+    return path
+
+
+@contextlib.contextmanager
+def _central(config: Path, log: Path) -> Any:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edge", "central", "--config", str(config), "--log-level", "info"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _central_position(db: Path) -> dict[str, int]:
+    if not db.exists():
+        return {}
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
+            return dict(conn.execute("SELECT lane, acked FROM lanes WHERE gateway_id = ?", (GW,)).fetchall())
+    except sqlite3.OperationalError:
+        return {}  # not created yet
+
+
+def _central_results(db: Path) -> tuple[int, list[float]]:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as conn:
+        stored = conn.execute("SELECT count(*) FROM telemetry").fetchone()[0]
+        latencies = [
+            (received - ts) * 1000
+            for ts, received in conn.execute(
+                "SELECT e.ts, b.received_at FROM events e JOIN batches b"
+                " ON b.gateway_id = e.gateway_id AND b.lane = 'event' AND b.seq = e.seq"
+                " WHERE e.kind = 'alarm.raised'"
+            )
+        ]
+    return int(stored), latencies
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def _run(samples: int, workdir: Path) -> dict[str, Any]:
+    broker = start_broker(workdir / "mq", gateways=(GW,))
+    try:
+        key_path, key = signing_key(workdir)
+        central_db = workdir / "central" / "central.db"
+        (workdir / "central").mkdir()
+        central_yaml = _central_yaml(workdir / "central", broker, public_key_pem(key.public_key()))
+        config = uplink_config(
+            broker, key_path, batch_max_records=BATCH_RECORDS, inflight_window=WINDOW, idle_poll_s=0.05
+        )
+        # Central first: its persistent session must exist before the gateway publishes (on its
+        # very first connection the broker has nowhere to queue earlier batches).
+        with _central(central_yaml, workdir / "central.log") as central:
+            fill_started = time.perf_counter()
+            async with Outbox(workdir / "outbox.db", queue_size=200_000, commit_batch=20_000) as outbox:
+                await _fill(outbox, samples, ts0=time.time() - 7200)  # two hours old: a backlog
+                fill_s = time.perf_counter() - fill_started
+                print(f"  outbox filled with {samples} samples in {fill_s:.1f} s", flush=True)
+                await wait_until(
+                    lambda: (
+                        "central mqtt subscribed" in _read(workdir / "central.log")
+                        or central.poll() is not None
+                    ),
+                    timeout_s=60,
+                    message="central subscribed",
+                )
+                assert central.poll() is None, _read(workdir / "central.log")
+                expected_batches = -(-samples // BATCH_RECORDS)
+
+                alarms = 0
+                started = time.perf_counter()
+                async with Uplink(config, store=outbox) as uplink:
+                    next_alarm = time.monotonic() + ALARM_EVERY_S
+                    while uplink.status()["lanes"]["telemetry"]["acked"] < expected_batches:
+                        if central.poll() is not None:
+                            raise RuntimeError((workdir / "central.log").read_text()[-3000:])
+                        if time.monotonic() >= next_alarm:
+                            await outbox.put_event(
+                                Event("alarm.raised", "estate/tank-1/level", time.time(), {"n": alarms})
+                            )
+                            await outbox.flush()
+                            uplink.wake()
+                            alarms += 1
+                            next_alarm += ALARM_EVERY_S
+                        await asyncio.sleep(0.05)
+                    drain_s = time.perf_counter() - started
+                    assert not await outbox.pending(Lane.TELEMETRY, limit=1)
+                    # The last alarms' acks may still be on their way.
+                    await wait_until(
+                        lambda: _central_position(central_db).get("event", 0) >= alarms,
+                        timeout_s=60,
+                        message="every alarm stored",
+                    )
+                    status = uplink.status()
+        stored, latencies = _central_results(central_db)
+    finally:
+        broker.stop()
+    if stored != samples:
+        raise RuntimeError(f"central stored {stored} samples, expected {samples}")
+    points_per_s = samples / drain_s
+    drain_5m_s = DEFAULT_SAMPLES / points_per_s
+    p50, p99 = _percentile(latencies, 0.5), _percentile(latencies, 0.99)
+    summary = {
+        "samples": samples,
+        "points_per_s": round(points_per_s),
+        "drain_s": round(drain_s, 1),
+        "drain_5m_s_projected": round(drain_5m_s, 1),
+        "alarm_p50_ms": round(p50, 1),
+        "alarm_p99_ms": round(p99, 1),
+        "met": {
+            "points_per_s": points_per_s >= TARGET_POINTS_PER_S,
+            "drain_5m": drain_5m_s <= TARGET_DRAIN_5M_S,
+            "alarm_p99": p99 <= TARGET_ALARM_P99_MS,
+        },
+    }
+    return {
+        "summary": summary,
+        "targets": {
+            "points_per_s": TARGET_POINTS_PER_S,
+            "drain_5m_s": TARGET_DRAIN_5M_S,
+            "alarm_p99_ms": TARGET_ALARM_P99_MS,
+        },
+        "fill_s": round(fill_s, 1),
+        "batch_max_records": BATCH_RECORDS,
+        "inflight_window": WINDOW,
+        "alarms": len(latencies),
+        "alarm_latency_ms": {
+            "p50": round(p50, 1),
+            "p99": round(p99, 1),
+            "max": round(max(latencies), 1),
+            "mean": round(statistics.fmean(latencies), 1),
+        },
+        "uplink_counters": status["counters"],
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load": os.getloadavg()},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    env = os.environ.get("GATEHOUSE_BENCH_SYNC_SAMPLES")
+    samples = int(args[0]) if args else int(env) if env else DEFAULT_SAMPLES
+    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
+        result = asyncio.run(_run(samples, Path(tmp)))
+    print(json.dumps(result, indent=2))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
