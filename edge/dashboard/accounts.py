@@ -442,6 +442,10 @@ class AccountStore:
         )
         _LOG.info("dashboard.audit", user=user, ip=ip, action=action, target=target, result=result)
 
+    def purge_audit(self, before: float) -> int:
+        cur = self._db.execute("DELETE FROM audit WHERE ts < ?", (before,))
+        return cur.rowcount
+
     def audit_rows(
         self,
         *,

@@ -47,6 +47,7 @@ class DashboardConfig(BaseModel):
     # 0 keeps a locked account locked until an administrator unlocks it.
     lockout_min: float = Field(default=15.0, ge=0, le=7 * 24 * 60)
     history_days: float = Field(default=7.0, gt=0, le=366)
+    audit_days: float = Field(default=365.0, ge=30, le=3660, description="audit log kept this long")
     history_interval_s: float = Field(default=10.0, ge=1, le=3600, description="trend bucket width")
     values_interval_s: float = Field(default=0.5, ge=0.5, le=60, description="SSE value coalescing")
     client_queue: int = Field(default=512, ge=16, le=100_000, description="SSE events buffered per client")

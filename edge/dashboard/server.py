@@ -161,9 +161,13 @@ class DashboardServer:
             unsubscribe()
 
     async def _housekeeping(self, accounts: AccountStore) -> None:
+        """Drop dead sessions and audit rows past ``audit_days``, so the database stays bounded."""
+        keep_s = self.config.audit_days * 86400.0
         while True:
+            now = self.gateway.clock.wall()
+            accounts.purge_sessions(now)
+            accounts.purge_audit(now - keep_s)
             await asyncio.sleep(_SESSION_PURGE_S)
-            accounts.purge_sessions(self.gateway.clock.wall())
 
     async def _close(self) -> None:
         ctx, server = self.ctx, self._server
