@@ -76,7 +76,7 @@ async def enter_rules(stack: AsyncExitStack, gateway: Gateway) -> RulesRuntime:
 @dataclass(slots=True)
 class _Batch:
     events: list[Event]
-    snapshot: dict[str, Any] | None
+    snapshot: bool  # save the engine's state with these events (taken when the batch is stored)
     at: float
     done: asyncio.Future[None] | None = None
 
@@ -146,7 +146,8 @@ class RulesRuntime:
             if ticker is not None:
                 ticker.cancel()
             # the last state and every event not yet stored go out before the store closes
-            await self._enqueue(_Batch([], snapshot(self.engine), self._clock.wall()), wait=True)
+            if self._tasks and not self._tasks[0].done():
+                await self._enqueue(_Batch([], True, self._clock.wall()), wait=True)
             for task in self._tasks:
                 task.cancel()
             if tg is not None:
@@ -188,13 +189,13 @@ class RulesRuntime:
             if self._dirty_since is None:
                 self._dirty_since = now
             elif now - self._dirty_since >= _IDLE_SNAPSHOT_S:
-                await self._enqueue(_Batch([], snapshot(self.engine), now))
+                await self._enqueue(_Batch([], True, now))
             return
         self.stats["events"] += len(out.events)
-        await self._enqueue(_Batch(out.events, snapshot(self.engine), now), wait=wait)
+        await self._enqueue(_Batch(out.events, True, now), wait=wait)
 
     async def _enqueue(self, batch: _Batch, *, wait: bool = False) -> None:
-        if batch.snapshot is not None:
+        if batch.snapshot:
             self._dirty_since = None
         if wait:
             batch.done = asyncio.get_running_loop().create_future()
@@ -232,7 +233,9 @@ class RulesRuntime:
         linkage_events = [ev for ev in events if ev.kind.startswith("linkage.")]
         history = [history_row(ev) for ev in history_events]
         linkage = [linkage_row(ev, self._targets) for ev in linkage_events]
-        snap = next((b.snapshot for b in reversed(batches) if b.snapshot is not None), None)
+        # one snapshot for all the batches waiting, of the state as it is now: it may be ahead of
+        # these events (never behind), so a crash can lose events but never repeat a raise
+        snap = snapshot(self.engine) if any(b.snapshot for b in batches) else None
         pause_s = 0.1
         while True:
             try:
@@ -372,7 +375,7 @@ class RulesRuntime:
                 "to": st.name.value,
             },
         )
-        batch = _Batch([event], None, now)
+        batch = _Batch([event], False, now)
         await self._enqueue(batch, wait=True)
 
     async def confirm_linkage(self, rule_id: str, *, by: str) -> bool:

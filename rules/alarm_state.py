@@ -105,7 +105,9 @@ class AlarmState:
         return (self.active or self.held) and not self.out_of_service
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # every field is a scalar: a flat copy, several times faster than dataclasses.asdict
+        # (the daemon snapshots the whole engine after each batch of transitions)
+        return {name: getattr(self, name) for name in self.__slots__}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AlarmState:
