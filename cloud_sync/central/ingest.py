@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -101,6 +102,12 @@ class Ingestor:
         self._registry = registry
         self._clock = clock
         self.counters: dict[str, int] = {"stored": 0, "duplicate": 0, "rejected": 0, "records": 0}
+        # MQTT ingest runs the event and telemetry pipelines in two threads.
+        self._counter_lock = threading.Lock()
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        with self._counter_lock:
+            self.counters[name] += amount
 
     def ack_for(self, gateway_id: str, lane: Lane) -> AckMessage:
         acked, missing = self._store.ack_position(gateway_id, lane)
@@ -143,13 +150,13 @@ class Ingestor:
             meta, count = p.meta, len(p.records)
             ack = self.ack_for(meta.gateway_id, meta.lane)
             if result.stored:
-                self.counters["stored"] += 1
-                self.counters["records"] += count
+                self._count("stored")
+                self._count("records", count)
                 outcomes.append(
                     IngestOutcome("stored", meta.gateway_id, str(meta.lane), meta.seq, ack, records=count)
                 )
                 continue
-            self.counters["duplicate"] += 1
+            self._count("duplicate")
             # A duplicate is a normal resend (our ack was lost) or a replay; both are acknowledged
             # and neither stores anything. Different bytes under a stored key deserve attention.
             reason = "duplicate" if result.same_bytes else "conflict"
@@ -181,7 +188,7 @@ class Ingestor:
         seq: int | None = None
 
         def reject(reason: str, detail: str) -> IngestOutcome:
-            self.counters["rejected"] += 1
+            self._count("rejected")
             self._store.record_rejection(
                 received_at=now,
                 transport=transport,

@@ -7,6 +7,12 @@ and TCP pushes back to the broker, which holds the messages (QoS 1, persistent s
 
 The MQTT PUBACK is sent only after a batch has been stored or rejected (``manual_ack``), so a
 central crash between receipt and commit makes the broker deliver the batch again.
+
+Alarms overtake telemetry here too: event-lane batches and state messages go to their own small
+queue and worker, which verifies and commits each group on its own (one short transaction), so an
+alarm waits at most for the telemetry commit in progress, not for every telemetry batch that
+arrived before it. Lanes have separate sequence spaces, so no order is lost; within a lane the
+order of arrival is kept.
 """
 
 from __future__ import annotations
@@ -37,8 +43,10 @@ _LOG = structlog.get_logger(__name__)
 UPLINK_FILTER: Final = "gh/v1/+/up/#"
 STATE_FILTER: Final = "gh/v1/+/state"
 _SESSION_EXPIRY_S: Final = 7 * 24 * 3600
-# Batches committed together when they arrive faster than one commit takes.
-_GROUP_MAX: Final = 16
+# Batches committed together when they arrive faster than one commit takes. Bounded so that an
+# alarm waiting for the store's lock waits for at most one such group.
+_GROUP_MAX: Final = 8
+_PRIORITY_QUEUE: Final = 64
 _PUT_WAIT_S: Final = 1.0
 
 
@@ -61,6 +69,7 @@ class CentralMqtt:
         self._config = config
         self._ingestor = ingestor
         self._queue: asyncio.Queue[_Incoming] = asyncio.Queue(maxsize=config.queue_size)
+        self._priority: asyncio.Queue[_Incoming] = asyncio.Queue(maxsize=_PRIORITY_QUEUE)
         # Verified groups waiting for the store stage; small, so back-pressure reaches paho soon.
         self._verified: asyncio.Queue[tuple[list[_Incoming], list[Prepared]]] = asyncio.Queue(maxsize=2)
         self._stage_tasks: list[asyncio.Task[None]] = []
@@ -151,7 +160,9 @@ class CentralMqtt:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        future = asyncio.run_coroutine_threadsafe(self._queue.put(item), loop)
+        route = parse_uplink_topic(item.topic)
+        queue = self._queue if route is not None and route[1] == Lane.TELEMETRY.value else self._priority
+        future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
         # Block paho's thread while the queue is full (back-pressure), but wake up to notice closing.
         while not self._closing.is_set():
             try:
@@ -169,21 +180,31 @@ class CentralMqtt:
             self._stage_tasks = [
                 tg.create_task(self._verify_stage(), name="central-mqtt-verify"),
                 tg.create_task(self._store_stage(), name="central-mqtt-store"),
+                tg.create_task(self._priority_stage(), name="central-mqtt-events"),
             ]
+
+    async def _take_group(self, queue: asyncio.Queue[_Incoming]) -> tuple[list[_Incoming], list[Prepared]]:
+        group = [await queue.get()]
+        # Whatever else is already waiting joins the group: one database commit for all.
+        while len(group) < _GROUP_MAX and not queue.empty():
+            group.append(queue.get_nowait())
+        batches = [(item.payload, *route) for item in group if (route := parse_uplink_topic(item.topic))]
+        prepared = (
+            await asyncio.to_thread(self._ingestor.verify_many, batches, transport="mqtt") if batches else []
+        )
+        return group, prepared
 
     async def _verify_stage(self) -> None:
         while True:
-            group = [await self._queue.get()]
-            # Whatever else is already waiting joins the group: one database commit for all.
-            while len(group) < _GROUP_MAX and not self._queue.empty():
-                group.append(self._queue.get_nowait())
-            batches = [(item.payload, *route) for item in group if (route := parse_uplink_topic(item.topic))]
-            prepared = (
-                await asyncio.to_thread(self._ingestor.verify_many, batches, transport="mqtt")
-                if batches
-                else []
-            )
-            await self._verified.put((group, prepared))
+            await self._verified.put(await self._take_group(self._queue))
+
+    async def _priority_stage(self) -> None:
+        """Events and state: verify and commit at once, beside the telemetry pipeline."""
+        while True:
+            group, prepared = await self._take_group(self._priority)
+            acks = await asyncio.to_thread(self._commit_group, group, prepared)
+            for gw, ack in acks:
+                self._publish_ack(gw, ack)
 
     async def _store_stage(self) -> None:
         while True:
