@@ -153,27 +153,32 @@ def rule_config_problems(
             out.append(ConfigProblem(doc.file, 1, 1, problem.path, problem.message))
             continue
         line, col = target.position(issue.loc, at_key=issue.at_key)
-        line, col = _expression_start(target.text, line, col)
-        located = problem.to_config_problem(target.file, line, col)
+        line, col, block = _expression_start(target.text, line, col)
+        if block and problem.line > 0:
+            # a block scalar (``|``): every line of the expression is indented alike
+            located = ConfigProblem(target.file, line + problem.line - 1, col + problem.col - 1, "", "")
+        else:
+            located = problem.to_config_problem(target.file, line, col)
         out.append(
             ConfigProblem(located.file, located.line, located.column, _format_loc(issue.loc), issue.message)
         )
     return sorted(out, key=lambda p: (p.file != doc.file, p.file, p.line, p.column))
 
 
-def _expression_start(text: str, line: int, col: int) -> tuple[int, int]:
-    """Where a scalar's text begins: after an opening quote; on the next line for ``|``/``>``."""
+def _expression_start(text: str, line: int, col: int) -> tuple[int, int, bool]:
+    """Where a scalar's text begins: after an opening quote; on the next line for ``|``/``>``
+    (third item True: a block scalar, whose lines all share that indentation)."""
     lines = text.splitlines()
     if not 1 <= line <= len(lines):
-        return line, col
+        return line, col, False
     row = lines[line - 1]
     ch = row[col - 1] if 0 < col <= len(row) else ""
     if ch in ("'", '"'):
-        return line, col + 1
+        return line, col + 1, False
     if ch in ("|", ">") and line < len(lines):
         following = lines[line]
-        return line + 1, len(following) - len(following.lstrip(" ")) + 1
-    return line, col
+        return line + 1, len(following) - len(following.lstrip(" ")) + 1, True
+    return line, col, False
 
 
 def _format_loc(loc: Loc) -> str:

@@ -129,3 +129,33 @@ def test_check_places_a_profile_alarm_mistake_in_the_profile_file(
     assert problem["path"].endswith(".alarms[0].priority")
     line = (profiles / "access-door.yaml").read_text(encoding="utf-8").splitlines()[problem["line"] - 1]
     assert "urgent" in line
+
+
+def test_check_points_into_quoted_and_block_scalar_expressions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        f"site: {{id: s}}\ngateway: {{id: g, data_dir: {tmp_path}}}\n"
+        "buses: [{id: b, type: modbus_tcp, host: 127.0.0.1, port: 1502}]\n"
+        "devices: [{id: door, bus: b, unit: 1, profile: access-door}]\n"
+        "rules:\n"
+        "  linkage:\n"
+        "    - id: block\n"
+        "      trigger: |\n"
+        "        alarm(door.forced_open)\n"
+        "          and door.held_open == tru\n"
+        "      steps: [{write: door.release, value: true}]\n"
+        "    - id: quoted\n"
+        '      trigger: "door.locked == false and nope(1)"\n'
+        "      steps: [{write: door.release, value: true}]\n",
+        encoding="utf-8",
+    )
+    lines = site.read_text(encoding="utf-8").splitlines()
+    by_path = _problems(site, capsys)
+    block = by_path["rules.linkage[0].trigger"]
+    quoted = by_path["rules.linkage[1].trigger"]
+    for problem, token in ((block, "tru"), (quoted, "nope(1)")):
+        line, column = problem["line"], problem["column"]
+        assert isinstance(line, int) and isinstance(column, int)
+        assert lines[line - 1][column - 1 :].startswith(token), (problem, lines[line - 1])
