@@ -70,7 +70,6 @@ def build_app(ctx: DashboardContext) -> FastAPI:
 
     @app.get("/api/events", response_class=EventSourceResponse)
     async def events(
-        request: Request,
         ctx: Annotated[DashboardContext, Depends(get_context)],
         caller: Annotated[Caller, Depends(session_caller)],
     ) -> AsyncIterator[ServerSentEvent]:
@@ -82,7 +81,8 @@ def build_app(ctx: DashboardContext) -> FastAPI:
                     async with asyncio.timeout(_SESSION_CHECK_S):
                         item = await client.queue.get()
                 except TimeoutError:
-                    if not still_valid(ctx, caller) or await request.is_disconnected():
+                    # A gone client is noticed when a write fails (FastAPI pings every 15 s).
+                    if not still_valid(ctx, caller):
                         return
                     continue
                 if item is None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from edge.dashboard.events import EventHub
 from edge.live import LiveState
 from edge.model import Quality, Reason, Sample
+from tests.support import wait_until
 from tests.unit.dashboard.conftest import Running, setup_admin
 from tests.unit.dashboard.sse import next_event, sse_events
 
@@ -77,3 +80,31 @@ async def test_values_are_collected_only_while_someone_listens() -> None:
     event, data = await client.queue.get()  # type: ignore[misc]
     assert event == "values" and data == '{"points": [["s/d/p", 2, "good", 2.0]]}'
     hub.close()
+
+
+async def test_a_stream_ends_when_its_session_times_out(
+    dash: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("edge.dashboard.app._SESSION_CHECK_S", 0.2)
+    await setup_admin(dash.client)
+    hub = dash.server.ctx.hub if dash.server.ctx else None
+    assert hub is not None
+    async with asyncio.timeout(30), dash.client.stream("GET", "/api/events") as response:
+        stream = sse_events(response)
+        await next_event(stream, "hello")
+        assert hub.clients == 1
+        dash.gateway.clock.advance(31 * 60)  # past the 30 min idle timeout
+        async for _ in stream:
+            pass  # the server ends the stream
+    await wait_until(lambda: hub.clients == 0, message="the client gone from the hub")
+
+
+async def test_a_closed_stream_leaves_the_hub(dash: Running) -> None:
+    await setup_admin(dash.client)
+    hub = dash.server.ctx.hub if dash.server.ctx else None
+    assert hub is not None
+    async with asyncio.timeout(30), dash.client.stream("GET", "/api/events") as response:
+        await next_event(sse_events(response), "hello")
+    # The next broadcast notices the client is gone (or the server's ping does).
+    dash.gateway.alarms.raise_alarm("testsite/m1/smoke/fire")
+    await wait_until(lambda: hub.clients == 0, message="the client gone from the hub")
