@@ -85,6 +85,8 @@ async def update(
     if current is None:
         raise ApiError(404, "unknown_user", username=username)
     fields = body.model_dump(exclude_unset=True, exclude={"unlock", "password"})
+    # Only the expiry can be cleared (null = valid indefinitely); null elsewhere means "unchanged".
+    fields = {k: v for k, v in fields.items() if v is not None or k == "valid_until"}
     # Never leave the site without an administrator who can log in.
     demoted = fields.get("role", "admin") != "admin" or fields.get("disabled") is True
     if current.role == "admin" and not current.disabled and demoted and accounts.admins_enabled() <= 1:

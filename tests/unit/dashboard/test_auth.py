@@ -191,3 +191,24 @@ async def test_language_is_stored_per_user(dash: Running) -> None:
     assert (await dash.client.get("/api/session")).json()["user"]["lang"] == "en"
     bad = await dash.client.post("/api/me/lang", json={"lang": "fr"}, headers={"X-CSRF-Token": csrf})
     assert bad.status_code == 422
+
+
+async def test_user_patch_changes_fields_and_resets_password(dash: Running) -> None:
+    csrf = await setup_admin(dash.client)
+    headers = {"X-CSRF-Token": csrf}
+    await add_user(dash.client, csrf, "duty", "operator", valid_until=dash.gateway.clock.wall() + 3600)
+    patch = {
+        "name": "张三",
+        "phone": None,
+        "valid_until": None,
+        "role": "technician",
+        "password": "new-password-1",
+    }
+    response = await dash.client.patch("/api/admin/users/duty", json=patch, headers=headers)
+    assert response.status_code == 200, response.text
+    user = response.json()["user"]
+    assert user["name"] == "张三" and user["role"] == "technician" and user["valid_until"] is None
+    async with dash.new_client() as other:
+        await login(other, "duty", "new-password-1")
+    missing = await dash.client.patch("/api/admin/users/nobody", json={"name": "x"}, headers=headers)
+    assert missing.status_code == 404
