@@ -28,6 +28,9 @@ devices:
   - {{id: door, bus: room, unit: 2, profile: access-door, poll_interval_s: 0.5}}
   - {{id: lighting, bus: room, unit: 3, profile: evacuation-lighting, poll_interval_s: 0.5}}
 rules:
+  alarms:
+    # a site override of the profile's communication-loss alarm (30 s there)
+    - {{point: fire-panel.fire_zone_count, id: comm_lost, after_s: 3}}
   linkage:
     - id: fire-zone1
       name: {{zh: "1区火灾联动", en: zone 1 fire linkage}}
