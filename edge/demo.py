@@ -43,7 +43,7 @@ import structlog
 from cloud_sync.broker_config import BrokerConfigError, write_broker_config
 from cloud_sync.certs import PkiError
 from cloud_sync.errors import KeyFileError
-from edge.demo_layout import DemoPaths, DemoPorts, PortSpecError, plan_ports
+from edge.demo_layout import DemoPaths, DemoPorts, PortSpecError, busy_ports, plan_ports
 from edge.demo_pki import DemoCredentials, ensure_api_token, ensure_credentials
 from edge.demo_procs import Child, ChildExited, probe_http, probe_tcp, probe_tls, wait_ready
 from edge.demo_report import DemoSummary, render_summary
@@ -171,6 +171,13 @@ def prepare(options: DemoOptions) -> _Prepared:
     dashboard = options.dashboard and dashboard_available()
     if options.dashboard and not dashboard:
         _say("note: the LAN dashboard (edge.dashboard) is not part of this build; running without it")
+    modbus = [ports.modbus_port(host, port) for host, port in source.tcp_endpoints()]
+    busy = busy_ports(ports, modbus, dashboard=dashboard)
+    if busy:
+        raise DemoError(
+            f"these ports are in use: {', '.join(busy)}. Is another demo still running? "
+            "Stop it, or move this one with --ports BASE (or --ports auto)."
+        )
     site_path = write_derived_site(source, paths, ports, creds, dashboard=dashboard)
     # The gateway would refuse a bad file anyway; checking here says so before anything starts.
     from edge.config.loader import load_site

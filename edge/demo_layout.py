@@ -30,6 +30,7 @@ __all__ = [
     "DemoPaths",
     "DemoPorts",
     "PortSpecError",
+    "busy_ports",
     "parse_port_spec",
     "plan_ports",
 ]
@@ -118,6 +119,27 @@ def plan_ports(spec: str | None, modbus_endpoints: Iterable[tuple[str, int]]) ->
         control=base + 3,
         modbus={p: base + _MODBUS_OFFSET + i for i, p in enumerate(originals)},
     )
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # SO_REUSEADDR as the servers use it: a port in TIME_WAIT after the last run is free.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def busy_ports(ports: DemoPorts, modbus: Iterable[int], *, dashboard: bool) -> list[str]:
+    """Which of the demo's ports something else already listens on, described for the user."""
+    wanted = [("the MQTT broker", ports.broker), ("central's API", ports.central)]
+    wanted += [("the simulators' control API", ports.control)]
+    if dashboard:
+        wanted.append(("the dashboard", ports.dashboard))
+    wanted += [("a simulated Modbus endpoint", port) for port in sorted(set(modbus))]
+    return [f"{port} ({what})" for what, port in wanted if not _port_free(port)]
 
 
 @dataclass(frozen=True, slots=True)

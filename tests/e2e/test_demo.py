@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -243,3 +244,22 @@ def test_no_mosquitto_anywhere_says_how_to_install_it(
     monkeypatch.setattr(demo, "MOSQUITTO_CANDIDATES", (str(tmp_path / "mosquitto"),))
     with pytest.raises(demo.DemoError, match="apt-get install mosquitto"):
         demo.find_mosquitto()
+
+
+def test_a_port_in_use_is_reported_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        central_port = held.getsockname()[1]
+        base = central_port - 1  # --ports BASE puts central's API at BASE + 1
+        result = subprocess.run(
+            [sys.executable, "-m", "edge.demo", "--ports", str(base), "--data-dir", str(tmp_path / "d")],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert result.returncode == 2, result.stdout
+    assert f"{central_port} (central's API)" in result.stdout
+    assert not (tmp_path / "d" / "logs" / "broker.log").exists()  # nothing was started
