@@ -394,13 +394,24 @@ class RulesRuntime:
         await self._after(now, wait=True)
         return done
 
-    async def override(self, point_id: str, *, by: str, value: Value = None) -> None:
-        """Additive: an operator controls ``point_id`` by hand; automation leaves it alone."""
-        if point_id not in self._targets:
+    async def override(self, point_id: str, *, by: str, value: Value = None) -> Value:
+        """Additive: an operator takes ``point_id`` over by hand (GB 50116 4.1.4).
+
+        The point is marked overridden first, so no linkage step writes it from now on (not
+        even a restore), then ``value``, if given, is written through the device's
+        coordinator; returns the read-back. Raises ``KeyError`` for an unknown point and the
+        driver's ``TransportError``/``DeviceError`` when the write fails (the override stays).
+        """
+        target = self._targets.get(point_id)
+        if target is None:
             raise KeyError(f"no point {point_id!r}")
         now = self._clock.wall()
         self.engine.override(point_id, by, now, value)
         await self._after(now, wait=True)
+        if value is None:
+            return None
+        readback: Value = await self._gateway.write(target[0], target[1], value, verify=True)
+        return readback
 
     async def release_override(self, point_id: str, *, by: str) -> bool:
         now = self._clock.wall()

@@ -1,0 +1,51 @@
+"""A manual override wins over automation and is never undone by it (GB 50116 4.1.4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from simulators.runner import SimulationRunner
+from simulators.site_plan import read_site_plan
+from tests.integration.rules.support import load, outbox_events, running, runtime_of, write_site
+from tests.support import wait_until
+
+DOOR = "rules-test/door/release"
+RULE = "fire-zone1"
+
+
+async def test_an_overridden_door_is_skipped_by_the_linkage_and_by_its_restore(tmp_path: Path) -> None:
+    path = write_site(tmp_path)
+    site = load(path)
+    plan = read_site_plan(path)
+    async with (
+        SimulationRunner(plan.devices, tick_s=0.25, control_port=0) as sim,
+        httpx.AsyncClient(base_url=sim.control_url) as api,
+        running(site) as gateway,
+    ):
+        rt = runtime_of(gateway)
+        # a technician holds the door locked by hand while working on it
+        assert await rt.override(DOOR, by="tech1", value=False) is False
+        (
+            await api.post("/devices/fire-panel/scenarios/fire", json={"zone": 1, "detectors": 2})
+        ).raise_for_status()
+        await wait_until(
+            lambda: sim.device("lighting").values()["zone1_emergency"] is True, message="lighting"
+        )
+        await wait_until(lambda: rt.engine.linkage[RULE].state.phase == "active", message="sequence done")
+        assert sim.device("door").values()["release"] is False
+        skipped = [r for r in rt.linkage_log() if r["kind"] == "skipped"]
+        assert [r["point"] for r in skipped] == [DOOR]
+        assert "manual override" in skipped[0]["detail"] and "tech1" in skipped[0]["detail"]
+
+        # the panel is reset: the restore leaves the overridden door alone as well
+        (await api.delete("/devices/fire-panel/scenarios")).raise_for_status()
+        await gateway.write("fire-panel", "reset", True, verify=False)
+        await wait_until(lambda: rt.engine.linkage[RULE].state.phase == "idle", message="restored")
+        assert sim.device("lighting").values()["zone1_emergency"] is False
+        assert len([r for r in rt.linkage_log() if r["kind"] == "skipped"]) == 2
+        assert await rt.release_override(DOOR, by="tech1")
+        assert not await rt.release_override(DOOR, by="tech1")
+    kinds = [k for k, _, d in outbox_events(site, "linkage.override") if d["by"] == "tech1"]
+    assert kinds == ["linkage.override", "linkage.override_released"]
