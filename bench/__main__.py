@@ -12,7 +12,15 @@ import sys
 import time
 from pathlib import Path
 
-ALL = ("outbox", "modbus_client", "poll_scale", "rules_throughput", "alarm_latency", "sync")
+ALL = (
+    "outbox",
+    "modbus_client",
+    "poll_scale",
+    "rules_throughput",
+    "alarm_latency",
+    "sync",
+    "dashboard_render",
+)
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

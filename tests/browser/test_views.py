@@ -14,8 +14,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="package")
 DEADLINE_MS = 30_000
 
 
-async def admin_page(estate: Estate, **size: int) -> Page:
-    context = await estate.context(**size)
+async def admin_page(estate: Estate, *, width: int = 1366, height: int = 768) -> Page:
+    context = await estate.context(width=width, height=height)
     page = await context.new_page()
     await login(page, ADMIN[0], ADMIN[1])
     return page

@@ -33,6 +33,15 @@ export function csrf() {
   return cookie("gh_csrf") || csrfToken;
 }
 
+/** The response a classic script started before the modules loaded (js/prefetch.js), once. */
+function takePrefetched(path) {
+  const store = window.__ghPrefetch;
+  if (!store || !store[path]) return null;
+  const promise = store[path];
+  delete store[path];
+  return promise;
+}
+
 export async function api(method, path, body) {
   const headers = { Accept: "application/json" };
   const init = { method, headers, credentials: "same-origin" };
@@ -46,7 +55,8 @@ export async function api(method, path, body) {
   }
   let response;
   try {
-    response = await fetch(path, init);
+    const early = method === "GET" ? takePrefetched(path) : null;
+    response = await (early || fetch(path, init));
   } catch (err) {
     throw new ApiError(0, { error: "network", detail: String(err) });
   }

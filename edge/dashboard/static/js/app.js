@@ -5,30 +5,35 @@ import { connect, disconnect, on, counts, state as live, setSessionGoneHandler }
 import { startAlert, stopAlert } from "./alert.js";
 import { esc, fmtTime, errorText } from "./util.js";
 import { toast } from "./dialog.js";
-import * as login from "./views/login.js";
-import * as duty from "./views/duty.js";
-import * as history from "./views/history.js";
-import * as stats from "./views/stats.js";
-import * as site from "./views/site.js";
-import * as device from "./views/device.js";
-import * as zones from "./views/zones.js";
-import * as health from "./views/health.js";
-import * as tech from "./views/tech.js";
-import * as admin from "./views/admin.js";
+
+// Views load on first use (dynamic import, still all from this folder): the first page then
+// waits only for the shell and its own view. index.html preloads the duty view's modules.
+const VIEWS = {
+  login: () => import("./views/login.js"),
+  duty: () => import("./views/duty.js"),
+  history: () => import("./views/history.js"),
+  stats: () => import("./views/stats.js"),
+  site: () => import("./views/site.js"),
+  device: () => import("./views/device.js"),
+  zones: () => import("./views/zones.js"),
+  health: () => import("./views/health.js"),
+  tech: () => import("./views/tech.js"),
+  admin: () => import("./views/admin.js"),
+};
 
 const ROUTES = [
-  { re: /^\/setup$/, view: login, arg: "setup", open: true },
-  { re: /^\/login$/, view: login, arg: "login", open: true },
-  { re: /^\/duty$/, view: duty, nav: "duty" },
-  { re: /^\/history$/, view: history, nav: "history" },
-  { re: /^\/stats$/, view: stats, nav: "stats" },
-  { re: /^\/site$/, view: site, nav: "site" },
-  { re: /^\/device\/(.+)$/, view: device, nav: "site" },
-  { re: /^\/zones$/, view: zones, nav: "zones" },
-  { re: /^\/health$/, view: health, nav: "health" },
-  { re: /^\/tech(?:\/(.+))?$/, view: tech, nav: "tech", perm: "commission" },
-  { re: /^\/admin\/users$/, view: admin, arg: "users", nav: "admin", perm: "users" },
-  { re: /^\/admin\/audit$/, view: admin, arg: "audit", nav: "audit", perm: "audit" },
+  { re: /^\/setup$/, view: "login", arg: "setup", open: true },
+  { re: /^\/login$/, view: "login", arg: "login", open: true },
+  { re: /^\/duty$/, view: "duty", nav: "duty" },
+  { re: /^\/history$/, view: "history", nav: "history" },
+  { re: /^\/stats$/, view: "stats", nav: "stats" },
+  { re: /^\/site$/, view: "site", nav: "site" },
+  { re: /^\/device\/(.+)$/, view: "device", nav: "site" },
+  { re: /^\/zones$/, view: "zones", nav: "zones" },
+  { re: /^\/health$/, view: "health", nav: "health" },
+  { re: /^\/tech(?:\/(.+))?$/, view: "tech", nav: "tech", perm: "commission" },
+  { re: /^\/admin\/users$/, view: "admin", arg: "users", nav: "admin", perm: "users" },
+  { re: /^\/admin\/audit$/, view: "admin", arg: "audit", nav: "audit", perm: "audit" },
 ];
 
 const NAV = [
@@ -63,6 +68,8 @@ async function loadSession() {
 
 /** After a successful login or setup: the user's own language wins over the browser's. */
 export async function signedIn() {
+  // Responses fetched before signing in belong to no session.
+  window.__ghPrefetch = null;
   await loadSession();
   if (session.user && session.user.lang && session.user.lang !== lang()) setLang(session.user.lang);
   if (!session.user) {
@@ -170,14 +177,15 @@ function route() {
   }
   markNav(found.nav);
   const ctx = { session, can, arg: found.arg, params: match.slice(1).map((p) => (p ? decodeURIComponent(p) : p)), signedIn };
-  const result = found.view.mount(el, ctx);
-  if (typeof result === "function") cleanup = result;
-  else if (result && typeof result.then === "function") {
-    result.then((fn) => {
-      if (seq === routeSeq) cleanup = fn || null;
-      else if (typeof fn === "function") fn();
+  VIEWS[found.view]()
+    .then((view) => {
+      if (seq !== routeSeq) return; // the user has moved on meanwhile
+      const result = view.mount(el, ctx);
+      if (typeof result === "function") cleanup = result;
+    })
+    .catch((err) => {
+      el.innerHTML = `<p class="pad error">${esc(errorText({ body: { error: "network", detail: String(err) } }))}</p>`;
     });
-  }
 }
 
 function sessionLost(body) {

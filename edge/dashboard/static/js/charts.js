@@ -10,13 +10,6 @@ export const CLASS_COLOURS = {
   other: "#4da3ff",
 };
 
-function niceMax(v) {
-  if (v <= 0) return 1;
-  const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
-  return 10 * p;
-}
-
 /** Stacked bars: categories along x, one stack per category; series: [{key, label, colour}]. */
 export function stackedBars(categories, series, valueOf, { height = 240, width = 720, testid = "" } = {}) {
   const W = Math.max(300, Math.round(width));
@@ -25,10 +18,18 @@ export function stackedBars(categories, series, valueOf, { height = 240, width =
   const B = 26;
   const T = 8;
   const totals = categories.map((c) => series.reduce((s, se) => s + (valueOf(c, se.key) || 0), 0));
-  const top = Math.max(0, ...totals);
-  // Counts are whole numbers: small maxima get one tick per unit, larger ones a nice round step.
-  const max = top <= 4 ? Math.max(1, top) : niceMax(top);
-  const ticks = top <= 4 ? max : 4;
+  const top = Math.max(1, ...totals);
+  // Counts are whole numbers: a 1-2-5 step that gives at most five whole-number ticks.
+  let unit = 1;
+  for (let mag = 1; ; mag *= 10) {
+    const found = [1, 2, 5].find((m) => top / (m * mag) <= 5);
+    if (found) {
+      unit = found * mag;
+      break;
+    }
+  }
+  const ticks = Math.ceil(top / unit);
+  const max = ticks * unit;
   const plotH = H - B - T;
   const step = (W - L - 4) / Math.max(1, categories.length);
   const bw = Math.max(2, Math.min(36, step * 0.7));

@@ -64,11 +64,23 @@ export async function reloadAlarms() {
   const seq = ++reloadSeq;
   const data = await get("/api/alarms");
   if (seq !== reloadSeq) return; // a newer reload is under way
+  const sig = signature(data.alarms) + String(Boolean(data.flood));
+  if (state.loaded && sig === loadedSig && sig === signature(state.alarms.values()) + String(state.flood)) return;
+  loadedSig = sig;
   state.alarms = new Map(data.alarms.map((row) => [row.key, row]));
   state.flood = Boolean(data.flood);
   state.loaded = true;
   pending.alarms = true;
   schedule();
+}
+
+let loadedSig = "";
+
+/** What a redraw depends on: an identical reload (the usual case on connect) redraws nothing. */
+function signature(rows) {
+  let out = "";
+  for (const r of rows) out += `${r.key}|${r.state}|${r.unacked}|${r.shelved_until}|${r.value};`;
+  return out;
 }
 
 function parse(event) {
@@ -82,6 +94,9 @@ function parse(event) {
 export function connect() {
   wanted = true;
   if (source) return;
+  // Load the list at once rather than after the stream's hello; the hello reloads it again so
+  // that nothing raised between this load and the subscription is missed.
+  if (!state.loaded) reloadAlarms().catch(() => {});
   source = new EventSource("/api/events", { withCredentials: true });
   source.addEventListener("hello", (event) => {
     const data = parse(event);
