@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -22,7 +23,7 @@ from edge.errors import QuotaExceeded, StorageError
 from edge.live import LiveState
 from edge.model import Clock, Event, Sample, SystemClock
 from edge.outbox import Outbox
-from edge.reporter import Reporter
+from edge.reporter import Reporter, ReportPolicyLike
 from edge.wiring import DeviceSet, build_devices
 
 __all__ = ["Gateway"]
@@ -136,7 +137,9 @@ class Gateway:
     @contextlib.asynccontextmanager
     async def _device_set(self, site: Site) -> Any:
         async with build_devices(site, sink=self._on_samples, events=self._on_event, clock=self.clock) as ds:
-            self._reporter = Reporter(ds.report_policies)
+            # ReportPolicy has every field of ReportPolicyLike (a structural stand-in kept free of
+            # edge.config imports, but a class rather than a Protocol, hence the cast)
+            self._reporter = Reporter(cast("Mapping[str, ReportPolicyLike]", ds.report_policies))
             for device_id in ds.coordinators:
                 self.live.set_online(device_id, None)
             async with asyncio.TaskGroup() as tg:
