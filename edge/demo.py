@@ -85,8 +85,15 @@ class DemoOptions:
 
 
 def _say(text: str) -> None:
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Whoever read our output went away (`make demo | head`): carry on, and stop cleanly
+        # when told to, without writing to (or failing on) the closed pipe again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def find_mosquitto() -> str:
