@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 __all__ = [
     "BatchStore",
@@ -45,8 +45,11 @@ class SealMode(enum.StrEnum):
     BACKLOG = "backlog"
 
 
-@dataclass(frozen=True, slots=True)
-class TelemetryRow:
+class TelemetryRow(NamedTuple):
+    """One sample. A named tuple rather than a frozen dataclass: millions are made while a
+    backlog drains (sealing at the gateway, decoding at central), and a tuple is several times
+    cheaper to build."""
+
     point_id: str
     value: bool | int | float | str | None
     quality: int  # edge.model.Quality value

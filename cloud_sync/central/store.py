@@ -9,6 +9,7 @@ the latest values and the gateway's last-seen time commit together or not at all
 from __future__ import annotations
 
 import json
+import operator
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -32,6 +33,7 @@ MAX_REJECTED_ROWS: Final = 100_000
 # Digest of a placeholder for a batch the gateway evicted unsent (reported by ``outbox.gap``).
 _EVICTED: Final = b""
 _MAX_EVICTED_RANGE: Final = 1_000_000
+_POINT_TS: Final = operator.itemgetter(0, 1)
 
 # Bumped with every schema change; a migration from the previous version goes with it.
 SCHEMA_VERSION: Final = 1
@@ -292,14 +294,16 @@ class CentralStore:
         records: Sequence[TelemetryRow],
         newest: dict[str, tuple[str, TelemetryRow]],
     ) -> None:
-        ids = self._point_id_map(db, gw, (r.point_id for r in records))
-        db.executemany(
-            "INSERT INTO telemetry VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (ids[r.point_id], r.receipt_ts, r.source_ts, r.value, r.quality, r.reason, hist, seq)
-                for r in records
-            ],
-        )
+        ids = self._point_id_map(db, gw, {r[0] for r in records})
+        # TelemetryRow is a named tuple: unpacking it is the cheapest way through ~10⁵ records/s.
+        rows = [
+            (ids[point], receipt_ts, source_ts, value, quality, reason, hist, seq)
+            for point, value, quality, reason, receipt_ts, source_ts in records
+        ]
+        # In (point, ts) order the inserts walk the (point, ts) index once, left to right, instead
+        # of jumping between its pages for every record: markedly cheaper once it is large.
+        rows.sort(key=_POINT_TS)
+        db.executemany("INSERT INTO telemetry VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         for r in records:
             seen = newest.get(r.point_id)
             if seen is None or r.receipt_ts >= seen[1].receipt_ts:
