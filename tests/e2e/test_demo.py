@@ -194,7 +194,7 @@ def test_small_site_stops_by_itself_and_a_second_run_reuses_the_credentials(
     ca_file = data_dir / "pki" / "ca.crt"
 
     for attempt in (1, 2):
-        run = _start(data_dir, "--site", str(site_file), "--no-dashboard", "--duration", "20")
+        run = _start(data_dir, "--site", str(site_file), "--no-dashboard", "--duration", "30")
         demo_runs.append(run)
         run.wait_ready()
         if attempt == 1:
@@ -204,8 +204,14 @@ def test_small_site_stops_by_itself_and_a_second_run_reuses_the_credentials(
             )
         base, token = run.central()
         with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=10.0) as client:
-            points = _live_points(client, base, "gw-small")
-        assert any(p.startswith("demo-small/meter-1/") for p in points), points
+
+            def meter_values(client: httpx.Client = client, base: str = base) -> bool:
+                points = _live_points(client, base, "gw-small")
+                return any(p.startswith("demo-small/meter-1/") for p in points)
+
+            wait_until_sync(
+                meter_values, timeout_s=25, interval_s=0.5, message="the meter's values at central"
+            )
         started = time.monotonic()
         assert run.wait_exit() == 0, run.output()  # --duration: it stops by itself
         assert time.monotonic() - started < 90
@@ -263,3 +269,75 @@ def test_a_port_in_use_is_reported_before_anything_starts(tmp_path: Path) -> Non
     assert result.returncode == 2, result.stdout
     assert f"{central_port} (central's API)" in result.stdout
     assert not (tmp_path / "d" / "logs" / "broker.log").exists()  # nothing was started
+
+
+# -- the generated files, without starting anything ---------------------------------------------
+
+PROFILED_SITE = """\
+site: {id: demo-files}
+gateway: {id: gw-files, data_dir: ./data}
+profile_dirs: [vendor]
+buses:
+  - {id: lan, type: modbus_tcp, host: 10.0.0.5, port: 502}
+devices:
+  - {id: meter-1, bus: lan, unit: 1, profile: eastron-sdm630}
+  - {id: meter-2, bus: lan, unit: 2, profile: eastron-sdm630, host: 10.0.0.6}
+"""
+
+
+def test_generated_site_and_central_config_load_and_the_original_is_untouched(tmp_path: Path) -> None:
+    from cloud_sync.central.config import load_central_config
+    from cloud_sync.central.ingest import KeyRegistry
+    from edge.config.loader import load_site
+    from edge.demo_layout import DemoPaths, plan_ports
+    from edge.demo_pki import ensure_credentials
+    from edge.demo_site import read_source_site, write_central_yaml, write_derived_site
+
+    (tmp_path / "site" / "vendor").mkdir(parents=True)
+    original = tmp_path / "site" / "site.yaml"
+    original.write_text(PROFILED_SITE)
+    paths = DemoPaths(tmp_path / "demo")
+    paths.make()
+    source = read_source_site(original)
+    ports = plan_ports("30000", source.tcp_endpoints())
+    creds = ensure_credentials(paths.pki, source.gateway_id)
+    write_derived_site(source, paths, ports, creds, dashboard=True)
+    write_central_yaml(paths, ports, creds, gateway_id="gw-files", token="t0ken")
+
+    site = load_site(paths.site)  # uplink: and dashboard: validate, files exist
+    assert site.data_dir == (paths.root / "gateway").resolve()
+    assert {d.id: d.endpoint for d in site.devices} == {
+        "meter-1": ("127.0.0.1", 30010),
+        "meter-2": ("127.0.0.1", 30011),
+    }
+    assert site.config.profile_dirs == [str((tmp_path / "site" / "vendor").resolve())]
+    assert site.config.uplink is not None and site.config.uplink["broker_port"] == 30000
+    assert site.config.dashboard is not None and site.config.dashboard["listen"] == "127.0.0.1:30002"
+    assert original.read_text() == PROFILED_SITE
+
+    central = load_central_config(paths.central_yaml)
+    assert central.broker is not None and central.broker.port == 30000
+    assert central.broker.resolved_password() == creds.central.password_file.read_text().strip()
+    assert KeyRegistry.from_config(central.gateways).gateway_ids == ["gw-files"]
+    assert "t0ken" not in paths.central_yaml.read_text()  # only its SHA-256
+
+
+def test_credentials_are_made_once_and_a_lost_password_entry_is_restored(tmp_path: Path) -> None:
+    from cloud_sync.certs import check_password
+    from edge.demo_pki import ensure_credentials
+
+    first = ensure_credentials(tmp_path, "gw-x")
+    assert "private CA" in first.created and "gateway signing key" in first.created
+    files = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    before = {p: p.read_bytes() for p in files}
+    second = ensure_credentials(tmp_path, "gw-x")
+    assert second.created == ()
+    assert {p: p.read_bytes() for p in files} == before
+    assert second.key_id == first.key_id
+
+    first.layout.password_file.unlink()
+    third = ensure_credentials(tmp_path, "gw-x")
+    assert third.created == ("broker password entry for central", "broker password entry for gw-x")
+    lines = first.layout.password_file.read_text().splitlines()
+    password = third.gateway.password_file.read_text().strip()
+    assert any(line.startswith("gw-x:") and check_password(line, password) for line in lines)
