@@ -122,14 +122,16 @@ def _read(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
-def _central_position(db: Path) -> dict[str, int]:
-    if not db.exists():
-        return {}
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
-            return dict(conn.execute("SELECT lane, acked FROM lanes WHERE gateway_id = ?", (GW,)).fetchall())
-    except sqlite3.OperationalError:
-        return {}  # not created yet
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _alarms_stored(db: Path) -> int:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
+        count: int = conn.execute("SELECT count(*) FROM events WHERE kind = 'alarm.raised'").fetchone()[0]
+    return count
 
 
 def _central_results(db: Path) -> tuple[int, list[tuple[float, float, float]]]:
@@ -180,6 +182,10 @@ async def _run(samples: int, workdir: Path) -> dict[str, Any]:
                 expected_batches = -(-samples // BATCH_RECORDS)
 
                 alarms = 0
+                assert broker.process is not None
+                pids = {"central": central.pid, "mosquitto": broker.process.pid}
+                cpu_before = {name: _cpu_s(pid) for name, pid in pids.items()}
+                own_cpu_before = time.process_time()
                 started = time.perf_counter()
                 async with Uplink(config, store=outbox) as uplink:
                     next_alarm = time.monotonic() + ALARM_EVERY_S
@@ -196,10 +202,12 @@ async def _run(samples: int, workdir: Path) -> dict[str, Any]:
                             next_alarm += ALARM_EVERY_S
                         await asyncio.sleep(0.05)
                     drain_s = time.perf_counter() - started
+                    cpu = {name: round(_cpu_s(pid) - cpu_before[name], 1) for name, pid in pids.items()}
+                    cpu["gateway"] = round(time.process_time() - own_cpu_before, 1)
                     assert not await outbox.pending(Lane.TELEMETRY, limit=1)
                     # The last alarms' acks may still be on their way.
                     await wait_until(
-                        lambda: _central_position(central_db).get("event", 0) >= alarms,
+                        lambda: _alarms_stored(central_db) >= alarms,
                         timeout_s=60,
                         message="every alarm stored",
                     )
@@ -247,6 +255,8 @@ async def _run(samples: int, workdir: Path) -> dict[str, Any]:
             "until_sealed_p50": round(_percentile(at_gateway, 0.5), 1),
             "until_sealed_p99": round(_percentile(at_gateway, 0.99), 1),
         },
+        # CPU seconds each process used during the drain: where the time goes.
+        "cpu_s_during_drain": cpu,
         "uplink_counters": status["counters"],
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load": os.getloadavg()},
     }
