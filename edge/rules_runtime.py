@@ -167,6 +167,16 @@ class RulesRuntime:
         _LOG.info("rules reloaded", alarms=len(rules.alarms), linkage=len(rules.linkage))
 
     # -- input -------------------------------------------------------------------------------
+    async def flush(self) -> None:
+        """Return once everything produced so far is in the store and handed to the outbox."""
+        await self._enqueue(_Batch([], False, self._clock.wall()), wait=True)
+
+    async def tick(self) -> None:
+        """Move the engine to the clock's present now (the ticker does this on its own)."""
+        now = self._clock.wall()
+        self.engine.tick(now)
+        await self._after(now)
+
     async def feed(self, samples: list[Sample]) -> None:
         """Every sample the coordinators deliver (called from ``Gateway._on_samples``)."""
         engine = self.engine
