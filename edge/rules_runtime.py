@@ -28,9 +28,7 @@ It implements ``edge.alarm_api.AlarmService`` for the LAN dashboard.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import math
-import zoneinfo
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -45,8 +43,8 @@ from edge.errors import DeviceError, StorageError, TransportError
 from edge.model import Event, Sample, Value
 from edge.rules_site import compile_site_rules, point_targets
 from edge.rules_store import RulesStore, history_row, linkage_dict, linkage_row
+from edge.rules_views import linkage_rule_rows, per_day, utc_offset_s
 from rules import Command, CommandResult, RulesEngine, restore, snapshot
-from rules.linkage import Phase
 
 if TYPE_CHECKING:
     from edge.app import Gateway
@@ -59,13 +57,6 @@ _TICK_MAX_S = 1.0  # communication-loss timers are checked at least this often
 _QUEUE_SIZE = 256  # batches waiting to be stored; a full queue slows the feeders down
 _IDLE_SNAPSHOT_S = 60.0  # values that changed without any transition are saved this often
 _RETRY_MAX_S = 5.0
-_PHASES = {
-    Phase.IDLE.value: "idle",
-    Phase.AWAIT_CONFIRM.value: "awaiting_confirm",
-    Phase.RUNNING.value: "running",
-    Phase.ACTIVE.value: "done",
-    Phase.RESTORING.value: "restoring",
-}
 
 
 async def enter_rules(stack: AsyncExitStack, gateway: Gateway) -> RulesRuntime:
@@ -453,12 +444,9 @@ class RulesRuntime:
         )
 
     def statistics(self, *, since: float, until: float) -> dict[str, Any]:
-        offset_s = _utc_offset_s(self.site.config.site.timezone, until)
-        days: dict[str, dict[str, Any]] = {}
-        for day, klass, count in self.store.raised_per_day(since, until, offset_s):
-            days.setdefault(day, {"day": day})[klass] = count
+        offset_s = utc_offset_s(self.site.config.site.timezone, until)
         return {
-            "per_day": [days[d] for d in sorted(days)],
+            "per_day": per_day(self.store.raised_per_day(since, until, offset_s)),
             "top": self.store.top_raised(since, until),
             "counters": {**self.engine.counters(), **self.stats},
         }
@@ -467,26 +455,7 @@ class RulesRuntime:
         return self.store.linkage_log(device=device, limit=limit)
 
     def linkage_rules(self) -> list[dict[str, Any]]:
-        rows = []
-        for rule_id, runner in self.engine.linkage.items():
-            st = runner.state
-            seq = runner.spec.restore if st.restoring else runner.spec.steps
-            step = seq[st.step] if 0 <= st.step < len(seq) else None
-            rows.append(
-                {
-                    "id": rule_id,
-                    "name": {"zh": runner.spec.name_zh, "en": runner.spec.name_en},
-                    "mode": runner.spec.mode,
-                    "state": _PHASES.get(st.phase, st.phase),
-                    "step": None if step is None else step.index,
-                    "step_name": None if step is None else step.name,
-                    "steps": len(runner.spec.steps),
-                    "run": st.run,
-                    "sequence": "restore" if st.restoring else "steps",
-                    "stage": st.stage,
-                }
-            )
-        return rows
+        return linkage_rule_rows(self.engine)
 
     def subscribe(self, listener: AlarmUpdate) -> Callable[[], None]:
         self._listeners.append(listener)
@@ -504,12 +473,3 @@ def _same(readback: Value, wanted: Value) -> bool:
     if isinstance(wanted, int | float) and isinstance(readback, int | float):
         return math.isclose(float(readback), float(wanted), rel_tol=1e-6, abs_tol=1e-6)
     return readback == wanted
-
-
-def _utc_offset_s(timezone: str, at: float) -> float:
-    try:
-        tz = zoneinfo.ZoneInfo(timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return 0.0
-    offset = datetime.datetime.fromtimestamp(at, tz).utcoffset()
-    return 0.0 if offset is None else offset.total_seconds()
