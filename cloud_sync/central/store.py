@@ -142,6 +142,10 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=30000")
     conn.execute("PRAGMA cache_size=-65536")
+    # A telemetry group dirties index pages all over the (point, ts) index; checkpointing every
+    # 64 MiB of WAL rather than every 4 MiB copies a page rewritten by many groups back once.
+    conn.execute("PRAGMA wal_autocheckpoint=16384")
+    conn.execute("PRAGMA journal_size_limit=67108864")
     return conn
 
 
