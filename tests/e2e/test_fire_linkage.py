@@ -84,6 +84,8 @@ async def test_two_detectors_in_zone_2_run_the_linkage_one_does_not_and_reset_re
             assert rt.engine.linkage[RULE].state.phase == "idle"
             assert sim_value(sim, "door-t2-stair", "release") is False
             assert sim_value(sim, "broadcast", "emergency_mode") is False
+            await rt.flush()
+            await gateway.outbox.flush()
             assert not [e for e in outbox_events(site, "linkage.started")]
 
             # -- the second detector: GB 50116 4.1.6 is met, the tower-2 sequence runs
@@ -114,6 +116,8 @@ async def test_two_detectors_in_zone_2_run_the_linkage_one_does_not_and_reset_re
             assert sim_value(sim, "door-t1-stair", "release") is False
             assert sim_value(sim, "door-t3-lobby", "release") is False
 
+            await rt.flush()  # the linkage log and the outbox are written behind the engine
+            await gateway.outbox.flush()
             log = rt.linkage_log(limit=1000)
             verified = {r["point"] for r in log if r["kind"] == "verified" and r["rule"] == RULE}
             assert f"{SITE}/door-t2-stair/release" in verified
@@ -141,6 +145,8 @@ async def test_two_detectors_in_zone_2_run_the_linkage_one_does_not_and_reset_re
                     at_device(sim, device, point, want), timeout_s=90, message=f"restored {device}.{point}"
                 )
             await wait_until(lambda: rt.engine.linkage[RULE].state.phase == "idle", message="rule idle again")
+            await rt.flush()
+            await gateway.outbox.flush()
             assert [s for _, s, _ in outbox_events(site, "linkage.restored")].count(RULE) == 1
             # the gateway's fire alarm is latched until the duty officer resets it there too
             assert rt.engine.alarm(FIRE_T2).name.value in ("latched", "returned_unacknowledged")

@@ -86,6 +86,7 @@ async def test_confirm_mode_history_statistics_linkage_log_and_updates(tmp_path:
         assert stats["counters"]["standing"] >= 2
 
         # linkage log: every step with who/what; filtered by device
+        await rt.flush()  # the log is written behind the engine
         log = service.linkage_log(limit=100)
         kinds = [r["kind"] for r in reversed(log)]
         assert kinds[:3] == ["confirm_requested", "confirmed", "started"]

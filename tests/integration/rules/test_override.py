@@ -35,6 +35,7 @@ async def test_an_overridden_door_is_skipped_by_the_linkage_and_by_its_restore(t
         )
         await wait_until(lambda: rt.engine.linkage[RULE].state.phase == "active", message="sequence done")
         assert sim.device("door").values()["release"] is False
+        await rt.flush()  # the linkage log is written behind the engine
         skipped = [r for r in rt.linkage_log() if r["kind"] == "skipped"]
         assert [r["point"] for r in skipped] == [DOOR]
         assert "manual override" in skipped[0]["detail"] and "tech1" in skipped[0]["detail"]
@@ -44,6 +45,7 @@ async def test_an_overridden_door_is_skipped_by_the_linkage_and_by_its_restore(t
         await gateway.write("fire-panel", "reset", True, verify=False)
         await wait_until(lambda: rt.engine.linkage[RULE].state.phase == "idle", message="restored")
         assert sim.device("lighting").values()["zone1_emergency"] is False
+        await rt.flush()
         assert len([r for r in rt.linkage_log() if r["kind"] == "skipped"]) == 2
         assert await rt.release_override(DOOR, by="tech1")
         assert not await rt.release_override(DOOR, by="tech1")
