@@ -172,6 +172,7 @@ class RulesStore:
         for reader in self._readers:
             reader.close()
         self._readers.clear()
+        self._local = threading.local()  # forget the closed readers on every thread
         if self._conn is not None:
             self._conn.close()
             self._conn = None
