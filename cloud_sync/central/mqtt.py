@@ -43,9 +43,11 @@ _LOG = structlog.get_logger(__name__)
 UPLINK_FILTER: Final = "gh/v1/+/up/#"
 STATE_FILTER: Final = "gh/v1/+/state"
 _SESSION_EXPIRY_S: Final = 7 * 24 * 3600
-# Batches committed together when they arrive faster than one commit takes. Bounded so that an
-# alarm waiting for the store's lock waits for at most one such group.
-_GROUP_MAX: Final = 8
+# Batches committed together when they arrive faster than one commit takes (one fsync for all).
+# Bounded in count and in bytes (≈ 50,000 backlog records) so that an alarm waiting for the
+# store's lock waits for at most one such group.
+_GROUP_MAX: Final = 32
+_GROUP_MAX_BYTES: Final = 128 * 1024
 _PRIORITY_QUEUE: Final = 64
 _PUT_WAIT_S: Final = 1.0
 
@@ -185,9 +187,11 @@ class CentralMqtt:
 
     async def _take_group(self, queue: asyncio.Queue[_Incoming]) -> tuple[list[_Incoming], list[Prepared]]:
         group = [await queue.get()]
+        size = len(group[0].payload)
         # Whatever else is already waiting joins the group: one database commit for all.
-        while len(group) < _GROUP_MAX and not queue.empty():
+        while len(group) < _GROUP_MAX and size < _GROUP_MAX_BYTES and not queue.empty():
             group.append(queue.get_nowait())
+            size += len(group[-1].payload)
         batches = [(item.payload, *route) for item in group if (route := parse_uplink_topic(item.topic))]
         prepared = (
             await asyncio.to_thread(self._ingestor.verify_many, batches, transport="mqtt") if batches else []
