@@ -14,7 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from cloud_sync.ack import AckMessage, decode_ack
 from cloud_sync.central.app import CentralService
 from cloud_sync.certs import CENTRAL_USER
-from cloud_sync.ports import Lane, TelemetryRow
+from cloud_sync.ports import EventRow, Lane, TelemetryRow
 from tests.broker import Broker, start_broker
 from tests.support import wait_until
 
@@ -220,5 +220,52 @@ async def test_batches_sent_while_central_is_down_wait_at_the_broker(
                 lambda: (a := gw.last_ack(Lane.TELEMETRY)) is not None and a.acked == 2, message="ack of 2"
             )
             assert second.store.count("telemetry") == 10
+    finally:
+        gw.close()
+
+
+async def test_an_alarm_overtakes_telemetry_queued_ahead_of_it(
+    tmp_path: Path, broker: Broker, gw_a: Gateway, gw_b: Gateway
+) -> None:
+    """Central commits event batches on their own path: a backlog queued before an alarm at the
+    broker does not delay it (without that path the alarm would be stored last)."""
+    user, password = broker.credentials(CENTRAL_USER)
+    config = central_config(
+        tmp_path,
+        [gw_a, gw_b],
+        broker={
+            "host": broker.host,
+            "port": broker.port,
+            "ca_file": str(broker.ca_path),
+            "username": user,
+            "password": password,
+            "client_id": "central-priority",
+        },
+    )
+    async with CentralService(config) as first:
+        assert first.mqtt is not None
+        await wait_until(first.mqtt.subscribed.is_set, message="central subscribed")
+    backlog = 60
+    gw = GatewayClient(broker, "gw-a")
+    try:
+        await wait_until(gw.subscribed.is_set, message="gateway subscribed")
+        # Queued at the broker while central is away: the backlog first, then one alarm.
+        for seq in range(1, backlog + 1):
+            big = [
+                TelemetryRow(f"s/m/p{i % 50}", float(i), 0, "", seq * 10.0 + i * 1e-3, None)
+                for i in range(2_000)
+            ]
+            gw.publish("gh/v1/gw-a/up/telemetry", gw_a.telemetry(seq, big, historical=True))
+        gw.publish("gh/v1/gw-a/up/event", gw_a.events(1, [EventRow("alarm.raised", "s/tank/level", 5.0, {})]))
+        async with CentralService(config) as second:
+            await wait_until(
+                lambda: second.ingestor.counters["stored"] == backlog + 1, timeout_s=120, message="all stored"
+            )
+            with second.store.reader() as db:
+                (alarm_at,) = db.execute("SELECT received_at FROM batches WHERE lane = 'event'").fetchone()
+                before = db.execute(
+                    "SELECT count(*) FROM batches WHERE lane = 'telemetry' AND received_at < ?", (alarm_at,)
+                ).fetchone()[0]
+        assert before < backlog // 2, f"the alarm was stored after {before} of {backlog} telemetry batches"
     finally:
         gw.close()
