@@ -43,6 +43,7 @@ class Gateway:
         self._pending_site: Site | None = None
         self._outbox: Outbox | None = None
         self._devices: DeviceSet | None = None
+        self._devices_up = asyncio.Event()  # set while a device set is running (not during a reload)
         self._reporter = Reporter({})
         self._uplink: Any = None
         # Set by edge.rules_runtime when the site has rules (alarm lifecycle and linkage);
@@ -112,7 +113,9 @@ class Gateway:
         while not self._stop.is_set():
             async with self._device_set(self.site) as devices:
                 self._devices = devices
+                self._devices_up.set()
                 await self._wait_for_stop_or_reload()
+                self._devices_up.clear()
             self._devices = None
             if self._pending_site is not None:
                 _LOG.info(
@@ -124,6 +127,10 @@ class Gateway:
                 self._reload.clear()
                 if self.alarms is not None:
                     self.alarms.reload(self.site)
+
+    async def devices_running(self) -> None:
+        """Return once the devices are running (at start-up and after a reload they are not yet)."""
+        await self._devices_up.wait()
 
     async def write(self, device_id: str, key: str, value: Any, *, verify: bool = True) -> Any:
         """Write a point through its device's coordinator (commands never bypass it)."""

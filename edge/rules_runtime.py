@@ -299,6 +299,9 @@ class RulesRuntime:
         device_id, key = target
         try:
             async with asyncio.timeout(command.timeout_s):
+                # a linkage that resumes after a restart (or runs across a reload) must not spend
+                # its retries before the coordinators are up: wait for them within the timeout
+                await self._gateway.devices_running()
                 readback = await self._gateway.write(device_id, key, command.value, verify=command.verify)
         except TimeoutError:
             return "failed", f"no answer within {command.timeout_s:g} s"

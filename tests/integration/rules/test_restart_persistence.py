@@ -6,6 +6,7 @@ history and the outbox hold exactly one raise.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -93,3 +94,51 @@ async def test_latched_fire_is_still_latched_after_restart_and_reset_clears_it(t
 
     raised = [s for k, s, _ in outbox_events(site, "alarm.raised")]
     assert raised.count(FIRE) == 1, raised
+
+
+async def test_a_linkage_interrupted_by_a_restart_resumes_where_it_was(tmp_path: Path) -> None:
+    path = write_site(tmp_path)
+    site = load(path)
+    plan = read_site_plan(path)
+    async with (
+        SimulationRunner(plan.devices, tick_s=0.25, control_port=0) as sim,
+        httpx.AsyncClient(base_url=sim.control_url) as api,
+    ):
+        async with running(site) as gateway:
+            rt = runtime_of(gateway)
+            # the door controller stops answering: the first step cannot complete
+            (await api.post("/devices/door/scenarios/comm_loss", json={})).raise_for_status()
+            (
+                await api.post("/devices/fire-panel/scenarios/fire", json={"zone": 1, "detectors": 2})
+            ).raise_for_status()
+
+            async def first_attempt_failed() -> bool:
+                await rt.flush()
+                return any(r["kind"] == "failed" and r["attempt"] == 1 for r in rt.linkage_log())
+
+            await wait_until(first_attempt_failed, timeout_s=60, message="first door attempt failed")
+            state = rt.engine.linkage["fire-zone1"].state
+            assert state.phase == "running" and state.step == 0
+        due = rt.engine.linkage["fire-zone1"].state.due
+        assert due is not None
+        # the gateway is down while the door controller is repaired, past the attempt's timeout,
+        # so the step is retried the moment the gateway is back: before its devices are running
+        (await api.delete("/devices/door/scenarios")).raise_for_status()
+        await wait_until(lambda: time.time() > due + 0.5, message="the attempt's timeout passed")
+
+        async with running(site) as gateway:
+            rt = runtime_of(gateway)
+            assert rt.restored
+            assert rt.engine.linkage["fire-zone1"].state.run == 1
+            await wait_until(lambda: sim.device("door").values()["released"] is True, message="door released")
+            await wait_until(
+                lambda: sim.device("lighting").values()["zone1_emergency"] is True, message="lighting on"
+            )
+            await wait_until(lambda: rt.engine.linkage["fire-zone1"].state.phase == "active", message="done")
+            await rt.flush()
+            log = rt.linkage_log()
+            # one activation only: resumed, not started again
+            assert [r["kind"] for r in log].count("started") == 1
+            door = [r for r in log if r["point"] == "rules-test/door/release"]
+            assert any(r["kind"] == "verified" for r in door)
+            assert not any(r["kind"] == "failed" and "final" in r["detail"] for r in door)

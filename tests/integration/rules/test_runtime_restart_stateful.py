@@ -53,6 +53,9 @@ class _Gateway:
         self.outbox = outbox
         self.writes: list[tuple[str, str, Value]] = []
 
+    async def devices_running(self) -> None:
+        return None
+
     async def write(self, device_id: str, key: str, value: Value, *, verify: bool = True) -> Value:
         self.writes.append((device_id, key, value))
         return value if verify else None
