@@ -132,11 +132,20 @@ class Gateway:
         """Return once the devices are running (at start-up and after a reload they are not yet)."""
         await self._devices_up.wait()
 
-    async def write(self, device_id: str, key: str, value: Any, *, verify: bool = True) -> Any:
-        """Write a point through its device's coordinator (commands never bypass it)."""
+    async def write(
+        self, device_id: str, key: str, value: Any, *, verify: bool = True, by: str | None = None
+    ) -> Any:
+        """Write a point through its device's coordinator (commands never bypass it).
+
+        ``by`` names the operator of a manual write: the point is then marked as overridden
+        for the linkage rules first, so automation never undoes it (GB 50116 4.1.4) until the
+        operator releases it (``alarms.release_override``).
+        """
         devices = self._devices
         if devices is None or device_id not in devices.coordinators:
             raise KeyError(f"no running device {device_id!r}")
+        if by is not None and self.alarms is not None:
+            await self.alarms.mark_override(self.site.point_id(device_id, key), by=by, value=value)
         return await devices.coordinators[device_id].write(key, value, verify=verify)
 
     # -- internals ---------------------------------------------------------------------------

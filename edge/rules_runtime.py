@@ -409,13 +409,20 @@ class RulesRuntime:
         target = self._targets.get(point_id)
         if target is None:
             raise KeyError(f"no point {point_id!r}")
-        now = self._clock.wall()
-        self.engine.override(point_id, by, now, value)
-        await self._after(now, wait=True)
+        await self.mark_override(point_id, by=by, value=value)
         if value is None:
             return None
         readback: Value = await self._gateway.write(target[0], target[1], value, verify=True)
         return readback
+
+    async def mark_override(self, point_id: str, *, by: str, value: Value = None) -> None:
+        """Mark ``point_id`` as under manual control without writing it (``Gateway.write(by=)``
+        calls this before an operator's write)."""
+        if point_id not in self._targets:
+            raise KeyError(f"no point {point_id!r}")
+        now = self._clock.wall()
+        self.engine.override(point_id, by, now, value)
+        await self._after(now, wait=True)
 
     async def release_override(self, point_id: str, *, by: str) -> bool:
         now = self._clock.wall()

@@ -51,3 +51,23 @@ async def test_an_overridden_door_is_skipped_by_the_linkage_and_by_its_restore(t
         assert not await rt.release_override(DOOR, by="tech1")
     kinds = [k for k, _, d in outbox_events(site, "linkage.override") if d["by"] == "tech1"]
     assert kinds == ["linkage.override", "linkage.override_released"]
+
+
+async def test_an_operators_write_through_the_gateway_marks_the_point_overridden(tmp_path: Path) -> None:
+    path = write_site(tmp_path)
+    site = load(path)
+    plan = read_site_plan(path)
+    async with (
+        SimulationRunner(plan.devices, tick_s=0.25, control_port=0) as sim,
+        httpx.AsyncClient(base_url=sim.control_url) as api,
+        running(site) as gateway,
+    ):
+        rt = runtime_of(gateway)
+        await gateway.write("lighting", "zone1_emergency", False, by="duty2")
+        assert rt.engine.io.overridden == {"rules-test/lighting/zone1_emergency": "duty2"}
+        (
+            await api.post("/devices/fire-panel/scenarios/fire", json={"zone": 1, "detectors": 2})
+        ).raise_for_status()
+        await wait_until(lambda: sim.device("door").values()["released"] is True, message="door released")
+        await wait_until(lambda: rt.engine.linkage[RULE].state.phase == "active", message="sequence done")
+        assert sim.device("lighting").values()["zone1_emergency"] is False
