@@ -94,6 +94,12 @@ def _handle_test(args: argparse.Namespace) -> int:
         for rule_problem in exc.problems:
             print(f"{args.scenario}: {rule_problem}")
         return EXIT_PROBLEMS
+    mistakes = scenario_problems(rules, scenario)
+    if mistakes:
+        for mistake in mistakes:
+            print(f"{args.scenario}: {mistake}")
+        print(f"{len(mistakes)} problem{'' if len(mistakes) == 1 else 's'} in the scenario")
+        return EXIT_PROBLEMS
     rows = replay(rules, scenario)
     failures = check_expectations(scenario, rows)
     if as_json:
@@ -123,3 +129,42 @@ def _rules_for(site: Any, scenario: Scenario) -> CompiledRules:
         return scenario_rules(scenario)
     section = scenario.rules if scenario.rules is not None else site.config.rules
     return compile_rules(site.id, site_point_rules(site), section)
+
+
+def scenario_problems(rules: CompiledRules, scenario: Scenario) -> list[str]:
+    """Points, alarms and rules a scenario names that the rules do not know (a typo would
+    otherwise be replayed silently, and the rules would look wrong)."""
+    site = rules.site
+
+    def pid(ref: str) -> str:
+        return ref if ref.startswith(site + "/") else f"{site}/{ref.replace('.', '/', 1)}"
+
+    def key(ref: str) -> str:
+        if ref.startswith(site + "/"):
+            return ref
+        point, _, alarm = ref.partition("/")
+        return f"{pid(point)}/{alarm}" if alarm else pid(point)
+
+    points = rules.scope.points
+    alarms = {spec.info.key for spec in rules.alarms} | set(rules.meta)
+    linkage = {spec.id for spec in rules.linkage}
+    out = [f"results: unknown point {ref!r}" for ref in scenario.results if pid(ref) not in points]
+    for i, step in enumerate(scenario.steps):
+        where = f"steps[{i}]"
+        for field, refs in (
+            ("set", step.set or {}),
+            ("bad", step.bad or []),
+            ("override", step.override or {}),
+        ):
+            out.extend(f"{where}.{field}: unknown point {ref!r}" for ref in refs if pid(ref) not in points)
+        if step.release and pid(step.release) not in points:
+            out.append(f"{where}.release: unknown point {step.release!r}")
+        for field in ("ack", "reset", "shelve", "unshelve"):
+            ref = getattr(step, field)
+            if ref and key(ref) not in alarms:
+                out.append(f"{where}.{field}: unknown alarm {ref!r} (write device.point/alarm_id)")
+        for field in ("confirm", "cancel"):
+            ref = getattr(step, field)
+            if ref and ref not in linkage:
+                out.append(f"{where}.{field}: unknown linkage rule {ref!r}")
+    return out

@@ -12,7 +12,6 @@ from edge.cli import main
 ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "config" / "examples" / "demo-estate.yaml"
 SCENARIO = ROOT / "config" / "examples" / "scenarios" / "demo-fire-t2.yaml"
-MINIMAL = ROOT / "config" / "examples" / "minimal-site.yaml"
 
 
 def test_rule_test_mode_replays_the_demo_fire(capsys: pytest.CaptureFixture[str]) -> None:
@@ -39,11 +38,22 @@ def test_rule_test_mode_reports_an_unmet_expectation(
     assert any(r["event"] == "alarm.raised" for r in payload["rows"])
 
 
-def _site_with_rules(tmp_path: Path, rules: str) -> Path:
-    text = MINIMAL.read_text(encoding="utf-8")
-    path = tmp_path / "site.yaml"
-    path.write_text(text.replace("../profiles", str(ROOT / "config" / "profiles")) + rules, encoding="utf-8")
-    return path
+def test_rule_test_mode_refuses_a_scenario_naming_unknown_points(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = tmp_path / "typo.yaml"
+    scenario.write_text(
+        "until: 10s\nsteps:\n"
+        "  - {at: 0s, set: {fire-panel.zone2_fir: true}}\n"
+        "  - {at: 1s, ack: fire-panel.zone2_fire/fires, by: duty1}\n"
+        "  - {at: 2s, confirm: fire-t9}\n",
+        encoding="utf-8",
+    )
+    assert main(["rules", "test", str(DEMO), str(scenario)]) == 1
+    out = capsys.readouterr().out
+    assert "steps[0].set: unknown point 'fire-panel.zone2_fir'" in out
+    assert "steps[1].ack: unknown alarm 'fire-panel.zone2_fire/fires'" in out
+    assert "steps[2].confirm: unknown linkage rule 'fire-t9'" in out
 
 
 def _demo_with_rules(tmp_path: Path, rules: str) -> tuple[Path, list[str]]:
