@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +75,9 @@ async def _main(site: Any, path: Path) -> int:
             _reloads.add(task)
             task.add_done_callback(_reloads.discard)
 
-        loop.add_signal_handler(signal.SIGTERM, gateway.stop)
-        loop.add_signal_handler(signal.SIGINT, gateway.stop)
+        watchdog = _ShutdownWatchdog(loop, gateway.stop)
+        loop.add_signal_handler(signal.SIGTERM, watchdog.on_signal)
+        loop.add_signal_handler(signal.SIGINT, watchdog.on_signal)
         loop.add_signal_handler(signal.SIGHUP, on_hup)
         _LOG.info("gateway started", site=site.id, devices=len(site.devices), outbox=str(site.outbox_path))
         await gateway.run()
@@ -82,3 +86,50 @@ async def _main(site: Any, path: Path) -> int:
 
 
 _reloads: set[asyncio.Task[None]] = set()
+
+# A clean stop takes a few seconds (flush the outbox, say "offline" to the broker). Past this,
+# something is stuck: better to exit and let systemd restart us than to hang with a dead daemon.
+SHUTDOWN_TIMEOUT_S = 30.0
+
+
+class _ShutdownWatchdog:
+    """First SIGTERM/SIGINT: clean stop, with a deadline. Second one, or the deadline: exit now.
+
+    Exiting without the clean path is safe for data: every sample whose outbox commit returned
+    is on disk (the same guarantee that covers kill -9). What is lost is only what had not been
+    committed yet, and the stuck tasks are logged first so the hang can be diagnosed.
+    """
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, stop: Callable[[], None], exit: Callable[[int], Any] = os._exit
+    ) -> None:
+        self._loop = loop
+        self._stop = stop
+        self._exit = exit
+        self._stopping = False
+
+    def on_signal(self) -> None:
+        if self._stopping:
+            self._force("second stop signal during shutdown")
+            return
+        self._stopping = True
+        self._stop()
+        self._loop.call_later(SHUTDOWN_TIMEOUT_S, self._force, "clean shutdown took too long")
+
+    def _force(self, why: str) -> None:
+        stuck = [
+            {"task": task.get_name(), "at": _where(task)}
+            for task in asyncio.all_tasks(self._loop)
+            if not task.done()
+        ]
+        _LOG.error("forced exit", reason=why, timeout_s=SHUTDOWN_TIMEOUT_S, stuck_tasks=stuck)
+        logging.shutdown()
+        self._exit(1)
+
+
+def _where(task: asyncio.Task[Any]) -> str:
+    frames = task.get_stack(limit=1)
+    if not frames:
+        return "?"
+    code = frames[-1].f_code
+    return f"{code.co_filename}:{frames[-1].f_lineno} in {code.co_name}"
