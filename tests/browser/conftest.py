@@ -11,6 +11,7 @@ import asyncio
 import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,8 @@ def demo_site(tmp: Path, dashboard_port: int, control_port: int) -> Path:
     text = re.sub(r"port: 150\d\d", lambda _m: f"port: {free_port()}", text)
     text = re.sub(r"data_dir: \S+", f"data_dir: {tmp / 'data'}", text, count=1)
     text = text.replace("  - id: fire-panel\n", "  - id: fire-panel\n    poll_interval_s: 1\n")
+    # Tower 1's linkage waits for the operator (the other towers stay automatic).
+    text = text.replace("mode: automatic", "mode: confirm", 1)
     text += (
         "\ndashboard:\n"
         f"  listen: 127.0.0.1:{dashboard_port}\n"
@@ -120,7 +123,17 @@ def chromium() -> str:
 
 
 @pytest_asyncio.fixture(scope="package", loop_scope="package")
-async def estate(chromium: str) -> AsyncIterator[Estate]:
+async def browser(chromium: str) -> AsyncIterator[Browser]:
+    async with async_playwright() as pw:
+        launched = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest_asyncio.fixture(scope="package", loop_scope="package")
+async def estate(browser: Browser) -> AsyncIterator[Estate]:
     tmp = Path(tempfile.mkdtemp(prefix="gh-browser-"))
     control_port = free_port()
     site_path = demo_site(tmp, free_port(), control_port)
@@ -131,10 +144,8 @@ async def estate(chromium: str) -> AsyncIterator[Estate]:
             SimulationRunner(plan.devices, tick_s=0.5, control_port=control_port) as sim,
             Gateway(site) as gateway,
             httpx.AsyncClient(base_url=sim.control_url, timeout=30.0) as api,
-            async_playwright() as pw,
         ):
             run = asyncio.create_task(gateway.run(), name="gateway")
-            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
             try:
                 assert gateway.dashboard is not None and gateway.alarms is not None
                 url = gateway.dashboard.url
@@ -145,11 +156,33 @@ async def estate(chromium: str) -> AsyncIterator[Estate]:
                 await create_users(url)
                 yield Estate(gateway, sim, url, site.id, browser, api)
             finally:
-                await browser.close()
                 gateway.stop()
-                await run
+                await stop_run(run)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def stop_run(run: asyncio.Task[None]) -> None:
+    """Wait for ``Gateway.run()`` to end after ``stop()``.
+
+    Seen on a loaded machine after linkage writes: a device's poll task stays "cancelling" but
+    keeps awaiting (a cancellation lost below edge.coordinator — Python 3.11's asyncio.wait_for
+    can drop a cancel that coincides with its result), so ``run()`` never returns. That is a
+    gateway bug, reported; here it must not hang the whole session: after a generous wait the
+    stuck tasks are cancelled once more, which ends them, and the test warns.
+    """
+    try:
+        async with asyncio.timeout(60):
+            await asyncio.shield(run)
+    except TimeoutError:
+        stuck = [t for t in asyncio.all_tasks() if t.cancelling() and not t.done() and t is not run]
+        warnings.warn(
+            f"Gateway.run() did not stop in 60 s; stuck: {[t.get_name() for t in stuck]}", stacklevel=1
+        )
+        for task in stuck:
+            task.cancel()
+        async with asyncio.timeout(60):
+            await run
 
 
 async def login(page: Page, username: str, password: str) -> None:

@@ -215,6 +215,10 @@ async def test_language_switch(estate: Estate) -> None:
     )
     await page.get_by_test_id("lang-switch").click()
     await expect(page.get_by_test_id("nav-duty")).to_contain_text("Duty")
+    await wait_until(lambda: estate_user_lang(estate, "duty") == "en", message="English stored")
+    # Leave the duty user in Chinese for the other tests.
+    await page.get_by_test_id("lang-switch").click()
+    await wait_until(lambda: estate_user_lang(estate, "duty") == "zh", message="Chinese stored again")
     await context.close()
 
 
@@ -225,3 +229,38 @@ def estate_user_lang(estate: Estate, username: str) -> str | None:
         if user.username == username:
             return str(user.lang)
     return None
+
+
+def rule_state(estate: Estate, rule: str) -> str:
+    return str({r["id"]: r for r in estate.gateway.alarms.linkage_rules()}[rule]["state"])
+
+
+async def test_linkage_waits_for_the_operator_and_is_confirmed(estate: Estate) -> None:
+    context = await estate.context()
+    page = await context.new_page()
+    await login(page, "duty", USERS["duty"][1])
+    panel = page.get_by_test_id("linkage-panel")
+    rule = panel.locator('[data-rule="fire-t1"]')
+    await expect(rule).to_contain_text("人工确认")
+    # Two detectors in tower 1's zone: the rule's trigger; in confirm mode it waits for us.
+    await estate.inject("fire-panel", "fire", zone=1, detectors=2)
+    confirm = rule.get_by_test_id("linkage-confirm")
+    await expect(confirm).to_be_visible(timeout=DEADLINE_MS)
+    await expect(rule).to_contain_text("等待确认")
+    assert rule_state(estate, "fire-t1") == "awaiting_confirm"
+    await screenshot(page, "17-linkage-confirm")
+    await confirm.click()
+    await expect(page.get_by_test_id("confirm-dialog")).to_contain_text("1号楼火灾联动")
+    await page.get_by_test_id("dialog-ok").click()
+    await wait_until(lambda: rule_state(estate, "fire-t1") != "awaiting_confirm", message="the rule started")
+    await expect(confirm).to_have_count(0, timeout=DEADLINE_MS)
+    # The steps it wrote show up in the linkage log, pushed by SSE.
+    await expect(panel.locator(".lk-log li").first).to_be_visible(timeout=DEADLINE_MS)
+    # Quiet again: acknowledge the fire (it stays latched on the panel).
+    key = f"{estate.site_id}/fire-panel/zone1_fire/fire"
+    await page.locator(f'[data-key="{key}"]').get_by_test_id("alarm-ack").click()
+    await expect(page.locator(f'[data-key="{key}"]')).to_have_attribute(
+        "data-state", "acknowledged", timeout=DEADLINE_MS
+    )
+    await context.close()
+    await estate.clear("fire-panel")
