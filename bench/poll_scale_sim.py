@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import logging
+import random
 import sys
 from pathlib import Path
 

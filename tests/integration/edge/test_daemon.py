@@ -29,7 +29,10 @@ def test_run_polls_fills_the_outbox_and_flushes_on_sigterm(tmp_path: Path) -> No
         gw = start_gateway(site, tmp_path / "gw.log")
         try:
             wait_until_sync(
-                lambda: {p for _, p, _ in telemetry(db)} >= {"testsite/m1/voltage_l1", "testsite/m1/energy_import"},
+                lambda: (
+                    {p for _, p, _ in telemetry(db)}
+                    >= {"testsite/m1/voltage_l1", "testsite/m1/energy_import"}
+                ),
                 message="meter values in the outbox",
             )
             assert ("device.online", "m1", {}) in events(db)
@@ -88,7 +91,9 @@ def test_kill_9_loses_no_committed_sample(tmp_path: Path) -> None:
         for _cycle in range(6):
             gw = start_gateway(site, tmp_path / "gw.log")
             before = len(seen)
-            wait_until_sync(lambda: len(telemetry(db)) > before + 50, message="new rows this cycle")
+            wait_until_sync(
+                lambda before=before: len(telemetry(db)) > before + 50, message="new rows this cycle"
+            )
             # Kill at a random moment while rows keep arriving.
             deadline = time.monotonic() + rng.uniform(0.05, 0.6)
             while time.monotonic() < deadline:

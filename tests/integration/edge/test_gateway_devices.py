@@ -67,26 +67,30 @@ async def test_offline_and_online_produce_exactly_one_event_each(tmp_path: Path)
     port = free_port()
     devices = [meter("m1", 1, interval_s=0.05)]
     site_path = write_site(tmp_path / "site.yaml", port=port, devices=devices, data_dir=tmp_path / "d")
-    async with SimulationRunner(read_site_plan(site_path).devices, tick_s=None) as sim:
-        async with Gateway(load_site(site_path)) as gw:
-            run = asyncio.create_task(gw.run())
-            try:
-                await wait_until(lambda: gw.live.device_online.get("m1") is True, message="online")
-                sim.device("m1").faults.comm_loss = True
-                await wait_until(lambda: gw.live.device_online.get("m1") is False, message="offline")
-                assert gw.devices is not None
-                failed = gw.devices.coordinators["m1"].stats.polls_failed
-                # Let several more probes fail: still one offline event.
-                await wait_until(
-                    lambda: gw.devices is not None and gw.devices.coordinators["m1"].stats.polls_failed >= failed + 2,
-                    message="more failed probes",
-                )
-                sim.device("m1").faults.comm_loss = False
-                await wait_until(lambda: gw.live.device_online.get("m1") is True, message="back online")
-                bad = gw.live.latest["testsite/m1/voltage_l1"]
-                assert bad.good
-            finally:
-                gw.stop()
-                await run
+    async with (
+        SimulationRunner(read_site_plan(site_path).devices, tick_s=None) as sim,
+        Gateway(load_site(site_path)) as gw,
+    ):
+        run = asyncio.create_task(gw.run())
+        try:
+            await wait_until(lambda: gw.live.device_online.get("m1") is True, message="online")
+            sim.device("m1").faults.comm_loss = True
+            await wait_until(lambda: gw.live.device_online.get("m1") is False, message="offline")
+            assert gw.devices is not None
+            failed = gw.devices.coordinators["m1"].stats.polls_failed
+            # Let several more probes fail: still one offline event.
+            await wait_until(
+                lambda: (
+                    gw.devices is not None and gw.devices.coordinators["m1"].stats.polls_failed >= failed + 2
+                ),
+                message="more failed probes",
+            )
+            sim.device("m1").faults.comm_loss = False
+            await wait_until(lambda: gw.live.device_online.get("m1") is True, message="back online")
+            bad = gw.live.latest["testsite/m1/voltage_l1"]
+            assert bad.good
+        finally:
+            gw.stop()
+            await run
     kinds = [k for k, s, _ in events(tmp_path / "d" / "outbox.db") if s == "m1"]
     assert kinds == ["device.online", "device.offline", "device.online"]

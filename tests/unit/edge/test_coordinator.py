@@ -91,7 +91,9 @@ async def test_polls_each_group_at_its_own_interval() -> None:
     coord = make(driver, rec)
     task = asyncio.create_task(coord.run())
     try:
-        await wait_until(lambda: sum(1 for _, k in driver.reads if k == ("fast",)) >= 20, message="fast polls")
+        await wait_until(
+            lambda: sum(1 for _, k in driver.reads if k == ("fast",)) >= 20, message="fast polls"
+        )
         slow = sum(1 for _, k in driver.reads if k == ("slow",))
         fast = sum(1 for _, k in driver.reads if k == ("fast",))
         assert fast > 4 * max(slow, 1)
