@@ -204,6 +204,8 @@ async def test_language_switch(estate: Estate) -> None:
     assert await page.evaluate("document.documentElement.lang") == "en"
     await login(page, "duty", USERS["duty"][1])
     await expect(page.get_by_test_id("nav-duty")).to_contain_text("Duty")
+    await expect(page.get_by_test_id("linkage-panel")).to_contain_text("Linkage")
+    await screenshot(page, "18-duty-english")
     await page.get_by_test_id("lang-switch").click()
     await expect(page.get_by_test_id("nav-duty")).to_contain_text("值班")
     await expect(page.get_by_test_id("nav-site")).to_contain_text("设备")

@@ -120,15 +120,18 @@ export function lineChart(rows, since, until, { unit = "", height = 280, width =
   const x = (ts) => L + ((ts - since) / Math.max(1, until - since)) * plotW;
   const y = (v) => T + plotH - ((v - lo) / (hi - lo)) * plotH;
   const parts = [];
+  // Enough decimals that neighbouring ticks differ (a flat tank level varies in the 3rd digit).
+  const decimals = Math.min(4, Math.max(0, Math.ceil(-Math.log10((hi - lo) / 4)) + 1));
   for (let i = 0; i <= 4; i++) {
     const v = lo + ((hi - lo) * i) / 4;
     const yy = y(v);
     parts.push(`<line class="grid" x1="${L}" x2="${W - R}" y1="${yy.toFixed(1)}" y2="${yy.toFixed(1)}"/>`);
-    parts.push(`<text x="${L - 5}" y="${(yy + 4).toFixed(1)}" text-anchor="end">${Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2)}</text>`);
+    parts.push(`<text x="${L - 5}" y="${(yy + 4).toFixed(1)}" text-anchor="end">${v.toFixed(decimals)}</text>`);
   }
   for (let i = 0; i <= 6; i++) {
     const ts = since + ((until - since) * i) / 6;
-    parts.push(`<text x="${x(ts).toFixed(1)}" y="${H - 6}" text-anchor="middle">${timeLabel(ts, until - since)}</text>`);
+    const anchor = i === 0 ? "start" : i === 6 ? "end" : "middle";
+    parts.push(`<text x="${x(ts).toFixed(1)}" y="${H - 6}" text-anchor="${anchor}">${timeLabel(ts, until - since)}</text>`);
   }
   const upper = rows.map((r) => `${x(r[0]).toFixed(1)},${y(r[3]).toFixed(1)}`);
   const lower = rows.map((r) => `${x(r[0]).toFixed(1)},${y(r[1]).toFixed(1)}`).reverse();
@@ -137,6 +140,6 @@ export function lineChart(rows, since, until, { unit = "", height = 280, width =
   // The latest value as a dot, so that a short history is still visible on a long time axis.
   const last = rows[rows.length - 1];
   parts.push(`<circle cx="${x(last[0]).toFixed(1)}" cy="${y(last[2]).toFixed(1)}" r="4" fill="#4da3ff"><title>${last[2]}</title></circle>`);
-  if (unit) parts.push(`<text x="${L}" y="${T + 2}" dy="8">${esc(unit)}</text>`);
+  if (unit) parts.push(`<text x="${L + 6}" y="${T + 12}">${esc(unit)}</text>`);
   return `${head}${parts.join("")}</svg>`;
 }

@@ -2,7 +2,7 @@
 // gateway's rolling history), its active alarms and its linkage log.
 import { get } from "../api.js";
 import { on, state as live, sortedAlarms } from "../live.js";
-import { t, nameOf } from "../i18n.js";
+import { t, nameOf, has } from "../i18n.js";
 import { esc, fmtTime, fmtPct, query, deviceOfPoint, errorText } from "../util.js";
 import { lineChart } from "../charts.js";
 import { alarmRowHtml, alarmHeadHtml } from "./alarmrow.js";
@@ -86,7 +86,13 @@ export function mount(el, ctx) {
     const statItems = Object.entries(stats)
       .filter(([, v]) => typeof v === "number" || typeof v === "string")
       .slice(0, 12)
-      .map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(typeof v === "number" && k.includes("rate") ? fmtPct(v * (v <= 1 ? 100 : 1)) : v)}</dd>`)
+      .map(([k, v]) => {
+        let text = v;
+        if (typeof v === "number" && k.includes("rate")) text = fmtPct(v * (v <= 1 ? 100 : 1));
+        else if (typeof v === "number" && k.endsWith("_wall")) text = fmtTime(v);
+        else if (typeof v === "number" && !Number.isInteger(v)) text = v.toFixed(1);
+        return `<dt>${esc(has(`stat_${k}`) ? t(`stat_${k}`) : k)}</dt><dd>${esc(text)}</dd>`;
+      })
       .join("");
     const log = (dev.linkage || dev.linkage_log || []).slice(0, 50);
     el.innerHTML = `
@@ -114,7 +120,7 @@ export function mount(el, ctx) {
         </tr></thead><tbody id="dev-points">${pointRows()}</tbody></table></div></section>
       <section style="margin-top:.8rem"><h2>${esc(t("linkage_log"))}</h2><div class="tbl-wrap"><table class="tbl"><tbody>${
         log.length
-          ? log.map((e) => `<tr><td class="mono">${esc(fmtTime(e.ts))}</td><td>${esc(e.rule)}</td><td>${esc(e.kind)}</td>
+          ? log.map((e) => `<tr><td class="mono">${esc(fmtTime(e.ts))}</td><td>${esc(e.rule)}</td><td>${esc(has(`lkk_${e.kind}`) ? t(`lkk_${e.kind}`) : e.kind)}</td>
               <td>${esc(e.point || "")}</td><td>${esc(e.value == null ? "" : String(e.value))}</td><td>${esc(e.detail || "")}</td></tr>`).join("")
           : `<tr><td class="muted">${esc(t("no_data"))}</td></tr>`
       }</tbody></table></div></section>`;

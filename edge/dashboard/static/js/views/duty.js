@@ -57,9 +57,11 @@ function linkageHtml(data, can) {
         })
         .join("")
     : `<li class="muted">${esc(t("linkage_none"))}</li>`;
+  const names = new Map(rules.map((r) => [r.id, pick(r.name) || r.id]));
   const logHtml = log
     .map(
-      (e) => `<li><span class="mono">${esc(fmtShort(e.ts))}</span> <b>${esc(e.rule)}</b> ${esc(e.kind)}
+      (e) => `<li class="lkk-${esc(e.kind)}"><span class="mono">${esc(fmtShort(e.ts))}</span> <b>${esc(names.get(e.rule) || e.rule)}</b>
+        ${esc(has(`lkk_${e.kind}`) ? t(`lkk_${e.kind}`) : e.kind)}
         ${e.point ? `<small>${esc(String(e.point).split("/").slice(1).join("/"))}${e.value != null ? ` = ${esc(String(e.value))}` : ""}</small>` : ""}
         ${e.detail ? `<small>${esc(e.detail)}</small>` : ""}</li>`,
     )
