@@ -71,8 +71,16 @@ async def test_fire_alarm_appears_live_sounds_and_is_acknowledged(estate: Estate
     history = estate.gateway.alarms.history(text=None, limit=50)
     assert any(h["key"] == key and h["transition"] == "acked" and h["by"] == "duty" for h in history), history
     await screenshot(page, "03-duty-acked")
-    await context.close()
+
+    # The detector goes quiet and the panel is reset (its reset coil, written through the
+    # gateway): the alarm stays latched on the dashboard until an operator resets it too.
     await estate.clear("fire-panel")
+    await estate.gateway.write("fire-panel", "reset", True, verify=False)
+    await expect(row).to_have_attribute("data-state", "latched", timeout=DEADLINE_MS)
+    await row.get_by_test_id("alarm-reset").click()
+    await expect(row).to_have_count(0, timeout=DEADLINE_MS)
+    assert key not in {r["key"] for r in estate.gateway.alarms.active_alarms()}
+    await context.close()
 
 
 async def test_shelve_and_comment_dialogs(estate: Estate) -> None:
