@@ -172,6 +172,11 @@ async def test_viewer_cannot_acknowledge(estate: Estate) -> None:
     row = page.locator(f'[data-testid="alarm-row"][data-key="{key}"]')
     await expect(row).to_be_visible(timeout=DEADLINE_MS)
     await expect(page.get_by_test_id("alarm-banner")).to_be_visible()
+    # Anyone may silence the sounder (消音) in front of them; the banner stays until acknowledged.
+    await expect(page.locator("body")).to_have_attribute("data-beeping", "1")
+    await page.get_by_test_id("alarm-silence").click()
+    await expect(page.locator("body")).to_have_attribute("data-beeping", "0")
+    await expect(page.get_by_test_id("alarm-banner")).to_be_visible()
     await expect(row.get_by_test_id("alarm-ack")).to_have_count(0)
     await expect(row.get_by_test_id("alarm-shelve")).to_have_count(0)
     await expect(page.get_by_test_id("alarm-ack-all")).to_have_count(0)

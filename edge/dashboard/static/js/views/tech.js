@@ -21,10 +21,10 @@ function registersHtml(data) {
     <th class="num">${esc(t("address"))}</th><th>${esc(t("type"))}</th><th>${esc(t("raw"))}</th><th class="num">${esc(t("value"))}</th></tr></thead><tbody>${points}</tbody></table></div>`;
 }
 
-function parseValue(text) {
-  const s = text.trim();
-  if (s === "true") return true;
-  if (s === "false") return false;
+function parseValue(text, boolean) {
+  const s = text.trim().toLowerCase();
+  if (s === "true" || (boolean && ["1", "on", "是", "开"].includes(s))) return true;
+  if (s === "false" || (boolean && ["0", "off", "否", "关"].includes(s))) return false;
   if (s !== "" && !Number.isNaN(Number(s))) return Number(s);
   return s;
 }
@@ -116,7 +116,9 @@ export function mount(el, ctx) {
     event.preventDefault();
     const f = new FormData(event.target);
     const point = String(f.get("point") || "");
-    const value = parseValue(String(f.get("value") || ""));
+    const d = devices.find((x) => x.id === deviceId);
+    const p = d ? (d.points || []).find((x) => shortIdOf(x) === point) : null;
+    const value = parseValue(String(f.get("value") || ""), Boolean(p && typeof p.value === "boolean"));
     if (!point) return;
     const ok = await confirmDialog(t("test_write"), t("write_q", { d: deviceId, p: point, v: JSON.stringify(value) }), { ok: t("write") });
     if (!ok) return;
