@@ -9,18 +9,29 @@ function meter(pct) {
   return `<div class="meter${p > 90 ? " bad" : p > 75 ? " warn" : ""}"><i style="width:${p}%"></i></div>`;
 }
 
+const wallOrRaw = (v) => (typeof v === "number" && v > 1e9 ? fmtTime(v) : v ?? "—");
+
 function uplinkHtml(u) {
   if (!u) return `<p class="muted">${esc(t("uplink_none"))}</p>`;
-  const connected = Boolean(u.connected ?? u.state === "connected");
-  const items = Object.entries(u)
-    .filter(([k, v]) => k !== "lanes" && k !== "connected" && (typeof v !== "object" || v === null))
-    .map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(typeof v === "number" && k.endsWith("_at") ? fmtTime(v) : v ?? "—")}</dd>`)
-    .join("");
+  const connected = Boolean(u.connected);
   const lanes = Object.entries(u.lanes || {})
-    .map(([lane, info]) => `<dt>${esc(lane)}</dt><dd>${esc(Object.entries(info || {}).map(([k, v]) => `${k}: ${typeof v === "number" && k.endsWith("_at") ? fmtTime(v) : v}`).join(" · "))}</dd>`)
+    .map(([lane, v]) => `<tr><td>${esc(has(`lane_${lane}`) ? t(`lane_${lane}`) : lane)}</td><td class="num">${esc(v.acked ?? "—")}</td>
+      <td class="num">${esc(v.in_flight ?? "—")}</td><td class="num">${esc(v.refused ?? "—")}</td>
+      <td class="mono">${esc(v.last_ack_at ? fmtTime(v.last_ack_at) : t("never"))}</td></tr>`)
     .join("");
-  return `<p class="big-num" style="color:var(${connected ? "--ok" : "--bad"})">${esc(connected ? t("connected") : t("disconnected"))}</p>
-    <dl class="kv">${items}${lanes}</dl>`;
+  const counters = Object.entries(u.counters || {})
+    .map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`)
+    .join("");
+  return `<p class="big-num" style="color:var(${connected ? "--ok" : "--bad"})" data-testid="uplink-state">${esc(
+    connected ? t("connected") : t("disconnected"),
+  )}</p>
+    <dl class="kv"><dt>${esc(t("gateway_id"))}</dt><dd>${esc(u.gateway_id ?? "—")}</dd>
+      <dt>${esc(t("connected_since"))}</dt><dd>${esc(connected ? wallOrRaw(u.connected_since) : "—")}</dd>
+      ${u.last_error ? `<dt>${esc(t("last_error"))}</dt><dd class="error">${esc(u.last_error)}</dd>` : ""}
+      ${u.last_refusal ? `<dt>${esc(t("last_refusal"))}</dt><dd class="error">${esc(typeof u.last_refusal === "object" ? JSON.stringify(u.last_refusal) : u.last_refusal)}</dd>` : ""}</dl>
+    ${lanes ? `<table class="tbl" style="margin-top:.5rem"><thead><tr><th>${esc(t("lane"))}</th><th class="num">${esc(t("acked_n"))}</th>
+      <th class="num">${esc(t("in_flight"))}</th><th class="num">${esc(t("refused"))}</th><th>${esc(t("last_ack"))}</th></tr></thead><tbody>${lanes}</tbody></table>` : ""}
+    ${counters ? `<details><summary class="muted">${esc(t("counters"))}</summary><dl class="kv">${counters}</dl></details>` : ""}`;
 }
 
 function outboxHtml(o) {
