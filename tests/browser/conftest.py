@@ -12,8 +12,8 @@ import re
 import shutil
 import tempfile
 import warnings
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,13 +64,18 @@ class Estate:
     browser: Browser
     api: httpx.AsyncClient  # the simulators' control API
 
+    page_errors: list[str] = field(default_factory=list)
+
     async def context(self, *, locale: str = "zh-CN", width: int = 1366, height: int = 768) -> BrowserContext:
-        return await self.browser.new_context(
+        context = await self.browser.new_context(
             base_url=self.url,
             locale=locale,
             viewport={"width": width, "height": height},
             extra_http_headers={"Accept-Language": locale},
         )
+        # Any uncaught script error in the dashboard fails the test (see no_script_errors).
+        context.on("page", lambda page: page.on("pageerror", lambda exc: self.page_errors.append(str(exc))))
+        return context
 
     async def inject(self, device: str, scenario: str, **params: Any) -> None:
         response = await self.api.post(f"/devices/{device}/scenarios/{scenario}", json=params)
@@ -198,7 +203,13 @@ async def screenshot(page: Page, name: str) -> None:
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
 
 
-@pytest.fixture
-def artifacts() -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return SCREENSHOTS
+@pytest.fixture(autouse=True)
+def no_script_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test whose pages threw an uncaught script error."""
+    if "estate" not in request.fixturenames:
+        yield
+        return
+    estate: Estate = request.getfixturevalue("estate")
+    estate.page_errors.clear()
+    yield
+    assert not estate.page_errors, estate.page_errors
