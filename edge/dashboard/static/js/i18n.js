@@ -192,6 +192,7 @@ const STRINGS = {
   q_good: { zh: "正常", en: "Good" },
   q_uncertain: { zh: "可疑", en: "Uncertain" },
   q_bad: { zh: "无效", en: "Bad" },
+  more_points: { zh: "其余 {n} 个点位", en: "{n} more points" },
   points_n: { zh: "{n} 个点位", en: "{n} points" },
   alarms_n: { zh: "{n} 条报警", en: "{n} alarms" },
   devices_n: { zh: "{n} 台设备", en: "{n} devices" },

@@ -7,19 +7,37 @@ import { loadSite, pointIdOf, shortIdOf, pointText, currentValue, alarmsByDevice
 
 let firstRenderMarked = false;
 
-function deviceHtml(siteId, d, alarms) {
+// A long device (a fire panel has 41 points) shows its first points; the rest fold away, and
+// unfold by themselves when one of them is in alarm.
+const SHOWN = 12;
+
+function alarmedPoints() {
+  const out = new Set();
+  for (const row of live.alarms.values()) if (row.point && row.state !== "shelved") out.add(row.point);
+  return out;
+}
+
+function deviceHtml(siteId, d, alarms, alarmed) {
   const points = d.points || [];
   const info = alarms.get(d.id);
   const status = deviceStatus(d, info, points);
   const meta = [d.floor ? `${t("floor")} ${d.floor}` : "", d.zone || "", d.location || ""].filter(Boolean).join(" · ");
-  const rows = points
-    .map((p) => {
-      const pid = pointIdOf(siteId, d, p);
-      const [value, quality] = currentValue(pid, p);
-      return `<li><span title="${esc(shortIdOf(p))}">${esc(nameOf(p))}</span><span class="pv q-${esc(quality || "none")}"
+  let restAlarmed = false;
+  const items = points.map((p, i) => {
+    const pid = pointIdOf(siteId, d, p);
+    const [value, quality] = currentValue(pid, p);
+    const inAlarm = alarmed.has(pid);
+    if (inAlarm && i >= SHOWN) restAlarmed = true;
+    return `<li${inAlarm ? ' class="pt-alarm"' : ""}><span title="${esc(shortIdOf(p))}">${esc(nameOf(p))}</span><span class="pv q-${esc(quality || "none")}"
  data-testid="point-value" data-point="${esc(pid)}" title="${esc(quality || "")}">${esc(pointText(p, value))}</span></li>`;
-    })
-    .join("");
+  });
+  const rest = items.length > SHOWN + 2 ? items.splice(SHOWN) : [];
+  const rows =
+    items.join("") +
+    (rest.length
+      ? `<li class="more"><details${restAlarmed ? " open" : ""}><summary>${esc(t("more_points", { n: rest.length }))}</summary>
+         <ul class="pts">${rest.join("")}</ul></details></li>`
+      : "");
   return `<article class="dev st-${status}" data-testid="device-row" data-device="${esc(d.id)}" data-search="${esc(
     `${d.id} ${d.name || ""} ${d.name_zh || ""} ${d.zone || ""} ${points.map((p) => `${shortIdOf(p)} ${p.name || ""} ${p.name_zh || ""}`).join(" ")}`.toLowerCase(),
   )}">
@@ -44,19 +62,26 @@ export function mount(el) {
 
   function render() {
     const alarms = alarmsByDevice();
+    const alarmed = alarmedPoints();
     const siteId = site.site && site.site.id ? site.site.id : site.site || "";
     let nDev = 0;
     let nPts = 0;
+    // A redraw keeps the folds the user opened.
+    const opened = new Set(Array.from(tree.querySelectorAll(".dev details[open]"), (el) => el.closest(".dev").dataset.device));
     tree.innerHTML = (site.buildings || [])
       .map((b) => {
         nDev += b.devices.length;
         for (const d of b.devices) nPts += (d.points || []).length;
         return `<section class="bld" data-building="${esc(b.id || "")}"><h2>${esc(b.id || t("no_building"))}
           <small>${esc(t("devices_n", { n: b.devices.length }))}</small></h2>
-          <div class="devs">${b.devices.map((d) => deviceHtml(siteId, d, alarms)).join("")}</div></section>`;
+          <div class="devs">${b.devices.map((d) => deviceHtml(siteId, d, alarms, alarmed)).join("")}</div></section>`;
       })
       .join("");
     el.querySelector("#site-sum").textContent = `${t("devices_n", { n: nDev })} · ${t("points_n", { n: nPts })}`;
+    for (const id of opened) {
+      const fold = tree.querySelector(`.dev[data-device="${CSS.escape(id)}"] details`);
+      if (fold) fold.open = true;
+    }
     cells = new Map();
     pointOf = new Map();
     for (const b of site.buildings || []) for (const d of b.devices) for (const p of d.points || []) pointOf.set(pointIdOf(siteId, d, p), p);
