@@ -4,10 +4,11 @@ history and statistics, technician and administration views, and the phone layou
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.browser.conftest import ADMIN, USERS, Estate, login, screenshot
+from tests.browser.conftest import ADMIN, USERS, XHR, Estate, login, screenshot
 
 pytestmark = pytest.mark.asyncio(loop_scope="package")
 
@@ -162,8 +163,29 @@ async def test_admin_users_and_audit(estate: Estate) -> None:
     await page.get_by_test_id("user-role").select_option("operator")
     await page.get_by_test_id("user-password").fill("Night-shift-2026")
     await page.get_by_test_id("dialog-ok").click()
-    await expect(table.locator('[data-user="night"]')).to_contain_text("值班员", timeout=DEADLINE_MS)
+    night = table.locator('[data-user="night"]')
+    await expect(night).to_contain_text("值班员", timeout=DEADLINE_MS)
+    # Three wrong passwords lock the new account; the administrator unlocks it here.
+    async with httpx.AsyncClient(base_url=estate.url, timeout=30.0) as client:
+        for attempt in range(3):
+            body = {"username": "night", "password": f"wrong-{attempt}"}
+            await client.post("/api/login", json=body, headers=XHR)
+        locked = await client.post(
+            "/api/login", json={"username": "night", "password": "Night-shift-2026"}, headers=XHR
+        )
+        assert locked.status_code == 423, locked.text
+    await page.reload()
+    await expect(night).to_contain_text("已锁定", timeout=DEADLINE_MS)
     await screenshot(page, "14-admin-users")
+    await night.locator("[data-edit]").click()
+    await expect(page.get_by_test_id("user-dialog").locator('input[name="unlock"]')).to_be_checked()
+    await page.get_by_test_id("dialog-ok").click()
+    await expect(night).not_to_contain_text("已锁定", timeout=DEADLINE_MS)
+    async with httpx.AsyncClient(base_url=estate.url, timeout=30.0) as client:
+        response = await client.post(
+            "/api/login", json={"username": "night", "password": "Night-shift-2026"}, headers=XHR
+        )
+        assert response.status_code == 200, response.text
     await page.get_by_test_id("nav-audit").click()
     audit = page.get_by_test_id("audit-table")
     await expect(audit.get_by_test_id("audit-row").first).to_be_visible(timeout=DEADLINE_MS)
