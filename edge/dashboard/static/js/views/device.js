@@ -165,7 +165,9 @@ export function mount(el, ctx) {
             const cell = el.querySelector(`[data-point="${CSS.escape(id)}"]`);
             if (!cell) continue;
             const p = dev.points.find((x) => x.full === id);
-            const [value, quality] = live.values.get(id);
+            const v = live.values.get(id);
+            if (!v) continue; // dropped by a newer snapshot since it was pushed
+            const [value, quality] = v;
             cell.textContent = pointText(p, value);
             cell.className = `pv q-${quality || "none"}`;
           }

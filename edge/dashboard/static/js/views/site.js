@@ -97,7 +97,9 @@ export function mount(el) {
     for (const id of changed) {
       const cell = cells.get(id);
       if (!cell) continue;
-      const [value, quality] = live.values.get(id);
+      const v = live.values.get(id);
+      if (!v) continue; // dropped by a newer snapshot since it was pushed
+      const [value, quality] = v;
       cell.textContent = pointText(pointOf.get(id), value);
       cell.className = `pv q-${quality || "none"}`;
       cell.title = quality || "";
