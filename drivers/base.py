@@ -13,13 +13,14 @@ not an exception: it is a ``Reading`` with bad quality and a reason.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from edge.model import Quality, Reason, Value
 
-__all__ = ["Driver", "PollGroup", "Reading"]
+__all__ = ["Driver", "PollGroup", "Reading", "raise_if_cancelling"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +61,17 @@ class Driver(Protocol):
     def pushed(self) -> AsyncIterator[Reading] | None:
         """Readings the device sends on its own, or None for a purely polled device."""
         ...
+
+
+def raise_if_cancelling() -> None:
+    """Re-raise a cancellation that a library swallowed.
+
+    On Python 3.11, ``asyncio.wait_for`` (used inside pymodbus) returns the result instead of
+    raising when the cancel arrives just as the answer does. The task is then still marked as
+    cancelling but runs on, and whatever waits for it to stop (a TaskGroup at shutdown or
+    reload) waits for ever. Called after every library await in a driver, and once per loop
+    turn by the coordinator.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from drivers.base import Driver, PollGroup, Reading
+from drivers.base import Driver, PollGroup, Reading, raise_if_cancelling
 from edge.errors import DeviceError, TransportError
 from edge.model import Clock, Event, Quality, Reason, Sample, Value
 
@@ -132,6 +132,7 @@ class DeviceCoordinator:
         # Jitter the first poll over up to one interval (at most 5 s) to spread the load.
         next_due = {iv: now + self._rng.uniform(0, min(iv, 5.0)) for iv in self._groups}
         while True:
+            raise_if_cancelling()
             await self._run_pending_commands()
             interval, due = min(next_due.items(), key=lambda item: item[1])
             if self.online is False:
@@ -162,6 +163,7 @@ class DeviceCoordinator:
             await self._wake.wait()
             self._wake.clear()
             await self._run_pending_commands()
+            raise_if_cancelling()
 
     async def _sleep_or_wake(self, delay_s: float) -> bool:
         """Sleep ``delay_s``; True if woken early by a queued command."""

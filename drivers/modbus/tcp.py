@@ -41,6 +41,7 @@ import structlog
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 
+from drivers.base import raise_if_cancelling
 from drivers.modbus.types import Table
 from edge.errors import ConnectionLost, DeviceError, DeviceTimeout, FramingError
 
@@ -232,6 +233,7 @@ class ModbusTcpLink:
                         client = await self._ensure_connected()
                         connecting = False
                         response = await call(client)
+                        raise_if_cancelling()
                 except TimeoutError as exc:
                     if connecting:
                         # Nothing was sent: the host is unreachable, not the device silent.
