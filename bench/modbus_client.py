@@ -275,10 +275,11 @@ async def run_client(port: int) -> dict[str, object]:
     return results
 
 
-def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
-        serve(int(sys.argv[2]))
-        return
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) == 2 and args[0] == "--serve":
+        serve(int(args[1]))
+        return 0
     import logging
 
     import structlog
@@ -318,7 +319,8 @@ def main() -> None:
             indent=2,
         )
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
