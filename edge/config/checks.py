@@ -60,6 +60,8 @@ _FIELD_OF_MODEL_ERROR: tuple[tuple[str, str], ...] = (
     ("needs 'length'", "type"),
     ("has type 'bool'", "type"),
     ("type 'bool' is for coils", "type"),
+    ("enum_zh needs an 'enum'", "enum_zh"),
+    ("enum_zh has code(s)", "enum_zh"),
 )
 
 

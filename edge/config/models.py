@@ -82,6 +82,9 @@ class PointConfig(_Model):
     offset: float = 0.0
     unit: str | None = None
     enum: dict[int, str] | None = None
+    enum_zh: dict[int, str] | None = Field(
+        default=None, description="Chinese labels of the enum's codes (same keys as 'enum')"
+    )
     access: Access = Access.READ
     poll_interval_s: float | None = Field(default=None, gt=0, le=86400)
     valid_min: float | None = None
@@ -111,7 +114,21 @@ class PointConfig(_Model):
             raise ValueError("valid_min is above valid_max")
         if self.address + self.register_count > 65536:
             raise ValueError("the point runs past register 65535")
+        self._check_enum_zh()
         return self
+
+    def _check_enum_zh(self) -> None:
+        # Chinese labels translate the English ones; a code with no English label would be a
+        # label the gateway never reports (a typo in the key, or 'enum' changed without it).
+        if self.enum_zh is None:
+            return
+        if self.enum is None:
+            raise ValueError("enum_zh needs an 'enum' (Chinese labels for its codes)")
+        extra = sorted(set(self.enum_zh) - set(self.enum))
+        if extra:
+            codes = ", ".join(str(k) for k in extra)
+            known = ", ".join(str(k) for k in sorted(self.enum))
+            raise ValueError(f"enum_zh has code(s) {codes} that 'enum' does not have (enum codes: {known})")
 
     @property
     def register_count(self) -> int:
@@ -135,6 +152,7 @@ class PointPatch(_Model):
     offset: float | None = None
     unit: str | None = None
     enum: dict[int, str] | None = None
+    enum_zh: dict[int, str] | None = None
     access: Access | None = None
     poll_interval_s: float | None = Field(default=None, gt=0, le=86400)
     valid_min: float | None = None

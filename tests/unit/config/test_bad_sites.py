@@ -83,3 +83,14 @@ def test_every_problem_names_a_real_position(fixture: Path) -> None:
         assert 1 <= problem.line <= len(lines), str(problem)
         assert 1 <= problem.column <= len(lines[problem.line - 1]) + 1, str(problem)
         assert problem.path and problem.message
+
+
+@pytest.mark.parametrize(
+    "fixture", ["enum-zh-without-enum", "enum-zh-unknown-code", "enum-zh-in-local-profile"]
+)
+def test_enum_zh_mistakes_name_the_field(fixture: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_site(BAD / f"{fixture}.yaml")
+    [problem] = caught.value.problems
+    assert problem.path.endswith(".enum_zh"), str(problem)
+    assert "enum_zh" in problem.message

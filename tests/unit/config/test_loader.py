@@ -71,6 +71,46 @@ def test_profile_points_are_merged_with_patches() -> None:
     assert [p.id for p in lift.points][:3] == ["voltage_l1_l2", "voltage_l2_l3", "voltage_l3_l1"]
 
 
+def test_every_bundled_enum_has_chinese_labels_for_all_its_codes() -> None:
+    # The duty staff's dashboard is Chinese: an enum without enum_zh would show English there.
+    enums = 0
+    for path in sorted(BUNDLED_PROFILES.glob("*.yaml")):
+        for point in load_profile(path, expect_id=path.stem).points:
+            if point.enum is None:
+                assert point.enum_zh is None, (path.name, point.id)
+                continue
+            enums += 1
+            assert point.enum_zh is not None, (path.name, point.id)
+            assert set(point.enum_zh) == set(point.enum), (path.name, point.id)
+            assert all(label.strip() for label in point.enum_zh.values()), (path.name, point.id)
+    assert enums >= 17
+    lift = load_profile(BUNDLED_PROFILES / "elevator-monitor.yaml")
+    labels = {p.id: p.enum_zh for p in lift.points}
+    assert labels["direction"] == {0: "停止", 1: "上行", 2: "下行"}
+    assert labels["fault_code"] is not None and labels["fault_code"][1] == "安全回路断路"
+
+
+def test_a_patch_may_relabel_an_enum_in_chinese(tmp_path: Path) -> None:
+    site_file = tmp_path / "site.yaml"
+    site_file.write_text(
+        """site: {id: s}
+gateway: {id: g}
+buses: [{id: tcp, type: modbus_tcp, host: 192.0.2.1}]
+devices:
+  - id: lift-1
+    bus: tcp
+    profile: elevator-monitor
+    points:
+      - {id: door_state, enum_zh: {0: 已关闭}}
+""",
+        encoding="utf-8",
+    )
+    lift = load_site(site_file).devices[0]
+    door = next(p for p in lift.points if p.id == "door_state")
+    assert door.enum_zh == {0: "已关闭"}  # the patch replaces the profile's whole mapping
+    assert door.enum == {0: "closed", 1: "open", 2: "closing", 3: "opening"}
+
+
 def test_eastron_map_matches_the_manual() -> None:
     profile = load_profile(BUNDLED_PROFILES / "eastron-sdm630.yaml")
     points = {p.id: p for p in profile.points}
