@@ -11,6 +11,7 @@ import psutil
 import structlog
 from fastapi import APIRouter, Depends, Query
 
+from edge.config.models import PointConfig
 from edge.config.site import ResolvedDevice
 from edge.dashboard.auth import ApiError, Caller, require, site_info
 from edge.dashboard.context import DashboardContext, get_context
@@ -30,6 +31,15 @@ _WRITABLE = frozenset({"rw", "w"})
 _PROCESS = psutil.Process()
 
 
+def _enum_zh(point: PointConfig) -> dict[str, str] | None:
+    """English label -> Chinese label: the client turns a code into its English label first
+    (``enum``), so this translates what it already shows. Codes without a Chinese label are left
+    out and stay English."""
+    if not point.enum or not point.enum_zh:
+        return None
+    return {point.enum[code]: label for code, label in point.enum_zh.items() if code in point.enum}
+
+
 def _device_json(ctx: DashboardContext, device: ResolvedDevice, alarm_count: int) -> dict[str, Any]:
     site, live = ctx.gateway.site, ctx.gateway.live
     cfg = device.config
@@ -46,6 +56,7 @@ def _device_json(ctx: DashboardContext, device: ResolvedDevice, alarm_count: int
                 "unit": point.unit,
                 "writable": str(point.access) in _WRITABLE,
                 "enum": {str(k): v for k, v in point.enum.items()} if point.enum else None,
+                "enum_zh": _enum_zh(point),
                 "value": None if sample is None else json_value(sample.value),
                 "quality": "uncertain" if sample is None else sample.quality.name.lower(),
                 "reason": "not_yet_read" if sample is None else str(sample.reason),

@@ -26,8 +26,10 @@ class Running:
         return httpx.AsyncClient(base_url=self.server.url, timeout=30.0)
 
 
-async def start(tmp_path: Path, dashboard: dict[str, Any] | None = None) -> AsyncIterator[Running]:
-    gateway = make_gateway(tmp_path, dashboard)
+async def start(
+    tmp_path: Path, dashboard: dict[str, Any] | None = None, extra_devices: list[dict[str, Any]] | None = None
+) -> AsyncIterator[Running]:
+    gateway = make_gateway(tmp_path, dashboard, extra_devices)
     async with AsyncExitStack() as stack:
         assert gateway.site.config.dashboard is not None
         server = await enter_dashboard(stack, gateway.site.config.dashboard, gateway=gateway)

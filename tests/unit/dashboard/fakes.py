@@ -179,13 +179,23 @@ class FakeGateway:
         return value
 
 
-def write_site(tmp: Path, dashboard: dict[str, Any] | None = None) -> Path:
+def write_site(
+    tmp: Path, dashboard: dict[str, Any] | None = None, extra_devices: list[dict[str, Any]] | None = None
+) -> Path:
     site: dict[str, Any] = {
         "site": {"id": "testsite", "name": "Test estate", "name_zh": "测试小区"},
         "gateway": {"id": "gw-test", "data_dir": str(tmp / "data")},
         "buses": [{"id": "lan", "type": "modbus_tcp", "host": "127.0.0.1", "port": 1502}],
         "devices": [
-            {"id": "m1", "bus": "lan", "unit": 1, "profile": "eastron-sdm630", "building": "B1", "zone": "Z1"}
+            {
+                "id": "m1",
+                "bus": "lan",
+                "unit": 1,
+                "profile": "eastron-sdm630",
+                "building": "B1",
+                "zone": "Z1",
+            },
+            *(extra_devices or []),
         ],
         "dashboard": dashboard or {"listen": "127.0.0.1:0"},
     }
@@ -195,5 +205,7 @@ def write_site(tmp: Path, dashboard: dict[str, Any] | None = None) -> Path:
     return path
 
 
-def make_gateway(tmp: Path, dashboard: dict[str, Any] | None = None) -> FakeGateway:
-    return FakeGateway(load_site(write_site(tmp, dashboard)), ManualClock())
+def make_gateway(
+    tmp: Path, dashboard: dict[str, Any] | None = None, extra_devices: list[dict[str, Any]] | None = None
+) -> FakeGateway:
+    return FakeGateway(load_site(write_site(tmp, dashboard, extra_devices)), ManualClock())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from edge.model import Quality, Sample
-from tests.unit.dashboard.conftest import Running, add_user, login, setup_admin
+from tests.unit.dashboard.conftest import Running, add_user, login, setup_admin, start
 
 
 async def test_site_tree_with_live_values_and_quality(dash: Running) -> None:
@@ -28,6 +30,26 @@ async def test_site_tree_with_live_values_and_quality(dash: Running) -> None:
     assert (await dash.client.get("/api/devices/nope")).status_code == 404
     zones = (await dash.client.get("/api/zones")).json()["zones"]
     assert zones == [{"id": "Z1", "devices": ["m1"], "alarm_count": 1, "worst_class": "fault"}]
+
+
+async def test_site_tree_carries_chinese_enum_labels(tmp_path: Path) -> None:
+    lift = {"id": "lift-1", "bus": "lan", "unit": 2, "profile": "elevator-monitor", "building": "B2"}
+    async for dash in start(tmp_path, extra_devices=[lift]):
+        await setup_admin(dash.client)
+        dash.gateway.live.update([Sample("testsite/lift-1/direction", 2, Quality.GOOD, 10.0)])
+        body = (await dash.client.get("/api/site")).json()
+        devices = {d["id"]: d for b in body["buildings"] for d in b["devices"]}
+        points = {p["point_id"]: p for p in devices["lift-1"]["points"]}
+        direction = points["direction"]
+        # The client receives the code, turns it into the English label, then into Chinese.
+        assert direction["value"] == 2 and direction["enum"]["2"] == "down"
+        assert direction["enum_zh"] == {"stopped": "停止", "up": "上行", "down": "下行"}
+        assert points["door_state"]["enum_zh"]["closed"] == "关门"
+        assert points["fault_code"]["enum_zh"]["safety circuit broken"] == "安全回路断路"
+        assert points["alarm_code"]["enum_zh"]["trapped at floor level"] == "平层困人"
+        assert points["floor"]["enum"] is None and points["floor"]["enum_zh"] is None
+        detail = (await dash.client.get("/api/devices/lift-1")).json()
+        assert {p["point_id"]: p for p in detail["points"]}["event_code"]["enum_zh"]["inspection"] == "检修"
 
 
 async def test_health_reports_system_and_outbox(dash: Running) -> None:
