@@ -2,7 +2,7 @@
 // events; helpers to read a point's current value and a device's state.
 import { get } from "../api.js";
 import { state as live } from "../live.js";
-import { t, pick } from "../i18n.js";
+import { t, pick, lang } from "../i18n.js";
 import { esc, fmtValue, deviceOfPoint } from "../util.js";
 
 let cache = null;
@@ -40,13 +40,21 @@ export function shortIdOf(point) {
   return String(point.point_id || point.id).split("/").pop();
 }
 
-/** Display a value, using the point's enum labels when it has them. */
+/** Display a value, using the point's enum labels when it has them: the English label from
+ *  `enum`, translated through `enum_zh` (English label -> Chinese label) in the Chinese UI. */
 export function pointText(point, value) {
   if (point && point.enum && value != null && Object.hasOwn(point.enum, String(value))) {
     const label = point.enum[String(value)];
-    return typeof label === "object" ? pick(label) : String(label);
+    if (typeof label === "object") return pick(label);
+    return enumLabel(point, String(label));
   }
   return fmtValue(value, point ? point.unit : "");
+}
+
+/** An English enum label in the current language (unchanged when there is no translation). */
+export function enumLabel(point, label) {
+  if (lang() === "zh" && point && point.enum_zh && Object.hasOwn(point.enum_zh, label)) return point.enum_zh[label];
+  return label;
 }
 
 /** [value, quality, ts] of a point: the live SSE value when newer than the snapshot. */
