@@ -4,6 +4,8 @@ history and statistics, technician and administration views, and the phone layou
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 from playwright.async_api import Page, expect
@@ -13,6 +15,10 @@ from tests.browser.conftest import ADMIN, USERS, XHR, Estate, login, screenshot
 pytestmark = pytest.mark.asyncio(loop_scope="package")
 
 DEADLINE_MS = 30_000
+# The simulated lifts move, so a value is any one of the point's Chinese labels (not English).
+_LIFT_DOOR_ZH = re.compile(r"^(关门|开门|正在关门|正在开门)$")
+_LIFT_DIRECTION_ZH = re.compile(r"^(停止|上行|下行)$")
+_LIFT_MODE_ZH = re.compile(r"^(自动|主电源断电|停止服务|检修|消防返回|消防员操作|应急电源|地震)$")
 
 
 async def admin_page(estate: Estate, *, width: int = 1366, height: int = 768) -> Page:
@@ -29,6 +35,14 @@ async def test_site_view_shows_devices_with_live_values(estate: Estate) -> None:
     await expect(tree).to_be_visible(timeout=DEADLINE_MS)
     devices = len(estate.gateway.site.devices)
     await expect(page.get_by_test_id("device-row")).to_have_count(devices, timeout=DEADLINE_MS)
+    # Enum values read in Chinese in the Chinese interface (the lift moves, so any of its labels).
+    lift = page.locator('[data-testid="device-row"][data-device="lift-t3-a"]')  # in Chinese mode
+    door = lift.locator(f'[data-testid="point-value"][data-point="{estate.site_id}/lift-t3-a/door_state"]')
+    await expect(door).to_have_text(_LIFT_DOOR_ZH, timeout=DEADLINE_MS)
+    direction = lift.locator(
+        f'[data-testid="point-value"][data-point="{estate.site_id}/lift-t3-a/direction"]'
+    )
+    await expect(direction).to_have_text(_LIFT_DIRECTION_ZH, timeout=DEADLINE_MS)
     panel = page.locator('[data-testid="device-row"][data-device="fire-panel"]')
     point = f"{estate.site_id}/fire-panel/zone5_fire"
     cell = panel.locator(f'[data-testid="point-value"][data-point="{point}"]')
@@ -41,6 +55,15 @@ async def test_site_view_shows_devices_with_live_values(estate: Estate) -> None:
     assert await page.evaluate("window.__noReload === true")
     await expect(panel).to_have_class("dev st-alarm", timeout=DEADLINE_MS)
     await screenshot(page, "07-site")
+    # ... and in English in the English interface. The switch is saved as the user's language,
+    # so it is switched back (after the server has the first change) for the other tests.
+    async with page.expect_response("**/api/me/lang"):
+        await page.locator("#lang-switch").click()
+    await expect(door).to_have_text(re.compile(r"^(closed|open|closing|opening)$"), timeout=DEADLINE_MS)
+    await expect(direction).to_have_text(re.compile(r"^(stopped|up|down)$"), timeout=DEADLINE_MS)
+    async with page.expect_response("**/api/me/lang"):
+        await page.locator("#lang-switch").click()
+    await expect(direction).to_have_text(_LIFT_DIRECTION_ZH, timeout=DEADLINE_MS)
     # The zone map marks the zone of the fire (pumproom is the panel's zone 5).
     await page.get_by_test_id("nav-zones").click()
     svg = page.get_by_test_id("zone-svg")
@@ -62,6 +85,12 @@ async def test_device_detail_with_trend(estate: Estate) -> None:
     await expect(chart.locator("polyline")).to_have_count(1, timeout=DEADLINE_MS)
     await expect(page.get_by_test_id("device-points")).to_contain_text("m")
     await screenshot(page, "09-device")
+    # A lift's enum points read in Chinese in the device detail too.
+    await page.goto("/#/device/lift-t3-a")
+    door = page.locator(f'[data-testid="point-value"][data-point="{estate.site_id}/lift-t3-a/door_state"]')
+    await expect(door).to_have_text(_LIFT_DOOR_ZH, timeout=DEADLINE_MS)
+    mode = page.locator(f'[data-testid="point-value"][data-point="{estate.site_id}/lift-t3-a/event_code"]')
+    await expect(mode).to_have_text(_LIFT_MODE_ZH, timeout=DEADLINE_MS)
     await page.context.close()
 
 
