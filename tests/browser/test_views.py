@@ -91,6 +91,18 @@ async def test_device_detail_with_trend(estate: Estate) -> None:
     await expect(door).to_have_text(_LIFT_DOOR_ZH, timeout=DEADLINE_MS)
     mode = page.locator(f'[data-testid="point-value"][data-point="{estate.site_id}/lift-t3-a/event_code"]')
     await expect(mode).to_have_text(_LIFT_MODE_ZH, timeout=DEADLINE_MS)
+    # An enum alarm's value reads as its Chinese label in the alarm rows, here and on the duty
+    # view (a fresh page there: the duty view fetches the points' enums after its first render).
+    await estate.inject("lift-t3-a", "out_of_service")
+    try:
+        await expect(mode).to_have_text("停止服务", timeout=DEADLINE_MS)
+        row = page.locator('[data-testid="alarm-row"][data-key*="lift-t3-a/event_code"]')
+        await expect(row).to_contain_text("= 停止服务", timeout=DEADLINE_MS)
+        await page.goto("/#/duty")
+        await page.reload()
+        await expect(row).to_contain_text("= 停止服务", timeout=DEADLINE_MS)
+    finally:
+        await estate.clear("lift-t3-a")
     await page.context.close()
 
 

@@ -1,5 +1,5 @@
 // Small helpers shared by the views: escaping for the one-pass innerHTML builders, formatting.
-import { lang, t } from "./i18n.js";
+import { lang, t, pick } from "./i18n.js";
 
 const ESC = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 
@@ -37,6 +37,33 @@ export function fmtValue(value, unit) {
   else if (typeof value === "number") text = Number.isInteger(value) ? String(value) : value.toFixed(Math.abs(value) >= 100 ? 1 : 2);
   else text = String(value);
   return unit ? `${text} ${unit}` : text;
+}
+
+// Enum points by full point id ("site/device/point"), learnt from the site tree and the device
+// detail: an alarm row carries only the point id and the raw code, and shows the code's label too.
+const enumPoints = new Map();
+
+/** Remember the enum points of `[[fullId, point], ...]`. */
+export function learnEnumPoints(entries) {
+  for (const [id, point] of entries) if (point && point.enum) enumPoints.set(id, point);
+}
+
+/** The label of an enum code in the current language: the `enum` (English) label, translated
+ *  through `enum_zh` (English label -> Chinese label) in Chinese; null when there is none. */
+export function enumText(point, value) {
+  if (!point || !point.enum || value == null || typeof value === "boolean") return null;
+  if (!Object.hasOwn(point.enum, String(value))) return null;
+  const label = point.enum[String(value)];
+  if (typeof label === "object") return pick(label);
+  const text = String(label);
+  if (lang() === "zh" && point.enum_zh && Object.hasOwn(point.enum_zh, text)) return point.enum_zh[text];
+  return text;
+}
+
+/** A value recorded with an alarm: its enum label when the point is known, else the number. */
+export function alarmValueText(pointId, value) {
+  const label = enumText(enumPoints.get(pointId), value);
+  return label == null ? fmtValue(value) : label;
 }
 
 export function fmtBytes(n) {

@@ -1,7 +1,7 @@
 // One alarm as an HTML string, shared by the duty view and the device detail. Strings, not DOM
 // nodes: a thousand rows go into the page in one innerHTML pass.
 import { t, pick, has } from "../i18n.js";
-import { esc, fmtShort, fmtTime, fmtValue } from "../util.js";
+import { esc, fmtShort, fmtTime, alarmValueText } from "../util.js";
 
 const KNOWN_CLASSES = new Set(["fire", "fault", "supervisory", "security"]);
 
@@ -58,7 +58,7 @@ export function alarmRowHtml(row, can) {
   const s = normState(row.state);
   const flash = row.unacked && klass === "fire" && s !== "shelved" ? " flash" : "";
   const shelved = s === "shelved" && row.shelved_until ? ` · ${t("shelved_until", { t: fmtShort(row.shelved_until) })}` : "";
-  const value = row.value != null && typeof row.value !== "boolean" ? ` = ${fmtValue(row.value)}` : "";
+  const value = row.value != null && typeof row.value !== "boolean" ? ` = ${alarmValueText(row.point, row.value)}` : "";
   return `<div class="arow c-${klass} p-${esc(row.priority)} s-${esc(s)}${row.unacked ? " unacked" : ""}${flash}"
  data-testid="alarm-row" data-key="${esc(row.key)}" data-state="${esc(s)}" data-class="${esc(klass)}">
 <span class="a-time" title="${esc(fmtTime(row.raised_at))}">${esc(fmtShort(row.raised_at))}</span>

@@ -3,7 +3,7 @@
 import { get } from "../api.js";
 import { on, state as live, sortedAlarms } from "../live.js";
 import { t, nameOf, has } from "../i18n.js";
-import { esc, fmtTime, fmtPct, query, deviceOfPoint, errorText } from "../util.js";
+import { esc, fmtTime, fmtPct, query, deviceOfPoint, errorText, learnEnumPoints } from "../util.js";
 import { lineChart } from "../charts.js";
 import { alarmRowHtml, alarmHeadHtml } from "./alarmrow.js";
 import { alarmAction } from "./alarmactions.js";
@@ -77,6 +77,7 @@ export function mount(el, ctx) {
       p.full = pointIdOf(siteId, dev, p);
       p.short = shortIdOf(p);
     }
+    learnEnumPoints((dev.points || []).map((p) => [p.full, p]));
     adoptSnapshot(siteId, [dev]);
     const numeric = (dev.points || []).filter((p) => typeof p.value === "number");
     const firstNumeric = numeric.find((p) => p.unit) || numeric[0];

@@ -6,6 +6,7 @@ import { t, pick, has } from "../i18n.js";
 import { esc, fmtShort, errorText } from "../util.js";
 import { confirmDialog, toast } from "../dialog.js";
 import { alarmRowHtml, alarmHeadHtml, classLabel } from "./alarmrow.js";
+import { loadSite } from "./sitedata.js";
 import { alarmAction } from "./alarmactions.js";
 
 let firstRenderMarked = false;
@@ -165,12 +166,21 @@ export function mount(el, ctx) {
 
   render();
   loadLinkage();
+  // The values of enum alarms show their labels once the points' enums are known (the site
+  // tree); fetched after the first render so that the alarm list never waits for it. Until
+  // then, or if it fails, a value shows as its code.
+  let alive = true;
+  loadSite().then(
+    () => alive && render(),
+    () => {},
+  );
   const offAlarms = on("alarms", render);
   const offLinkage = on("linkage", () => {
     clearTimeout(linkageTimer);
     linkageTimer = setTimeout(loadLinkage, 300);
   });
   return () => {
+    alive = false;
     offAlarms();
     offLinkage();
     clearTimeout(linkageTimer);

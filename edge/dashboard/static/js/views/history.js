@@ -1,8 +1,9 @@
 // Alarm history search (R2.8): filters, pages of 100 and a CSV export of the same query.
 import { get } from "../api.js";
 import { t, pick, has } from "../i18n.js";
-import { esc, fmtTime, fmtValue, query, toLocalInput, fromLocalInput, errorText } from "../util.js";
+import { esc, fmtTime, alarmValueText, query, toLocalInput, fromLocalInput, errorText } from "../util.js";
 import { classOf, classLabel, location } from "./alarmrow.js";
+import { loadSite } from "./sitedata.js";
 
 const PAGE = 100;
 
@@ -14,6 +15,9 @@ function options(values, labelOf, selected) {
 
 export function mount(el) {
   const now = Date.now() / 1000;
+  // The points' enums (for the labels of enum alarm values), fetched alongside the first page;
+  // without them a value shows as its code.
+  const siteReady = loadSite().catch(() => null);
   el.innerHTML = `
     <div class="toolbar"><h1>${esc(t("history_title"))}</h1></div>
     <form class="filters card" id="hfilters" data-testid="history-filters">
@@ -61,12 +65,13 @@ export function mount(el) {
     body.innerHTML = `<tr><td colspan="8" class="muted">${esc(t("loading"))}</td></tr>`;
     try {
       const data = await get(`/api/alarms/history${query({ ...p, limit: PAGE, offset })}`);
+      await siteReady;
       const rows = data.rows || [];
       body.innerHTML = rows.length
         ? rows
             .map((r) => {
               const tr = has(`tr_${r.transition}`) ? t(`tr_${r.transition}`) : r.transition;
-              const value = r.value != null && typeof r.value !== "boolean" ? ` = ${fmtValue(r.value)}` : "";
+              const value = r.value != null && typeof r.value !== "boolean" ? ` = ${alarmValueText(r.point, r.value)}` : "";
               return `<tr data-testid="history-row"><td class="mono">${esc(fmtTime(r.ts))}</td><td>${esc(tr)}</td>
               <td><b class="tag c-${classOf(r)}">${esc(classLabel(r.class))}</b></td>
               <td>${esc(has(`prio_${r.priority}`) ? t(`prio_${r.priority}`) : r.priority || "")}</td>

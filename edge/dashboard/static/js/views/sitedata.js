@@ -2,8 +2,8 @@
 // events; helpers to read a point's current value and a device's state.
 import { get } from "../api.js";
 import { state as live } from "../live.js";
-import { t, pick, lang } from "../i18n.js";
-import { esc, fmtValue, deviceOfPoint } from "../util.js";
+import { t } from "../i18n.js";
+import { esc, fmtValue, deviceOfPoint, enumText, learnEnumPoints } from "../util.js";
 
 let cache = null;
 let cacheAt = 0;
@@ -13,7 +13,9 @@ export async function loadSite(force = false) {
   cache = await get("/api/site");
   cacheAt = Date.now();
   const siteId = cache.site && cache.site.id ? cache.site.id : "";
-  adoptSnapshot(siteId, devicesOf(cache));
+  const devices = devicesOf(cache);
+  adoptSnapshot(siteId, devices);
+  learnEnumPoints(devices.flatMap((d) => (d.points || []).map((p) => [pointIdOf(siteId, d, p), p])));
   return cache;
 }
 
@@ -43,18 +45,8 @@ export function shortIdOf(point) {
 /** Display a value, using the point's enum labels when it has them: the English label from
  *  `enum`, translated through `enum_zh` (English label -> Chinese label) in the Chinese UI. */
 export function pointText(point, value) {
-  if (point && point.enum && value != null && Object.hasOwn(point.enum, String(value))) {
-    const label = point.enum[String(value)];
-    if (typeof label === "object") return pick(label);
-    return enumLabel(point, String(label));
-  }
-  return fmtValue(value, point ? point.unit : "");
-}
-
-/** An English enum label in the current language (unchanged when there is no translation). */
-export function enumLabel(point, label) {
-  if (lang() === "zh" && point && point.enum_zh && Object.hasOwn(point.enum_zh, label)) return point.enum_zh[label];
-  return label;
+  const label = enumText(point, value);
+  return label == null ? fmtValue(value, point ? point.unit : "") : label;
 }
 
 /** [value, quality, ts] of a point: the live SSE value when newer than the snapshot. */
