@@ -46,6 +46,8 @@ class Gateway:
         self._devices_up = asyncio.Event()  # set while a device set is running (not during a reload)
         self._reporter = Reporter({})
         self._uplink: Any = None
+        # The uplink has a stack of its own so that a reload can replace it alone.
+        self._uplink_stack = AsyncExitStack()
         # Set by edge.rules_runtime when the site has rules (alarm lifecycle and linkage);
         # satisfies edge.alarm_api.AlarmService for the dashboard.
         self.alarms: Any = None
@@ -66,6 +68,8 @@ class Gateway:
                 clock=self.clock,
             )
         )
+        # Closed before the outbox (LIFO): the uplink reads the outbox until it stops.
+        self._stack.push_async_callback(self._close_uplink)
         self._uplink = await self._enter_uplink()
         self.alarms = await self._enter_rules()
         self._dashboard = await self._enter_dashboard()
@@ -123,8 +127,11 @@ class Gateway:
                     devices=len(self._pending_site.devices),
                     previous_devices=len(self.site.devices),
                 )
+                previous = self.site
                 self.site, self._pending_site = self._pending_site, None
                 self._reload.clear()
+                if previous.config.uplink != self.site.config.uplink:
+                    await self._restart_uplink()
                 if self.alarms is not None:
                     self.alarms.reload(self.site)
 
@@ -219,7 +226,27 @@ class Gateway:
             return None
         from edge.uplink_wiring import enter_uplink
 
-        return await enter_uplink(self._stack, raw, site=self.site, store=self.outbox)
+        return await enter_uplink(self._uplink_stack, raw, site=self.site, store=self.outbox)
+
+    async def _close_uplink(self) -> None:
+        self._uplink = None
+        await self._uplink_stack.aclose()
+        self._uplink_stack = AsyncExitStack()
+
+    async def _restart_uplink(self) -> None:
+        """A reload changed ``uplink:``: stop the running uplink and start the new one.
+
+        Nothing is lost in between: unacknowledged batches stay in the outbox and the new
+        uplink resends them (byte-identical, so central stores each once).
+        """
+        _LOG.info("uplink configuration changed; restarting the uplink")
+        await self._close_uplink()
+        try:
+            self._uplink = await self._enter_uplink()
+        except (OSError, ValueError) as exc:
+            # The site validated, but a file it names could not be used (a key unreadable since
+            # the check): keep polling and buffering; the next reload or restart tries again.
+            _LOG.error("uplink not restarted; buffering only", error=str(exc))
 
     async def _enter_rules(self) -> Any:
         if not self.site.config.rules and not _site_has_alarms(self.site):

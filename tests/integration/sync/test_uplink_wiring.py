@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -129,3 +130,39 @@ async def test_gateway_runs_the_uplink_of_its_site(broker: Broker, tmp_path: Pat
         await gateway.outbox.flush()
         await wait_until(lambda: central.acked("gw-a", Lane.EVENT) >= 1, message="the alarm acknowledged")
         await wait_until(lambda: gateway.uplink.status()["lanes"]["event"]["acked"] >= 1, message="ack seen")
+
+
+async def test_reload_with_a_changed_uplink_restarts_it(broker: Broker, tmp_path: Path) -> None:
+    """A wrong password first: nothing is delivered. SIGHUP's reload with the right one delivers
+    what waited in the outbox."""
+    key_path, key = signing_key(tmp_path)
+    user, password = broker.credentials("gw-a")
+    uplink = {
+        "broker_host": broker.host,
+        "broker_port": broker.port,
+        "ca_file": str(broker.ca_path),
+        "username": user,
+        "password": "not-the-password",
+        "signing_key": key_path.name,
+        "idle_poll_s": 0.05,
+        "backoff_max_s": 1.0,
+    }
+    site = load_site(_site(tmp_path, uplink))
+    async with FakeCentral(broker, {"gw-a": key.public_key()}) as central, Gateway(site) as gateway:
+        run = asyncio.create_task(gateway.run(), name="gateway")
+        try:
+            await gateway.outbox.put_event(Event("alarm.raised", "s1/tank/level", 1.0, {"level_m": 0.2}))
+            await gateway.outbox.flush()
+            first = gateway.uplink
+            await wait_until(
+                lambda: first.status()["counters"]["connect_failures"] >= 1, message="the refused connect"
+            )
+            assert central.acked("gw-a", Lane.EVENT) == 0
+
+            gateway.reload(load_site(_site(tmp_path, {**uplink, "password": password})))
+            await wait_until(lambda: central.acked("gw-a", Lane.EVENT) >= 1, message="delivered after reload")
+            assert gateway.uplink is not first
+            assert gateway.uplink.status()["connected"]
+        finally:
+            gateway.stop()
+            await run
