@@ -7,14 +7,17 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import httpx
 import msgpack
 
 from edge.app import Gateway
 from edge.config.loader import load_site
 from edge.config.site import Site
 from edge.rules_runtime import RulesRuntime
+from simulators.runner import SimulationRunner
+from simulators.site_plan import read_site_plan
 from tests.support import free_port, wait_until
 
 SITE_TEMPLATE = """
@@ -85,3 +88,21 @@ def outbox_events(site: Site, kind_prefix: str = "") -> list[tuple[str, str, dic
 
 def load(path: Path) -> Site:
     return load_site(path)
+
+
+class Simulated(NamedTuple):
+    path: Path
+    site: Site
+    sim: SimulationRunner
+    api: httpx.AsyncClient  # the simulators' control API
+
+
+@asynccontextmanager
+async def simulated(tmp_path: Path, *, mode: str = "automatic") -> AsyncIterator[Simulated]:
+    """The test site written and loaded, its devices served by simulators."""
+    path = write_site(tmp_path, mode=mode)
+    async with (
+        SimulationRunner(read_site_plan(path).devices, tick_s=0.25, control_port=0) as sim,
+        httpx.AsyncClient(base_url=sim.control_url) as api,
+    ):
+        yield Simulated(path, load(path), sim, api)

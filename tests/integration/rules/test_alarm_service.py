@@ -6,13 +6,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from edge.alarm_api import AlarmService
-from simulators.runner import SimulationRunner
-from simulators.site_plan import read_site_plan
-from tests.integration.rules.support import load, outbox_events, running, runtime_of, write_site
+from tests.integration.rules.support import outbox_events, running, runtime_of, simulated
 from tests.support import wait_until
 
 FIRE = "rules-test/fire-panel/zone1_fire/fire"
@@ -21,13 +18,9 @@ RULE = "fire-zone1"
 
 
 async def test_confirm_mode_history_statistics_linkage_log_and_updates(tmp_path: Path) -> None:
-    path = write_site(tmp_path, mode="confirm")
-    site = load(path)
-    plan = read_site_plan(path)
     updates: list[dict[str, Any]] = []
     async with (
-        SimulationRunner(plan.devices, tick_s=0.25, control_port=0) as sim,
-        httpx.AsyncClient(base_url=sim.control_url) as api,
+        simulated(tmp_path, mode="confirm") as (_path, site, sim, api),
         running(site) as gateway,
     ):
         rt = runtime_of(gateway)

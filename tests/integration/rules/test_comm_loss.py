@@ -4,23 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
-
-from simulators.runner import SimulationRunner
-from simulators.site_plan import read_site_plan
-from tests.integration.rules.support import load, outbox_events, running, runtime_of, write_site
+from tests.integration.rules.support import outbox_events, running, runtime_of, simulated
 from tests.support import wait_until
 
 LOST = "rules-test/fire-panel/fire_zone_count/comm_lost"
 
 
 async def test_a_silent_fire_panel_raises_comm_lost_and_clears_when_it_answers(tmp_path: Path) -> None:
-    path = write_site(tmp_path)
-    site = load(path)
-    plan = read_site_plan(path)
     async with (
-        SimulationRunner(plan.devices, tick_s=0.25, control_port=0) as sim,
-        httpx.AsyncClient(base_url=sim.control_url) as api,
+        simulated(tmp_path) as (path, site, sim, api),
         running(site) as gateway,
     ):
         rt = runtime_of(gateway)

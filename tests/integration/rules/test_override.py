@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
-
-from simulators.runner import SimulationRunner
-from simulators.site_plan import read_site_plan
-from tests.integration.rules.support import load, outbox_events, running, runtime_of, write_site
+from tests.integration.rules.support import outbox_events, running, runtime_of, simulated
 from tests.support import wait_until
 
 DOOR = "rules-test/door/release"
@@ -16,12 +12,8 @@ RULE = "fire-zone1"
 
 
 async def test_an_overridden_door_is_skipped_by_the_linkage_and_by_its_restore(tmp_path: Path) -> None:
-    path = write_site(tmp_path)
-    site = load(path)
-    plan = read_site_plan(path)
     async with (
-        SimulationRunner(plan.devices, tick_s=0.25, control_port=0) as sim,
-        httpx.AsyncClient(base_url=sim.control_url) as api,
+        simulated(tmp_path) as (path, site, sim, api),
         running(site) as gateway,
     ):
         rt = runtime_of(gateway)
@@ -54,12 +46,8 @@ async def test_an_overridden_door_is_skipped_by_the_linkage_and_by_its_restore(t
 
 
 async def test_an_operators_write_through_the_gateway_marks_the_point_overridden(tmp_path: Path) -> None:
-    path = write_site(tmp_path)
-    site = load(path)
-    plan = read_site_plan(path)
     async with (
-        SimulationRunner(plan.devices, tick_s=0.25, control_port=0) as sim,
-        httpx.AsyncClient(base_url=sim.control_url) as api,
+        simulated(tmp_path) as (path, site, sim, api),
         running(site) as gateway,
     ):
         rt = runtime_of(gateway)

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
-
-from simulators.runner import SimulationRunner
-from simulators.site_plan import read_site_plan
-from tests.integration.rules.support import load, running, runtime_of, write_site
+from tests.integration.rules.support import load, running, runtime_of, simulated
 from tests.support import wait_until
 
 FIRE = "rules-test/fire-panel/zone1_fire/fire"
@@ -16,12 +12,8 @@ EXTRA = "rules-test/_site/two_zones"
 
 
 async def test_reload_keeps_acknowledged_alarm_and_adds_the_new_rule(tmp_path: Path) -> None:
-    path = write_site(tmp_path)
-    site = load(path)
-    plan = read_site_plan(path)
     async with (
-        SimulationRunner(plan.devices, tick_s=0.25, control_port=0) as sim,
-        httpx.AsyncClient(base_url=sim.control_url) as api,
+        simulated(tmp_path) as (path, site, sim, api),
         running(site) as gateway,
     ):
         rt = runtime_of(gateway)

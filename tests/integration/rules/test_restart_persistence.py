@@ -9,11 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import httpx
-
-from simulators.runner import SimulationRunner
-from simulators.site_plan import read_site_plan
-from tests.integration.rules.support import load, outbox_events, running, runtime_of, write_site
+from tests.integration.rules.support import outbox_events, running, runtime_of, simulated
 from tests.support import wait_until
 
 FIRE = "rules-test/fire-panel/zone1_fire/fire"
@@ -21,13 +17,7 @@ FAULT = "rules-test/fire-panel/zone2_fault/fault"
 
 
 async def test_acknowledged_alarm_stays_acknowledged_across_a_restart(tmp_path: Path) -> None:
-    path = write_site(tmp_path)
-    site = load(path)
-    plan = read_site_plan(path)
-    async with (
-        SimulationRunner(plan.devices, tick_s=0.25, control_port=0) as sim,
-        httpx.AsyncClient(base_url=sim.control_url) as api,
-    ):
+    async with simulated(tmp_path) as (path, site, sim, api):
         async with running(site) as gateway:
             rt = runtime_of(gateway)
             assert not rt.restored
@@ -64,13 +54,7 @@ async def test_acknowledged_alarm_stays_acknowledged_across_a_restart(tmp_path: 
 
 
 async def test_latched_fire_is_still_latched_after_restart_and_reset_clears_it(tmp_path: Path) -> None:
-    path = write_site(tmp_path)
-    site = load(path)
-    plan = read_site_plan(path)
-    async with (
-        SimulationRunner(plan.devices, tick_s=0.25, control_port=0) as sim,
-        httpx.AsyncClient(base_url=sim.control_url) as api,
-    ):
+    async with simulated(tmp_path) as (path, site, sim, api):
         async with running(site) as gateway:
             rt = runtime_of(gateway)
             (await api.post("/devices/fire-panel/scenarios/fire", json={"zone": 1})).raise_for_status()
@@ -97,13 +81,7 @@ async def test_latched_fire_is_still_latched_after_restart_and_reset_clears_it(t
 
 
 async def test_a_linkage_interrupted_by_a_restart_resumes_where_it_was(tmp_path: Path) -> None:
-    path = write_site(tmp_path)
-    site = load(path)
-    plan = read_site_plan(path)
-    async with (
-        SimulationRunner(plan.devices, tick_s=0.25, control_port=0) as sim,
-        httpx.AsyncClient(base_url=sim.control_url) as api,
-    ):
+    async with simulated(tmp_path) as (path, site, sim, api):
         async with running(site) as gateway:
             rt = runtime_of(gateway)
             # the door controller stops answering: the first step cannot complete
