@@ -20,6 +20,11 @@ ALL = (
     "alarm_latency",
     "sync",
     "dashboard_render",
+    "rtu_bus",
+    "gb26875",
+    "bacnet_read",
+    "bacnet_cov",
+    "opcua_subscribe",
 )
 RESULTS = Path(__file__).resolve().parent / "results"
 

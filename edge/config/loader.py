@@ -257,6 +257,7 @@ def load_site(path: Path, *, profile_dirs: Sequence[Path] = ()) -> Site:
     issues.extend(check_resolved(entries))
     issues.extend(_uplink_issues(path, data))
     issues.extend(_dashboard_issues(path, data))
+    issues.extend(_zones_issues(path, data))
 
     problems = _sorted([doc.problem(i) for i in issues], first=doc.file) + _sorted(library.problems)
     if problems or config is None:
@@ -290,6 +291,16 @@ def _dashboard_issues(path: Path, data: dict[Any, Any]) -> list[Issue]:
     if not isinstance(raw, dict):
         return []  # absent, or already reported as not a mapping
     return check_dashboard(raw, base_dir=path.parent)
+
+
+def _zones_issues(path: Path, data: dict[Any, Any]) -> list[Issue]:
+    """The ``zones:`` section is validated by its owner (``edge.site_zones``)."""
+    from edge.site_zones import check_zones
+
+    raw = data.get("zones")
+    if raw is None:
+        return []
+    return check_zones(raw, base_dir=path.parent)
 
 
 def _valid_parts(

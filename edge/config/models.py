@@ -270,3 +270,4 @@ class SiteConfig(_Model):
     uplink: dict[str, Any] | None = None
     rules: dict[str, Any] | None = None
     dashboard: dict[str, Any] | None = None
+    zones: list[Any] | None = Field(default=None, description="named zones; see docs/configuration.md")
