@@ -20,7 +20,7 @@ from typing import Protocol
 
 from edge.model import Quality, Reason, Value
 
-__all__ = ["Driver", "PollGroup", "Reading", "raise_if_cancelling"]
+__all__ = ["Driver", "LinkState", "PollGroup", "Reading", "raise_if_cancelling"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,17 @@ class Reading:
     quality: Quality = Quality.GOOD
     reason: Reason = Reason.NONE
     source_ts: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkState:
+    """Yielded by ``pushed()`` of a device that only pushes (a 26875 transmission device, a COV
+    or subscription session): whether the device can be heard now. The coordinator turns a
+    change into exactly one ``device.online``/``device.offline`` event, and offline marks every
+    point bad (comm failure), as for a polled device that stops answering."""
+
+    online: bool
+    error: str = ""
 
 
 class PollGroup(Protocol):
@@ -58,8 +69,9 @@ class Driver(Protocol):
         """Write one point; with ``verify`` read it back and return what the device holds."""
         ...
 
-    def pushed(self) -> AsyncIterator[Reading] | None:
-        """Readings the device sends on its own, or None for a purely polled device."""
+    def pushed(self) -> AsyncIterator[Reading | LinkState] | None:
+        """Readings the device sends on its own (and ``LinkState`` changes of a push-only
+        device), or None for a purely polled device."""
         ...
 
 

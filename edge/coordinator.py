@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import structlog
 
-from drivers.base import Driver, PollGroup, Reading, raise_if_cancelling
-from edge.errors import DeviceError, TransportError
+from drivers.base import Driver, LinkState, PollGroup, Reading, raise_if_cancelling
+from edge.errors import ConnectionLost, DeviceError, TransportError
 from edge.model import Clock, Event, Quality, Reason, Sample, Value
 
 __all__ = ["CoordinatorStats", "DeviceCoordinator", "EventSink", "SampleSink"]
@@ -180,8 +180,14 @@ class DeviceCoordinator:
             return False
         return True
 
-    async def _consume_pushed(self, readings: object) -> None:
-        async for reading in readings:  # type: ignore[attr-defined]
+    async def _consume_pushed(self, readings: AsyncIterator[Reading | LinkState]) -> None:
+        async for reading in readings:
+            if isinstance(reading, LinkState):
+                if reading.online:
+                    await self._mark_online()
+                else:
+                    await self._mark_offline(ConnectionLost(reading.error or "link lost"))
+                continue
             await self._sink([self._sample(reading, self._clock.wall())])
 
     # -- one poll ----------------------------------------------------------------------------
