@@ -132,12 +132,15 @@ def rule_config_problems(
     YAML scalar's position (one more column for a quoted scalar), so an installer is sent to
     the exact character.
     """
+    from edge.site_zones import zone_reference_issues
+
+    zone_problems = [doc.problem(issue) for issue in zone_reference_issues(site)]
     try:
         compile_site_rules(site)
     except RulesError as exc:
         problems = exc.problems
     else:
-        return []
+        return zone_problems
     from edge.config.loader import read_yaml  # the loader imports this module lazily too
 
     profile_docs: dict[str, YamlDocument | None] = {}
@@ -162,6 +165,7 @@ def rule_config_problems(
         out.append(
             ConfigProblem(located.file, located.line, located.column, _format_loc(issue.loc), issue.message)
         )
+    out.extend(zone_problems)
     return sorted(out, key=lambda p: (p.file != doc.file, p.file, p.line, p.column))
 
 

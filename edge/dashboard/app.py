@@ -8,6 +8,7 @@ internet, so there is no CDN and no build step.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
@@ -74,16 +75,24 @@ def build_app(ctx: DashboardContext) -> FastAPI:
         caller: Annotated[Caller, Depends(session_caller)],
     ) -> AsyncIterator[ServerSentEvent]:
         client = ctx.hub.connect(caller.user.username)
+        beat_s = ctx.config.heartbeat_s
         try:
-            yield ServerSentEvent(event="hello", raw_data=dumps({"server_time": ctx.now()}), retry=3000)
+            hello = {"server_time": ctx.now(), "heartbeat_s": beat_s}
+            yield ServerSentEvent(event="hello", raw_data=dumps(hello), retry=3000)
+            last_check = time.monotonic()
             while True:
-                try:
-                    async with asyncio.timeout(_SESSION_CHECK_S):
-                        item = await client.queue.get()
-                except TimeoutError:
-                    # A gone client is noticed when a write fails (FastAPI pings every 15 s).
+                if time.monotonic() - last_check >= _SESSION_CHECK_S:
+                    last_check = time.monotonic()
                     if not still_valid(ctx, caller):
                         return
+                try:
+                    async with asyncio.timeout(beat_s):
+                        item = await client.queue.get()
+                except TimeoutError:
+                    # The heartbeat: a browser that misses three knows the stream is dead or
+                    # stalled (a cable pulled, a hung gateway) even though nothing closed it.
+                    # Any other event is a sign of life too, so a busy stream needs none.
+                    yield ServerSentEvent(event="heartbeat", raw_data=dumps({"server_time": ctx.now()}))
                     continue
                 if item is None:
                     return  # dropped as too slow, or the server is stopping

@@ -51,6 +51,9 @@ class DashboardConfig(BaseModel):
     history_interval_s: float = Field(default=10.0, ge=1, le=3600, description="trend bucket width")
     values_interval_s: float = Field(default=0.5, ge=0.5, le=60, description="SSE value coalescing")
     client_queue: int = Field(default=512, ge=16, le=100_000, description="SSE events buffered per client")
+    # The browser declares the gateway unreachable after three missed heartbeats (15 s by
+    # default), well inside GB 4717's 100 s for showing a loss of communication.
+    heartbeat_s: float = Field(default=5.0, ge=0.5, le=30, description="SSE heartbeat interval")
     tls_cert: str | None = None
     tls_key: str | None = None
     simulator_api: str | None = Field(default=None, description="simulator control API base URL")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +72,7 @@ class EventHub:
         *,
         queue_size: int = 512,
         values_interval_s: float = 0.5,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._live = live
         self._alarms = alarms
@@ -79,6 +81,9 @@ class EventHub:
         self._clients: set[Client] = set()
         self._pending: dict[str, Sample] = {}
         self._online: dict[str, bool | None] = dict(live.device_online)
+        # when each device went offline (wall time), for "communication lost since hh:mm:ss"
+        self.offline_since: dict[str, float] = {}
+        self._wall = wall
         self._unsubscribe: list[Callable[[], None]] = []
         self.dropped_clients = 0
         self._closed = False
@@ -147,8 +152,13 @@ class EventHub:
     def flush(self) -> None:
         online = self._live.device_online
         if online != self._online:
+            now = self._wall()
             for device_id, state in online.items():
                 if self._online.get(device_id, "unset") != state:
+                    if state is False:
+                        self.offline_since.setdefault(device_id, now)
+                    else:
+                        self.offline_since.pop(device_id, None)
                     self.broadcast("device", {"id": device_id, "online": state})
             self._online = dict(online)
         if self._pending:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from edge.dashboard.auth import ApiError, Caller, audit, require
 from edge.dashboard.context import DashboardContext, get_context
 from edge.dashboard.events import clean
+from edge.dashboard.names import names_for
 
 __all__ = ["alarm_rows", "device_of", "router"]
 
@@ -27,8 +28,8 @@ router = APIRouter(prefix="/api")
 Ctx = Annotated[DashboardContext, Depends(get_context)]
 _INACTIVE_STATES = frozenset({"shelved", "suppressed", "out_of_service"})
 _CSV_COLUMNS = (
-    "time", "key", "transition", "by", "priority", "class", "message_zh", "message_en", "point", "zone",
-    "value", "comment",
+    "time", "key", "transition", "by", "priority", "class", "message_zh", "message_en", "zone", "zone_name",
+    "device", "device_name", "building", "floor", "location", "point", "value", "comment", "drill",
 )  # fmt: skip
 
 
@@ -45,8 +46,32 @@ def alarm_rows(ctx: DashboardContext) -> list[dict[str, Any]]:
     if service is None:
         return []
     rows: list[dict[str, Any]] = clean(service.active_alarms())
+    names = names_for(ctx.gateway.site)
     for row in rows:
         row["device"] = device_of(str(row.get("key", "")))
+        names.enrich(row, row["device"])
+    return rows
+
+
+def comm_fault_rows(ctx: DashboardContext) -> list[dict[str, Any]]:
+    """Devices (or whole buses) the gateway cannot reach now: faults, never silence."""
+    names = names_for(ctx.gateway.site)
+    rows: list[dict[str, Any]] = clean(
+        names.comm_faults(ctx.gateway.live.device_online, ctx.hub.offline_since)
+    )
+    return rows
+
+
+def drill_rows(ctx: DashboardContext) -> list[dict[str, Any]]:
+    """The drills running now (a zone or the whole site in test mode)."""
+    service = ctx.gateway.alarms
+    drills = getattr(service, "drills", None)
+    if drills is None:
+        return []
+    rows: list[dict[str, Any]] = clean(drills())
+    names = names_for(ctx.gateway.site)
+    for row in rows:
+        row.update(names.zone_names(row.get("zone")))
     return rows
 
 
@@ -107,6 +132,10 @@ async def alarms(ctx: Ctx, _: Annotated[Caller, Depends(require("view"))]) -> di
             "by_class": dict(by_class),
         },
         "flood": service is not None and _flood(service, rows),
+        # what the page resynchronises from after a lost stream: nothing here is older than this
+        "comm_faults": comm_fault_rows(ctx),
+        "drills": drill_rows(ctx),
+        "server_time": ctx.now(),
     }
 
 
@@ -211,6 +240,11 @@ def _history(ctx: DashboardContext, q: HistoryQuery) -> list[dict[str, Any]]:
         device=q.device or None, text=q.text or None, limit=q.limit, offset=q.offset,
     )  # fmt: skip
     cleaned: list[dict[str, Any]] = clean(rows)
+    names = names_for(ctx.gateway.site)
+    for row in cleaned:
+        device = device_of(str(row.get("key", "")))
+        row["device"] = device
+        names.enrich(row, device)
     return cleaned
 
 
@@ -258,10 +292,17 @@ async def history_csv(
                 row.get("class"),
                 message.get("zh", ""),
                 message.get("en", ""),
-                row.get("point") or "",
                 row.get("zone") or "",
+                row.get("zone_name_zh") or row.get("zone_name") or "",
+                row.get("device") or "",
+                row.get("device_name_zh") or row.get("device_name") or "",
+                row.get("building") or "",
+                row.get("floor") or "",
+                row.get("location") or "",
+                row.get("point") or "",
                 "" if row.get("value") is None else row.get("value"),
                 row.get("comment") or "",
+                "drill" if row.get("drill") else "",
             ]  # fmt: skip
         )
     audit(ctx, request, caller.user.username, "export_history", None, "ok", f"{len(rows)} rows")

@@ -10,12 +10,14 @@ from typing import Annotated, Any
 import psutil
 import structlog
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import FileResponse
 
-from edge.config.models import PointConfig
+from drivers.config_base import PointBase
 from edge.config.site import ResolvedDevice
 from edge.dashboard.auth import ApiError, Caller, require, site_info
 from edge.dashboard.context import DashboardContext, get_context
 from edge.dashboard.events import clean, json_value
+from edge.dashboard.names import names_for
 from edge.dashboard.routes_alarms import alarm_rows
 from edge.errors import StorageError
 
@@ -31,7 +33,7 @@ _WRITABLE = frozenset({"rw", "w"})
 _PROCESS = psutil.Process()
 
 
-def _enum_zh(point: PointConfig) -> dict[str, str] | None:
+def _enum_zh(point: PointBase) -> dict[str, str] | None:
     """English label -> Chinese label: the client turns a code into its English label first
     (``enum``), so this translates what it already shows. Codes without a Chinese label are left
     out and stay English."""
@@ -72,6 +74,7 @@ def _device_json(ctx: DashboardContext, device: ResolvedDevice, alarm_count: int
         "floor": cfg.floor,
         "zone": cfg.zone,
         "location": cfg.location,
+        "bus": cfg.bus,
         "enabled": cfg.enabled,
         "online": live.device_online.get(device.id),
         "alarm_count": alarm_count,
@@ -140,32 +143,52 @@ async def trend(
 
 @router.get("/zones")
 async def zones(ctx: Ctx, _: Annotated[Caller, Depends(require("view"))]) -> dict[str, Any]:
+    """The zones the site uses (declared in ``zones:``, or else set in the site file), by name.
+
+    A zone outside that list still appears while it has an alarm: an alarm is never hidden.
+    """
+    names = names_for(ctx.gateway.site)
     by_zone: dict[str, dict[str, Any]] = {}
-    device_zone: dict[str, str] = {}
+
+    def entry(zone_id: str) -> dict[str, Any]:
+        if zone_id not in by_zone:
+            by_zone[zone_id] = {
+                **names.zone_json(zone_id), "devices": [], "alarm_count": 0, "fire_count": 0,
+                "worst_class": None, "offline": 0,
+            }  # fmt: skip
+        return by_zone[zone_id]
+
+    for zone_id in names.shown_zone_ids():
+        entry(zone_id)
+    online = ctx.gateway.live.device_online
     for device in ctx.gateway.site.devices:
         zone_ids = {device.config.zone} | {p.zone for p in device.points}
-        for zone_id in sorted(z for z in zone_ids if z):
-            entry = by_zone.setdefault(
-                zone_id, {"id": zone_id, "devices": [], "alarm_count": 0, "worst_class": None}
-            )
-            entry["devices"].append(device.id)
-        if device.config.zone:
-            device_zone[device.id] = device.config.zone
+        zone_ids |= {z for z, zone in names.zones.items() if device.id in zone.devices}
+        for zone_id in sorted(z for z in zone_ids if z and z in by_zone):
+            by_zone[zone_id]["devices"].append(device.id)
+            if online.get(device.id) is False:
+                by_zone[zone_id]["offline"] += 1
     for row in alarm_rows(ctx):
-        alarm_zone = row.get("zone") or device_zone.get(str(row.get("device")))
-        if not alarm_zone:
+        zone_id = str(row.get("zone") or "")
+        if not zone_id or row.get("state") in ("shelved", "suppressed", "out_of_service"):
             continue
-        zone_id = str(alarm_zone)
-        if not zone_id:
-            continue
-        entry = by_zone.setdefault(
-            zone_id, {"id": zone_id, "devices": [], "alarm_count": 0, "worst_class": None}
-        )
-        entry["alarm_count"] += 1
-        klass, worst = row.get("class"), entry["worst_class"]
+        item = entry(zone_id)
+        item["alarm_count"] += 1
+        klass, worst = row.get("class"), item["worst_class"]
+        if klass == "fire":
+            item["fire_count"] += 1
         if worst is None or _CLASS_RANK.get(str(klass), 9) < _CLASS_RANK.get(str(worst), 9):
-            entry["worst_class"] = klass
-    return {"zones": list(by_zone.values())}
+            item["worst_class"] = klass
+    return {"zones": list(by_zone.values()), "declared": names.declared is not None}
+
+
+@router.get("/zones/{zone_id}/plan")
+async def zone_plan(zone_id: str, ctx: Ctx, _: Annotated[Caller, Depends(require("view"))]) -> FileResponse:
+    """The zone's floor-plan image, as declared in ``zones:`` (only that file is served)."""
+    zone = names_for(ctx.gateway.site).zones.get(zone_id)
+    if zone is None or zone.plan is None:
+        raise ApiError(404, "no_plan", zone=zone_id)
+    return FileResponse(zone.plan, headers={"Cache-Control": "private, max-age=300"})
 
 
 def _system(ctx: DashboardContext) -> dict[str, Any]:

@@ -85,7 +85,11 @@ class DashboardServer:
             db_path, interval_s=cfg.history_interval_s, history_days=cfg.history_days, clock=gw.clock
         )
         hub = EventHub(
-            gw.live, gw.alarms, queue_size=cfg.client_queue, values_interval_s=cfg.values_interval_s
+            gw.live,
+            gw.alarms,
+            queue_size=cfg.client_queue,
+            values_interval_s=cfg.values_interval_s,
+            wall=gw.clock.wall,
         )
         http = httpx.AsyncClient(timeout=10.0) if cfg.simulator_api else None
         self.ctx = DashboardContext(gw, cfg, accounts, trends, hub, time.monotonic(), http)

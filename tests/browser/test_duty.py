@@ -62,8 +62,10 @@ async def test_fire_alarm_appears_live_sounds_and_is_acknowledged(estate: Estate
     # Fire alarms latch: acknowledged while the panel still reports fire.
     await expect(row).to_have_attribute("data-state", "acknowledged", timeout=DEADLINE_MS)
     await expect(row.get_by_test_id("alarm-ack")).to_have_count(0)
-    await expect(banner).to_be_hidden()
+    # A panel's fire indication: acknowledged is not reset. The banner stays lit, the tone stops.
     await expect(page.locator("body")).to_have_attribute("data-beeping", "0")
+    await expect(banner).to_be_visible()
+    await expect(banner.get_by_test_id("fire-count")).to_have_text("火警 1")
 
     # The acknowledgement went through the real rules engine, with the operator's name.
     rows = {r["key"]: r for r in estate.gateway.alarms.active_alarms()}
@@ -77,8 +79,10 @@ async def test_fire_alarm_appears_live_sounds_and_is_acknowledged(estate: Estate
     await estate.clear("fire-panel")
     await estate.gateway.write("fire-panel", "reset", True, verify=False)
     await expect(row).to_have_attribute("data-state", "latched", timeout=DEADLINE_MS)
+    await expect(banner).to_be_visible()
     await row.get_by_test_id("alarm-reset").click()
     await expect(row).to_have_count(0, timeout=DEADLINE_MS)
+    await expect(banner).to_be_hidden()
     assert key not in {r["key"] for r in estate.gateway.alarms.active_alarms()}
     await context.close()
 

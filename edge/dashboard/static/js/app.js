@@ -1,8 +1,8 @@
 // The one-page app: session, shell (header, navigation, fire banner) and the hash router.
 import { get, post, setCsrf, setUnauthorizedHandler } from "./api.js";
 import { t, lang, setLang, onLangChange, nameOf } from "./i18n.js";
-import { connect, disconnect, on, counts, state as live, setSessionGoneHandler } from "./live.js";
-import { startAlert, stopAlert } from "./alert.js";
+import { connect, disconnect, on, counts, state as live, setSessionGoneHandler, isStale } from "./live.js";
+import { startAlert, stopAlert, silence } from "./alert.js";
 import { esc, fmtTime, errorText } from "./util.js";
 import { toast } from "./dialog.js";
 
@@ -106,7 +106,7 @@ function renderShell() {
   const u = session.user;
   document.getElementById("who").textContent = `${u.name || u.username} · ${t(`role_${u.role}`)}`;
   updateBadge();
-  updateConn(live.connected);
+  updateConn();
   markNav();
 }
 
@@ -114,14 +114,37 @@ function updateBadge() {
   const badge = document.getElementById("unacked-badge");
   if (!badge) return;
   const n = counts().unacked;
-  badge.hidden = n === 0;
-  badge.textContent = String(n);
+  const stale = isStale() && live.link !== "connecting";
+  // A count the page cannot vouch for reads "?", never a reassuring 0.
+  badge.hidden = n === 0 && !stale;
+  badge.textContent = stale ? `${n}?` : String(n);
+  badge.classList.toggle("stale", stale);
 }
 
-function updateConn(connected) {
+/** The full-width "no connection — state unknown" bar: shown on every view while the page
+ *  cannot know the gateway's state (stream down or silent, or resynchronising). */
+function updateConn() {
   const el = document.getElementById("conn");
-  el.textContent = connected ? t("conn_live") : t("conn_lost");
-  el.className = connected ? "conn conn-ok" : "conn conn-lost";
+  const link = live.link;
+  el.textContent = link === "live" ? t("conn_live") : link === "connecting" ? t("loading") : t("conn_lost");
+  el.className = link === "live" ? "conn conn-ok" : "conn conn-lost";
+  const bar = document.getElementById("nolink");
+  const show = Boolean(session.user) && (link === "lost" || (link === "resync" && live.lostAt != null));
+  bar.hidden = !show;
+  document.body.classList.toggle("no-link", show);
+  document.body.dataset.link = link;
+  if (!show) {
+    bar.innerHTML = "";
+    updateBadge();
+    return;
+  }
+  const since = live.lostAt != null ? fmtTime(live.lostAt).slice(11) : "—";
+  bar.innerHTML = `<div class="nolink-text">
+      <strong data-testid="nolink-title">${esc(t("nolink_title", { t: since }))}</strong>
+      <span>${esc(link === "resync" ? t("nolink_resync") : t("nolink_hint"))}</span>
+    </div>
+    <div class="nolink-actions">${document.body.dataset.tone === "fault" ? `<button class="btn" data-act="silence" data-testid="nolink-silence">${esc(t("silence"))}</button>` : ""}</div>`;
+  updateBadge();
 }
 
 function markNav(navId) {
@@ -233,7 +256,14 @@ async function boot() {
     route();
   });
   on("alarms", updateBadge);
+  on("alarms", updateConn);
   on("conn", updateConn);
+  document.getElementById("nolink").addEventListener("click", (event) => {
+    if (event.target.closest("[data-act=silence]")) {
+      silence();
+      updateConn();
+    }
+  });
   setInterval(tickClock, 1000);
   try {
     await loadSession();

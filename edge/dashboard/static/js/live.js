@@ -1,15 +1,27 @@
 // The live state pushed by the server (GET /api/events): active alarms, point values, device
 // online state and linkage steps. Bursts of events are coalesced into one update per animation
 // frame, so a flood of alarms or values costs one render, not one per event.
+//
+// Unknown is not normal (GB 4717: a panel never shows "normal" for a part it cannot supervise).
+// The link is "live" only after the stream said hello AND the alarm snapshot that followed it was
+// loaded; a stream that errors, or that goes quiet for three heartbeats (a pulled cable or a hung
+// gateway leave it open but silent), makes the link "lost" at once. While lost, whatever is shown
+// is the last known state, marked stale, and nothing may read "all normal".
 import { get } from "./api.js";
 
 export const state = {
   alarms: new Map(), // key → alarm row
+  commFaults: [], // devices / buses the gateway cannot reach (from the snapshot)
+  drills: [], // zones or the site in drill mode
   flood: false,
   loaded: false,
   values: new Map(), // point id → [value, quality, ts]
   online: new Map(), // device id → true | false | null
-  connected: false,
+  connected: false, // true only while "live"
+  link: "connecting", // "connecting" | "resync" | "live" | "lost"
+  lostAt: null, // wall seconds (local clock) of the last sign of life before the loss
+  lastHeardMs: 0,
+  heartbeatS: 5,
   serverSkewS: 0,
 };
 
@@ -60,18 +72,24 @@ function flush() {
   }
 }
 
-export async function reloadAlarms() {
+export async function reloadAlarms(force = false) {
   const seq = ++reloadSeq;
   const data = await get("/api/alarms");
   if (seq !== reloadSeq) return; // a newer reload is under way
-  const sig = signature(data.alarms) + String(Boolean(data.flood));
-  if (state.loaded && sig === loadedSig && sig === signature(state.alarms.values()) + String(state.flood)) return;
+  const sig = signature(data.alarms) + String(Boolean(data.flood)) + JSON.stringify(data.comm_faults || []) + JSON.stringify(data.drills || []);
+  if (!force && state.loaded && sig === loadedSig && sig === currentSig()) return;
   loadedSig = sig;
   state.alarms = new Map(data.alarms.map((row) => [row.key, row]));
   state.flood = Boolean(data.flood);
+  state.commFaults = data.comm_faults || [];
+  state.drills = data.drills || [];
   state.loaded = true;
   pending.alarms = true;
   schedule();
+}
+
+function currentSig() {
+  return signature(state.alarms.values()) + String(state.flood) + JSON.stringify(state.commFaults) + JSON.stringify(state.drills);
 }
 
 let loadedSig = "";
@@ -91,61 +109,143 @@ function parse(event) {
   }
 }
 
+function setLink(link) {
+  if (state.link === link) return;
+  state.link = link;
+  state.connected = link === "live";
+  if (link === "lost" && state.lostAt == null) state.lostAt = (state.lastHeardMs || Date.now()) / 1000;
+  if (link === "live") state.lostAt = null;
+  pending.conn = true;
+  pending.alarms = true; // every list and count redraws: stale, or fresh again
+  schedule();
+}
+
+/** The stream is dead or silent: say so, and start over with a new one. */
+function linkLost() {
+  setLink("lost");
+  if (source) source.close();
+  source = null;
+  clearTimeout(retryTimer);
+  retryTimer = setTimeout(() => {
+    if (!source && wanted) connect();
+  }, 2000);
+}
+
+let retryTimer = null;
+let openedMs = 0; // when the current stream was opened
+let watchdog = null;
+// Three missed heartbeats, plus a second for the network.
+const missedBeats = 3;
+
+function heard() {
+  state.lastHeardMs = Date.now();
+}
+
+function watch() {
+  if (watchdog) return;
+  watchdog = setInterval(() => {
+    if (!wanted || !source) return;
+    const silentMs = Date.now() - Math.max(state.lastHeardMs, openedMs);
+    if (silentMs > (missedBeats * state.heartbeatS + 1) * 1000) linkLost();
+  }, 1000);
+}
+
+/** Within ``ms``, or fail: a hung gateway must not hold the resynchronisation forever. */
+function within(promise, ms) {
+  return Promise.race([promise, new Promise((_, reject) => setTimeout(() => reject(new Error("timeout")), ms))]);
+}
+
 export function connect() {
   wanted = true;
   if (source) return;
+  watch();
+  openedMs = Date.now();
   // Load the list at once rather than after the stream's hello; the hello reloads it again so
   // that nothing raised between this load and the subscription is missed.
   if (!state.loaded) reloadAlarms().catch(() => {});
-  source = new EventSource("/api/events", { withCredentials: true });
-  source.addEventListener("hello", (event) => {
-    const data = parse(event);
-    if (data && data.server_time) state.serverSkewS = data.server_time - Date.now() / 1000;
-    state.connected = true;
-    pending.conn = true;
-    schedule();
-    // Whatever happened while disconnected is only in the full list.
-    reloadAlarms().catch(() => {});
-  });
-  source.addEventListener("alarm", (event) => {
-    const data = parse(event);
-    if (!data || !data.key) return;
-    if (data.row) state.alarms.set(data.key, { ...data.row, transition: data.transition });
-    else state.alarms.delete(data.key);
-    pending.alarms = true;
-    schedule();
-  });
-  source.addEventListener("values", (event) => {
-    const data = parse(event);
-    if (!data || !Array.isArray(data.points)) return;
-    for (const [id, value, quality, ts] of data.points) {
-      state.values.set(id, [value, quality, ts]);
-      pending.values.add(id);
-    }
-    schedule();
-  });
-  source.addEventListener("device", (event) => {
-    const data = parse(event);
-    if (!data || !data.id) return;
-    state.online.set(data.id, data.online);
-    pending.device.add(data.id);
-    schedule();
-  });
-  source.addEventListener("linkage", (event) => {
-    const data = parse(event);
-    if (!data) return;
-    pending.linkage.push(data);
-    schedule();
-  });
-  source.onerror = () => {
-    if (state.connected) {
-      state.connected = false;
-      pending.conn = true;
+  const es = new EventSource("/api/events", { withCredentials: true });
+  source = es;
+  const mine = (fn) => (event) => {
+    if (source !== es) return; // an old stream the watchdog gave up on
+    heard();
+    fn(event);
+  };
+  es.addEventListener(
+    "hello",
+    mine((event) => {
+      const data = parse(event);
+      if (data && data.server_time) state.serverSkewS = data.server_time - Date.now() / 1000;
+      if (data && data.heartbeat_s) state.heartbeatS = Number(data.heartbeat_s) || 5;
+      // Not live yet: whatever happened while disconnected is only in the full list, and
+      // nothing is called normal before that list is here.
+      if (state.link !== "live") setLink("resync");
+      within(reloadAlarms(true), (missedBeats * state.heartbeatS + 1) * 1000).then(
+        () => {
+          if (source === es) setLink("live");
+        },
+        () => {
+          if (source === es) linkLost();
+        },
+      );
+    }),
+  );
+  es.addEventListener("heartbeat", mine(() => {}));
+  es.addEventListener(
+    "alarm",
+    mine((event) => {
+      const data = parse(event);
+      if (!data || !data.key) return;
+      if (data.row) state.alarms.set(data.key, { ...data.row, transition: data.transition });
+      else state.alarms.delete(data.key);
+      pending.alarms = true;
       schedule();
-    }
-    // EventSource retries by itself unless the server refused the stream (e.g. 401 after the
-    // session ended): then it is CLOSED and we decide — sign-in again, or retry a bit later.
-    if (source && source.readyState === EventSource.CLOSED) {
+      // the pushed row has no names yet: the snapshot has them
+      reloadSoon();
+    }),
+  );
+  es.addEventListener(
+    "values",
+    mine((event) => {
+      const data = parse(event);
+      if (!data || !Array.isArray(data.points)) return;
+      for (const [id, value, quality, ts] of data.points) {
+        state.values.set(id, [value, quality, ts]);
+        pending.values.add(id);
+      }
+      schedule();
+    }),
+  );
+  es.addEventListener(
+    "device",
+    mine((event) => {
+      const data = parse(event);
+      if (!data || !data.id) return;
+      state.online.set(data.id, data.online);
+      pending.device.add(data.id);
+      schedule();
+      reloadSoon(); // the communication-fault rows come with the snapshot
+    }),
+  );
+  es.addEventListener(
+    "linkage",
+    mine((event) => {
+      const data = parse(event);
+      if (!data) return;
+      pending.linkage.push(data);
+      schedule();
+    }),
+  );
+  es.addEventListener(
+    "drill",
+    mine(() => reloadSoon()),
+  );
+  es.onerror = () => {
+    if (source !== es) return;
+    // EventSource retries by itself, but until it is back the state is unknown.
+    setLink("lost");
+    // Refused (e.g. 401 after the session ended): CLOSED, and we decide — sign-in again, or
+    // retry a bit later.
+    if (es.readyState === EventSource.CLOSED) {
       source = null;
       setTimeout(() => {
         if (source || !wanted) return;
@@ -154,10 +254,18 @@ export function connect() {
             if (s.user) connect();
             else onSessionGone({ error: "session" });
           })
-          .catch(() => setTimeout(() => wanted && connect(), 3000));
+          .catch(() => setTimeout(() => wanted && !source && connect(), 3000));
       }, 1000);
     }
   };
+}
+
+let reloadTimer = null;
+function reloadSoon() {
+  clearTimeout(reloadTimer);
+  reloadTimer = setTimeout(() => {
+    if (state.link === "live") reloadAlarms().catch(() => {});
+  }, 250);
 }
 
 let wanted = false;
@@ -173,8 +281,17 @@ export function disconnect() {
   if (source) source.close();
   source = null;
   state.connected = false;
+  state.link = "connecting";
+  state.lostAt = null;
   state.alarms = new Map();
+  state.commFaults = [];
+  state.drills = [];
   state.loaded = false;
+}
+
+/** True while what the page shows is the last known state, not the present one. */
+export function isStale() {
+  return state.link !== "live";
 }
 
 const PRIORITY_RANK = { critical: 0, high: 1, medium: 2, low: 3 };

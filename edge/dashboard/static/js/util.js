@@ -1,5 +1,5 @@
 // Small helpers shared by the views: escaping for the one-pass innerHTML builders, formatting.
-import { lang, t, pick } from "./i18n.js";
+import { lang, t, pick, nameOf } from "./i18n.js";
 
 const ESC = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 
@@ -140,4 +140,15 @@ export function errorText(err) {
     default:
       return t("err_generic", { e: body.detail || body.error || (err && err.message) || "?" });
   }
+}
+
+/** Where an alarm is, in the words people use: "zone name · device name · building floor room"
+ *  (the server adds the names from the site file; ids only when there are none). */
+export function placeOf(row) {
+  const zone =
+    pick({ zh: row.zone_name_zh || row.zone_name, en: row.zone_name || row.zone_name_zh }) ||
+    (row.zone ? t("zone_n", { z: row.zone }) : "");
+  const device = row.device_name || row.device_name_zh ? nameOf({ name: row.device_name, name_zh: row.device_name_zh }) : row.device || "";
+  const where = [row.building, row.floor ? t("floor_n", { f: row.floor }) : "", row.location].filter(Boolean).join(" ");
+  return [zone, device, where].filter(Boolean).join(" · ");
 }

@@ -1,7 +1,7 @@
 // One alarm as an HTML string, shared by the duty view and the device detail. Strings, not DOM
 // nodes: a thousand rows go into the page in one innerHTML pass.
-import { t, pick, has } from "../i18n.js";
-import { esc, fmtShort, fmtTime, alarmValueText } from "../util.js";
+import { t, pick, has, nameOf } from "../i18n.js";
+import { esc, fmtShort, fmtTime, alarmValueText, placeOf } from "../util.js";
 
 const KNOWN_CLASSES = new Set(["fire", "fault", "supervisory", "security"]);
 
@@ -26,8 +26,10 @@ export function stateLabel(state) {
 }
 
 export function location(row) {
+  const place = placeOf(row);
+  if (place && (row.device_name || row.device_name_zh || row.zone_name)) return place;
   const parts = [];
-  if (row.zone) parts.push(row.zone);
+  if (place) parts.push(place);
   if (row.point) {
     const bits = String(row.point).split("/");
     parts.push(bits.slice(1).join("/") || row.point);
@@ -53,16 +55,17 @@ function actions(row, can) {
   return out.join("");
 }
 
-export function alarmRowHtml(row, can) {
+export function alarmRowHtml(row, can, stale = false) {
   const klass = classOf(row);
   const s = normState(row.state);
   const flash = row.unacked && klass === "fire" && s !== "shelved" ? " flash" : "";
   const shelved = s === "shelved" && row.shelved_until ? ` · ${t("shelved_until", { t: fmtShort(row.shelved_until) })}` : "";
   const value = row.value != null && typeof row.value !== "boolean" ? ` = ${alarmValueText(row.point, row.value)}` : "";
-  return `<div class="arow c-${klass} p-${esc(row.priority)} s-${esc(s)}${row.unacked ? " unacked" : ""}${flash}"
- data-testid="alarm-row" data-key="${esc(row.key)}" data-state="${esc(s)}" data-class="${esc(klass)}">
+  const drill = row.drill ? `<b class="tag drill" data-testid="drill-tag">${esc(t("drill_tag"))}</b>` : "";
+  return `<div class="arow c-${klass} p-${esc(row.priority)} s-${esc(s)}${row.unacked ? " unacked" : ""}${flash}${stale ? " stale" : ""}"
+ data-testid="alarm-row" data-key="${esc(row.key)}" data-state="${esc(s)}" data-class="${esc(klass)}" data-stale="${stale ? "1" : "0"}" data-drill="${row.drill ? "1" : "0"}">
 <span class="a-time" title="${esc(fmtTime(row.raised_at))}">${esc(fmtShort(row.raised_at))}</span>
-<span class="a-class"><b class="tag c-${klass}">${esc(classLabel(row.class))}</b></span>
+<span class="a-class"><b class="tag c-${klass}">${esc(classLabel(row.class))}</b>${drill}</span>
 <span class="a-prio">${esc(has(`prio_${row.priority}`) ? t(`prio_${row.priority}`) : row.priority || "")}</span>
 <span class="a-msg">${esc(pick(row.message))}${esc(value)}<small>${esc(location(row))}</small></span>
 <span class="a-state" data-testid="alarm-state">${esc(stateLabel(s))}${esc(shelved)}</span>
@@ -75,3 +78,21 @@ export function alarmHeadHtml() {
 <span>${esc(t("col_prio"))}</span><span>${esc(t("col_message"))}</span><span>${esc(t("col_state"))}</span>
 <span>${esc(t("col_actions"))}</span></div>`;
 }
+
+/** A device or a whole bus the gateway cannot reach: a fault row of its own, never silence. */
+export function commRowHtml(row, stale = false) {
+  const what =
+    row.kind === "bus"
+      ? t("comm_bus", { b: row.bus, n: row.count })
+      : t("comm_device", { d: nameOf({ name: row.device_name, name_zh: row.device_name_zh, id: row.id }) });
+  const since = row.since != null ? t("comm_since", { t: fmtShort(row.since) }) : "";
+  return `<div class="arow comm c-fault${stale ? " stale" : ""}" data-testid="comm-fault-row" data-key="${esc(row.key)}" data-kind="${esc(row.kind)}" data-id="${esc(row.id)}">
+<span class="a-time">${esc(row.since != null ? fmtShort(row.since) : "—")}</span>
+<span class="a-class"><b class="tag c-fault">${esc(t("class_fault"))}</b></span>
+<span class="a-prio">${esc(t("class_comm"))}</span>
+<span class="a-msg">${esc(what)}<small>${esc([placeOf(row), since].filter(Boolean).join(" · "))}</small></span>
+<span class="a-state">${esc(t("st_offline"))}</span>
+<span class="a-act"></span>
+</div>`;
+}
+

@@ -1,29 +1,34 @@
 // The duty view: live alarm list (SSE, most urgent first), counts, acknowledge-all and the
 // linkage panel. The list is rebuilt in one innerHTML pass per animation frame at most.
 import { get, post } from "../api.js";
-import { on, state, sortedAlarms, counts, reloadAlarms } from "../live.js";
+import { on, state, sortedAlarms, counts, reloadAlarms, isStale } from "../live.js";
 import { t, pick, has } from "../i18n.js";
 import { esc, fmtShort, errorText } from "../util.js";
 import { confirmDialog, toast } from "../dialog.js";
-import { alarmRowHtml, alarmHeadHtml, classLabel } from "./alarmrow.js";
+import { alarmRowHtml, alarmHeadHtml, classLabel, commRowHtml } from "./alarmrow.js";
 import { loadSite } from "./sitedata.js";
 import { alarmAction } from "./alarmactions.js";
 
 let firstRenderMarked = false;
 
-function countsHtml() {
+function countsHtml(stale) {
   const c = counts();
+  // Offline devices are faults too: the count never says fewer faults than the page shows.
+  const comm = state.commFaults.length;
+  const st = stale ? " stale" : "";
   const chips = [
-    `<span class="chip chip-unacked" data-testid="count-unacked">${esc(t("cnt_unacked"))} <b>${c.unacked}</b></span>`,
-    `<span class="chip" data-testid="count-active">${esc(t("cnt_active"))} <b>${c.active}</b></span>`,
-    `<span class="chip" data-testid="count-shelved">${esc(t("cnt_shelved"))} <b>${c.shelved}</b></span>`,
+    `<span class="chip chip-unacked${st}" data-testid="count-unacked">${esc(t("cnt_unacked"))} <b>${c.unacked}</b></span>`,
+    `<span class="chip${st}" data-testid="count-active">${esc(t("cnt_active"))} <b>${c.active + comm}</b></span>`,
+    `<span class="chip${st}" data-testid="count-shelved">${esc(t("cnt_shelved"))} <b>${c.shelved}</b></span>`,
   ];
+  const byClass = { ...c.byClass };
+  if (comm) byClass.fault = (byClass.fault || 0) + comm;
   for (const klass of ["fire", "supervisory", "fault"]) {
-    if (c.byClass[klass]) chips.push(`<span class="chip c-${klass}">${esc(classLabel(klass))} <b>${c.byClass[klass]}</b></span>`);
+    if (byClass[klass]) chips.push(`<span class="chip c-${klass}${st}" data-testid="count-${klass}">${esc(classLabel(klass))} <b>${byClass[klass]}</b></span>`);
   }
-  for (const [klass, n] of Object.entries(c.byClass)) {
+  for (const [klass, n] of Object.entries(byClass)) {
     if (!["fire", "supervisory", "fault"].includes(klass))
-      chips.push(`<span class="chip">${esc(classLabel(klass === "other" ? null : klass))} <b>${n}</b></span>`);
+      chips.push(`<span class="chip${st}">${esc(classLabel(klass === "other" ? null : klass))} <b>${n}</b></span>`);
   }
   return chips.join("");
 }
@@ -71,6 +76,17 @@ function linkageHtml(data, can) {
     ${log.length ? `<h3>${esc(t("linkage_log"))}</h3><ul class="lk-log">${logHtml}</ul>` : ""}`;
 }
 
+function drillsHtml() {
+  if (!state.drills.length) return "";
+  return state.drills
+    .map((d) => {
+      const zone = d.zone ? pick({ zh: d.zone_name_zh || d.zone_name, en: d.zone_name || d.zone_name_zh }) || t("zone_n", { z: d.zone }) : t("drill_site");
+      const l = d.linkage ? t("drill_with_linkage") : t("drill_no_linkage");
+      return `<div class="drill-bar" data-testid="drill-bar" data-scope="${esc(d.scope)}"><b class="tag drill">${esc(t("drill_tag"))}</b>${esc(t("drill_bar", { z: zone, t: fmtShort(d.until), l }))}</div>`;
+    })
+    .join("");
+}
+
 export function mount(el, ctx) {
   const { can } = ctx;
   el.innerHTML = `
@@ -82,6 +98,8 @@ export function mount(el, ctx) {
           <div class="spacer"></div>
           ${can("ack") ? `<button class="btn btn-ack" id="ack-all" data-testid="alarm-ack-all">${esc(t("ack_all"))}</button>` : ""}
         </div>
+        <p class="stale-note" id="stale-note" data-testid="stale-note" hidden></p>
+        <div id="drills"></div>
         <p class="flood-note" id="flood" hidden>${esc(t("flood"))}</p>
         <div class="alarm-table">
           ${alarmHeadHtml()}
@@ -96,16 +114,33 @@ export function mount(el, ctx) {
   const linkageEl = el.querySelector("#linkage");
   let linkageTimer = null;
 
+  const staleEl = el.querySelector("#stale-note");
+  const drillsEl = el.querySelector("#drills");
+
   function render() {
+    const stale = isStale() && state.link !== "connecting";
+    staleEl.hidden = !stale;
+    staleEl.textContent = stale ? t("state_unknown") : "";
+    drillsEl.innerHTML = drillsHtml(can);
     if (!state.loaded) {
-      listEl.innerHTML = `<p class="muted pad">${esc(t("loading"))}</p>`;
+      listEl.innerHTML = stale
+        ? `<p class="unknown-state" data-testid="state-unknown">${esc(t("state_unknown"))}</p>`
+        : `<p class="muted pad">${esc(t("loading"))}</p>`;
       return;
     }
     const rows = sortedAlarms();
-    listEl.innerHTML = rows.length
-      ? rows.map((row) => alarmRowHtml(row, can)).join("")
-      : `<p class="all-clear" data-testid="no-alarms">${esc(t("no_alarms"))}</p>`;
-    countsEl.innerHTML = countsHtml();
+    const comm = state.commFaults.map((row) => commRowHtml(row, stale)).join("");
+    // Fire first, then the rest; the communication faults follow the fire alarms.
+    const fire = rows.filter((r) => r.class === "fire" && r.state !== "shelved");
+    const rest = rows.filter((r) => !(r.class === "fire" && r.state !== "shelved"));
+    const html = fire.map((row) => alarmRowHtml(row, can, stale)).join("") + comm + rest.map((row) => alarmRowHtml(row, can, stale)).join("");
+    // "All normal" only when the page knows it: never while the link is down or resynchronising.
+    listEl.innerHTML = html
+      ? html
+      : stale
+        ? `<p class="unknown-state" data-testid="state-unknown">${esc(t("state_unknown"))}</p>`
+        : `<p class="all-clear" data-testid="no-alarms">${esc(t("no_alarms"))}</p>`;
+    countsEl.innerHTML = countsHtml(stale);
     floodEl.hidden = !state.flood;
     if (!firstRenderMarked) {
       firstRenderMarked = true;
@@ -175,6 +210,7 @@ export function mount(el, ctx) {
     () => {},
   );
   const offAlarms = on("alarms", render);
+  const offConn = on("conn", render);
   const offLinkage = on("linkage", () => {
     clearTimeout(linkageTimer);
     linkageTimer = setTimeout(loadLinkage, 300);
@@ -182,6 +218,7 @@ export function mount(el, ctx) {
   return () => {
     alive = false;
     offAlarms();
+    offConn();
     offLinkage();
     clearTimeout(linkageTimer);
   };
