@@ -78,7 +78,7 @@ async def registers(
                     "id": bp.key,
                     "table": str(block.table),
                     "address": block.start + bp.offset,
-                    "type": None if point is None else str(point.type),
+                    "type": None if point is None else str(getattr(point, "type", "")),
                     "raw": None if values is None else list(values[bp.offset : bp.offset + bp.count]),
                     "value": None if sample is None else json_value(sample.value),
                     "quality": None if sample is None else sample.quality.name.lower(),

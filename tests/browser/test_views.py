@@ -66,9 +66,13 @@ async def test_site_view_shows_devices_with_live_values(estate: Estate) -> None:
     await expect(direction).to_have_text(_LIFT_DIRECTION_ZH, timeout=DEADLINE_MS)
     # The zone map marks the zone of the fire (pumproom is the panel's zone 5).
     await page.get_by_test_id("nav-zones").click()
-    svg = page.get_by_test_id("zone-svg")
-    await expect(svg).to_be_visible(timeout=DEADLINE_MS)
-    await expect(svg.locator('[data-zone="pumproom"]')).to_have_attribute("data-alarm", "fire")
+    cards = page.get_by_test_id("zone-cards")
+    await expect(cards).to_be_visible(timeout=DEADLINE_MS)
+    card = cards.locator('[data-testid="zone-card"][data-zone="pumproom"]')
+    await expect(card).to_have_attribute("data-alarm", "fire")
+    await expect(card).to_have_attribute("data-state", "fire")
+    # Only the zones the estate uses: not the panel's own zones 6-8 that nothing is wired to.
+    await expect(cards.locator('[data-zone="6"]')).to_have_count(0)
     await screenshot(page, "08-zones")
     await page.context.close()
 

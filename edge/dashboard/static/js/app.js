@@ -279,6 +279,11 @@ async function boot() {
   renderShell();
   tickClock();
   route();
+  // Every view's code in the cache once the first page is up: a view opened while the gateway
+  // is unreachable must still show its last known state, not a load error.
+  setTimeout(() => {
+    for (const load of Object.values(VIEWS)) load().catch(() => {});
+  }, 2000);
 }
 
 boot();

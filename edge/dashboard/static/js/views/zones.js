@@ -1,133 +1,111 @@
-// Zone map: buildings as bands, their zones as boxes, each device as a dot. A zone with an
-// active alarm takes its class colour (fire flashes) and the devices in alarm stand out.
+// Zone view, as a fire panel's zone lamps: one card per zone the site uses (the site file's
+// `zones:`, by name), worst state first in colour — fire (red, flashing), fault or offline
+// devices (yellow), supervisory (amber), normal (green) — with the devices in alarm named. A
+// zone with a floor plan shows it with its devices as pins. Cards reflow to one column on a
+// phone, so a 390 px screen reads as well as a desk. While the link to the gateway is down no
+// zone reads "normal": every card says "unknown" and keeps its last alarms, marked stale.
 import { get } from "../api.js";
-import { on, state as live } from "../live.js";
-import { t, nameOf } from "../i18n.js";
-import { esc, deviceOfPoint, errorText } from "../util.js";
-import { loadSite, devicesOf, onlineOf, alarmsByDevice } from "./sitedata.js";
+import { on, state as live, isStale } from "../live.js";
+import { t, pick, nameOf } from "../i18n.js";
+import { esc, deviceOfPoint, errorText, placeOf } from "../util.js";
+import { loadSite, devicesOf, onlineOf } from "./sitedata.js";
 import { classLabel } from "./alarmrow.js";
 
-const W = 1200;
-const RANK = { fire: 0, supervisory: 1, fault: 2 };
-const TILE_W = 150;
-const TILE_H = 54;
-const DOT = 22;
+const RANK = { fire: 0, fault: 1, supervisory: 2 };
 
-function zoneAlarms(deviceZone) {
+function zoneName(z) {
+  return pick({ zh: z.name_zh || z.name, en: z.name || z.name_zh }) || t("zone_n", { z: z.id });
+}
+
+/** Live alarms per zone id, from the SSE-fed alarm list (not the zone snapshot's counts). */
+function zoneAlarms() {
   const out = new Map();
   for (const row of live.alarms.values()) {
-    if (row.state === "shelved") continue;
-    const z = row.zone || deviceZone.get(row.device || deviceOfPoint(row.point));
-    if (!z) continue;
-    const e = out.get(z) || { count: 0, worst: null };
-    e.count++;
+    if (row.state === "shelved" || !row.zone) continue;
+    const e = out.get(row.zone) || { rows: [], worst: null, fire: 0 };
+    e.rows.push(row);
     const k = row.class || "other";
+    if (k === "fire") e.fire++;
     if (e.worst === null || (RANK[k] ?? 9) < (RANK[e.worst] ?? 9)) e.worst = k;
-    out.set(z, e);
+    out.set(row.zone, e);
   }
   return out;
 }
 
-/** Floors top-down as a building is drawn: roof, upper floors, ground, basements, unknown. */
-function floorRank(f) {
-  if (f == null || f === "") return -1e6;
-  const s = String(f).toUpperCase();
-  if (s === "R" || s === "RF") return 1e5;
-  const b = s.match(/^B(\d+)$/);
-  if (b) return -Number(b[1]);
-  const n = Number.parseFloat(s);
-  return Number.isNaN(n) ? 0 : n;
-}
-
-function alarmClass(worst) {
-  return RANK[worst] !== undefined ? worst : "other";
-}
-
-function zoneTiles(zones, zAlarms, y0) {
-  const perRow = Math.max(1, Math.floor((W - 20) / (TILE_W + 10)));
-  const parts = [];
-  zones.forEach((z, i) => {
-    const x = 10 + (i % perRow) * (TILE_W + 10);
-    const y = y0 + Math.floor(i / perRow) * (TILE_H + 10);
-    const za = zAlarms.get(z.id);
-    const cls = za ? ` alarm-${alarmClass(za.worst)}` : "";
-    parts.push(`<g data-zone="${esc(z.id)}" data-alarm="${za ? esc(za.worst) : ""}">
-      <rect class="zbox${cls}" x="${x}" y="${y}" width="${TILE_W}" height="${TILE_H}" rx="6"/>
-      <text x="${x + 10}" y="${y + 22}" font-weight="700">${esc(z.id)}</text>
-      <text x="${x + 10}" y="${y + 42}">${esc(za ? `${classLabel(za.worst === "other" ? null : za.worst)} × ${za.count}` : t("zone_ok"))}</text></g>`);
-  });
-  const rows = Math.ceil(zones.length / perRow);
-  return { svg: parts.join(""), height: rows ? rows * (TILE_H + 10) : 0 };
-}
-
-function buildings(site, dAlarms, y0) {
-  const groups = new Map();
-  for (const d of devicesOf(site)) {
-    const b = d.building || "";
-    if (!groups.has(b)) groups.set(b, new Map());
-    const floors = groups.get(b);
-    const f = d.floor == null ? "" : String(d.floor);
-    if (!floors.has(f)) floors.set(f, []);
-    floors.get(f).push(d);
+function cardHtml(z, za, devices, stale) {
+  const offline = devices.filter((d) => onlineOf(d) === false);
+  let cls = "";
+  let stateKey = "normal";
+  let text = t("zone_ok");
+  if (za && za.fire) {
+    cls = "alarm-fire";
+    stateKey = "fire";
+    text = t("zone_fire", { n: za.fire });
+  } else if (za && za.worst) {
+    cls = `alarm-${RANK[za.worst] !== undefined ? za.worst : "other"}`;
+    stateKey = za.worst;
+    text = t("zone_alarm", { c: classLabel(za.worst === "other" ? null : za.worst), n: za.rows.length });
+  } else if (offline.length) {
+    cls = "offline";
+    stateKey = "offline";
+    text = t("zone_offline", { n: offline.length });
   }
-  const names = [...groups.keys()].sort((a, b) => (a === "" ? 1 : b === "" ? -1 : a.localeCompare(b)));
-  const colW = (W - 10) / Math.max(1, names.length);
-  const perLine = Math.max(1, Math.floor((colW - 58) / DOT));
-  const parts = [];
-  let maxH = 0;
-  names.forEach((name, i) => {
-    const x = 10 + i * colW;
-    let y = y0;
-    parts.push(`<text class="bldlabel" x="${x + 4}" y="${y + 16}">${esc(name || t("no_building"))}</text>`);
-    y += 26;
-    const floors = [...groups.get(name).entries()].sort((a, b) => floorRank(b[0]) - floorRank(a[0]));
-    for (const [floor, devs] of floors) {
-      const lines = Math.ceil(devs.length / perLine);
-      const h = 12 + lines * DOT;
-      const worst = devs.map((d) => dAlarms.get(d.id)).filter(Boolean).sort((a, b) => (RANK[a.worst] ?? 9) - (RANK[b.worst] ?? 9))[0];
-      const cls = worst ? ` alarm-${alarmClass(worst.worst)}` : "";
-      parts.push(`<g data-floor="${esc(`${name}/${floor}`)}"><rect class="zbox${cls}" x="${x}" y="${y}" width="${colW - 10}" height="${h}" rx="4"/>
-        <text x="${x + 8}" y="${y + 19}" font-weight="700">${esc(floor || "—")}</text>`);
-      devs.forEach((d, j) => {
-        const cx = x + 46 + (j % perLine) * DOT;
-        const cy = y + 6 + Math.floor(j / perLine) * DOT + DOT / 2;
-        const da = dAlarms.get(d.id);
-        const online = onlineOf(d);
-        const dc = da ? "dv alarm" : online === false ? "dv off" : "dv";
-        parts.push(`<a href="#/device/${encodeURIComponent(d.id)}" data-device="${esc(d.id)}" data-alarm="${da ? esc(da.worst) : ""}">
-          <circle class="${dc}" cx="${cx}" cy="${cy}" r="${da ? 8 : 6}"/><title>${esc(nameOf(d))} (${esc(d.id)})</title></a>`);
-      });
-      parts.push("</g>");
-      y += h + 6;
-    }
-    maxH = Math.max(maxH, y - y0);
-  });
-  return { svg: parts.join(""), height: maxH };
+  if (stale && stateKey === "normal") {
+    cls = "unknown";
+    stateKey = "unknown";
+    text = t("zone_unknown");
+  } else if (stale) {
+    text = `${text} · ${t("stale_mark")}`;
+  }
+  const drill = live.drills.some((d) => d.zone === z.id || !d.zone);
+  const alarmed = (za ? za.rows : [])
+    .slice()
+    .sort((a, b) => (RANK[a.class] ?? 9) - (RANK[b.class] ?? 9))
+    .slice(0, 6)
+    .map((r) => `<li>${esc(classLabel(r.class))} · ${esc(pick(r.message))}<br><small>${esc(placeOf({ ...r, zone_name: null, zone_name_zh: null, zone: null }))}</small></li>`)
+    .join("");
+  const offlineList = offline
+    .slice(0, 6)
+    .map((d) => `<li>${esc(t("comm_device", { d: nameOf(d) }))}</li>`)
+    .join("");
+  const where = [z.building, z.floor ? t("floor_n", { f: z.floor }) : ""].filter(Boolean).join(" ");
+  return `<section class="zcard ${cls}" data-testid="zone-card" data-zone="${esc(z.id)}" data-state="${esc(stateKey)}" data-alarm="${za ? esc(za.worst) : ""}">
+    <h3>${esc(zoneName(z))}</h3>
+    <div class="zid">${esc(t("zone_n", { z: z.id }))}${where ? ` · ${esc(where)}` : ""} · ${esc(t("zone_devices_n", { n: devices.length }))}${drill ? ` · <span class="drill-tag">${esc(t("drill_tag"))}</span>` : ""}</div>
+    <div class="zstate" data-testid="zone-state">${esc(text)}</div>
+    ${alarmed || offlineList ? `<ul>${alarmed}${offlineList}</ul>` : ""}
+    ${z.plan ? planHtml(z, devices, za) : ""}
+  </section>`;
 }
 
-function svg(site, zones) {
-  const deviceZone = new Map();
-  for (const d of devicesOf(site)) if (d.zone) deviceZone.set(d.id, d.zone);
-  const zAlarms = zoneAlarms(deviceZone);
-  const dAlarms = alarmsByDevice();
-  const sorted = [...zones].sort((a, b) => String(a.id).localeCompare(String(b.id)));
-  const tiles = zoneTiles(sorted, zAlarms, 10);
-  const blds = buildings(site, dAlarms, 20 + tiles.height);
-  // The devices in alarm, named under the map: they must stand out, not hide in a dot.
-  const alarmed = devicesOf(site).filter((d) => dAlarms.has(d.id));
-  let y = 30 + tiles.height + blds.height;
-  const list = alarmed
-    .map((d) => {
-      const a = dAlarms.get(d.id);
-      const row = `<a href="#/device/${encodeURIComponent(d.id)}"><circle class="dv alarm" cx="20" cy="${y - 4}" r="7"/>
-        <text x="34" y="${y}" font-weight="700">${esc(nameOf(d))} · ${esc([d.building, d.floor, d.zone].filter(Boolean).join(" / "))} · ${esc(
-          classLabel(a.worst === "other" ? null : a.worst),
-        )} × ${a.count}</text></a>`;
-      y += 22;
-      return row;
+function planHtml(z, devices, za) {
+  const alarmedDevices = new Set((za ? za.rows : []).map((r) => r.device || deviceOfPoint(r.point)));
+  const byId = new Map(devices.map((d) => [d.id, d]));
+  const pins = Object.entries(z.positions || {})
+    .map(([id, [x, y]]) => {
+      const d = byId.get(id) || { id };
+      const c = alarmedDevices.has(id) ? "pin alarm" : onlineOf(d) === false ? "pin off" : "pin";
+      return `<a class="${c}" data-pin="${esc(id)}" data-x="${Number(x)}" data-y="${Number(y)}" href="#/device/${encodeURIComponent(id)}" title="${esc(nameOf(d))}"></a>`;
     })
     .join("");
-  return `<svg class="zones" viewBox="0 0 ${W} ${Math.max(y, 100)}" data-testid="zone-svg" role="img">${tiles.svg}${blds.svg}${list}</svg>`;
+  return `<div class="zplan" data-testid="zone-plan"><img alt="${esc(zoneName(z))}" src="/api/zones/${encodeURIComponent(z.id)}/plan">${pins}</div>`;
+}
+
+/** Pins are placed in image pixels; once the image is loaded they become percentages. */
+function placePins(box) {
+  for (const plan of box.querySelectorAll(".zplan")) {
+    const img = plan.querySelector("img");
+    const place = () => {
+      const w = img.naturalWidth || 1;
+      const h = img.naturalHeight || 1;
+      for (const pin of plan.querySelectorAll(".pin")) {
+        pin.style.left = `${(100 * Number(pin.dataset.x)) / w}%`;
+        pin.style.top = `${(100 * Number(pin.dataset.y)) / h}%`;
+      }
+    };
+    if (img.complete) place();
+    else img.addEventListener("load", place, { once: true });
+  }
 }
 
 export function mount(el) {
@@ -137,13 +115,29 @@ export function mount(el) {
   let offs = [];
   let data = null;
   const render = () => {
-    if (alive && data) box.innerHTML = svg(data.site, data.zones);
+    if (!alive || !data) return;
+    const za = zoneAlarms();
+    const stale = isStale() && live.link !== "connecting";
+    const devices = devicesOf(data.site);
+    const zones = [...data.zones];
+    // an alarm is never hidden: a zone outside the list still gets a card while it has one
+    for (const id of za.keys()) if (!zones.some((z) => z.id === id)) zones.push({ id, devices: [] });
+    // Fire first, then the other alarms, then the rest in the order of the site file.
+    const rank = (z) => {
+      const a = za.get(z.id);
+      return a && a.fire ? 0 : a ? 1 : 2;
+    };
+    zones.sort((a, b) => rank(a) - rank(b));
+    box.innerHTML = `<div class="zcards" data-testid="zone-cards">${zones
+      .map((z) => cardHtml(z, za.get(z.id), devices.filter((d) => (z.devices || []).includes(d.id)), stale))
+      .join("")}</div>`;
+    placePins(box);
   };
   Promise.all([loadSite(), get("/api/zones")])
     .then(([site, z]) => {
       data = { site, zones: z.zones || [] };
       render();
-      offs = [on("alarms", render), on("device", render)];
+      offs = [on("alarms", render), on("device", render), on("conn", render)];
     })
     .catch((err) => {
       box.innerHTML = `<p class="error">${esc(errorText(err))}</p>`;
