@@ -49,8 +49,16 @@ __all__ = [
     "register_protocol",
 ]
 
-# A problem a plugin finds: the location below the node it was asked about, and the message.
-Finding = tuple[tuple[str | int, ...], str]
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A problem a plugin finds: the location below the node it was asked about (a device:
+    ``("unit",)``), the message, and whether it belongs at the key rather than its value (a key
+    that should not be there at all)."""
+
+    loc: tuple[str | int, ...]
+    message: str
+    at_key: bool = False
 
 
 class DeviceSpec(Protocol):
@@ -130,9 +138,10 @@ class BusDriver:
     # and the field that names it: two buses that claim one are a config error, whatever their
     # types (a Modbus RTU bus and a serial-line bus cannot share a port).
     resource: Callable[[BusBase], tuple[str, str] | None] | None = None
-    # Checks of the resolved devices of one bus together (a unit id used twice on one line).
-    # Returns (index in the given sequence, finding below that device).
-    check_devices: Callable[[BusBase, Sequence[DeviceSpec]], list[tuple[int, Finding]]] | None = None
+    # Checks of the resolved devices of every bus of this type together (a unit id used twice
+    # on one line, or on one host reached through two buses). Returns (index in the given
+    # sequence, finding below that device).
+    check_devices: Callable[[Sequence[DeviceSpec]], list[tuple[int, Finding]]] | None = None
 
 
 _BUSES: dict[str, BusDriver] = {}

@@ -1,21 +1,25 @@
-"""Build the running device set of a site: one link per endpoint, one driver and one
+"""Build the running device set of a site: each bus opened by its registered driver, one
 coordinator per device.
 
-Devices that share an endpoint (the same host:port, e.g. a TCP-to-RTU bridge with several unit
-ids) share one link, which lets one request through at a time.
+The bus type's ``open_bus`` (``drivers.registry``) opens the bus's links — one scheduler per
+physical port or endpoint, so devices that share an RS-485 line or a TCP-to-RTU bridge take
+turns on it — and hands back a driver per device. This module names no protocol: a bus type
+that nobody registered never gets here, because ``gatehouse check`` rejects it.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
-from drivers.modbus import ModbusDevice, ModbusTcpLink
-from edge.config.models import ModbusTcpBus, ReportPolicy
+from drivers.base import Driver
+from drivers.config_base import ReportPolicy
+from drivers.registry import BusContext, bus_driver
 from edge.config.site import ResolvedDevice, Site
 from edge.coordinator import DeviceCoordinator, EventSink, SampleSink
+from edge.errors import ConfigError, ConfigProblem
 from edge.model import Clock
 
 __all__ = ["DeviceSet", "build_devices"]
@@ -24,10 +28,9 @@ __all__ = ["DeviceSet", "build_devices"]
 @dataclass
 class DeviceSet:
     coordinators: dict[str, DeviceCoordinator] = field(default_factory=dict)
-    drivers: dict[str, ModbusDevice] = field(default_factory=dict)
-    links: dict[tuple[str, int], ModbusTcpLink] = field(default_factory=dict)
+    drivers: dict[str, Driver] = field(default_factory=dict)
     report_policies: dict[str, ReportPolicy] = field(default_factory=dict)
-    # Devices present in the site file that are not polled, with the reason (e.g. RTU not built).
+    # Devices present in the site file that are not polled, with the reason (disabled).
     skipped: dict[str, str] = field(default_factory=dict)
 
 
@@ -35,53 +38,50 @@ class DeviceSet:
 async def build_devices(
     site: Site, *, sink: SampleSink, events: EventSink, clock: Clock
 ) -> AsyncIterator[DeviceSet]:
+    ds = DeviceSet()
+    by_bus: dict[str, list[ResolvedDevice]] = {}
+    for device in site.devices:
+        if not device.config.enabled:
+            ds.skipped[device.id] = "disabled"
+            continue
+        by_bus.setdefault(device.bus.id, []).append(device)
+    ctx = BusContext(events=events, clock=clock, site_dir=site.path.parent, data_dir=site.data_dir)
     async with AsyncExitStack() as stack:
-        ds = DeviceSet()
-        for device in site.devices:
-            if not device.config.enabled:
-                ds.skipped[device.id] = "disabled"
-                continue
-            if not isinstance(device.bus, ModbusTcpBus):
-                ds.skipped[device.id] = f"bus type {device.bus.type} has no driver yet"
-                continue
-            endpoint = device.endpoint
-            assert isinstance(endpoint, tuple)
-            link = ds.links.get(endpoint)
-            if link is None:
-                link = ModbusTcpLink(
-                    endpoint[0],
-                    endpoint[1],
-                    timeout_ms=device.timeout_ms,
-                    retries=device.retries,
-                    name=f"{device.bus.id}@{endpoint[0]}:{endpoint[1]}",
-                )
-                await stack.enter_async_context(link)
-                ds.links[endpoint] = link
-            driver = _driver(device, link)
-            point_ids = {p.id: site.point_id(device.id, p.id) for p in device.points}
-            for point in device.points:
-                ds.report_policies[point_ids[point.id]] = device.report_policy(point)
-            ds.drivers[device.id] = driver
-            ds.coordinators[device.id] = DeviceCoordinator(
-                device_id=device.id,
-                driver=driver,
-                point_ids=point_ids,
-                sink=sink,
-                events=events,
-                clock=clock,
-                backoff_max_s=device.bus.backoff_max_s,
+        for devices in by_bus.values():
+            bus = devices[0].bus
+            driver = bus_driver(bus.type)
+            if driver is None:
+                # The loader rejects such a site; a Site built by hand could still hold one.
+                problem = ConfigProblem(str(site.path), 1, 1, "buses", f"no driver for bus type {bus.type!r}")
+                raise ConfigError([problem])
+            drivers: Mapping[str, Driver] = await stack.enter_async_context(
+                driver.open_bus(bus, devices, ctx)
             )
+            for device in devices:
+                _add(ds, site, device, drivers[device.id], sink=sink, events=events, clock=clock)
         yield ds
 
 
-def _driver(device: ResolvedDevice, link: ModbusTcpLink) -> ModbusDevice:
-    return ModbusDevice(
-        device.id,
-        device.config.unit,
-        link,
-        device.points,
-        poll_interval_s=device.poll_interval_s,
-        max_registers=device.max_registers_per_read,
-        max_bits=device.max_bits_per_read,
-        max_gap=device.max_gap,
+def _add(
+    ds: DeviceSet,
+    site: Site,
+    device: ResolvedDevice,
+    driver: Driver,
+    *,
+    sink: SampleSink,
+    events: EventSink,
+    clock: Clock,
+) -> None:
+    point_ids = {p.id: site.point_id(device.id, p.id) for p in device.points}
+    for point in device.points:
+        ds.report_policies[point_ids[point.id]] = device.report_policy(point)
+    ds.drivers[device.id] = driver
+    ds.coordinators[device.id] = DeviceCoordinator(
+        device_id=device.id,
+        driver=driver,
+        point_ids=point_ids,
+        sink=sink,
+        events=events,
+        clock=clock,
+        backoff_max_s=device.bus.backoff_max_s,
     )

@@ -22,7 +22,7 @@ from drivers.modbus.config import (
 from drivers.modbus.types import DataType, Table
 from drivers.registry import BusContext, BusDriver, DeviceSpec, Finding, Protocol_, register
 
-__all__ = ["MODBUS", "find_overlaps", "modbus_device"]
+__all__ = ["MODBUS", "endpoint_of", "find_overlaps", "modbus_device", "read_limits"]
 
 
 def find_overlaps(points: Sequence[PointBase]) -> Iterable[tuple[int, int]]:
@@ -86,38 +86,32 @@ def _endpoint_text(endpoint: tuple[str, int] | str) -> str:
     return f"{endpoint[0]}:{endpoint[1]}" if isinstance(endpoint, tuple) else endpoint
 
 
-def _check_devices(bus: BusBase, devices: Sequence[DeviceSpec]) -> list[tuple[int, Finding]]:
+def _check_devices(devices: Sequence[DeviceSpec]) -> list[tuple[int, Finding]]:
     """Unit ids: the broadcast address polled, and one unit id twice on one endpoint; and
     ``host``/``port`` given to a device whose bus has no per-device endpoint."""
     out: list[tuple[int, Finding]] = []
     taken: dict[tuple[object, int], str] = {}
     for index, device in enumerate(devices):
         config = cast("ModbusDeviceConfig", device.config)
+        bus = device.bus
         if bus.type != "modbus_tcp":
             for name in ("host", "port"):
                 if getattr(config, name) is not None:
-                    out.append(
-                        (
-                            index,
-                            (
-                                (name,),
-                                f"'{name}' is for devices on a modbus_tcp bus; bus '{bus.id}' is {bus.type}",
-                            ),
-                        )
-                    )
+                    text = f"'{name}' is for devices on a modbus_tcp bus; bus '{bus.id}' is {bus.type}"
+                    out.append((index, Finding((name,), text, at_key=True)))
         polled = any(p.access is not Access.WRITE for p in device.points)
         if config.unit == 0 and polled:
             message = "unit 0 is the broadcast address: a device there never answers a poll"
             if bus.type == "modbus_tcp":
                 message += " (a TCP device that ignores the unit id works with 1 or 255)"
-            out.append((index, (("unit",), message)))
+            out.append((index, Finding(("unit",), message)))
         if config.enabled:
             endpoint = endpoint_of(device)
             key = (endpoint, config.unit)
             other = taken.get(key)
             if other is not None:
                 text = f"unit {config.unit} on {_endpoint_text(endpoint)} is already device '{other}'"
-                out.append((index, (("unit",), text)))
+                out.append((index, Finding(("unit",), text)))
             else:
                 taken[key] = device.id
     return out
@@ -128,23 +122,34 @@ def _serial_resource(bus: BusBase) -> tuple[str, str] | None:
     return ("port", f"serial port {port}") if isinstance(port, str) else None
 
 
+def read_limits(device: DeviceSpec) -> dict[str, int]:
+    """Effective read sizes of a device: its own setting, else its profile's default."""
+    config = cast("ModbusDeviceConfig", device.config)
+    defaults = device.defaults
+    if not isinstance(defaults, ModbusProfileDefaults):
+        defaults = ModbusProfileDefaults()
+    return {
+        "max_registers_per_read": config.max_registers_per_read or defaults.max_registers_per_read,
+        "max_bits_per_read": config.max_bits_per_read or defaults.max_bits_per_read,
+        "max_gap": defaults.max_gap if config.max_gap is None else config.max_gap,
+    }
+
+
 def modbus_device(device: DeviceSpec, link: object) -> Driver:
     """The ``ModbusDevice`` driver of one resolved device on ``link``."""
     from drivers.modbus.device import ModbusDevice, ModbusLink
 
     config = cast("ModbusDeviceConfig", device.config)
-    defaults = device.defaults
-    if not isinstance(defaults, ModbusProfileDefaults):
-        defaults = ModbusProfileDefaults()
+    limits = read_limits(device)
     return ModbusDevice(
         device.id,
         config.unit,
         cast("ModbusLink", link),
         cast("Sequence[ModbusPointConfig]", device.points),
         poll_interval_s=device.poll_interval_s,
-        max_registers=config.max_registers_per_read or defaults.max_registers_per_read,
-        max_bits=config.max_bits_per_read or defaults.max_bits_per_read,
-        max_gap=defaults.max_gap if config.max_gap is None else config.max_gap,
+        max_registers=limits["max_registers_per_read"],
+        max_bits=limits["max_bits_per_read"],
+        max_gap=limits["max_gap"],
     )
 
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import difflib
 import types
-from collections.abc import Callable, Iterable, Mapping, Sequence, Set
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Annotated, Any, Union, get_args, get_origin
 
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from drivers.modbus.types import DataType, Table
-from edge.config.models import Access, BusConfig, DeviceConfig, PointConfig
+from drivers.config_base import BusBase, DeviceBase, PointBase
+from drivers.registry import bus_driver, bus_drivers, protocol
 from edge.config.site import ResolvedDevice
 
 __all__ = [
@@ -29,7 +29,6 @@ __all__ = [
     "check_devices",
     "check_profile_points",
     "check_resolved",
-    "find_overlaps",
     "issues_from_validation",
 ]
 
@@ -91,7 +90,7 @@ def issues_from_validation(
             message = f"unknown type {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
             loc = (*loc, "type")
         elif kind == "union_tag_not_found":
-            message = "missing required key 'type' (modbus_tcp or modbus_rtu)"
+            message = f"missing required key 'type' ({', '.join(bus_drivers())})"
         elif kind == "value_error":
             message = message.removeprefix("Value error, ")
             for needle, field in _FIELD_OF_MODEL_ERROR:
@@ -188,33 +187,38 @@ def _suggest(name: str, model: type[BaseModel], parent: Loc) -> str | None:
 # --------------------------------------------------------------------------- cross-references
 
 
-def check_buses(buses: Sequence[tuple[int, BusConfig]]) -> list[Issue]:
-    """Duplicate bus ids, and two RTU buses on one serial port (they would fight over it)."""
+def check_buses(buses: Sequence[tuple[int, BusBase]]) -> list[Issue]:
+    """Duplicate bus ids, and two buses holding one exclusive resource (a serial port, a UDP
+    port), whatever their types: they would fight over it."""
     issues: list[Issue] = []
     seen_ids: dict[str, int] = {}
-    seen_ports: dict[str, str] = {}
+    holders: dict[str, str] = {}
     for index, bus in buses:
         if bus.id in seen_ids:
             issues.append(Issue(("buses", index, "id"), f"duplicate bus id '{bus.id}'"))
         else:
             seen_ids[bus.id] = index
-        if bus.type == "modbus_rtu":
-            if bus.port in seen_ports:
-                issues.append(
-                    Issue(
-                        ("buses", index, "port"),
-                        f"serial port {bus.port} is already used by bus '{seen_ports[bus.port]}'; "
-                        "put both sets of devices on one bus",
-                    )
+        driver = bus_driver(bus.type)
+        claim = driver.resource(bus) if driver is not None and driver.resource is not None else None
+        if claim is None:
+            continue
+        field, resource = claim
+        if resource in holders:
+            issues.append(
+                Issue(
+                    ("buses", index, field),
+                    f"{resource} is already used by bus '{holders[resource]}'; "
+                    "put both sets of devices on one bus",
                 )
-            else:
-                seen_ports[bus.port] = bus.id
+            )
+        else:
+            holders[resource] = bus.id
     return issues
 
 
 def check_devices(
-    devices: Sequence[tuple[int, DeviceConfig]],
-    buses: Mapping[str, BusConfig],
+    devices: Sequence[tuple[int, DeviceBase]],
+    buses: Mapping[str, BusBase],
     *,
     broken_buses: Set[str] = frozenset(),
 ) -> list[Issue]:
@@ -231,33 +235,24 @@ def check_devices(
             issues.append(Issue((*where, "id"), f"duplicate device id '{device.id}'"))
         seen_ids.add(device.id)
         bus = buses.get(device.bus)
-        if bus is None:
-            if device.bus not in broken_buses:
-                known = ", ".join(sorted({*buses, *broken_buses})) or "none defined"
-                issues.append(Issue((*where, "bus"), f"unknown bus '{device.bus}' (buses: {known})"))
-        elif bus.type == "modbus_rtu":
-            for field in ("host", "port"):
-                if getattr(device, field) is not None:
-                    issues.append(
-                        Issue(
-                            (*where, field),
-                            f"'{field}' is for devices on a modbus_tcp bus; bus '{bus.id}' is modbus_rtu",
-                            at_key=True,
-                        )
-                    )
+        if bus is None and device.bus not in broken_buses:
+            known = ", ".join(sorted({*buses, *broken_buses})) or "none defined"
+            issues.append(Issue((*where, "bus"), f"unknown bus '{device.bus}' (buses: {known})"))
         if device.profile is None and not device.points:
             issues.append(Issue(where, "a device needs a 'profile:' or its own 'points:'"))
         issues.extend(_duplicate_patch_ids(where, device))
     return issues
 
 
-def _duplicate_patch_ids(where: Loc, device: DeviceConfig) -> list[Issue]:
+def _duplicate_patch_ids(where: Loc, device: DeviceBase) -> list[Issue]:
     issues: list[Issue] = []
     seen: set[str] = set()
     for j, patch in enumerate(device.points):
-        if patch.id in seen:
-            issues.append(Issue((*where, "points", j, "id"), f"duplicate point id '{patch.id}'"))
-        seen.add(patch.id)
+        patch_id = getattr(patch, "id", None)
+        if patch_id in seen:
+            issues.append(Issue((*where, "points", j, "id"), f"duplicate point id '{patch_id}'"))
+        if isinstance(patch_id, str):
+            seen.add(patch_id)
     return issues
 
 
@@ -272,104 +267,57 @@ class ResolvedEntry:
 
 
 def check_resolved(entries: Sequence[ResolvedEntry]) -> list[Issue]:
-    """Checks that need effective points and endpoints: shared addresses, overlaps, broadcast."""
+    """Checks that need effective points and the other devices of the bus: each bus type's
+    own device checks (unit ids, addresses), and points that claim one place on a device."""
     issues: list[Issue] = []
-    taken: dict[tuple[object, int], str] = {}
+    by_type: dict[str, list[ResolvedEntry]] = {}
     for entry in entries:
-        device = entry.device
-        where: Loc = ("devices", entry.index)
-        unit_loc: Loc = (*where, "unit")
-        polled = any(p.access is not Access.WRITE for p in device.points)
-        if device.config.unit == 0 and polled:
-            message = "unit 0 is the broadcast address: a device there never answers a poll"
-            if device.bus.type == "modbus_tcp":
-                message += " (a TCP device that ignores the unit id works with 1 or 255)"
-            issues.append(Issue(unit_loc, message))
-        if device.config.enabled:
-            key = (device.endpoint, device.config.unit)
-            other = taken.get(key)
-            if other is not None:
-                issues.append(
-                    Issue(
-                        unit_loc,
-                        f"unit {device.config.unit} on {_endpoint_text(device.endpoint)} "
-                        f"is already device '{other}'",
-                    )
-                )
-            else:
-                taken[key] = device.id
-
-        def patched(a: int, b: int, origins: tuple[int | None, ...] = entry.patch_of_point) -> bool:
-            return origins[a] is not None or origins[b] is not None
-
-        for first, second in find_overlaps(device.points, report=patched):
-            # Point at a patch (the profile's own overlaps are reported in the profile file).
-            culprit = second if entry.patch_of_point[second] is not None else first
-            partner = first if culprit == second else second
-            patch_index = entry.patch_of_point[culprit]
-            assert patch_index is not None
-            issues.append(
-                Issue(
-                    (*where, "points", patch_index, "address"),
-                    _overlap_message(device.points[culprit], device.points[partner]),
-                )
-            )
+        by_type.setdefault(entry.device.bus.type, []).append(entry)
+    for bus_type, typed in by_type.items():
+        driver = bus_driver(bus_type)
+        if driver is None or driver.check_devices is None:
+            continue
+        for k, finding in driver.check_devices([e.device for e in typed]):
+            issues.append(Issue(("devices", typed[k].index, *finding.loc), finding.message, finding.at_key))
+    issues.sort(key=lambda i: i.loc[1] if len(i.loc) > 1 and isinstance(i.loc[1], int) else -1)
+    for entry in entries:
+        issues.extend(_point_conflicts(entry))
     return issues
 
 
-def _endpoint_text(endpoint: tuple[str, int] | str) -> str:
-    if isinstance(endpoint, tuple):
-        return f"{endpoint[0]}:{endpoint[1]}"
-    return endpoint
+def _point_conflicts(entry: ResolvedEntry) -> list[Issue]:
+    device = entry.device
+    spec = protocol(device.profile.protocol) if device.profile is not None else None
+    if spec is None:
+        driver = bus_driver(device.bus.type)
+        spec = driver.protocol if driver is not None else None
+    if spec is None or spec.conflicts is None or spec.conflict_message is None:
+        return []
+    issues: list[Issue] = []
+    origins = entry.patch_of_point
+    for first, second in spec.conflicts(device.points):
+        if origins[first] is None and origins[second] is None:
+            continue  # the profile's own conflicts are reported in the profile file
+        culprit = second if origins[second] is not None else first
+        partner = first if culprit == second else second
+        patch_index = origins[culprit]
+        assert patch_index is not None
+        field, message = spec.conflict_message(device.points[culprit], device.points[partner])
+        issues.append(Issue(("devices", entry.index, "points", patch_index, field), message))
+    return issues
 
 
-def _overlap_message(point: PointConfig, other: PointConfig) -> str:
-    last = point.address + point.register_count - 1
-    span = f"{point.address}" if last == point.address else f"{point.address}..{last}"
-    what = "coil" if point.table is Table.COIL else point.table.value.replace("_", " ")
-    if point.type is DataType.BIT and other.type is DataType.BIT:
-        return f"point '{point.id}' uses bit {point.bit} of {what} register {span}, as does '{other.id}'"
-    return f"point '{point.id}' ({what} {span}) overlaps point '{other.id}'"
-
-
-def check_profile_points(points: Sequence[PointConfig]) -> list[Issue]:
-    """Duplicate ids and overlapping registers inside one profile; located in the profile file."""
+def check_profile_points(points: Sequence[PointBase], protocol_name: str) -> list[Issue]:
+    """Duplicate ids and points that claim one place inside one profile; located in its file."""
     issues: list[Issue] = []
     seen: set[str] = set()
     for j, point in enumerate(points):
         if point.id in seen:
             issues.append(Issue(("points", j, "id"), f"duplicate point id '{point.id}'"))
         seen.add(point.id)
-    for first, second in find_overlaps(points):
-        issues.append(Issue(("points", second, "address"), _overlap_message(points[second], points[first])))
+    spec = protocol(protocol_name)
+    if spec is not None and spec.conflicts is not None and spec.conflict_message is not None:
+        for first, second in spec.conflicts(points):
+            field, message = spec.conflict_message(points[second], points[first])
+            issues.append(Issue(("points", second, field), message))
     return issues
-
-
-def find_overlaps(
-    points: Sequence[PointConfig], report: Callable[[int, int], bool] | None = None
-) -> Iterable[tuple[int, int]]:
-    """Pairs ``(i, j)`` of points that claim the same register (or bit), ``j`` after ``i`` in
-    address order. Bit points may share a register with each other, one bit each.
-
-    A sweep over points sorted by address keeps only those still "open", so a normal map costs
-    O(n log n) rather than comparing every pair.
-    """
-    by_table: dict[Table, list[int]] = {}
-    for i, point in enumerate(points):
-        by_table.setdefault(point.table, []).append(i)
-    for indices in by_table.values():
-        indices.sort(key=lambda i: (points[i].address, i))
-        open_: list[int] = []
-        for j in indices:
-            start = points[j].address
-            open_ = [i for i in open_ if points[i].address + points[i].register_count > start]
-            for i in open_:
-                if _compatible_bits(points[i], points[j]):
-                    continue
-                if report is None or report(i, j):
-                    yield (i, j)
-            open_.append(j)
-
-
-def _compatible_bits(a: PointConfig, b: PointConfig) -> bool:
-    return a.type is DataType.BIT and b.type is DataType.BIT and a.bit != b.bit

@@ -30,6 +30,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from drivers.config_base import BusBase, DeviceBase, ProfileBase
+from drivers.registry import BusDriver, bus_driver, bus_drivers, protocol, protocols
 from edge.config.checks import (
     Issue,
     Loc,
@@ -40,7 +42,7 @@ from edge.config.checks import (
     check_resolved,
     issues_from_validation,
 )
-from edge.config.models import BusConfig, DeviceConfig, ProfileConfig, SiteConfig
+from edge.config.models import BusConfig, SiteConfig
 from edge.config.profiles import BUNDLED_PROFILES, ProfileLibrary, merge_points, resolve_device
 from edge.config.site import ResolvedDevice, Site
 from edge.errors import ConfigError, ConfigProblem
@@ -49,7 +51,7 @@ __all__ = ["BUNDLED_PROFILES", "YamlDocument", "format_loc", "load_profile", "lo
 
 _LOG = structlog.get_logger(__name__)
 
-_BUS_ADAPTER: TypeAdapter[BusConfig] = TypeAdapter(BusConfig)
+_BUS_ADAPTER: TypeAdapter[BusBase] = TypeAdapter(BusConfig)
 _UNPARSED: Any = object()
 
 
@@ -190,21 +192,28 @@ def _plain(node: Any) -> Any:
     return str(node)
 
 
-def load_profile(path: Path, *, expect_id: str | None = None) -> ProfileConfig:
-    """Read and check one profile file; every problem is located in that file."""
+def load_profile(path: Path, *, expect_id: str | None = None) -> ProfileBase:
+    """Read and check one profile file; every problem is located in that file.
+
+    Its ``protocol:`` (``modbus`` when absent) picks the registered model its points follow."""
     try:
         doc = read_yaml(path)
     except OSError as exc:
         raise ConfigError([ConfigProblem(str(path), 1, 1, "(file)", f"cannot read: {exc.strerror}")]) from exc
     if not isinstance(doc.data, dict):
         raise ConfigError([doc.problem(Issue((), "a profile must be a mapping (id:, name:, points:, ...)"))])
+    name = doc.data.get("protocol", "modbus")
+    spec = protocol(name) if isinstance(name, str) else None
+    if spec is None:
+        known = ", ".join(protocols())
+        issue = Issue(("protocol",), f"unknown protocol {name!r}; this gateway has drivers for: {known}")
+        raise ConfigError([doc.problem(issue)])
+    model = spec.profile_model
     try:
-        profile = ProfileConfig.model_validate(doc.data)
+        profile = model.model_validate(doc.data)
     except ValidationError as exc:
-        raise ConfigError(
-            [doc.problem(i) for i in issues_from_validation(exc, doc.data, ProfileConfig)]
-        ) from exc
-    issues = check_profile_points(profile.points)
+        raise ConfigError([doc.problem(i) for i in issues_from_validation(exc, doc.data, model)]) from exc
+    issues = check_profile_points(profile.points, spec.name)
     if expect_id is not None and profile.id != expect_id:
         message = f"profile id '{profile.id}' differs from its file name '{expect_id}'"
         issues.insert(0, Issue(("id",), message))
@@ -235,15 +244,17 @@ def load_site(path: Path, *, profile_dirs: Sequence[Path] = ()) -> Site:
     except ValidationError as exc:
         issues.extend(issues_from_validation(exc, data, SiteConfig))
 
-    buses, devices, site_dirs = _valid_parts(config, data)
+    buses, site_dirs = _valid_parts(config, data)
+    bus_by_id: dict[str, BusBase] = {}
+    for _, bus in buses:
+        bus_by_id.setdefault(bus.id, bus)
+    bus_types = _bus_types(data.get("buses"))
+    devices = _valid_devices(data.get("devices"), bus_types, issues)
     library = ProfileLibrary(
         dirs=[*profile_dirs, *_site_profile_dirs(path, site_dirs, issues), BUNDLED_PROFILES],
         read=lambda p: load_profile(p, expect_id=p.stem),
     )
     issues.extend(check_buses(buses))
-    bus_by_id: dict[str, BusConfig] = {}
-    for _, bus in buses:
-        bus_by_id.setdefault(bus.id, bus)
     issues.extend(check_devices(devices, bus_by_id, broken_buses=_raw_ids(data.get("buses"))))
 
     raw_devices = data.get("devices")
@@ -251,7 +262,7 @@ def load_site(path: Path, *, profile_dirs: Sequence[Path] = ()) -> Site:
         raw_devices = []
     entries: list[ResolvedEntry] = []
     for index, device in devices:
-        entry = _resolve(index, device, bus_by_id, library, raw_devices, issues)
+        entry = _resolve(index, device, bus_by_id, bus_types, library, raw_devices, issues)
         if entry is not None:
             entries.append(entry)
     issues.extend(check_resolved(entries))
@@ -262,6 +273,8 @@ def load_site(path: Path, *, profile_dirs: Sequence[Path] = ()) -> Site:
     problems = _sorted([doc.problem(i) for i in issues], first=doc.file) + _sorted(library.problems)
     if problems or config is None:
         raise ConfigError(problems)
+    # The site's devices as their bus types' models, in file order (model_copy: validated).
+    config = config.model_copy(update={"devices": [device for _, device in devices]})
     site = Site(config, path, tuple(e.device for e in entries), library.loaded)
     # Alarm definitions and linkage rules are compiled by the rules package (edge.rules_site).
     from edge.rules_site import rule_config_problems
@@ -305,48 +318,78 @@ def _zones_issues(path: Path, data: dict[Any, Any]) -> list[Issue]:
 
 def _valid_parts(
     config: SiteConfig | None, data: dict[Any, Any]
-) -> tuple[list[tuple[int, BusConfig]], list[tuple[int, DeviceConfig]], list[str]]:
-    """The buses and devices that validate on their own, so cross-reference checks still run
-    (and report) when some other part of the file is wrong."""
+) -> tuple[list[tuple[int, BusBase]], list[str]]:
+    """The buses that validate on their own, so cross-reference checks still run (and report)
+    when some other part of the file is wrong."""
     if config is not None:
-        return list(enumerate(config.buses)), list(enumerate(config.devices)), list(config.profile_dirs)
-    buses: list[tuple[int, BusConfig]] = []
+        return list(enumerate(config.buses)), list(config.profile_dirs)
+    buses: list[tuple[int, BusBase]] = []
     raw_buses = data.get("buses")
     for i, raw in enumerate(raw_buses if isinstance(raw_buses, list) else []):
         try:
             buses.append((i, _BUS_ADAPTER.validate_python(raw)))
         except ValidationError:
             continue  # already reported by the whole-file validation
-    devices: list[tuple[int, DeviceConfig]] = []
-    raw_devices = data.get("devices")
-    for i, raw in enumerate(raw_devices if isinstance(raw_devices, list) else []):
-        device = _lenient_device(raw)
-        if device is not None:
-            devices.append((i, device))
     dirs = data.get("profile_dirs")
     site_dirs = [d for d in dirs if isinstance(d, str)] if isinstance(dirs, list) else []
-    return buses, devices, site_dirs
+    return buses, site_dirs
 
 
-# Keys whose loss would change what the cross-reference checks conclude about a device.
-_ESSENTIAL_DEVICE_KEYS = frozenset({"id", "bus", "unit", "host", "port", "profile", "points", "enabled"})
+def _bus_types(raw_buses: Any) -> dict[str, str]:
+    """Bus id -> the type it says it is, as written (a bus with a wrong setting still tells
+    its devices which protocol they speak)."""
+    if not isinstance(raw_buses, list):
+        return {}
+    out: dict[str, str] = {}
+    for raw in raw_buses:
+        if isinstance(raw, dict) and isinstance(raw.get("id"), str) and isinstance(raw.get("type"), str):
+            out.setdefault(raw["id"], raw["type"])
+    return out
 
 
-def _lenient_device(raw: Any) -> DeviceConfig | None:
+def _valid_devices(
+    raw_devices: Any, bus_types: Mapping[str, str], issues: list[Issue]
+) -> list[tuple[int, DeviceBase]]:
+    """Each device validated with its bus type's device model; a device whose bus is unknown
+    is held to the fields every device has. Problems go to ``issues``; devices that validate
+    once their wrong optional keys are left out are kept for the cross checks."""
+    out: list[tuple[int, DeviceBase]] = []
+    if not isinstance(raw_devices, list):
+        return out
+    for i, raw in enumerate(raw_devices):
+        where: Loc = ("devices", i)
+        bus_id = raw.get("bus") if isinstance(raw, dict) else None
+        bus_type = bus_types.get(bus_id) if isinstance(bus_id, str) else None
+        driver = bus_driver(bus_type) if bus_type is not None else None
+        model: type[DeviceBase] = driver.device_model if driver is not None else DeviceBase
+        data = raw
+        if driver is None and isinstance(raw, dict):
+            # Without the protocol, a key some protocol has cannot be judged; any other is a typo.
+            known = {name for d in bus_drivers().values() for name in d.device_model.model_fields}
+            data = {k: v for k, v in raw.items() if k in DeviceBase.model_fields or k not in known}
+        try:
+            out.append((i, model.model_validate(data)))
+            continue
+        except ValidationError as exc:
+            issues.extend(issues_from_validation(exc, data, model, where))
+            device = _lenient_device(model, data, exc)
+        if device is not None:
+            out.append((i, device))
+    return out
+
+
+def _lenient_device(model: type[DeviceBase], raw: Any, exc: ValidationError) -> DeviceBase | None:
     """The device with its wrong optional keys left out (they are reported already), so that
     one misspelled key does not hide an unknown bus or a clashing address on the same device."""
+    if not isinstance(raw, dict):
+        return None
+    bad = {error["loc"][0] for error in exc.errors() if error["loc"]}
+    if not bad or bad & model.essential_keys:
+        return None
     try:
-        return DeviceConfig.model_validate(raw)
-    except ValidationError as exc:
-        if not isinstance(raw, dict):
-            return None
-        bad = {error["loc"][0] for error in exc.errors() if error["loc"]}
-        if not bad or bad & _ESSENTIAL_DEVICE_KEYS:
-            return None
-        try:
-            return DeviceConfig.model_validate({k: v for k, v in raw.items() if k not in bad})
-        except ValidationError:
-            return None
+        return model.model_validate({k: v for k, v in raw.items() if k not in bad})
+    except ValidationError:
+        return None
 
 
 def _raw_ids(items: Any) -> set[str]:
@@ -368,28 +411,44 @@ def _site_profile_dirs(path: Path, site_dirs: Sequence[str], issues: list[Issue]
 
 def _resolve(
     index: int,
-    device: DeviceConfig,
-    buses: Mapping[str, BusConfig],
+    device: DeviceBase,
+    buses: Mapping[str, BusBase],
+    bus_types: Mapping[str, str],
     library: ProfileLibrary,
     raw_devices: list[Any],
     issues: list[Issue],
 ) -> ResolvedEntry | None:
     where: Loc = ("devices", index)
-    profile: ProfileConfig | None = None
+    bus = buses.get(device.bus)
+    # A bus with a wrong setting still says which protocol its devices speak.
+    bus_type = bus.type if bus is not None else bus_types.get(device.bus)
+    driver: BusDriver | None = bus_driver(bus_type) if bus_type is not None else None
+    profile: ProfileBase | None = None
     if device.profile is not None:
         profile = library.get(device.profile)
         if profile is None:
             if library.find(device.profile) is None:
                 issues.append(Issue((*where, "profile"), _unknown_profile(device.profile, library)))
             return None  # a broken profile is reported in its own file
+    if driver is None:
+        return None  # an unknown bus is reported by check_devices
+    spec = driver.protocol
+    if profile is not None and profile.protocol != spec.name:
+        message = (
+            f"profile '{profile.id}' is for {profile.protocol} devices, but bus '{device.bus}' is "
+            f"{driver.bus_type} ({spec.name})"
+        )
+        issues.append(Issue((*where, "profile"), message))
+        return None
     raw = raw_devices[index] if index < len(raw_devices) else {}
     raw_points = raw.get("points") if isinstance(raw, dict) else None
-    merged = merge_points(profile, device.points, raw_points if isinstance(raw_points, list) else [], where)
+    merged = merge_points(
+        profile, device.points, raw_points if isinstance(raw_points, list) else [], where, spec
+    )
     issues.extend(merged.issues)
-    bus = buses.get(device.bus)
     if merged.issues or bus is None:
-        return None  # an unknown bus is reported by check_devices
-    resolved: ResolvedDevice = resolve_device(device, bus, profile, merged)
+        return None
+    resolved: ResolvedDevice = resolve_device(device, bus, profile, merged, spec)
     return ResolvedEntry(index, resolved, merged.patch_of_point)
 
 

@@ -16,15 +16,9 @@ from typing import Any, TypeVar
 import structlog
 from pydantic import ValidationError
 
+from drivers.config_base import BusBase, ConfigModel, DeviceBase, PointBase, ProfileBase
+from drivers.registry import Protocol_
 from edge.config.checks import Issue, Loc, issues_from_validation
-from edge.config.models import (
-    BusConfig,
-    DeviceConfig,
-    PointConfig,
-    PointPatch,
-    ProfileConfig,
-    ProfileDefaults,
-)
 from edge.config.site import ResolvedDevice
 from edge.errors import ConfigError, ConfigProblem
 
@@ -53,9 +47,9 @@ class ProfileLibrary:
     """
 
     dirs: Sequence[Path]
-    read: Callable[[Path], ProfileConfig]
+    read: Callable[[Path], ProfileBase]
     problems: list[ConfigProblem] = field(default_factory=list)
-    _cache: dict[str, ProfileConfig | None] = field(default_factory=dict)
+    _cache: dict[str, ProfileBase | None] = field(default_factory=dict)
 
     def find(self, profile_id: str) -> Path | None:
         for folder in self.dirs:
@@ -72,12 +66,12 @@ class ProfileLibrary:
                 names.update(p.stem for p in folder.iterdir() if p.suffix in _SUFFIXES)
         return sorted(names)
 
-    def get(self, profile_id: str) -> ProfileConfig | None:
+    def get(self, profile_id: str) -> ProfileBase | None:
         """The profile, or ``None`` when it is missing or broken (its problems are recorded)."""
         if profile_id in self._cache:
             return self._cache[profile_id]
         path = self.find(profile_id)
-        profile: ProfileConfig | None = None
+        profile: ProfileBase | None = None
         if path is not None:
             try:
                 profile = self.read(path)
@@ -87,85 +81,90 @@ class ProfileLibrary:
         return profile
 
     @property
-    def loaded(self) -> dict[str, ProfileConfig]:
+    def loaded(self) -> dict[str, ProfileBase]:
         return {key: value for key, value in self._cache.items() if value is not None}
 
 
 @dataclass(frozen=True, slots=True)
 class MergeResult:
-    points: tuple[PointConfig, ...]
+    points: tuple[PointBase, ...]
     patch_of_point: tuple[int | None, ...]
     issues: list[Issue]
 
 
 def merge_points(
-    profile: ProfileConfig | None,
-    patches: Sequence[PointPatch],
+    profile: ProfileBase | None,
+    patches: Sequence[ConfigModel],
     raw_patches: Sequence[Any],
     where: Loc,
+    protocol: Protocol_,
 ) -> MergeResult:
     """Apply a device's point patches over its profile's points, in profile order, new points last.
 
     A patch naming a profile point changes only the fields it names (and the merged point is
     validated again, so a patch cannot make it inconsistent); ``enabled: false`` drops the point;
     a patch with a new id must be a complete point. ``raw_patches`` are the patches as written,
-    so that a new point is validated from exactly what the installer typed.
+    so that a new point is validated from exactly what the installer typed. Points are
+    validated with ``protocol``'s point model.
     """
+    model = protocol.point_model
     base = {p.id: p for p in profile.points} if profile else {}
     order = [p.id for p in profile.points] if profile else []
-    shaped: dict[str, tuple[PointConfig, int | None]] = {p.id: (p, None) for p in base.values()}
+    shaped: dict[str, tuple[PointBase, int | None]] = {p.id: (p, None) for p in base.values()}
     issues: list[Issue] = []
     for j, patch in enumerate(patches):
         loc: Loc = (*where, "points", j)
         fields = patch.model_fields_set - {"id", "enabled"}
-        if patch.id in base:
-            if not patch.enabled:
-                shaped.pop(patch.id, None)
+        patch_id: str = getattr(patch, "id")  # noqa: B009 - patch models are made at run time
+        enabled: bool = getattr(patch, "enabled")  # noqa: B009
+        if patch_id in base:
+            if not enabled:
+                shaped.pop(patch_id, None)
                 continue
             if not fields:
                 continue
-            merged = {**base[patch.id].model_dump(), **{name: getattr(patch, name) for name in fields}}
+            merged = {**base[patch_id].model_dump(), **{name: getattr(patch, name) for name in fields}}
             try:
-                point = PointConfig.model_validate(merged)
+                point = model.model_validate(merged)
             except ValidationError as exc:
-                issues.extend(_patch_issues(exc, merged, loc))
+                issues.extend(_patch_issues(exc, merged, loc, model))
                 continue
-            shaped[patch.id] = (point, j)
-        elif not patch.enabled:
+            shaped[patch_id] = (point, j)
+        elif not enabled:
             issues.append(
                 Issue(
                     (*loc, "id"),
-                    f"no point '{patch.id}' in the profile to disable"
+                    f"no point '{patch_id}' in the profile to disable"
                     + ("" if profile else " (the device has no profile)"),
                 )
             )
-        elif patch.id in shaped:
+        elif patch_id in shaped:
             continue  # a duplicate id, reported by check_devices
         else:
             raw = raw_patches[j] if j < len(raw_patches) else {}
             data = {k: v for k, v in raw.items() if k != "enabled"} if isinstance(raw, Mapping) else raw
             try:
-                point = PointConfig.model_validate(data)
+                point = model.model_validate(data)
             except ValidationError as exc:
-                issues.extend(_new_point_issues(exc, data, loc, profile))
+                issues.extend(_new_point_issues(exc, data, loc, profile, model))
                 continue
-            shaped[patch.id] = (point, j)
-            order.append(patch.id)
+            shaped[patch_id] = (point, j)
+            order.append(patch_id)
     kept = [shaped[i] for i in order if i in shaped]
     return MergeResult(tuple(p for p, _ in kept), tuple(j for _, j in kept), issues)
 
 
-def _patch_issues(exc: ValidationError, merged: Any, loc: Loc) -> list[Issue]:
+def _patch_issues(exc: ValidationError, merged: Any, loc: Loc, model: type[PointBase]) -> list[Issue]:
     # The patch itself validated as a PointPatch, so these come from the combination: the
     # locator falls back to the patch's own mapping when the field came from the profile.
-    issues = issues_from_validation(exc, merged, PointConfig, loc)
+    issues = issues_from_validation(exc, merged, model, loc)
     return [Issue(i.loc, f"{i.message} (after applying this patch to the profile's point)") for i in issues]
 
 
 def _new_point_issues(
-    exc: ValidationError, data: Any, loc: Loc, profile: ProfileConfig | None
+    exc: ValidationError, data: Any, loc: Loc, profile: ProfileBase | None, model: type[PointBase]
 ) -> list[Issue]:
-    issues = issues_from_validation(exc, data, PointConfig, loc)
+    issues = issues_from_validation(exc, data, model, loc)
     if profile is None:
         return issues
     hint = f" (point '{data.get('id')}' is not in profile '{profile.id}', so it must be a complete point)"
@@ -173,10 +172,14 @@ def _new_point_issues(
 
 
 def resolve_device(
-    device: DeviceConfig, bus: BusConfig, profile: ProfileConfig | None, merged: MergeResult
+    device: DeviceBase,
+    bus: BusBase,
+    profile: ProfileBase | None,
+    merged: MergeResult,
+    protocol: Protocol_,
 ) -> ResolvedDevice:
     """Effective settings: the device's value, else the profile's default, else the bus's."""
-    defaults = profile.defaults if profile else ProfileDefaults()
+    defaults = profile.defaults if profile else protocol.profile_model.model_fields["defaults"].get_default()
     return ResolvedDevice(
         config=device,
         bus=bus,
@@ -185,9 +188,7 @@ def resolve_device(
         poll_interval_s=_first(device.poll_interval_s, defaults.poll_interval_s),
         timeout_ms=_first(device.timeout_ms, bus.timeout_ms),
         retries=_first(device.retries, bus.retries),
-        max_registers_per_read=_first(device.max_registers_per_read, defaults.max_registers_per_read),
-        max_bits_per_read=_first(device.max_bits_per_read, defaults.max_bits_per_read),
-        max_gap=_first(device.max_gap, defaults.max_gap),
+        defaults=defaults,
         report=defaults.report,
     )
 

@@ -12,12 +12,13 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import structlog
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, TypeAdapter, create_model
 
-from edge.config.models import ProfileConfig, SiteConfig
+from drivers.registry import bus_drivers, protocols
+from edge.config.models import SiteConfig
 
 __all__ = ["SCHEMAS", "render", "schema_of", "write_schemas"]
 
@@ -25,20 +26,37 @@ _LOG = structlog.get_logger(__name__)
 
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
-SCHEMAS: dict[str, tuple[type[BaseModel], str]] = {
-    "site.schema.json": (SiteConfig, "Gatehouse site file"),
-    "profile.schema.json": (ProfileConfig, "Gatehouse device profile"),
+
+def _site_file_model() -> type[BaseModel]:
+    """The site model with ``devices:`` described as any registered device model (the loader
+    picks the one of the device's bus type; a schema cannot follow that reference)."""
+    device_models = tuple(dict.fromkeys(d.device_model for d in bus_drivers().values()))
+    devices: Any = list[Union[device_models]]  # type: ignore[valid-type]  # noqa: UP007
+    model: type[BaseModel] = create_model(
+        "SiteConfig", __base__=SiteConfig, devices=(devices, Field(default_factory=list))
+    )
+    return model
+
+
+def _profile_type() -> Any:
+    models = tuple(spec.profile_model for spec in protocols().values())
+    return Union[models]  # noqa: UP007
+
+
+SCHEMAS: dict[str, tuple[Any, str]] = {
+    "site.schema.json": (_site_file_model(), "Gatehouse site file"),
+    "profile.schema.json": (_profile_type(), "Gatehouse device profile"),
 }
 
 
-def schema_of(model: type[BaseModel], title: str) -> dict[str, Any]:
+def schema_of(model: Any, title: str) -> dict[str, Any]:
     # Validation mode: the schema describes what may be written, defaults included.
-    body = model.model_json_schema(mode="validation")
+    body = TypeAdapter(model).json_schema(mode="validation")
     body["title"] = title
     return {"$schema": _DIALECT, **body}
 
 
-def render(model: type[BaseModel], title: str) -> str:
+def render(model: Any, title: str) -> str:
     """The schema as text, byte-for-byte stable between runs so the committed copy can be compared."""
     return json.dumps(schema_of(model, title), indent=2, ensure_ascii=False) + "\n"
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.config.models import (
-    BusConfig,
-    DeviceConfig,
-    PointConfig,
-    ProfileConfig,
+from drivers.config_base import (
+    BusBase,
+    DeviceBase,
+    PointBase,
+    ProfileBase,
+    ProfileDefaultsBase,
     ReportPolicy,
-    SiteConfig,
 )
+from edge.config.models import SiteConfig
 from edge.model import make_point_id
 
 __all__ = ["ResolvedDevice", "Site"]
@@ -24,34 +25,25 @@ __all__ = ["ResolvedDevice", "Site"]
 
 @dataclass(frozen=True, slots=True)
 class ResolvedDevice:
-    config: DeviceConfig
-    bus: BusConfig
-    profile: ProfileConfig | None
-    points: tuple[PointConfig, ...]
+    """A device with its bus and profile joined: ``config`` is the bus type's device model,
+    ``points`` the profile's points with the device's patches applied (the protocol's point
+    model), ``defaults`` the profile's defaults (protocol-specific ones included)."""
+
+    config: DeviceBase
+    bus: BusBase
+    profile: ProfileBase | None
+    points: tuple[PointBase, ...]
     poll_interval_s: float
     timeout_ms: int
     retries: int
-    max_registers_per_read: int
-    max_bits_per_read: int
-    max_gap: int
+    defaults: ProfileDefaultsBase
     report: ReportPolicy
 
     @property
     def id(self) -> str:
         return self.config.id
 
-    @property
-    def endpoint(self) -> tuple[str, int] | str:
-        """What this device's requests travel over: (host, port) for TCP, a tty path for RTU.
-
-        Devices with the same endpoint share one connection and take turns on it.
-        """
-        bus = self.bus
-        if bus.type == "modbus_tcp":
-            return (self.config.host or bus.host, self.config.port or bus.port)
-        return bus.port
-
-    def report_policy(self, point: PointConfig) -> ReportPolicy:
+    def report_policy(self, point: PointBase) -> ReportPolicy:
         return point.report or self.report
 
 
@@ -60,7 +52,7 @@ class Site:
     config: SiteConfig
     path: Path
     devices: tuple[ResolvedDevice, ...]
-    profiles: dict[str, ProfileConfig] = field(default_factory=dict)
+    profiles: dict[str, ProfileBase] = field(default_factory=dict)
 
     @property
     def id(self) -> str:

@@ -13,8 +13,8 @@ import pytest
 
 from drivers.base import Driver
 from drivers.modbus import ModbusDevice, ModbusTcpLink, Table
+from drivers.modbus.config import ModbusPointConfig as PointConfig
 from drivers.modbus.types import DataType, WordOrder
-from edge.config.models import PointConfig
 from edge.errors import ConnectionLost, DeviceError, DeviceTimeout, FramingError
 from edge.model import Quality, Reason
 from tests.integration.drivers.conftest import (

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from drivers.base import Reading
 from drivers.modbus import ModbusDevice, ModbusTcpLink
+from drivers.modbus.config import ModbusPointConfig as PointConfig
 from edge.config.loader import load_profile
-from edge.config.models import PointConfig
 from simulators.profile import PROFILE_DIR
 
 

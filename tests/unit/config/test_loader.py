@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from drivers.modbus.plugin import endpoint_of, read_limits
 from drivers.modbus.types import DataType, Table, WordOrder
 from edge.config.loader import format_loc, load_profile, load_site, read_yaml
 from edge.config.profiles import BUNDLED_PROFILES
@@ -52,9 +53,10 @@ def test_example_site_loads_with_effective_settings() -> None:
     # device value, else profile default, else bus value
     assert main.poll_interval_s == 5.0 and lift.poll_interval_s == 10.0
     assert main.timeout_ms == 500 and tank.timeout_ms == 1000
-    assert main.max_registers_per_read == 80 and tank.max_registers_per_read == 125
-    assert main.endpoint == "/dev/ttyUSB0" == lift.endpoint
-    assert tank.endpoint == ("192.168.10.31", 502)
+    assert read_limits(main)["max_registers_per_read"] == 80
+    assert read_limits(tank)["max_registers_per_read"] == 125
+    assert endpoint_of(main) == "/dev/ttyUSB0" == endpoint_of(lift)
+    assert endpoint_of(tank) == ("192.168.10.31", 502)
     assert set(site.profiles) == {"eastron-sdm630", "chint-dtsu666"}
     assert site.data_dir == (EXAMPLE.parent / "data").resolve()
 

@@ -6,8 +6,12 @@ from typing import Any
 
 import pytest
 
+from drivers.modbus.config import ModbusDeviceConfig as DeviceConfig
+from drivers.modbus.config import ModbusPointPatch as PointPatch
+from drivers.modbus.config import ModbusProfile as ProfileConfig
+from drivers.modbus.config import ModbusRtuBus
+from drivers.modbus.plugin import MODBUS, endpoint_of, read_limits
 from drivers.modbus.types import DataType, Table
-from edge.config.models import DeviceConfig, ModbusRtuBus, PointPatch, ProfileConfig
 from edge.config.profiles import merge_points, resolve_device
 
 PROFILE = ProfileConfig.model_validate(
@@ -28,7 +32,7 @@ WHERE = ("devices", 4)
 
 
 def merge(patches: list[dict[str, Any]], profile: ProfileConfig | None = PROFILE) -> Any:
-    return merge_points(profile, [PointPatch.model_validate(p) for p in patches], patches, WHERE)
+    return merge_points(profile, [PointPatch.model_validate(p) for p in patches], patches, WHERE, MODBUS)
 
 
 def test_no_patches_keeps_the_profile_points() -> None:
@@ -130,14 +134,16 @@ BUS = ModbusRtuBus(id="rs485", type="modbus_rtu", port="/dev/ttyUSB0", timeout_m
 )
 def test_effective_settings(device_fields: dict[str, Any], expected: dict[str, Any]) -> None:
     device = DeviceConfig.model_validate({"id": "m", "bus": "rs485", "profile": "meter", **device_fields})
-    resolved = resolve_device(device, BUS, PROFILE, merge([]))
-    assert {key: getattr(resolved, key) for key in expected} == expected
+    resolved = resolve_device(device, BUS, PROFILE, merge([]), MODBUS)
+    effective = {"poll_interval_s": resolved.poll_interval_s, "timeout_ms": resolved.timeout_ms}
+    effective |= {"retries": resolved.retries, **read_limits(resolved)}
+    assert {key: effective[key] for key in expected} == expected
     assert resolved.report.deadband_abs == 0.5
-    assert resolved.endpoint == "/dev/ttyUSB0"
+    assert endpoint_of(resolved) == "/dev/ttyUSB0"
 
 
 def test_effective_settings_without_profile_use_the_model_defaults() -> None:
     device = DeviceConfig.model_validate({"id": "m", "bus": "rs485", "points": [{"id": "a", "address": 0}]})
-    merged = merge_points(None, device.points, [{"id": "a", "address": 0}], WHERE)
-    resolved = resolve_device(device, BUS, None, merged)
+    merged = merge_points(None, device.points, [{"id": "a", "address": 0}], WHERE, MODBUS)
+    resolved = resolve_device(device, BUS, None, merged, MODBUS)
     assert resolved.poll_interval_s == 5.0 and resolved.report.heartbeat_s == 300.0

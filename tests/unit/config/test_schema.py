@@ -33,7 +33,7 @@ def test_site_schema_forbids_unknown_keys_and_knows_every_section() -> None:
     assert schema["additionalProperties"] is False
     assert {"site", "gateway", "outbox", "profile_dirs", "buses", "devices"} <= set(schema["properties"])
     assert schema["required"] == ["site", "gateway"]
-    for definition in ("DeviceConfig", "PointPatch", "ModbusTcpBus", "ModbusRtuBus"):
+    for definition in ("ModbusDeviceConfig", "ModbusPointPatch", "ModbusTcpBus", "ModbusRtuBus"):
         assert schema["$defs"][definition]["additionalProperties"] is False
 
 

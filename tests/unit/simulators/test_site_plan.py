@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from drivers.modbus.plugin import endpoint_of
 from edge.config.loader import load_site
 from edge.model import ManualClock
 from simulators.runner import SimulationRunner
@@ -57,7 +58,14 @@ def test_site_plan_resolves_endpoints_patches_and_skips(tmp_path: Path) -> None:
 def test_demo_estate_is_what_the_gateway_loads() -> None:
     site = load_site(DEMO)
     plan = read_site_plan(DEMO)
-    gateway = {d.id: (d.endpoint, d.config.unit, tuple(p.address for p in d.points)) for d in site.devices}
+    gateway = {
+        d.id: (
+            endpoint_of(d),
+            getattr(d.config, "unit", None),
+            tuple(getattr(p, "address", None) for p in d.points),
+        )
+        for d in site.devices
+    }
     simulated = {d.id: (d.endpoint, d.unit, tuple(p.address for p in d.profile.points)) for d in plan.devices}
     assert gateway == simulated
     families = [d.profile.family for d in plan.devices]
