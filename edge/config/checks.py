@@ -87,7 +87,10 @@ def issues_from_validation(
             message = f"{error['input']!r} is not a valid id: use lower-case letters, digits, '_' and '-'"
         elif kind == "union_tag_invalid":
             ctx = error.get("ctx") or {}
-            message = f"unknown type {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
+            message = (
+                f"unknown type {ctx.get('tag')!r}: this gateway has no driver for it "
+                f"(bus types with a driver: {ctx.get('expected_tags')})"
+            )
             loc = (*loc, "type")
         elif kind == "union_tag_not_found":
             message = f"missing required key 'type' ({', '.join(bus_drivers())})"
