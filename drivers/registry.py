@@ -118,6 +118,9 @@ class Protocol_:  # noqa: N801 - ``Protocol`` is typing's
     # reports a pair in the profile, or at the device's patch that made it.
     conflicts: Callable[[Sequence[PointBase]], Iterable[tuple[int, int]]] | None = None
     conflict_message: Callable[[PointBase, PointBase], tuple[str, str]] | None = None
+    # ``gatehouse discover <name> ...``: the dotted name of a module with ``main(argv) -> int``
+    # that finds devices and writes a site-file fragment (imported only when asked for).
+    discover: str | None = None
     patch_model: type[ConfigModel] = field(init=False)
 
     def __post_init__(self) -> None:

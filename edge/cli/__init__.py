@@ -6,12 +6,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from edge.cli import buffer, central, certs, check, run, simulate, users
+from edge.cli import buffer, central, certs, check, discover, run, simulate, users
 from edge.cli import rules as rules_cmd
 
 __all__ = ["main"]
 
-_COMMANDS = (run, check, buffer, central, certs, simulate, rules_cmd, users)
+_COMMANDS = (run, check, discover, buffer, central, certs, simulate, rules_cmd, users)
 
 
 def build_parser() -> argparse.ArgumentParser:
