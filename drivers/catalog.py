@@ -7,7 +7,7 @@ import importlib
 
 __all__ = ["PACKAGES", "load"]
 
-PACKAGES: tuple[str, ...] = ("drivers.modbus",)
+PACKAGES: tuple[str, ...] = ("drivers.modbus", "drivers.opcua")
 
 _loaded = False
 
