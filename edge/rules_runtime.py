@@ -253,12 +253,18 @@ class RulesRuntime:
         outbox = self._gateway.outbox
         for ev in events:
             await outbox.put_event(ev)
-        self._notify(history_events, [linkage_dict(i, r) for i, r in zip(linkage_ids, linkage, strict=True)])
+        self._notify(
+            history_events,
+            [linkage_dict(i, r) for i, r in zip(linkage_ids, linkage, strict=True)],
+            any(ev.kind.startswith("drill.") for ev in events),
+        )
         for b in batches:
             if b.done is not None and not b.done.done():
                 b.done.set_result(None)
 
-    def _notify(self, alarm_events: list[Event], linkage_rows: list[dict[str, Any]]) -> None:
+    def _notify(
+        self, alarm_events: list[Event], linkage_rows: list[dict[str, Any]], drill_changed: bool = False
+    ) -> None:
         if not self._listeners:
             return
         updates: list[dict[str, Any]] = []
@@ -269,6 +275,8 @@ class RulesRuntime:
                 row = None
             updates.append({"type": "alarm", "row": row, "key": ev.source, "transition": ev.kind[6:]})
         updates.extend({"type": "linkage", "row": r} for r in linkage_rows)
+        if drill_changed:
+            updates.append({"type": "drill"})
         for update in updates:
             for listener in list(self._listeners):
                 try:
@@ -397,6 +405,41 @@ class RulesRuntime:
         done = self.engine.cancel(rule_id, by, now)
         await self._after(now, wait=True)
         return done
+
+    async def manual_start_linkage(self, rule_id: str, *, by: str) -> bool:
+        """Additive: an operator starts a linkage rule by hand (audited by the caller)."""
+        if rule_id not in self.engine.linkage:
+            raise KeyError(f"no linkage rule {rule_id!r}")
+        now = self._clock.wall()
+        done = self.engine.manual_start(rule_id, by, now)
+        await self._after(now, wait=True)
+        return done
+
+    async def manual_restore_linkage(self, rule_id: str, *, by: str) -> bool:
+        if rule_id not in self.engine.linkage:
+            raise KeyError(f"no linkage rule {rule_id!r}")
+        now = self._clock.wall()
+        done = self.engine.manual_restore(rule_id, by, now)
+        await self._after(now, wait=True)
+        return done
+
+    async def start_drill(
+        self, zone: str | None, *, by: str, until_wall: float, linkage: bool = False, reason: str = ""
+    ) -> None:
+        """Additive: put a zone (None: the site) in drill mode until ``until_wall``."""
+        now = self._clock.wall()
+        self.engine.start_drill(zone, until_wall, by, now, linkage=linkage, reason=reason)
+        self._wake.set()
+        await self._after(now, wait=True)
+
+    async def end_drill(self, zone: str | None, *, by: str) -> bool:
+        now = self._clock.wall()
+        done = self.engine.end_drill(zone, by, now)
+        await self._after(now, wait=True)
+        return done
+
+    def drills(self) -> list[dict[str, Any]]:
+        return self.engine.drills.rows()
 
     async def override(self, point_id: str, *, by: str, value: Value = None) -> Value:
         """Additive: an operator takes ``point_id`` over by hand (GB 50116 4.1.4).

@@ -31,7 +31,7 @@ __all__ = ["RulesStore", "history_row", "linkage_dict", "linkage_row"]
 
 _LOG = structlog.get_logger(__name__)
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), site TEXT NOT NULL,"
     " saved_at REAL NOT NULL, data TEXT NOT NULL)",
@@ -49,7 +49,7 @@ _SCHEMA = (
 
 _HISTORY_COLUMNS = (
     "ts, key, transition, by, priority, class, message_zh, message_en, point, zone, device, value,"
-    " comment, state_from, state_to"
+    " comment, state_from, state_to, drill"
 )
 _LINKAGE_COLUMNS = "ts, rule, run, sequence, step, kind, point, device, value, attempt, by, detail"
 
@@ -86,6 +86,7 @@ def history_row(event: Event) -> tuple[Any, ...]:
         str(comment),
         d.get("from"),
         d.get("to"),
+        1 if d.get("drill") else 0,
     )
 
 
@@ -148,6 +149,9 @@ class RulesStore:
             conn.execute("BEGIN IMMEDIATE")
             for statement in _SCHEMA:
                 conn.execute(statement)
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(alarm_history)")}
+            if "drill" not in columns:  # version 2: alarms raised during a drill are marked
+                conn.execute("ALTER TABLE alarm_history ADD COLUMN drill INTEGER NOT NULL DEFAULT 0")
             conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
             conn.execute("COMMIT")
             row = conn.execute("SELECT site, data FROM snapshot WHERE id = 1").fetchone()
@@ -200,7 +204,7 @@ class RulesStore:
             raise StorageError("the rules store is closed")
         try:
             conn.execute("BEGIN IMMEDIATE")
-            history_sql = f"INSERT INTO alarm_history ({_HISTORY_COLUMNS}) VALUES ({','.join('?' * 15)})"
+            history_sql = f"INSERT INTO alarm_history ({_HISTORY_COLUMNS}) VALUES ({','.join('?' * 16)})"
             history_ids = [int(conn.execute(history_sql, row).lastrowid or 0) for row in w.history]
             linkage_sql = f"INSERT INTO linkage_log ({_LINKAGE_COLUMNS}) VALUES ({','.join('?' * 12)})"
             linkage_ids = [int(conn.execute(linkage_sql, row).lastrowid or 0) for row in w.linkage]
@@ -278,6 +282,7 @@ class RulesStore:
                 "comment": r["comment"],
                 "from": r["state_from"],
                 "to": r["state_to"],
+                "drill": bool(r["drill"]),
             }
             for r in rows
         ]

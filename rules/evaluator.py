@@ -24,6 +24,7 @@ from edge.model import Event, Quality, Sample, Value
 from rules import alarm_state as isa
 from rules.alarm_state import AlarmInfo, AlarmState
 from rules.compiled import AlarmSpec, CompiledRules
+from rules.drill import Drill, DrillBook
 from rules.expr import CompiledExpr, Env
 from rules.flood import FloodChange, FloodDetector
 from rules.linkage import Command, CommandResult, LinkageIO, LinkageRunner
@@ -108,6 +109,7 @@ class RulesEngine:
         self._timed: list[_Watch] = []
         self._cascade = 0
         self.flood = FloodDetector(rules.flood)
+        self.drills = DrillBook(rules.site)
         for spec in (*rules.alarms, *(AlarmSpec(info, "meta", None) for info in rules.meta.values())):
             alarm = _Alarm(spec)
             self._alarms[alarm.key] = alarm
@@ -121,11 +123,17 @@ class RulesEngine:
             if spec.expr is not None:
                 self._watch(spec.expr, self._condition_setter(alarm))
         self.linkage: dict[str, LinkageRunner] = {}
+        self._rule_zones: dict[str, set[str]] = {}
         self._wait_points: dict[str, list[LinkageRunner]] = {}
         for lspec in rules.linkage:
             runner = LinkageRunner(lspec, self.io)
             self.linkage[lspec.id] = runner
-            self._watch(lspec.trigger, runner.on_trigger)
+            self._rule_zones[lspec.id] = {
+                z
+                for k in lspec.trigger.alarms
+                if (a := self._alarms.get(k)) is not None and (z := a.info.zone)
+            }
+            self._watch(lspec.trigger, self._trigger(runner))
             self._watch(lspec.reset, runner.on_reset)
             poke = _poker(runner)
             for expr in (lspec.interlock, *(s.interlock for s in (*lspec.steps, *lspec.restore))):
@@ -145,6 +153,21 @@ class RulesEngine:
             self._watch_alarms.setdefault(key, []).append(w)
         if expr.timed:
             self._timed.append(w)
+
+    def _trigger(self, runner: LinkageRunner) -> Callable[[bool, float], None]:
+        def on_trigger(value: bool, now: float) -> None:
+            if value and runner.state.phase == "idle":
+                drill = self.drill_for_rule(runner.spec.id)
+                if drill is not None and not drill.linkage:
+                    runner.hold_off(now, f"drill ({drill.scope}) without linkage")
+                    return
+            runner.on_trigger(value, now)
+
+        return on_trigger
+
+    def drill_for_rule(self, rule_id: str) -> Drill | None:
+        """The drill covering a linkage rule: its trigger's alarm zones, or the whole site."""
+        return self.drills.covering_any(self._rule_zones.get(rule_id, set()))
 
     def _condition_setter(self, alarm: _Alarm) -> Callable[[bool, float], None]:
         return lambda value, now: self._set_raw(alarm, value, now, None)
@@ -241,9 +264,20 @@ class RulesEngine:
         before = a.state
         after, events = isa.step(a.info, before, inp, now)
         a.state = after
+        in_drill = False
+        if events and a.spec.kind != "meta":
+            if any(ev.kind == "alarm.raised" for ev in events) and self.drills.covering(a.info.zone):
+                self.drills.marked.add(a.key)
+            in_drill = a.key in self.drills.marked
+            if in_drill:
+                for ev in events:
+                    ev.data["drill"] = True  # to the centre marked as a drill
+        if after.name is isa.Isa.NORMAL:
+            self.drills.marked.discard(a.key)
         if events:
             self._out.events.extend(events)
-            if a.spec.kind != "meta":
+            # a drill's alarms count towards neither the flood nor chattering
+            if a.spec.kind != "meta" and not in_drill:
                 for ev in events:
                     if ev.kind in _PROCESS_KINDS:
                         self._meta(self.flood.record_transition(a.key, now), now)
@@ -337,6 +371,7 @@ class RulesEngine:
         for runner in self.linkage.values():
             runner.advance(now)
         self._meta(self.flood.expire(now), now)
+        self._out.events.extend(self.drills.expire(now))
         self._next_due = min(next_due, self._recompute_due(now))
 
     def _recompute_due(self, now: float) -> float:
@@ -355,6 +390,9 @@ class RulesEngine:
         for r in self.linkage.values():
             if r.next_due is not None:
                 due.append(r.next_due)
+        drill_due = self.drills.next_due()
+        if drill_due is not None:
+            due.append(drill_due)
         # anything at or before ``now`` was handled by this tick or waits for an input, not time
         return min((d for d in due if d > now), default=_INF)
 
@@ -395,6 +433,28 @@ class RulesEngine:
     def cancel(self, rule_id: str, by: str, now: float) -> bool:
         self.env.now = now
         return self.linkage[rule_id].cancel(by, now)
+
+    def manual_start(self, rule_id: str, by: str, now: float) -> bool:
+        self.env.now = now
+        return self.linkage[rule_id].manual_start(by, now)
+
+    def manual_restore(self, rule_id: str, by: str, now: float) -> bool:
+        self.env.now = now
+        return self.linkage[rule_id].manual_restore(by, now)
+
+    def start_drill(
+        self, zone: str | None, until: float, by: str, now: float, *, linkage: bool = False, reason: str = ""
+    ) -> None:
+        self.env.now = now
+        self._out.events.append(self.drills.start(zone, until, by, now, linkage=linkage, reason=reason))
+        if until < self._next_due:
+            self._next_due = until
+
+    def end_drill(self, zone: str | None, by: str, now: float) -> bool:
+        event = self.drills.end(zone, by, now)
+        if event is not None:
+            self._out.events.append(event)
+        return event is not None
 
     def command_result(self, result: CommandResult, now: float) -> bool:
         rule_id = result.correlation_id.split(":", 1)[0]
@@ -452,6 +512,7 @@ class RulesEngine:
             "value": st.value,
             "raised_at": st.raised_at,
             "shelved_until": st.shelved_until,
+            "drill": key in self.drills.marked,
         }
 
     def alarm_table(self) -> list[dict[str, Any]]:

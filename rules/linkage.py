@@ -77,6 +77,9 @@ class RunState:
     corr: str | None = None
     written: bool = False
     trigger: bool = False
+    # held off: the trigger holds but must not (re)start the rule until it clears and comes back
+    # (a manual restore during the fire, or a drill that does not run linkage)
+    hold: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         # every field is a scalar: a flat copy, several times faster than dataclasses.asdict
@@ -98,8 +101,40 @@ class LinkageRunner:
     # -- inputs ----------------------------------------------------------------------------
     def on_trigger(self, value: bool, now: float) -> None:
         self.state.trigger = value
-        if value and self.state.phase == Phase.IDLE:
+        if not value:
+            self.state.hold = False
+        elif self.state.phase == Phase.IDLE and not self.state.hold:
             self._activate(now)
+
+    def hold_off(self, now: float, reason: str) -> None:
+        """The trigger holds, but the rule does not start (drill mode without linkage)."""
+        st = self.state
+        st.trigger = True
+        if not st.hold:
+            st.hold = True
+            self._emit("held", now, reason=reason)
+
+    def manual_start(self, by: str, now: float) -> bool:
+        """An operator starts the rule by hand (no trigger, no confirmation needed)."""
+        st = self.state
+        if st.phase not in (Phase.IDLE, Phase.AWAIT_CONFIRM):
+            return False
+        if st.phase == Phase.IDLE:
+            st.run += 1
+        st.hold = False
+        self._emit("manual_start", now, by=by)
+        self._start(False, now)
+        return True
+
+    def manual_restore(self, by: str, now: float) -> bool:
+        """An operator restores by hand; with the trigger still there it is held off, not re-run."""
+        st = self.state
+        if st.phase not in (Phase.RUNNING, Phase.ACTIVE):
+            return False
+        st.hold = st.trigger
+        self._emit("manual_restore", now, by=by)
+        self._begin_restore(now)
+        return True
 
     def on_reset(self, value: bool, now: float) -> None:
         st = self.state
@@ -301,7 +336,7 @@ class LinkageRunner:
             st.phase = Phase.IDLE.value
             st.restoring = False
             self._emit("restored", now)
-            if st.trigger:  # the fire came back while restoring: run again
+            if st.trigger and not st.hold:  # the fire came back while restoring: run again
                 self._activate(now)
             return
         st.phase = Phase.ACTIVE.value

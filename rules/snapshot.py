@@ -48,6 +48,7 @@ def snapshot(engine: RulesEngine) -> dict[str, Any]:
         "linkage": {rid: r.snapshot() for rid, r in engine.linkage.items()},
         "overridden": dict(engine.io.overridden),
         "flood": engine.flood.to_dict(),
+        "drills": engine.drills.to_dict(),
         "next_due": engine.next_due(),
     }
 
@@ -84,6 +85,7 @@ def restore(rules: CompiledRules, data: dict[str, Any], now: float) -> RulesEngi
             runner.restore_state(state)
     engine.io.overridden.update(data.get("overridden", {}))
     engine.flood.restore(data.get("flood", {}))
+    engine.drills.restore(data.get("drills", {}))
     engine.env.now = float(data.get("now", now))
     engine._after_restore(now, data.get("next_due"))
     if dropped:

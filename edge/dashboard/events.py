@@ -148,6 +148,8 @@ class EventHub:
             self.broadcast("alarm", data)
         elif kind == "linkage":
             self.broadcast("linkage", update.get("row"))
+        elif kind == "drill":
+            self.broadcast("drill", {})
 
     def flush(self) -> None:
         online = self._live.device_online

@@ -29,7 +29,9 @@ async def test_site_tree_with_live_values_and_quality(dash: Running) -> None:
     assert detail["stats"] is None and len(detail["alarms"]) == 1
     assert (await dash.client.get("/api/devices/nope")).status_code == 404
     zones = (await dash.client.get("/api/zones")).json()["zones"]
-    assert zones == [{"id": "Z1", "devices": ["m1"], "alarm_count": 1, "worst_class": "fault"}]
+    assert [{k: z[k] for k in ("id", "devices", "alarm_count", "worst_class", "name")} for z in zones] == [
+        {"id": "Z1", "devices": ["m1"], "alarm_count": 1, "worst_class": "fault", "name": None}
+    ]
 
 
 async def test_site_tree_carries_chinese_enum_labels(tmp_path: Path) -> None:
