@@ -72,6 +72,8 @@ _CONFIG_CODES = frozenset(
         0x803A0000,  # BadNotReadable
         0x80740000,  # BadTypeMismatch
         0x803E0000,  # BadNotFound
+        0x806F0000,  # BadNoMatch (a browse path that leads nowhere)
+        0x80600000,  # BadBrowseNameInvalid
     }
 )
 _WAITING = 0x80320000  # BadWaitingForInitialData

@@ -362,35 +362,42 @@ class OpcUaLink:
         return fallback
 
     async def _monitor(self, sub: Subscription, items: list[Item], handles: dict[int, Item]) -> None:
+        """Create the monitored items of ``items`` in batches; an item whose deadband filter the
+        server refuses is asked for again without it."""
         step = self._bus.max_nodes_per_request
         retry: list[Item] = []
         for start in range(0, len(items), step):
             chunk = items[start : start + step]
-            requests = [
-                _monitored_item(item, len(handles) + n + 1, item.deadband) for n, item in enumerate(chunk)
-            ]
-            for n, item in enumerate(chunk):
-                handles[len(handles) + n + 1] = item
-            results = await call(sub.create_monitored_items(requests), timeout_s=self._bus.timeout_ms / 1000)
-            for item, result in zip(chunk, results, strict=True):
-                if isinstance(result, ua.StatusCode):
-                    if result.value in _FILTER_REFUSED and item.deadband is not None:
-                        retry.append(item)
-                        continue
-                    quality, reason = quality_of(result.value)
-                    _LOG.warning("monitored item refused", point=item.key, status=result.name)
-                    item.device.put(Reading(item.key, None, quality, reason))
+            refused = await self._create_items(sub, chunk, handles, with_filter=True)
+            retry.extend(
+                item for item, code in refused if code in _FILTER_REFUSED and item.deadband is not None
+            )
+            self._report_refused(
+                [(i, c) for i, c in refused if not (c in _FILTER_REFUSED and i.deadband is not None)]
+            )
         if retry:
-            requests = []
-            for item in retry:
-                handle = len(handles) + 1
-                handles[handle] = item
-                requests.append(_monitored_item(item, handle, None))
-            results = await call(sub.create_monitored_items(requests), timeout_s=self._bus.timeout_ms / 1000)
-            for item, result in zip(retry, results, strict=True):
-                if isinstance(result, ua.StatusCode):
-                    quality, reason = quality_of(result.value)
-                    item.device.put(Reading(item.key, None, quality, reason))
+            self._report_refused(await self._create_items(sub, retry, handles, with_filter=False))
+
+    async def _create_items(
+        self, sub: Subscription, items: list[Item], handles: dict[int, Item], *, with_filter: bool
+    ) -> list[tuple[Item, int]]:
+        requests = []
+        for item in items:
+            handle = len(handles) + 1
+            handles[handle] = item
+            requests.append(_monitored_item(item, handle, item.deadband if with_filter else None))
+        results = await call(sub.create_monitored_items(requests), timeout_s=self._bus.timeout_ms / 1000)
+        return [
+            (item, int(result.value))
+            for item, result in zip(items, results, strict=True)
+            if isinstance(result, ua.StatusCode)
+        ]
+
+    def _report_refused(self, refused: list[tuple[Item, int]]) -> None:
+        for item, code in refused:
+            quality, reason = quality_of(code)
+            _LOG.warning("monitored item refused", point=item.key, status=status_name(code))
+            item.device.put(Reading(item.key, None, quality, reason))
 
     async def _consume(self, sub: Subscription, handles: dict[int, Item]) -> None:
         deliver = self._deliver
