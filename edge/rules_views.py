@@ -12,7 +12,7 @@ import structlog
 from rules import RulesEngine
 from rules.linkage import Phase
 
-__all__ = ["linkage_rule_rows", "per_day", "utc_offset_s"]
+__all__ = ["holding_summary", "linkage_rule_rows", "per_day", "utc_offset_s"]
 
 _LOG = structlog.get_logger(__name__)
 
@@ -45,6 +45,13 @@ def linkage_rule_rows(engine: RulesEngine) -> list[dict[str, Any]]:
                 "run": st.run,
                 "sequence": "restore" if st.restoring else "steps",
                 "stage": st.stage,
+                "held_off": st.hold,
+                "zones": sorted(engine._rule_zones.get(rule_id, set())),
+                "writes": [
+                    {"step": s.index, "point": s.write, "value": s.value}
+                    for s in runner.spec.steps
+                    if s.write
+                ],
             }
         )
     return rows
@@ -66,3 +73,49 @@ def utc_offset_s(timezone: str, at: float) -> float:
         return 0.0
     offset = datetime.datetime.fromtimestamp(at, tz).utcoffset()
     return 0.0 if offset is None else offset.total_seconds()
+
+
+_OK = frozenset({"written", "verified"})
+
+
+def holding_summary(rule: dict[str, Any], log: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a running (or done) rule holds now, one entry per write step of its current run.
+
+    Each entry: ``step``, ``point``, ``device``, ``value`` and ``status`` — "ok" (written or
+    verified), "failed" (with ``reason``), "skipped" (with ``reason``) or "pending". ``log`` is
+    the linkage log, newest first; only this run's "steps" sequence counts.
+    """
+    if rule.get("state") not in ("running", "done", "restoring"):
+        return []
+    latest: dict[int, dict[str, Any]] = {}
+    for row in log:
+        if row.get("rule") != rule["id"] or row.get("run") != rule.get("run"):
+            continue
+        if row.get("sequence") != "steps" or row.get("step") is None:
+            continue
+        latest.setdefault(int(row["step"]), row)  # newest first: the first seen is the latest
+    out = []
+    for write in rule.get("writes", []):
+        found = latest.get(int(write["step"]))
+        kind = None if found is None else found.get("kind")
+        status = (
+            "ok"
+            if kind in _OK
+            else "failed"
+            if kind == "failed"
+            else "skipped"
+            if kind == "skipped"
+            else "pending"
+        )
+        point = str(write["point"])
+        out.append(
+            {
+                "step": write["step"],
+                "point": point,
+                "device": point.split("/")[1] if point.count("/") >= 2 else point,
+                "value": write["value"],
+                "status": status,
+                "reason": (found or {}).get("detail") or "",
+            }
+        )
+    return out

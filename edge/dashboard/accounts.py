@@ -36,7 +36,8 @@ __all__ = [
 
 _LOG = structlog.get_logger(__name__)
 
-_OPERATOR = frozenset({"view", "ack", "shelve", "comment", "confirm_linkage"})
+# "drill": the duty chief runs fire drills from the control room (GB 25506); audited.
+_OPERATOR = frozenset({"view", "ack", "shelve", "comment", "confirm_linkage", "drill"})
 _TECHNICIAN = _OPERATOR | {"write", "simulate", "commission"}
 ROLES: dict[str, frozenset[str]] = {
     "viewer": frozenset({"view"}),

@@ -336,7 +336,12 @@ async def linkage(ctx: Ctx, _: Annotated[Caller, Depends(require("view"))]) -> d
     service = ctx.gateway.alarms
     if service is None:
         return {"rules": [], "log": []}
-    return {"rules": clean(service.linkage_rules()), "log": clean(service.linkage_log(limit=100))}
+    from edge.dashboard.routes_panel import linkage_view  # it imports this module's helpers
+
+    rules: list[dict[str, Any]] = clean(service.linkage_rules())
+    log: list[dict[str, Any]] = clean(service.linkage_log(limit=500))
+    linkage_view(ctx, rules, log)
+    return {"rules": rules, "log": log[:100]}
 
 
 @router.post("/linkage/confirm")

@@ -25,6 +25,7 @@ from edge.app import Gateway
 from edge.config.loader import load_site
 from simulators.runner import SimulationRunner
 from simulators.site_plan import read_site_plan
+from tests.browser.daemon import DutySite, duty_site
 from tests.support import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -199,3 +200,12 @@ def no_script_errors(request: pytest.FixtureRequest) -> Iterator[None]:
     estate.page_errors.clear()
     yield
     assert not estate.page_errors, estate.page_errors
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="package")
+async def duty(browser: Browser) -> AsyncIterator[DutySite]:
+    """The duty-zones site under a real ``gatehouse run`` child process (tests/browser/daemon.py)."""
+    with tempfile.TemporaryDirectory(prefix="gh-duty-") as tmp:
+        async with duty_site(Path(tmp)) as site:
+            await create_users(site.daemon.url)
+            yield site

@@ -8,16 +8,12 @@ Every screen is kept in tests/artifacts/screenshots/link-*.png.
 from __future__ import annotations
 
 import asyncio
-import tempfile
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 
-from tests.browser.conftest import USERS, create_users, login, screenshot
-from tests.browser.daemon import DutySite, duty_site
+from tests.browser.conftest import USERS, login, screenshot
+from tests.browser.daemon import DutySite
 
 pytestmark = pytest.mark.asyncio(loop_scope="package")
 
@@ -25,15 +21,9 @@ DEADLINE_MS = 30_000
 FIRE5 = "tower-b/fire-panel/zone5_fire/fire"
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="package")
-async def duty(browser: Browser) -> AsyncIterator[DutySite]:
-    with tempfile.TemporaryDirectory(prefix="gh-link-") as tmp:
-        async with duty_site(Path(tmp)) as site:
-            await create_users(site.daemon.url)
-            yield site
-
-
-async def open_duty(browser: Browser, site: DutySite, *, width: int = 1366) -> tuple[BrowserContext, Page, list[str]]:
+async def open_duty(
+    browser: Browser, site: DutySite, *, width: int = 1366, user: str = "duty"
+) -> tuple[BrowserContext, Page, list[str]]:
     context = await browser.new_context(
         base_url=site.daemon.url,
         locale="zh-CN",
@@ -43,7 +33,7 @@ async def open_duty(browser: Browser, site: DutySite, *, width: int = 1366) -> t
     errors: list[str] = []
     page = await context.new_page()
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    await login(page, "duty", USERS["duty"][1])
+    await login(page, user, USERS[user][1])
     await expect(page.locator("body")).to_have_attribute("data-link", "live", timeout=DEADLINE_MS)
     return context, page, errors
 
@@ -122,7 +112,9 @@ async def test_gateway_stop_shows_state_unknown_then_resyncs(browser: Browser, d
     assert not errors, errors
 
 
-async def test_stalled_stream_is_noticed_and_resync_comes_before_normal(browser: Browser, duty: DutySite) -> None:
+async def test_stalled_stream_is_noticed_and_resync_comes_before_normal(
+    browser: Browser, duty: DutySite
+) -> None:
     context, page, errors = await open_duty(browser, duty)
     bar = page.get_by_test_id("conn-lost-banner")
     await expect(bar).to_be_hidden()

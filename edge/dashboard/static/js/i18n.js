@@ -390,6 +390,29 @@ const STRINGS = {
   lk_pending: { zh: "执行中", en: "pending" },
   lk_failed_item: { zh: "失败：{r}", en: "failed: {r}" },
 
+  prof_access_door: { zh: "门禁", en: "Doors" },
+  prof_vehicle_barrier: { zh: "道闸", en: "Barrier" },
+  prof_charger: { zh: "充电桩", en: "Chargers" },
+  prof_emergency_broadcast: { zh: "应急广播", en: "PA" },
+  prof_evacuation_lighting: { zh: "应急照明", en: "Emergency lighting" },
+  prof_elevator_monitor: { zh: "电梯", en: "Lifts" },
+  prof_smoke_exhaust_fan: { zh: "排烟风机", en: "Smoke fans" },
+  prof_fire_io_module: { zh: "输入输出模块", en: "I/O modules" },
+  hw_release: { zh: "已释放", en: "released" },
+  hw_open_cmd: { zh: "已抬起", en: "open" },
+  hw_set_current_limit_a: { zh: "{v} A", en: "{v} A" },
+  hw_emergency_mode: { zh: "已切换应急", en: "emergency mode" },
+  hw_car_call: { zh: "迫降至 {v} 层", en: "called to floor {v}" },
+  hw_vent_open_cmd: { zh: "排烟阀已开", en: "vent open" },
+  hw_fan_start: { zh: "已启动", en: "running" },
+  hw_output: { zh: "已动作", en: "activated" },
+  hw_generic: { zh: "= {v}", en: "= {v}" },
+  lk_pending_n: { zh: "（{n} 项执行中）", en: " ({n} pending)" },
+  lk_skipped_n: { zh: "（{n} 项跳过）", en: " ({n} skipped)" },
+  lk_held_off: { zh: "联动已暂停（手动复位/演习），火警消失后恢复自动", en: "Held off (manual restore or drill) until the trigger clears" },
+  drill_title: { zh: "演习/测试模式", en: "Drill / test mode" },
+  drill_none: { zh: "无演习", en: "No drill" },
+
 };
 
 const STORAGE_KEY = "gh_lang";

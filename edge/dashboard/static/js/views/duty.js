@@ -2,7 +2,7 @@
 // linkage panel. The list is rebuilt in one innerHTML pass per animation frame at most.
 import { get, post } from "../api.js";
 import { on, state, sortedAlarms, counts, reloadAlarms, isStale } from "../live.js";
-import { t, pick, has } from "../i18n.js";
+import { t, pick, has, nameOf } from "../i18n.js";
 import { esc, fmtShort, errorText } from "../util.js";
 import { confirmDialog, toast } from "../dialog.js";
 import { alarmRowHtml, alarmHeadHtml, classLabel, commRowHtml } from "./alarmrow.js";
@@ -37,6 +37,41 @@ function linkageState(s) {
   return has(`lk_${s}`) ? t(`lk_${s}`) : s || "";
 }
 
+/** The profile's word for a group of devices ("门禁"), falling back to the point id. */
+function groupLabel(h) {
+  const prof = String(h.profile || "").replace(/-/g, "_");
+  if (has(`prof_${prof}`)) return t(`prof_${prof}`);
+  if (/charg|terra|ev/.test(prof)) return t("prof_charger");
+  return h.point;
+}
+
+/** What a write holds, in words: "已释放", "0 A", "迫降至 1 层". */
+function holdWords(h) {
+  const v = h.value === true ? "" : String(h.value);
+  if (has(`hw_${h.point}`)) return t(`hw_${h.point}`, { v });
+  if (/_emergency$/.test(h.point)) return t("hw_emergency_mode");
+  if (/^output/.test(h.point)) return t("hw_output");
+  return t("hw_generic", { v: String(h.value) });
+}
+
+function holdingHtml(rule) {
+  if (!rule.holding || !rule.holding.length) return "";
+  const items = rule.holding
+    .map((h) => {
+      const count = h.total > 1 ? ` ${h.ok}/${h.total}` : "";
+      const extra = (h.pending ? t("lk_pending_n", { n: h.pending }) : "") + (h.skipped ? t("lk_skipped_n", { n: h.skipped }) : "");
+      const fails = h.failed
+        .map((f) => `<li class="bad" data-testid="linkage-failure">${esc(nameOf({ name: f.device_name, name_zh: f.device_name_zh, id: f.device }))}: ${esc(t("lk_failed_item", { r: f.reason || "?" }))}</li>`)
+        .join("");
+      const cls = h.failed.length ? "bad" : h.ok === h.total ? "ok" : "";
+      return `<li class="${cls}" data-testid="linkage-holding"><span>${esc(groupLabel(h))}${esc(count)}</span><b>${esc(holdWords(h))}${esc(extra)}</b></li>${fails}`;
+    })
+    .join("");
+  const failed = rule.holding.reduce((n, h) => n + h.failed.length, 0);
+  return `<div class="lk-holds"><small>${esc(t("lk_holds"))}${failed ? ` · <span class="lk-fail">${esc(t("lk_failed_n", { n: failed }))}</span>` : ""}</small>
+    <ul class="lk-sum" data-testid="linkage-summary">${items}</ul></div>`;
+}
+
 function linkageHtml(data, can) {
   const rules = data.rules || [];
   const log = (data.log || []).slice(0, 20);
@@ -45,20 +80,25 @@ function linkageHtml(data, can) {
     ? rules
         .map((r) => {
           const waiting = r.state === "awaiting_confirm";
-          const busy = waiting || r.state === "running";
+          const holds = r.state === "running" || r.state === "done";
           const buttons = canAct
             ? `${waiting ? `<button class="btn btn-primary" data-lk="confirm" data-testid="linkage-confirm">${esc(t("linkage_confirm"))}</button>` : ""}
-               ${busy ? `<button class="btn" data-lk="cancel" data-testid="linkage-cancel">${esc(t("linkage_cancel"))}</button>` : ""}`
+               ${waiting ? `<button class="btn" data-lk="cancel" data-testid="linkage-cancel">${esc(t("linkage_cancel"))}</button>` : ""}
+               ${r.state === "idle" || waiting ? `<button class="btn" data-lk="start" data-testid="linkage-start">${esc(t("lk_start"))}</button>` : ""}
+               ${holds ? `<button class="btn" data-lk="restore" data-testid="linkage-restore">${esc(t("lk_restore"))}</button>` : ""}`
             : "";
           const mode = has(`mode_${r.mode}`) ? t(`mode_${r.mode}`) : r.mode || "";
+          const zones = (r.zone_names || []).map((z) => pick({ zh: z.zone_name_zh || z.zone_name, en: z.zone_name || z.zone_name_zh }) || t("zone_n", { z: z.id })).join("、");
           const moving = r.state === "running" || r.state === "restoring";
           const step =
             moving && r.step != null
               ? ` · ${esc(t("step_n", { i: Number(r.step) + 1, n: r.steps ?? "?" }))}${r.step_name ? ` ${esc(pick(r.step_name))}` : ""}`
               : "";
-          return `<li class="lk lk-${esc(r.state)}" data-rule="${esc(r.id)}" data-testid="linkage-rule">
-            <div><b>${esc(pick(r.name) || r.id)}</b><small>${esc(mode)}</small></div>
+          return `<li class="lk lk-${esc(r.state)}" data-rule="${esc(r.id)}" data-state="${esc(r.state)}" data-testid="linkage-rule">
+            <div><b>${esc(pick(r.name) || r.id)}</b><small>${esc([zones, mode].filter(Boolean).join(" · "))}</small></div>
             <div class="lk-state">${esc(linkageState(r.state))}${step}</div>
+            ${r.held_off ? `<small class="lk-fail">${esc(t("lk_held_off"))}</small>` : ""}
+            ${holdingHtml(r)}
             <div class="lk-act">${buttons}</div></li>`;
         })
         .join("")
@@ -74,6 +114,42 @@ function linkageHtml(data, can) {
     .join("");
   return `<h2>${esc(t("linkage_title"))}</h2><ul class="lk-rules">${rulesHtml}</ul>
     ${log.length ? `<h3>${esc(t("linkage_log"))}</h3><ul class="lk-log">${logHtml}</ul>` : ""}`;
+}
+
+/** The drill controls: scope, duration, whether linkage runs; every action takes two clicks. */
+function drillFormHtml(zones, can) {
+  if (!can("drill")) return "";
+  const options = [`<option value="">${esc(t("drill_site"))}</option>`]
+    .concat(zones.map((z) => `<option value="${esc(z.id)}">${esc(pick({ zh: z.name_zh || z.name, en: z.name || z.name_zh }) || t("zone_n", { z: z.id }))}</option>`))
+    .join("");
+  const active = state.drills
+    .map(
+      (d) => `<li data-drill="${esc(d.zone || "")}">${esc(d.zone ? pick({ zh: d.zone_name_zh || d.zone_name, en: d.zone_name || d.zone_name_zh }) || d.zone : t("drill_site"))}
+        <button class="btn" data-drill-act="end" data-testid="drill-end">${esc(t("drill_end"))}</button></li>`,
+    )
+    .join("");
+  return `<h2>${esc(t("drill_title"))}</h2>
+    ${active ? `<ul class="lk-rules">${active}</ul>` : ""}
+    <div class="lk-manual">
+      <label>${esc(t("drill_scope"))} <select id="drill-zone" data-testid="drill-zone">${options}</select></label>
+      <label>${esc(t("drill_minutes"))} <select id="drill-minutes" data-testid="drill-minutes">
+        ${[15, 30, 60, 120].map((m) => `<option value="${m}"${m === 30 ? " selected" : ""}>${esc(t("minutes_n", { n: m }))}</option>`).join("")}</select></label>
+      <label><input type="checkbox" id="drill-linkage" data-testid="drill-linkage"> ${esc(t("drill_linkage"))}</label>
+      <button class="btn" data-drill-act="start" data-testid="drill-start">${esc(t("drill_start"))}</button>
+    </div>`;
+}
+
+/** Two clicks for anything that moves field equipment or changes what the centre sees. */
+function armed(button) {
+  if (button.classList.contains("armed")) return true;
+  const text = button.textContent;
+  button.classList.add("armed");
+  button.textContent = t("lk_click_again");
+  setTimeout(() => {
+    button.classList.remove("armed");
+    button.textContent = text;
+  }, 6000);
+  return false;
 }
 
 function drillsHtml() {
@@ -149,8 +225,15 @@ export function mount(el, ctx) {
   }
 
   async function loadLinkage() {
+    // an armed (first-clicked) button must not vanish under the operator's finger
+    if (linkageEl.querySelector(".armed")) {
+      clearTimeout(linkageTimer);
+      linkageTimer = setTimeout(loadLinkage, 1000);
+      return;
+    }
     try {
-      linkageEl.innerHTML = linkageHtml(await get("/api/linkage"), can);
+      const [data, drills] = await Promise.all([get("/api/linkage"), can("drill") ? get("/api/drills") : Promise.resolve({ zones: [] })]);
+      linkageEl.innerHTML = linkageHtml(data, can) + drillFormHtml(drills.zones || [], can);
     } catch (err) {
       linkageEl.innerHTML = `<h2>${esc(t("linkage_title"))}</h2><p class="error">${esc(errorText(err))}</p>`;
     }
@@ -181,11 +264,43 @@ export function mount(el, ctx) {
     });
 
   linkageEl.addEventListener("click", async (event) => {
+    const drillButton = event.target.closest("[data-drill-act]");
+    if (drillButton) {
+      if (!armed(drillButton)) return;
+      try {
+        if (drillButton.dataset.drillAct === "start") {
+          const zone = linkageEl.querySelector("#drill-zone").value || null;
+          const minutes = Number(linkageEl.querySelector("#drill-minutes").value);
+          const linkage = linkageEl.querySelector("#drill-linkage").checked;
+          await post("/api/drills/start", { zone, minutes, linkage });
+        } else {
+          const zone = drillButton.closest("[data-drill]").dataset.drill || null;
+          await post("/api/drills/end", { zone });
+        }
+        await reloadAlarms(true);
+      } catch (err) {
+        toast(errorText(err), "error");
+      }
+      loadLinkage();
+      return;
+    }
     const button = event.target.closest("[data-lk]");
     if (!button) return;
     const rule = button.closest("[data-rule]").dataset.rule;
     const name = button.closest("[data-rule]").querySelector("b").textContent;
-    const confirm = button.dataset.lk === "confirm";
+    const act = button.dataset.lk;
+    if (act === "start" || act === "restore") {
+      if (!armed(button)) return;
+      try {
+        await post(`/api/linkage/${act}`, { rule });
+        toast(t(act === "start" ? "lk_started_ok" : "lk_restored_ok"), "ok");
+      } catch (err) {
+        toast(errorText(err), "error");
+      }
+      loadLinkage();
+      return;
+    }
+    const confirm = act === "confirm";
     const ok = await confirmDialog(
       confirm ? t("linkage_confirm") : t("linkage_cancel"),
       confirm ? t("linkage_confirm_q", { r: name }) : t("linkage_cancel_q", { r: name }),
