@@ -1,5 +1,10 @@
 """`gatehouse run --config SITE.yaml`: the gateway daemon.
 
+Before anything starts, every resource that can be busy or missing is checked (:func:`preflight`):
+the data folder, the dashboard's port, the serial ports the buses name, the certificate and key
+files. Each problem is one line that says what to do, and the daemon exits with status 2 — no
+traceback, and no rules or outbox half started.
+
 SIGTERM/SIGINT stop it cleanly (the outbox is flushed first); SIGHUP reloads the site file,
 but only if it validates: otherwise the running configuration stays and the errors are logged.
 """
@@ -8,17 +13,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from edge.errors import ConfigError
+from edge.errors import ConfigError, GatehouseError
 
 _LOG = structlog.get_logger("gatehouse.run")
 
@@ -45,8 +53,113 @@ def _handle(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"gatehouse run: cannot read {args.config}: {exc.strerror}", file=sys.stderr)
         return 2
+    busy = preflight(site)
+    if busy:
+        for line in busy:
+            print(f"gatehouse run: {line}", file=sys.stderr)
+        return 2
     configure_logging(args.log_level or site.config.gateway.log_level, json=not args.console_logs)
-    return asyncio.run(_main(site, args.config))
+    try:
+        return asyncio.run(_main(site, args.config))
+    except GatehouseError as exc:
+        # something taken between the check and the start (another process was quicker)
+        print(f"gatehouse run: {exc}", file=sys.stderr)
+        return 1
+
+
+# -- checks before anything starts ---------------------------------------------------------
+
+
+def preflight(site: Any) -> list[str]:
+    """Every resource the daemon needs that is busy or missing, one line each with what to do."""
+    return [
+        *_data_dir(site),
+        *_dashboard_port(site),
+        *_serial_ports(site),
+        *_files(site),
+    ]
+
+
+def _data_dir(site: Any) -> list[str]:
+    folder = Path(site.data_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".gatehouse-check-"):
+            pass
+    except OSError as exc:
+        return [
+            f"the data folder {folder} is not writable ({exc.strerror or exc}): create it for the "
+            f"gateway's user (chown) or set gateway.data_dir in {site.path}"
+        ]
+    return []
+
+
+def _dashboard_port(site: Any) -> list[str]:
+    raw = site.config.dashboard
+    if raw is None:
+        return []
+    from edge.dashboard.config import dashboard_config
+
+    config = dashboard_config(raw, site)
+    if config.port == 0:
+        return []
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((config.host, config.port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                why = "is already in use (another gatehouse or web server?)"
+                todo = "stop that program or change dashboard.listen"
+            elif exc.errno == errno.EACCES:
+                why = "needs privileges (ports below 1024)"
+                todo = "use a port above 1024 in dashboard.listen"
+            else:
+                why = f"cannot be opened ({exc.strerror or exc})"
+                todo = "check the address in dashboard.listen"
+            return [f"dashboard port {config.listen} {why}: {todo} in {site.path}"]
+    return []
+
+
+def _serial_ports(site: Any) -> list[str]:
+    out = []
+    for index, bus in enumerate(site.config.buses):
+        port = getattr(bus, "port", None)
+        if not isinstance(port, str) or not port.startswith("/"):
+            continue  # a TCP port number, or not a device path
+        if not os.path.exists(port):
+            out.append(
+                f"serial port {port} of bus {bus.id} does not exist: plug in the adapter or correct "
+                f"buses[{index}].port in {site.path}"
+            )
+        elif not os.access(port, os.R_OK | os.W_OK):
+            out.append(
+                f"serial port {port} of bus {bus.id} is not readable and writable by this user: add the "
+                "user to the 'dialout' group (then log in again)"
+            )
+    return out
+
+
+def _files(site: Any) -> list[str]:
+    from edge.uplink_wiring import FILE_KEYS
+
+    base = Path(site.path).parent
+    wanted: list[tuple[str, Any]] = []
+    for key in ("tls_cert", "tls_key"):
+        wanted.append((f"dashboard.{key}", (site.config.dashboard or {}).get(key)))
+    for key in FILE_KEYS:
+        wanted.append((f"uplink.{key}", (site.config.uplink or {}).get(key)))
+    out = []
+    for where, value in wanted:
+        if not isinstance(value, str) or not value:
+            continue
+        path = base / value
+        if not path.is_file():
+            out.append(f"{where}: file {path} does not exist: create it (gatehouse certs) or fix {where}")
+        elif not os.access(path, os.R_OK):
+            out.append(f"{where}: file {path} is not readable by this user: fix its owner or mode")
+    return out
 
 
 async def _main(site: Any, path: Path) -> int:
