@@ -198,8 +198,17 @@ class OpcUaLink:
 
     async def _connect(self, client: Client) -> None:
         bus = self._bus
-        if bus.security_policy is not SecurityPolicy.NONE:
-            await self._secure(client)
+        # GetEndpoints over an unsecured channel is how every client learns what a server
+        # offers and its certificate; no session is opened on it.
+        endpoints = await call(client.connect_and_get_server_endpoints(), timeout_s=2 * bus.timeout_ms / 1000)
+        if bus.security_policy is SecurityPolicy.NONE:
+            if not any(e.SecurityPolicyUri == security_policies.SecurityPolicyNone.URI for e in endpoints):
+                raise LinkRefused(
+                    f"server offers no None-security endpoint (it offers {_offered(endpoints)}); "
+                    "set security_policy/security_mode to one of those"
+                )
+        else:
+            await self._secure(client, endpoints)
         if bus.identity is Identity.USERNAME:
             assert bus.username is not None and bus.password_file is not None
             client.set_user(bus.username)
@@ -212,7 +221,7 @@ class OpcUaLink:
         await call(client.connect(auto_reconnect=False), timeout_s=4 * bus.timeout_ms / 1000, refusal=True)
         self._client = client
 
-    async def _secure(self, client: Client) -> None:
+    async def _secure(self, client: Client, endpoints: list[ua.EndpointDescription]) -> None:
         bus = self._bus
         cert_path, key_path = self._path(bus.certificate), self._path(bus.private_key)
         host = socket.gethostname()
@@ -227,19 +236,13 @@ class OpcUaLink:
             )
         except CertificateProblem as exc:
             raise LinkRefused(str(exc)) from exc
-        # GetEndpoints over an unsecured channel is how every client learns the server's
-        # certificate; no session is opened on it.
-        endpoints = await call(client.connect_and_get_server_endpoints(), timeout_s=2 * bus.timeout_ms / 1000)
         policy_cls = _POLICY_CLASSES[bus.security_policy]
         mode = _MODES[bus.security_mode]
         chosen = [e for e in endpoints if e.SecurityPolicyUri == policy_cls.URI and e.SecurityMode == mode]
         if not chosen:
-            offered = sorted(
-                {f"{e.SecurityPolicyUri.rsplit('#', 1)[-1]}/{e.SecurityMode.name}" for e in endpoints}
-            )
             raise LinkRefused(
                 f"server offers no {bus.security_policy.value}/{bus.security_mode.value} endpoint "
-                f"(it offers {', '.join(offered) or 'none'}); change security_policy/security_mode"
+                f"(it offers {_offered(endpoints)}); change security_policy/security_mode"
             )
         server_der = first_certificate(chosen[0].ServerCertificate or b"")
         if not server_der:
@@ -522,6 +525,11 @@ def _monitored_item(item: Item, handle: int, deadband: float | None) -> ua.Monit
     request.MonitoringMode = ua.MonitoringMode.Reporting
     request.RequestedParameters = params
     return request
+
+
+def _offered(endpoints: list[ua.EndpointDescription]) -> str:
+    names = sorted({f"{e.SecurityPolicyUri.rsplit('#', 1)[-1]}/{e.SecurityMode.name}" for e in endpoints})
+    return ", ".join(names) or "nothing"
 
 
 def first_certificate(chain: bytes) -> bytes:

@@ -87,7 +87,7 @@ class _SecureOnlySession(InternalSession):
         self, params: ua.ActivateSessionParameters, peer_certificate: bytes | None
     ) -> ua.ActivateSessionResult:
         server: _GuardedInternalServer = self.iserver  # type: ignore[assignment]
-        if peer_certificate is None and not server.allow_insecure:
+        if not peer_certificate and not server.allow_insecure:  # None policy: b"" or None
             server.counts.refused_insecure += 1
             raise ua.uaerrors.BadSecurityModeRejected()  # type: ignore[no-untyped-call]
         result = super().activate_session(params, peer_certificate)
