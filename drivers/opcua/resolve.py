@@ -19,7 +19,7 @@ from drivers.opcua.calls import call
 from drivers.opcua.config import parse_browse_path
 from drivers.opcua.device import Item, OpcUaDevice
 
-__all__ = ["qualified_path", "resolve_items"]
+__all__ = ["qualified_path", "resolve_items", "translate_many", "translate_one"]
 
 _LOG = structlog.get_logger(__name__)
 
@@ -59,7 +59,7 @@ def _relative_path(segments: Sequence[tuple[int, str]]) -> ua.RelativePath:
     return path
 
 
-async def _translate(
+async def translate_many(
     client: Client, requests: list[tuple[ua.NodeId, list[tuple[int, str]]]], step: int, timeout_s: float
 ) -> list[ua.NodeId | int]:
     """Each (start, path) → its NodeId, or the StatusCode value that says why not."""
@@ -82,6 +82,13 @@ async def _translate(
                 code = result.StatusCode.value
                 out.append(code if code & 0x80000000 else _BAD_NO_MATCH)
     return out
+
+
+async def translate_one(
+    client: Client, start: ua.NodeId, segments: list[tuple[int, str]], timeout_s: float
+) -> ua.NodeId | int:
+    (found,) = await translate_many(client, [(start, segments)], 1, timeout_s)
+    return found
 
 
 async def resolve_items(
@@ -108,7 +115,7 @@ async def resolve_items(
         root, root_ns = objects, ns_default
         if config is not None and config.root is not None:
             segments = qualified_path(config.root, ns_default)
-            (found,) = await _translate(client, [(objects, segments)], step, timeout_s)
+            (found,) = await translate_many(client, [(objects, segments)], step, timeout_s)
             if isinstance(found, int):
                 _LOG.warning("device root not found", device=device.device_id, root=config.root)
                 failed.extend((item, found) for item in items if item.point.browse_path is not None)
@@ -129,7 +136,9 @@ async def resolve_items(
             except ValueError:
                 failed.append((item, _BAD_NODE_ID_INVALID))
         if by_path:
-            nodes = await _translate(client, [(root, segments) for _, segments in by_path], step, timeout_s)
+            nodes = await translate_many(
+                client, [(root, segments) for _, segments in by_path], step, timeout_s
+            )
             for (item, _), node in zip(by_path, nodes, strict=True):
                 if isinstance(node, int):
                     failed.append((item, node))

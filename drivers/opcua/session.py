@@ -187,6 +187,20 @@ class OpcUaLink:
 
     # -- connecting ---------------------------------------------------------------------------
 
+    async def open_client(self) -> Client:
+        """A connected client with the bus's security and identity (for discovery); close it
+        with ``close_client``. Raises ``LinkRefused`` or another ``TransportError``."""
+        client = self._new_client()
+        try:
+            await self._connect(client)
+        except BaseException:
+            await self._close(client, healthy=False)
+            raise
+        return client
+
+    async def close_client(self, client: Client) -> None:
+        await self._close(client, healthy=True)
+
     def _new_client(self) -> Client:
         bus = self._bus
         client = Client(bus.endpoint, timeout=bus.timeout_ms / 1000, watchdog_intervall=bus.keepalive_s)
