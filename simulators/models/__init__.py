@@ -14,18 +14,21 @@ from simulators.models.elevator import ElevatorModel
 from simulators.models.energy_meter import EnergyMeterModel
 from simulators.models.ev_charger import EvChargerModel
 from simulators.models.evacuation_lighting import EvacuationLightingModel
+from simulators.models.fire_io import FireIoModuleModel
 from simulators.models.fire_lane import FireLaneModel
 from simulators.models.fire_panel import FirePanelModel
+from simulators.models.fire_panel_loops import FirePanelLoopsModel
 from simulators.models.fire_water import FireWaterModel
 from simulators.models.gas_meter import GasMeterModel
 from simulators.models.heat_meter import HeatMeterModel
 from simulators.models.manhole import ManholeModel
+from simulators.models.smoke_detector import SmokeDetectorModel
 from simulators.models.smoke_fan import SmokeFanModel
 from simulators.models.switch_room import SwitchRoomModel
 from simulators.models.water_meter import WaterMeterModel
 from simulators.models.water_tank import WaterTankModel
 
-__all__ = ["MODELS", "DeviceModel", "UnknownScenario", "make_model"]
+__all__ = ["MODELS", "DeviceModel", "FirePanelModel", "UnknownScenario", "make_model"]
 
 MODELS: dict[str, type[DeviceModel]] = {
     cls.family: cls
@@ -38,18 +41,22 @@ MODELS: dict[str, type[DeviceModel]] = {
         EnergyMeterModel,
         EvChargerModel,
         EvacuationLightingModel,
+        FireIoModuleModel,
         FireLaneModel,
         FirePanelModel,
         FireWaterModel,
         GasMeterModel,
         HeatMeterModel,
         ManholeModel,
+        SmokeDetectorModel,
         SmokeFanModel,
         SwitchRoomModel,
         WaterMeterModel,
         WaterTankModel,
     )
 }
+# The panel with loop-1 detector bits (a subclass: zones, latching and reset are the panel's).
+MODELS["fire_panel"] = FirePanelLoopsModel
 # Profiles may name the energy-meter family either way.
 MODELS["energy_meter"] = EnergyMeterModel
 
