@@ -56,7 +56,7 @@ def test_zones_section_is_checked_with_locations(tmp_path: Path) -> None:
     assert check_zones(ok, base_dir=tmp_path) == []
     issues = check_zones(
         [{"id": "5", "name": "A"}, {"id": "5", "name": "B"}, {"id": "6"},
-         {"id": "7", "name": "C", "plan": "x.pdf"}, {"id": "8", "name": "D", "plan": "missing.png"}, "zone 9"],
+         {"id": "7", "name": "C", "plan": "x.pdf"}, {"id": "8", "name": "D", "plan": "no.png"}, "zone 9"],
         base_dir=tmp_path,
     )  # fmt: skip
     text = [(i.loc, i.message) for i in issues]
