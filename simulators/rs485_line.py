@@ -32,6 +32,7 @@ __all__ = ["FrameRecord", "LineFaults", "Rs485Line", "crc16", "with_crc"]
 
 _LOG = structlog.get_logger(__name__)
 
+_EARLY_WAKE_S = 0.0012
 _FIXED_REQUEST = {1: 8, 2: 8, 3: 8, 4: 8, 5: 8, 6: 8}
 
 
@@ -229,7 +230,9 @@ class Rs485Line:
         record.response_start = response_start
         record.response_end = response_end
         self._busy_until = max(self._busy_until, response_end)
-        handle = loop.call_at(response_end, self._emit, out)
+        # The event loop wakes up to 1 ms late (epoll counts whole milliseconds): wake a little
+        # early and wait out the rest exactly, so the answer is neither early nor late.
+        handle = loop.call_at(response_end - _EARLY_WAKE_S, self._emit_at, out, response_end)
         self._pending.append(handle)
 
     def _frame(self, unit: int, response: bytes, *, corrupt: bool, record: FrameRecord) -> bytes:
@@ -259,6 +262,12 @@ class Rs485Line:
             out = noise(self.rng, faults.garbage_bytes) + out
             record.fault = record.fault or "garbage"
         return out
+
+    def _emit_at(self, data: bytes, at: float) -> None:
+        loop = asyncio.get_running_loop()
+        while loop.time() < at:
+            pass  # at most _EARLY_WAKE_S of spinning
+        self._emit(data)
 
     def _emit(self, data: bytes) -> None:
         self._pending = [h for h in self._pending if not h.cancelled() and h.when() > self._now()]
