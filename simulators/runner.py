@@ -20,6 +20,7 @@ from edge.model import Clock, SystemClock
 from simulators.device import SimulatedDevice
 from simulators.modbus_rtu import ModbusRtuServer
 from simulators.modbus_tcp import ModbusTcpServer
+from simulators.rs485_tcp import RtuOverTcpServer
 from simulators.site_plan import PlannedDevice
 
 __all__ = ["SimulationRunner"]
@@ -63,6 +64,7 @@ class SimulationRunner:
         self.devices: dict[str, SimulatedDevice] = {}
         self.tcp_servers: dict[tuple[str, int], ModbusTcpServer] = {}
         self.rtu_servers: dict[str, ModbusRtuServer] = {}
+        self.rtu_tcp_servers: dict[tuple[str, int], RtuOverTcpServer] = {}
         self._stack = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
@@ -87,7 +89,9 @@ class SimulationRunner:
 
     async def _start(self) -> None:
         by_tcp: dict[tuple[str, int], dict[int, SimulatedDevice]] = {}
+        by_rtu_tcp: dict[tuple[str, int], dict[int, SimulatedDevice]] = {}
         by_rtu: dict[str, dict[int, SimulatedDevice]] = {}
+        line_of: dict[object, PlannedDevice] = {}
         for plan in self.planned:
             if plan.id in self.devices:
                 raise ValueError(f"device id '{plan.id}' appears twice")
@@ -104,11 +108,13 @@ class SimulationRunner:
                 },
             )
             self.devices[plan.id] = device
-            units = (
-                by_tcp.setdefault(plan.endpoint, {})
-                if isinstance(plan.endpoint, tuple)
-                else (by_rtu.setdefault(plan.endpoint, {}))
-            )
+            line_of.setdefault(plan.endpoint, plan)
+            if isinstance(plan.endpoint, str):
+                units = by_rtu.setdefault(plan.endpoint, {})
+            elif plan.bus_type == "modbus_rtu_tcp":
+                units = by_rtu_tcp.setdefault(plan.endpoint, {})
+            else:
+                units = by_tcp.setdefault(plan.endpoint, {})
             if plan.unit in units:
                 raise ValueError(f"{plan.id}: unit {plan.unit} is already taken on {plan.endpoint}")
             units[plan.unit] = device
@@ -116,8 +122,15 @@ class SimulationRunner:
             server = await self._stack.enter_async_context(ModbusTcpServer(endpoint[0], endpoint[1], units))
             self.tcp_servers[endpoint] = server
         for path, units in by_rtu.items():
-            rtu = await self._stack.enter_async_context(ModbusRtuServer(units, link_path=path))
+            first = line_of[path]
+            mode = "ascii" if first.bus_type == "modbus_ascii" else "rtu"
+            line: dict[str, Any] = {"mode": mode, **first.line}
+            rtu = await self._stack.enter_async_context(ModbusRtuServer(units, link_path=path, **line))
             self.rtu_servers[path] = rtu
+        for endpoint, units in by_rtu_tcp.items():
+            baud = int(line_of[endpoint].line.get("baudrate", 9600))
+            rtu_tcp = RtuOverTcpServer(units, host=endpoint[0], port=endpoint[1], baudrate=baud)
+            self.rtu_tcp_servers[endpoint] = await self._stack.enter_async_context(rtu_tcp)
         control_socket: socket.socket | None = None
         if self.control_port is not None:
             # Bound here rather than by uvicorn: a port in use is then a plain OSError for the
@@ -174,6 +187,8 @@ class SimulationRunner:
     def endpoint_of(self, device_id: str) -> tuple[str, int] | str:
         for plan in self.planned:
             if plan.id == device_id:
+                if isinstance(plan.endpoint, tuple) and plan.endpoint in self.rtu_tcp_servers:
+                    return (plan.endpoint[0], self.rtu_tcp_servers[plan.endpoint].port)
                 if isinstance(plan.endpoint, tuple):
                     return (plan.endpoint[0], self.tcp_servers[plan.endpoint].port)
                 return self.rtu_servers[plan.endpoint].slave_path

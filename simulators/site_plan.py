@@ -24,13 +24,17 @@ _LOG = structlog.get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class PlannedDevice:
-    """One device to simulate. ``endpoint`` is (host, port) for TCP or the serial path for RTU."""
+    """One device to simulate. ``endpoint`` is (host, port) for TCP (Modbus TCP, or RTU frames
+    over TCP when ``bus_type`` is ``modbus_rtu_tcp``) or the serial path for RTU/ASCII;
+    ``line`` holds the serial settings of the bus (baudrate, parity, ...)."""
 
     id: str
     profile: SimProfile
     endpoint: tuple[str, int] | str
     unit: int
     bus: str = ""
+    bus_type: str = "modbus_tcp"
+    line: Mapping[str, Any] = field(default_factory=dict)
     seed: int = 0
     params: Mapping[str, Any] = field(default_factory=dict)
     meta: Mapping[str, Any] = field(default_factory=dict)
@@ -56,6 +60,16 @@ def _lively_params(family: str, seed: int) -> dict[str, Any]:
     return {}
 
 
+_MODBUS_BUSES = frozenset({"modbus_tcp", "modbus_rtu", "modbus_ascii", "modbus_rtu_tcp"})
+_LINE_KEYS = ("baudrate", "parity", "stopbits", "bytesize")
+
+
+def _serial_path(site_dir: Path, port: str) -> str:
+    """A serial path as the gateway opens it: a relative one is taken from the site's folder."""
+    candidate = Path(port)
+    return str(candidate if candidate.is_absolute() else (site_dir / candidate).resolve())
+
+
 def read_site_plan(path: Path, *, lively: bool = True) -> SitePlan:
     yaml = YAML(typ="safe")
     with Path(path).open("r", encoding="utf-8") as fh:
@@ -79,11 +93,18 @@ def read_site_plan(path: Path, *, lively: bool = True) -> SitePlan:
         if profile_id not in profiles:
             profiles[profile_id] = load_profile_file(find_profile(str(profile_id), dirs))
         profile = apply_patches(profiles[profile_id], list(dev.get("points") or ()))
+        bus_type = str(bus.get("type"))
+        if bus_type not in _MODBUS_BUSES:
+            skipped.append(device_id)  # served by its own protocol's simulator
+            continue
         endpoint: tuple[str, int] | str
-        if bus.get("type") == "modbus_tcp":
+        if bus_type == "modbus_tcp":
             endpoint = (str(dev.get("host") or bus["host"]), int(dev.get("port") or bus.get("port", 502)))
+        elif bus_type == "modbus_rtu_tcp":
+            endpoint = (str(bus["host"]), int(bus.get("port", 4001)))
         else:
-            endpoint = str(bus["port"])
+            endpoint = _serial_path(Path(path).parent, str(bus["port"]))
+        line = {k: bus[k] for k in _LINE_KEYS if k in bus}
         meta = {k: dev[k] for k in ("name", "name_zh", "building", "floor", "zone", "location") if dev.get(k)}
         planned.append(
             PlannedDevice(
@@ -92,6 +113,8 @@ def read_site_plan(path: Path, *, lively: bool = True) -> SitePlan:
                 endpoint=endpoint,
                 unit=int(dev.get("unit", 1)),
                 bus=str(dev["bus"]),
+                bus_type=bus_type,
+                line=line,
                 seed=index,
                 params=_lively_params(profile.family, index) if lively else {},
                 meta=meta,

@@ -48,8 +48,10 @@ def build_scheduler(bus: BusBase, devices: Sequence[DeviceSpec], ctx: BusContext
         framing = RTU
         timing = LineTiming.of(bus.baudrate, parity="E")  # 11-bit characters, as the spec counts
     elif isinstance(bus, ModbusRtuBus | ModbusAsciiBus):
+        # A relative path (a demo's or test's linked pty) is taken from the site file's folder.
+        path = bus.port if bus.port.startswith("/") else str(ctx.site_dir / bus.port)
         transport = SerialPortTransport(
-            bus.port,
+            path,
             baudrate=bus.baudrate,
             parity=bus.parity,
             stopbits=bus.stopbits,

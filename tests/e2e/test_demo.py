@@ -24,6 +24,7 @@ import psutil
 import pytest
 from ruamel.yaml import YAML
 
+from drivers.modbus.plugin import endpoint_of
 from edge.demo import dashboard_available
 from tests.support import wait_until_sync
 
@@ -311,7 +312,7 @@ def test_generated_site_and_central_config_load_and_the_original_is_untouched(tm
 
     site = load_site(paths.site)  # uplink: and dashboard: validate, files exist
     assert site.data_dir == (paths.root / "gateway").resolve()
-    assert {d.id: d.endpoint for d in site.devices} == {
+    assert {d.id: endpoint_of(d) for d in site.devices} == {
         "meter-1": ("127.0.0.1", 30010),
         "meter-2": ("127.0.0.1", 30011),
     }
