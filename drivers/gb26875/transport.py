@@ -91,25 +91,25 @@ class Gb26875Link:
     async def running(self) -> AsyncIterator[Gb26875Link]:
         async with asyncio.TaskGroup() as tg:
             server: asyncio.Server | None = None
+            loops: list[asyncio.Task[None]] = []
             if self.bus.mode == "server":
                 server = await self._start_server()
             elif self.bus.mode == "client":
-                tg.create_task(self._client_loop(), name=f"gb26875-client:{self.bus.id}")
+                loops.append(tg.create_task(self._client_loop(), name=f"gb26875-client:{self.bus.id}"))
             else:
-                tg.create_task(self._serial_loop(), name=f"gb26875-serial:{self.bus.id}")
-            watchdog = tg.create_task(self._watchdog(), name=f"gb26875-watchdog:{self.bus.id}")
+                loops.append(tg.create_task(self._serial_loop(), name=f"gb26875-serial:{self.bus.id}"))
+            loops.append(tg.create_task(self._watchdog(), name=f"gb26875-watchdog:{self.bus.id}"))
             try:
                 yield self
             finally:
-                watchdog.cancel()
+                for task in loops:
+                    task.cancel()
                 if server is not None:
                     server.close()
                 for session in list(self.sessions):
                     session.close()
                 for task in list(self._tasks):
                     task.cancel()
-                for device in self.devices.values():
-                    await device.lost("gateway stopped")
 
     async def _start_server(self) -> asyncio.Server:
         port = self.bus.port
