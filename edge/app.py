@@ -21,7 +21,7 @@ from edge.config.site import Site
 from edge.coordinator import DeviceCoordinator
 from edge.errors import QuotaExceeded, StorageError
 from edge.live import LiveState
-from edge.model import Clock, Event, Sample, SystemClock
+from edge.model import Clock, Event, Quality, Reason, Sample, SystemClock
 from edge.outbox import Outbox
 from edge.reporter import Reporter, ReportPolicyLike
 from edge.wiring import DeviceSet, build_devices
@@ -29,6 +29,9 @@ from edge.wiring import DeviceSet, build_devices
 __all__ = ["Gateway"]
 
 _LOG = structlog.get_logger(__name__)
+
+
+_PORT_EVENTS = frozenset({"bus.port_open", "bus.port_lost"})
 
 
 class Gateway:
@@ -214,6 +217,18 @@ class Gateway:
     async def _on_event(self, event: Event) -> None:
         if event.kind in ("device.online", "device.offline"):
             self.live.set_online(event.source, event.kind == "device.online")
+        elif event.kind in _PORT_EVENTS:
+            # A shared port's own state is a point too (SITE/_bus/BUS), so rules, the dashboard
+            # and central see an unplugged RS-485 adapter as one value, not only as events.
+            is_open = event.kind == "bus.port_open"
+            sample = Sample(
+                self.site.point_id("_bus", event.source),
+                is_open,
+                Quality.GOOD,
+                event.ts,
+                Reason.NONE,
+            )
+            await self._on_samples([sample])
         try:
             await self.outbox.put_event(event)
         except StorageError:

@@ -7,6 +7,7 @@ only on the file format: buses, devices, their profiles and point patches. The g
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,8 +67,8 @@ _LINE_KEYS = ("baudrate", "parity", "stopbits", "bytesize")
 
 def _serial_path(site_dir: Path, port: str) -> str:
     """A serial path as the gateway opens it: a relative one is taken from the site's folder."""
-    candidate = Path(port)
-    return str(candidate if candidate.is_absolute() else (site_dir / candidate).resolve())
+    # Not resolve(): the path is (or will be) a link to a pty, which must not be followed.
+    return os.path.abspath(port if os.path.isabs(port) else site_dir / port)
 
 
 def read_site_plan(path: Path, *, lively: bool = True) -> SitePlan:

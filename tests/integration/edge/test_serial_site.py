@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from edge.app import Gateway
 from edge.config.loader import load_site
 from edge.model import Event, Quality, Sample, SystemClock
 from edge.wiring import build_devices
@@ -77,3 +78,33 @@ async def test_every_modbus_bus_type_runs_from_one_site_file(tmp_path: Path) -> 
     online = {e.source for e in events if e.kind == "device.online"}
     assert online == {d.id for d in site.devices}
     assert not [e for e in events if e.kind == "device.offline"]
+
+
+async def test_an_unplugged_serial_port_is_a_point_that_goes_false_and_back(tmp_path: Path) -> None:
+    (tmp_path / "dev").mkdir()
+    path = tmp_path / "site.yaml"
+    path.write_text(SITE.format(tcp=free_port(), rtu_tcp=free_port()), encoding="utf-8")
+    site = load_site(path)
+    port_point = site.point_id("_bus", "rs485-1")
+
+    def port_state() -> object:
+        sample = gw.live.latest.get(port_point)
+        return None if sample is None else sample.value
+
+    async with (
+        SimulationRunner(read_site_plan(path).devices, tick_s=None) as sim,
+        Gateway(site) as gw,
+    ):
+        run = asyncio.create_task(gw.run(), name="gateway")
+        try:
+            await wait_until(lambda: port_state() is True, timeout_s=30, message="port open point")
+            await wait_until(lambda: gw.live.device_online.get("meter-a") is True, timeout_s=30)
+            line = sim.rtu_servers[str(tmp_path / "dev" / "rs485-1")]
+            await line.unplug()
+            await wait_until(lambda: port_state() is False, timeout_s=30, message="port lost point")
+            await line.replug()
+            await wait_until(lambda: port_state() is True, timeout_s=30, message="port reopened point")
+            await wait_until(lambda: gw.live.device_online.get("meter-a") is True, timeout_s=30)
+        finally:
+            gw.stop()
+            await run
