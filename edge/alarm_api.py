@@ -18,6 +18,7 @@ Alarm rows are plain dicts (JSON-ready) with at least these keys, as produced by
     value          the value that raised it
     raised_at      wall time (s) or None
     shelved_until  wall time (s) or None
+    drill          True when raised while a drill covered its zone (rules.drill)
 
 History rows (one per transition, newest first) have: ``id``, ``ts``, ``key``, ``transition``
 (e.g. "raised", "acked", "cleared", "shelved"), ``by`` (user or "system"), ``priority``,
@@ -95,3 +96,11 @@ class AlarmService(Protocol):
     def subscribe(self, listener: AlarmUpdate) -> Callable[[], None]:
         """Call ``listener`` on every alarm transition and linkage step; returns an unsubscribe."""
         ...
+
+
+# Optional, used by the dashboard when present (``edge.rules_runtime.RulesRuntime`` has them):
+#   async manual_start_linkage(rule_id, *, by) -> bool / manual_restore_linkage(rule_id, *, by) -> bool
+#   async start_drill(zone | None, *, by, until_wall, linkage=False, reason="") -> None
+#   async end_drill(zone | None, *, by) -> bool;  drills() -> [{"zone", "scope", "until", "by",
+#   "started_at", "linkage", "reason"}]
+# and the listener also gets {"type": "drill"} when a drill starts or ends.
