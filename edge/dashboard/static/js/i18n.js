@@ -413,6 +413,10 @@ const STRINGS = {
   drill_title: { zh: "演习/测试模式", en: "Drill / test mode" },
   drill_none: { zh: "无演习", en: "No drill" },
 
+  lkk_held: { zh: "联动暂停（演习）", en: "held off (drill)" },
+  lkk_manual_start: { zh: "手动启动", en: "started by hand" },
+  lkk_manual_restore: { zh: "手动复位", en: "restored by hand" },
+
 };
 
 const STORAGE_KEY = "gh_lang";
