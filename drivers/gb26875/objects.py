@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from drivers.gb26875.frame import Gb26875FramingError, TimeFormat, TimeTag, pack_time, unpack_time
@@ -283,44 +283,78 @@ def decode_adu(data: bytes, fmt: TimeFormat = TimeFormat.BINARY) -> Adu | None:
     if len(data) < 2:
         raise AduError(f"application data of {len(data)} byte(s) has no object count")
     type_flag, count = data[0], data[1]
-    body = memoryview(data)[2:]
     sizes = _SIZES.get(type_flag)
     if sizes is None:
-        return Adu(type_flag, (UnknownObjects(count, bytes(body), f"type {type_flag} is not decoded"),))
-    size = next((s for s in sizes if s * count == len(body)), None)
-    if size is None or count == 0:
-        reason = f"{count} object(s) of type {type_flag} do not fill {len(body)} bytes"
-        return Adu(type_flag, (UnknownObjects(count, bytes(body), reason),))
-    return Adu(type_flag, tuple(_decode_one(type_flag, body, i * size, size, fmt) for i in range(count)))
+        return Adu(type_flag, (UnknownObjects(count, data[2:], f"type {type_flag} is not decoded"),))
+    body_len = len(data) - 2
+    size = 0
+    for s in sizes:
+        if s * count == body_len:
+            size = s
+            break
+    if not size or not count:
+        reason = f"{count} object(s) of type {type_flag} do not fill {body_len} bytes"
+        return Adu(type_flag, (UnknownObjects(count, data[2:], reason),))
+    decode = _DECODERS[type_flag]
+    return Adu(type_flag, tuple(decode(data, 2 + i * size, size, fmt) for i in range(count)))
 
 
-def _decode_one(type_flag: int, body: memoryview, at: int, size: int, fmt: TimeFormat) -> InfoObject:
-    tag = unpack_time(body[at + size - _T : at + size], fmt) if size >= _T else None
-    if type_flag == TypeFlag.COMPONENT_STATUS:
-        st, sa, ct, ca, status, text = _COMP.unpack_from(body, at)
-        assert tag is not None
-        return ComponentStatus(st, sa, ct, ca, status, decode_description(text), tag)
-    if type_flag == TypeFlag.SYSTEM_STATUS:
-        st, sa, status = _SYS.unpack_from(body, at)
-        assert tag is not None
-        return SystemStatus(st, sa, status, tag)
-    if type_flag == TypeFlag.ANALOG_VALUE:
-        st, sa, ct, ca, at_, value = _ANALOG.unpack_from(body, at)
-        assert tag is not None
-        return AnalogValue(st, sa, ct, ca, at_, value, tag)
-    if type_flag == TypeFlag.OPERATION:
-        st, sa, flags, operator = _OP.unpack_from(body, at)
-        assert tag is not None
-        return OperationRecord(st, sa, flags, operator, tag)
-    if type_flag == TypeFlag.SOFTWARE_VERSION:
-        st, sa, main, sub = _OP.unpack_from(body, at)
-        return SoftwareVersion(st, sa, main, sub, tag if size > 4 else None)
-    assert tag is not None
-    if type_flag == TypeFlag.UITD_STATUS:
-        return UitdStatus(body[at], tag)
-    if type_flag == TypeFlag.UITD_OPERATION:
-        return UitdOperation(body[at], body[at + 1], tag)
-    return TimeObject(tag)
+def _tag(data: bytes, end: int, fmt: TimeFormat) -> TimeTag:
+    return unpack_time(data[end - _T : end], fmt)
+
+
+def _d_system(data: bytes, at: int, size: int, fmt: TimeFormat) -> InfoObject:
+    st, sa, status = _SYS.unpack_from(data, at)
+    return SystemStatus(st, sa, status, _tag(data, at + size, fmt))
+
+
+def _d_component(data: bytes, at: int, size: int, fmt: TimeFormat) -> InfoObject:
+    st, sa, ct, ca, status, text = _COMP.unpack_from(data, at)
+    return ComponentStatus(st, sa, ct, ca, status, decode_description(text), _tag(data, at + size, fmt))
+
+
+def _d_analog(data: bytes, at: int, size: int, fmt: TimeFormat) -> InfoObject:
+    st, sa, ct, ca, analog_type, value = _ANALOG.unpack_from(data, at)
+    return AnalogValue(st, sa, ct, ca, analog_type, value, _tag(data, at + size, fmt))
+
+
+def _d_operation(data: bytes, at: int, size: int, fmt: TimeFormat) -> InfoObject:
+    st, sa, flags, operator = _OP.unpack_from(data, at)
+    return OperationRecord(st, sa, flags, operator, _tag(data, at + size, fmt))
+
+
+def _d_version(data: bytes, at: int, size: int, fmt: TimeFormat) -> InfoObject:
+    st, sa, main, sub = _OP.unpack_from(data, at)
+    return SoftwareVersion(st, sa, main, sub, _tag(data, at + size, fmt) if size > 4 else None)
+
+
+def _d_uitd_status(data: bytes, at: int, size: int, fmt: TimeFormat) -> InfoObject:
+    return UitdStatus(data[at], _tag(data, at + size, fmt))
+
+
+def _d_uitd_operation(data: bytes, at: int, size: int, fmt: TimeFormat) -> InfoObject:
+    return UitdOperation(data[at], data[at + 1], _tag(data, at + size, fmt))
+
+
+def _d_time(data: bytes, at: int, size: int, fmt: TimeFormat) -> InfoObject:
+    return TimeObject(_tag(data, at + size, fmt))
+
+
+_DECODERS: dict[int, Callable[[bytes, int, int, TimeFormat], InfoObject]] = {
+    TypeFlag.SYSTEM_STATUS: _d_system,
+    TypeFlag.COMPONENT_STATUS: _d_component,
+    TypeFlag.ANALOG_VALUE: _d_analog,
+    TypeFlag.OPERATION: _d_operation,
+    TypeFlag.SOFTWARE_VERSION: _d_version,
+    TypeFlag.SYSTEM_TIME: _d_time,
+    TypeFlag.UITD_STATUS: _d_uitd_status,
+    TypeFlag.UITD_OPERATION: _d_uitd_operation,
+    TypeFlag.UITD_TIME: _d_time,
+    TypeFlag.SYNC_CLOCK: _d_time,
+}
+# Plain int keys: a lookup by the int read from the wire then hashes and compares as int.
+_SIZES = {int(k): v for k, v in _SIZES.items()}
+_DECODERS = {int(k): v for k, v in _DECODERS.items()}
 
 
 def encode_adu(type_flag: int, objects: Sequence[InfoObject], fmt: TimeFormat = TimeFormat.BINARY) -> bytes:
