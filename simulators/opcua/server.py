@@ -312,11 +312,15 @@ class OpcUaSimulator:
     # -- physics ------------------------------------------------------------------------------
 
     async def _run_physics(self) -> None:
+        # Phase-locked: a tick that takes a while does not stretch the period.
         loop = asyncio.get_running_loop()
-        last = loop.time()
+        last = due = loop.time()
         while True:
-            await asyncio.sleep(self.tick_s)
+            due += self.tick_s
+            await asyncio.sleep(max(0.0, due - loop.time()))
             now = loop.time()
+            if due < now - self.tick_s:
+                due = now  # fell behind by more than a tick: skip, do not bunch
             if not self.running:
                 last = now
                 continue
