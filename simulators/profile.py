@@ -102,7 +102,13 @@ def load_profile_file(path: Path) -> SimProfile:
         raw = yaml.load(fh)
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a profile is a mapping")  # noqa: TRY004 - bad file content, not a bad argument
+    if raw.get("protocol", "modbus") != "modbus":
+        raise NotARegisterMap(f"{path}: a {raw['protocol']} profile, not a Modbus register map")
     return parse_profile(raw)
+
+
+class NotARegisterMap(ValueError):
+    """The profile is for another protocol; its own simulator serves it."""
 
 
 def find_profile(profile_id: str, dirs: tuple[Path, ...] = ()) -> Path:

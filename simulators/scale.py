@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from simulators.profile import PROFILE_DIR, SimProfile, load_profile_file
+from simulators.profile import PROFILE_DIR, NotARegisterMap, SimProfile, load_profile_file
 from simulators.site_plan import PlannedDevice
 
 __all__ = ["plan_scale", "profile_for"]
@@ -24,7 +24,10 @@ def profile_for(name: str, dirs: tuple[Path, ...] = ()) -> SimProfile:
             return load_profile_file(candidate)
     for folder in folders:
         for path in sorted(folder.glob("*.yaml")):
-            profile = load_profile_file(path)
+            try:
+                profile = load_profile_file(path)
+            except NotARegisterMap:
+                continue
             if profile.family == name:
                 return profile
     raise ValueError(f"no profile or family called '{name}'")
