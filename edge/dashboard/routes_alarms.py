@@ -134,6 +134,8 @@ async def alarms(ctx: Ctx, _: Annotated[Caller, Depends(require("view"))]) -> di
         "flood": service is not None and _flood(service, rows),
         # what the page resynchronises from after a lost stream: nothing here is older than this
         "comm_faults": comm_fault_rows(ctx),
+        # devices not heard from yet (just started or reloaded): the page may not say "normal"
+        "unverified": sorted(d for d, up in ctx.gateway.live.device_online.items() if up is None),
         "drills": drill_rows(ctx),
         "server_time": ctx.now(),
     }

@@ -98,3 +98,13 @@ async def test_index_and_unknown_api(dash: Running) -> None:
     assert "default-src 'self'" in index.headers["content-security-policy"]
     missing = await dash.client.get("/api/nothing-here")
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+
+
+async def test_devices_not_heard_from_yet_are_listed_so_the_page_never_says_normal(dash: Running) -> None:
+    await setup_admin(dash.client)
+    live = dash.gateway.live
+    live.set_online("m1", None)
+    body = (await dash.client.get("/api/alarms")).json()
+    assert body["alarms"] == [] and body["unverified"] == ["m1"]
+    live.set_online("m1", True)
+    assert (await dash.client.get("/api/alarms")).json()["unverified"] == []

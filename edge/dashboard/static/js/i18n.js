@@ -344,6 +344,7 @@ const STRINGS = {
   nolink_resync: { zh: "已重新连接，正在同步最新状态…", en: "Reconnected, resynchronising the present state…" },
   stale_mark: { zh: "断线前状态", en: "last known (stale)" },
   state_unknown: { zh: "状态未知：与网关失去连接", en: "State unknown: no connection to the gateway" },
+  state_checking: { zh: "正在确认设备状态：{n} 台设备尚未应答", en: "Checking devices: {n} not answered yet" },
   fire_banner_n: { zh: "火警 {n}", en: "FIRE {n}" },
   fire_banner_drill: { zh: "演习火警 {n}", en: "DRILL fire {n}" },
   fire_banner_status: { zh: "未确认 {u} · 待复位 {l} · 复位前火警指示保持", en: "{u} unacknowledged · {l} awaiting reset · lit until reset" },

@@ -12,6 +12,7 @@ import { get } from "./api.js";
 export const state = {
   alarms: new Map(), // key → alarm row
   commFaults: [], // devices / buses the gateway cannot reach (from the snapshot)
+  unverified: [], // devices not heard from yet: their state is not known, so not "normal"
   drills: [], // zones or the site in drill mode
   flood: false,
   loaded: false,
@@ -76,12 +77,13 @@ export async function reloadAlarms(force = false) {
   const seq = ++reloadSeq;
   const data = await get("/api/alarms");
   if (seq !== reloadSeq) return; // a newer reload is under way
-  const sig = signature(data.alarms) + String(Boolean(data.flood)) + JSON.stringify(data.comm_faults || []) + JSON.stringify(data.drills || []);
+  const sig = signature(data.alarms) + String(Boolean(data.flood)) + JSON.stringify(data.comm_faults || []) + JSON.stringify(data.drills || []) + JSON.stringify(data.unverified || []);
   if (!force && state.loaded && sig === loadedSig && sig === currentSig()) return;
   loadedSig = sig;
   state.alarms = new Map(data.alarms.map((row) => [row.key, row]));
   state.flood = Boolean(data.flood);
   state.commFaults = data.comm_faults || [];
+  state.unverified = data.unverified || [];
   state.drills = data.drills || [];
   state.loaded = true;
   pending.alarms = true;
@@ -89,7 +91,7 @@ export async function reloadAlarms(force = false) {
 }
 
 function currentSig() {
-  return signature(state.alarms.values()) + String(state.flood) + JSON.stringify(state.commFaults) + JSON.stringify(state.drills);
+  return signature(state.alarms.values()) + String(state.flood) + JSON.stringify(state.commFaults) + JSON.stringify(state.drills) + JSON.stringify(state.unverified);
 }
 
 let loadedSig = "";
@@ -285,6 +287,7 @@ export function disconnect() {
   state.lostAt = null;
   state.alarms = new Map();
   state.commFaults = [];
+  state.unverified = [];
   state.drills = [];
   state.loaded = false;
 }

@@ -215,7 +215,9 @@ export function mount(el, ctx) {
       ? html
       : stale
         ? `<p class="unknown-state" data-testid="state-unknown">${esc(t("state_unknown"))}</p>`
-        : `<p class="all-clear" data-testid="no-alarms">${esc(t("no_alarms"))}</p>`;
+        : state.unverified.length
+          ? `<p class="unknown-state" data-testid="state-checking">${esc(t("state_checking", { n: state.unverified.length }))}</p>`
+          : `<p class="all-clear" data-testid="no-alarms">${esc(t("no_alarms"))}</p>`;
     countsEl.innerHTML = countsHtml(stale);
     floodEl.hidden = !state.flood;
     if (!firstRenderMarked) {
