@@ -7,7 +7,7 @@ import importlib
 
 __all__ = ["PACKAGES", "load"]
 
-PACKAGES: tuple[str, ...] = ("drivers.modbus", "drivers.opcua", "drivers.gb26875")
+PACKAGES: tuple[str, ...] = ("drivers.modbus", "drivers.opcua", "drivers.gb26875", "drivers.bacnet")
 
 _loaded = False
 
