@@ -136,14 +136,14 @@ class BacnetPointConfig(PointBase):
     @classmethod
     def _object_type(cls, value: Any) -> str:
         if isinstance(value, bool) or not isinstance(value, int | str):
-            raise ValueError("object_type is a name like analog-input or a number")
+            raise ValueError("object_type is a name like analog-input or a number")  # noqa: TRY004 - pydantic
         return object_type_name(value)
 
     @field_validator("property", mode="before")
     @classmethod
     def _property(cls, value: Any) -> str:
         if isinstance(value, bool) or not isinstance(value, int | str):
-            raise ValueError("property is a name like present-value or a number")
+            raise ValueError("property is a name like present-value or a number")  # noqa: TRY004 - pydantic
         return property_name(value)
 
     @field_validator("units", mode="before")

@@ -115,15 +115,23 @@ class CovManager:
 
     async def _cancel(self, sub: Subscription) -> None:
         with contextlib.suppress(TransportError, Refusal):
-            await self.link.subscribe(sub.device.peer, sub.objid, sub.process_id, confirmed=None, lifetime_s=None)
+            await self.link.subscribe(
+                sub.device.peer, sub.objid, sub.process_id, confirmed=None, lifetime_s=None
+            )
 
     async def _loop(self) -> None:
         while True:
             now = time.monotonic()
-            due = [s for s in self.subs.values() if s.state != "refused" and s.renew_at <= now and self.started(s.device)]
+            due = [
+                s
+                for s in self.subs.values()
+                if s.state != "refused" and s.renew_at <= now and self.started(s.device)
+            ]
             if due:
                 await asyncio.gather(*(self._subscribe(s) for s in due))
-            upcoming = [s.renew_at for s in self.subs.values() if s.state != "refused" and self.started(s.device)]
+            upcoming = [
+                s.renew_at for s in self.subs.values() if s.state != "refused" and self.started(s.device)
+            ]
             delay = max(0.05, min(upcoming) - time.monotonic()) if upcoming else 3600.0
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -146,13 +154,17 @@ class CovManager:
             # the object does not do COV: poll it instead, for good
             sub.state = "refused"
             self._set_active(sub, False)
-            _LOG.info("bacnet.cov_refused", device=sub.device.device_id, object=str(sub.objid), reason=exc.reason)
+            _LOG.info(
+                "bacnet.cov_refused", device=sub.device.device_id, object=str(sub.objid), reason=exc.reason
+            )
             return
         except TransportError as exc:
             sub.state = "failed"
             sub.renew_at = time.monotonic() + min(lifetime / 2.0, 30.0)
             self._set_active(sub, False)  # polled meanwhile: the poll tells the coordinator it is gone
-            _LOG.debug("bacnet.cov_failed", device=sub.device.device_id, object=str(sub.objid), error=str(exc))
+            _LOG.debug(
+                "bacnet.cov_failed", device=sub.device.device_id, object=str(sub.objid), error=str(exc)
+            )
             return
         sub.state = "active"
         sub.renewals += 1
@@ -169,9 +181,16 @@ class CovManager:
             sub.increment_done = True
             return
         try:
-            await self.link.write_property(sub.device.peer, sub.objid, "cov-increment", float(min(deadbands)), priority=None)
+            await self.link.write_property(
+                sub.device.peer, sub.objid, "cov-increment", float(min(deadbands)), priority=None
+            )
         except Refusal as exc:
-            _LOG.info("bacnet.cov_increment_kept", device=sub.device.device_id, object=str(sub.objid), reason=exc.reason)
+            _LOG.info(
+                "bacnet.cov_increment_kept",
+                device=sub.device.device_id,
+                object=str(sub.objid),
+                reason=exc.reason,
+            )
         sub.increment_done = True
 
     def _set_active(self, sub: Subscription, active: bool) -> None:

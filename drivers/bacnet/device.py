@@ -134,7 +134,9 @@ class BacnetDevice:
             await self._check_units()
         plans = [p for p in group.plans if self.cov is None or not self.cov.active(p.key)]
         if not plans:
-            await self.link.read_property(self.peer, self.link.objid("device", self.peer.instance), "system-status")
+            await self.link.read_property(
+                self.peer, self.link.objid("device", self.peer.instance), "system-status"
+            )
             return []
         if self.peer.rpm:
             try:
@@ -200,11 +202,15 @@ class BacnetDevice:
             return Reading(key, None, Quality.BAD, Reason.DEVICE_ERROR)
         if isinstance(raw, Refusal) or hasattr(raw, "errorCode"):
             code = raw.reason if isinstance(raw, Refusal) else str(raw.errorCode)
-            reason = Reason.CONFIG_ERROR if code in ("unknown-object", "unknown-property") else Reason.DEVICE_ERROR
+            reason = (
+                Reason.CONFIG_ERROR if code in ("unknown-object", "unknown-property") else Reason.DEVICE_ERROR
+            )
             return Reading(key, None, Quality.BAD, reason)
         return self.value_reading(plan, raw, flags_of(flags))
 
-    def value_reading(self, plan: PointPlan, raw: Any, flags: list[int] | None, ts: float | None = None) -> Reading:
+    def value_reading(
+        self, plan: PointPlan, raw: Any, flags: list[int] | None, ts: float | None = None
+    ) -> Reading:
         """A reading from a decoded value and its status flags (polls and COV alike)."""
         point = plan.point
         try:
@@ -236,7 +242,11 @@ class BacnetDevice:
             if str(actual) != expected and str(int(actual) if isinstance(actual, int) else "") != expected:
                 plan.units_ok = False
                 _LOG.warning(
-                    "bacnet.units_mismatch", device=self._device_id, point=plan.key, expected=expected, actual=str(actual)
+                    "bacnet.units_mismatch",
+                    device=self._device_id,
+                    point=plan.key,
+                    expected=expected,
+                    actual=str(actual),
                 )
 
     # -- writes ------------------------------------------------------------------------------
@@ -268,8 +278,12 @@ class BacnetDevice:
         else:
             payload = encode(point, value)
         await self.link.write_property(
-            self.peer, plan.objid, point.property, payload,
-            priority=level if commandable else None, index=point.array_index,
+            self.peer,
+            plan.objid,
+            point.property,
+            payload,
+            priority=level if commandable else None,
+            index=point.array_index,
         )
         raise_if_cancelling()
         if not verify or not point.verify_write:

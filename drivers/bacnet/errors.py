@@ -29,13 +29,19 @@ class Refusal(DeviceError):
     def service_refused(self) -> bool:
         """The device does not do this service at all."""
         return (self.kind == "reject" and self.reason == "unrecognized-service") or (
-            self.error_class == "services" and self.reason in ("service-request-denied", "optional-functionality-not-supported")
+            self.error_class == "services"
+            and self.reason in ("service-request-denied", "optional-functionality-not-supported")
         )
 
     @property
     def too_big(self) -> bool:
         """The request or its answer did not fit what the device can take or send."""
-        return self.reason in ("segmentation-not-supported", "buffer-overflow", "apdu-too-long", "abort-buffer-overflow")
+        return self.reason in (
+            "segmentation-not-supported",
+            "buffer-overflow",
+            "apdu-too-long",
+            "abort-buffer-overflow",
+        )
 
     @property
     def unknown(self) -> bool:
@@ -67,7 +73,9 @@ def translate(exc: BaseException, what: str) -> GatehouseError:
     if isinstance(exc, ErrorPDU):
         error_class = str(getattr(exc, "errorClass", ""))
         code = str(getattr(exc, "errorCode", ""))
-        return Refusal(f"{what}: error {error_class}/{code}", kind="error", reason=code, error_class=error_class)
+        return Refusal(
+            f"{what}: error {error_class}/{code}", kind="error", reason=code, error_class=error_class
+        )
     if isinstance(exc, CommuncationError):
         return ConnectionLost(f"{what}: {exc}")
     if isinstance(exc, ExecutionError):

@@ -65,7 +65,7 @@ class BacnetLink:
         self._tasks: list[asyncio.Task[None]] = []
         self._failures = bacnet_failures()
         # set by drivers.bacnet.cov.CovManager: notification and I-Am handlers
-        self.on_notification: Callable[[Any, int, Any, list[Any]], None] | None = None
+        self.on_notification: Callable[[Any, int, Any, list[Any]], bool] | None = None
         self.on_i_am: Callable[[int, Any], None] | None = None
         # backstop over bacpypes3's own timeout: every attempt, plus a margin
         self.deadline_s = bus.timeout_ms / 1000.0 * (bus.retries + 1) + 1.0
@@ -99,7 +99,6 @@ class BacnetLink:
             self.app = None
 
     def _build_app(self) -> Any:
-        from bacpypes3.app import Application
         from bacpypes3.basetypes import Segmentation
         from bacpypes3.ipv4.link import ForeignLinkLayer, NormalLinkLayer
         from bacpypes3.local.device import DeviceObject
@@ -160,7 +159,9 @@ class BacnetLink:
             if now != registered:
                 registered = now
                 kind = "bus.bbmd_registered" if now else "bus.bbmd_unregistered"
-                _LOG.warning(kind, bus=self.bus.id, bbmd=bbmd.address) if not now else _LOG.info(kind, bus=self.bus.id)
+                _LOG.warning(kind, bus=self.bus.id, bbmd=bbmd.address) if not now else _LOG.info(
+                    kind, bus=self.bus.id
+                )
                 await self._events(Event(kind, self.bus.id, self._wall(), {"bbmd": bbmd.address}))
 
     # -- requests ----------------------------------------------------------------------------
@@ -199,7 +200,9 @@ class BacnetLink:
         except self._failures as exc:
             raise translate(exc, f"{peer.label}: who-is") from exc
         except RuntimeError as exc:  # no broadcast address on this interface
-            raise TransportError(f"{peer.label}: who-is cannot be broadcast here ({exc}); give its address") from exc
+            raise TransportError(
+                f"{peer.label}: who-is cannot be broadcast here ({exc}); give its address"
+            ) from exc
         if not i_ams:
             raise DeviceTimeout(f"{peer.label}: no I-Am answered who-is")
         peer.address = i_ams[0].pduSource
@@ -305,7 +308,11 @@ class BacnetLink:
         async def send() -> None:
             answer = await self.app.request(request)
             if not isinstance(answer, SimpleAckPDU):
-                raise Refusal(f"{peer.label}: subscribe-cov: unexpected {type(answer).__name__}", kind="local", reason="answer")
+                raise Refusal(
+                    f"{peer.label}: subscribe-cov: unexpected {type(answer).__name__}",
+                    kind="local",
+                    reason="answer",
+                )
 
         await self.call(peer, f"subscribe-cov {objid}", send)
 

@@ -209,7 +209,9 @@ class ReadBudget:
         return self.PER_OBJECT + self.PER_PROPERTY * properties
 
 
-def chunk(objects: Sequence[tuple[object, int]], budget: ReadBudget, limit: int | None = None) -> Iterator[list[int]]:
+def chunk(
+    objects: Sequence[tuple[object, int]], budget: ReadBudget, limit: int | None = None
+) -> Iterator[list[int]]:
     """Group objects (anything, with its property count) into requests that fit ``budget``:
     yields lists of indices into ``objects``, in order. ``limit`` caps objects per request
     (a device that overflowed once gets a smaller one). An object too big alone goes alone."""

@@ -13,7 +13,9 @@ from drivers.config_base import ReportPolicy
 __all__ = ["plan_points"]
 
 
-def plan_points(link: BacnetLink, points: Sequence[BacnetPointConfig], report: ReportPolicy) -> list[PointPlan]:
+def plan_points(
+    link: BacnetLink, points: Sequence[BacnetPointConfig], report: ReportPolicy
+) -> list[PointPlan]:
     plans: list[PointPlan] = []
     for point in points:
         policy = point.report or report

@@ -67,13 +67,13 @@ class SimApplication(Application):  # type: ignore[misc]
     async def response(self, apdu: APDU) -> None:
         # A device that cannot segment cannot send an answer longer than its own buffer; the
         # bacpypes3 server would size it by the client's limit instead.
-        if not self.sim.segmentation and isinstance(apdu, ComplexAckPDU):
-            if len(apdu.encode().pduData) > self.sim.max_apdu:
-                abort = AbortPDU(reason=AbortReason.segmentationNotSupported, context=apdu)
-                abort.apduSrv = True
-                abort.pduDestination = apdu.pduDestination
-                await super().response(abort)
-                return
+        unsegmented = not self.sim.segmentation and isinstance(apdu, ComplexAckPDU)
+        if unsegmented and len(apdu.encode().pduData) > self.sim.max_apdu:
+            abort = AbortPDU(reason=AbortReason.segmentationNotSupported, context=apdu)
+            abort.apduSrv = True
+            abort.pduDestination = apdu.pduDestination
+            await super().response(abort)
+            return
         await super().response(apdu)
 
     async def do_ReadPropertyMultipleRequest(self, apdu: ReadPropertyMultipleRequest) -> None:
@@ -150,7 +150,7 @@ class SimDevice:
             if not self.faults.silent:
                 await receive(pdu)
 
-        server.confirmation = confirmation  # type: ignore[method-assign]
+        server.confirmation = confirmation
 
     def stop(self) -> None:
         if self.app is not None:
@@ -169,7 +169,9 @@ class SimDevice:
         value = self.obj(key).presentValue
         if hasattr(value, "asn1"):  # BinaryPV
             return str(value) == "active"
-        return value if isinstance(value, bool) else (float(value) if isinstance(value, float) else int(value))
+        return (
+            value if isinstance(value, bool) else (float(value) if isinstance(value, float) else int(value))
+        )
 
     def set(self, key: str, value: float | bool | int, *, force: bool = False) -> None:
         """Set a present-value as the process would; an object out of service keeps its value
@@ -205,7 +207,9 @@ class SimDevice:
                 self.oos.add(key)
                 self.obj(key).outOfService = True
         elif fault == "fault":
-            self.obj(str(params["key"])).reliability = Reliability(str(params.get("reliability", "unreliableOther")))
+            self.obj(str(params["key"])).reliability = Reliability(
+                str(params.get("reliability", "unreliableOther"))
+            )
         else:
             raise ValueError(f"no fault {fault!r} (known: {', '.join(FAULTS)})")
 

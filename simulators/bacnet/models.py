@@ -45,19 +45,99 @@ class AirHandler(Model):
 
     def objects(self) -> list[ObjectSpec]:
         return [
-            ObjectSpec("analog-input", 1, "SA-T", 16.0, "degrees-celsius", "supply air temperature", cov_increment=0.2),
-            ObjectSpec("analog-input", 2, "RA-T", 24.0, "degrees-celsius", "return air temperature", cov_increment=0.2),
-            ObjectSpec("analog-input", 3, "OA-T", 31.0, "degrees-celsius", "outside air temperature", cov_increment=0.5),
-            ObjectSpec("analog-input", 4, "SA-P", 0.0, "pascals", "supply duct static pressure", cov_increment=5.0),
-            ObjectSpec("analog-input", 5, "FLT-DP", 80.0, "pascals", "filter differential pressure", cov_increment=5.0),
-            ObjectSpec("analog-output", 1, "CLG-VLV", 0.0, "percent", "cooling valve", relinquish_default=0.0, cov_increment=1.0),
-            ObjectSpec("analog-output", 2, "SF-SPD", 0.0, "percent", "supply fan speed", relinquish_default=60.0, cov_increment=1.0),
-            ObjectSpec("analog-output", 3, "OA-DMP", 0.0, "percent", "outside air damper", relinquish_default=20.0, cov_increment=1.0),
-            ObjectSpec("analog-value", 1, "SAT-SP", 16.0, "degrees-celsius", "supply air setpoint", relinquish_default=16.0, cov_increment=0.1),
-            ObjectSpec("binary-output", 1, "SF-C", False, description="supply fan command", relinquish_default=True),
+            ObjectSpec(
+                "analog-input",
+                1,
+                "SA-T",
+                16.0,
+                "degrees-celsius",
+                "supply air temperature",
+                cov_increment=0.2,
+            ),
+            ObjectSpec(
+                "analog-input",
+                2,
+                "RA-T",
+                24.0,
+                "degrees-celsius",
+                "return air temperature",
+                cov_increment=0.2,
+            ),
+            ObjectSpec(
+                "analog-input",
+                3,
+                "OA-T",
+                31.0,
+                "degrees-celsius",
+                "outside air temperature",
+                cov_increment=0.5,
+            ),
+            ObjectSpec(
+                "analog-input", 4, "SA-P", 0.0, "pascals", "supply duct static pressure", cov_increment=5.0
+            ),
+            ObjectSpec(
+                "analog-input",
+                5,
+                "FLT-DP",
+                80.0,
+                "pascals",
+                "filter differential pressure",
+                cov_increment=5.0,
+            ),
+            ObjectSpec(
+                "analog-output",
+                1,
+                "CLG-VLV",
+                0.0,
+                "percent",
+                "cooling valve",
+                relinquish_default=0.0,
+                cov_increment=1.0,
+            ),
+            ObjectSpec(
+                "analog-output",
+                2,
+                "SF-SPD",
+                0.0,
+                "percent",
+                "supply fan speed",
+                relinquish_default=60.0,
+                cov_increment=1.0,
+            ),
+            ObjectSpec(
+                "analog-output",
+                3,
+                "OA-DMP",
+                0.0,
+                "percent",
+                "outside air damper",
+                relinquish_default=20.0,
+                cov_increment=1.0,
+            ),
+            ObjectSpec(
+                "analog-value",
+                1,
+                "SAT-SP",
+                16.0,
+                "degrees-celsius",
+                "supply air setpoint",
+                relinquish_default=16.0,
+                cov_increment=0.1,
+            ),
+            ObjectSpec(
+                "binary-output", 1, "SF-C", False, description="supply fan command", relinquish_default=True
+            ),
             ObjectSpec("binary-input", 1, "SF-S", False, description="supply fan status"),
             ObjectSpec("binary-value", 1, "OCC", True, description="occupied", relinquish_default=True),
-            ObjectSpec("multi-state-value", 1, "MODE", 2, description="unit mode", relinquish_default=2, states=("off", "cool", "heat", "auto")),
+            ObjectSpec(
+                "multi-state-value",
+                1,
+                "MODE",
+                2,
+                description="unit mode",
+                relinquish_default=2,
+                states=("off", "cool", "heat", "auto"),
+            ),
         ]
 
     def step(self, dt: float, get: Get, put: Set) -> None:
@@ -79,16 +159,60 @@ class ChillerPlant(Model):
 
     def objects(self) -> list[ObjectSpec]:
         return [
-            ObjectSpec("analog-input", 1, "CHWS-T", 12.0, "degrees-celsius", "chilled water supply", cov_increment=0.1),
-            ObjectSpec("analog-input", 2, "CHWR-T", 12.5, "degrees-celsius", "chilled water return", cov_increment=0.1),
-            ObjectSpec("analog-input", 3, "CHW-F", 0.0, "liters-per-second", "chilled water flow", cov_increment=0.5),
+            ObjectSpec(
+                "analog-input",
+                1,
+                "CHWS-T",
+                12.0,
+                "degrees-celsius",
+                "chilled water supply",
+                cov_increment=0.1,
+            ),
+            ObjectSpec(
+                "analog-input",
+                2,
+                "CHWR-T",
+                12.5,
+                "degrees-celsius",
+                "chilled water return",
+                cov_increment=0.1,
+            ),
+            ObjectSpec(
+                "analog-input", 3, "CHW-F", 0.0, "liters-per-second", "chilled water flow", cov_increment=0.5
+            ),
             ObjectSpec("analog-input", 4, "CH1-KW", 0.0, "kilowatts", "chiller 1 power", cov_increment=2.0),
-            ObjectSpec("analog-value", 1, "CHWS-SP", 7.0, "degrees-celsius", "chilled water setpoint", relinquish_default=7.0, cov_increment=0.1),
-            ObjectSpec("binary-output", 1, "CH1-EN", False, description="chiller 1 enable", relinquish_default=True),
+            ObjectSpec(
+                "analog-value",
+                1,
+                "CHWS-SP",
+                7.0,
+                "degrees-celsius",
+                "chilled water setpoint",
+                relinquish_default=7.0,
+                cov_increment=0.1,
+            ),
+            ObjectSpec(
+                "binary-output", 1, "CH1-EN", False, description="chiller 1 enable", relinquish_default=True
+            ),
             ObjectSpec("binary-input", 1, "CH1-S", False, description="chiller 1 running"),
-            ObjectSpec("binary-output", 2, "CHWP1-C", False, description="chilled water pump 1", relinquish_default=True),
+            ObjectSpec(
+                "binary-output",
+                2,
+                "CHWP1-C",
+                False,
+                description="chilled water pump 1",
+                relinquish_default=True,
+            ),
             ObjectSpec("binary-input", 2, "CHWP1-S", False, description="chilled water pump 1 running"),
-            ObjectSpec("multi-state-value", 1, "PLANT-MODE", 2, description="plant mode", relinquish_default=2, states=("off", "auto", "manual")),
+            ObjectSpec(
+                "multi-state-value",
+                1,
+                "PLANT-MODE",
+                2,
+                description="plant mode",
+                relinquish_default=2,
+                states=("off", "auto", "manual"),
+            ),
         ]
 
     def step(self, dt: float, get: Get, put: Set) -> None:
@@ -119,13 +243,47 @@ class SmokeFans(Model):
         out: list[ObjectSpec] = []
         for n in (1, 2):
             out += [
-                ObjectSpec("binary-output", n, f"SEF{n}-C", False, description=f"smoke exhaust fan {n} command", relinquish_default=False),
-                ObjectSpec("binary-input", n, f"SEF{n}-S", False, description=f"smoke exhaust fan {n} running"),
-                ObjectSpec("binary-output", 10 + n, f"SD{n}-C", False, description=f"smoke damper {n} command", relinquish_default=False),
+                ObjectSpec(
+                    "binary-output",
+                    n,
+                    f"SEF{n}-C",
+                    False,
+                    description=f"smoke exhaust fan {n} command",
+                    relinquish_default=False,
+                ),
+                ObjectSpec(
+                    "binary-input", n, f"SEF{n}-S", False, description=f"smoke exhaust fan {n} running"
+                ),
+                ObjectSpec(
+                    "binary-output",
+                    10 + n,
+                    f"SD{n}-C",
+                    False,
+                    description=f"smoke damper {n} command",
+                    relinquish_default=False,
+                ),
                 ObjectSpec("binary-input", 10 + n, f"SD{n}-O", False, description=f"smoke damper {n} open"),
-                ObjectSpec("analog-input", n, f"SEF{n}-A", 0.0, "amperes", f"smoke exhaust fan {n} current", cov_increment=0.5),
+                ObjectSpec(
+                    "analog-input",
+                    n,
+                    f"SEF{n}-A",
+                    0.0,
+                    "amperes",
+                    f"smoke exhaust fan {n} current",
+                    cov_increment=0.5,
+                ),
             ]
-        out.append(ObjectSpec("multi-state-value", 1, "SMK-MODE", 1, description="smoke control mode", relinquish_default=1, states=("auto", "manual", "fire")))
+        out.append(
+            ObjectSpec(
+                "multi-state-value",
+                1,
+                "SMK-MODE",
+                1,
+                description="smoke control mode",
+                relinquish_default=1,
+                states=("auto", "manual", "fire"),
+            )
+        )
         return out
 
     def step(self, dt: float, get: Get, put: Set) -> None:

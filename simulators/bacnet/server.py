@@ -148,4 +148,9 @@ class BacnetSimulator:
 
 def vars_of(device: SimDevice) -> dict[str, Any]:
     f = device.faults
-    return {"silent": f.silent, "slow_ms": f.slow_ms, "no_rpm": f.no_rpm, "out_of_service": sorted(device.oos)}
+    return {
+        "silent": f.silent,
+        "slow_ms": f.slow_ms,
+        "no_rpm": f.no_rpm,
+        "out_of_service": sorted(device.oos),
+    }

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from drivers.bacnet.config import BacnetBus, BacnetPointConfig
+from drivers.bacnet.config import BacnetBus
 from drivers.bacnet.device import BacnetDevice
 from drivers.base import Reading
 from drivers.config_base import ReportPolicy
@@ -27,13 +27,22 @@ DEADLINE_S = 20.0
 
 
 def _bus(**extra: Any) -> BacnetBus:
-    fields: dict[str, Any] = {"id": "bn", "type": "bacnet_ip", "address": "127.0.0.1", "port": 0, "timeout_ms": 400, "retries": 0}
+    fields: dict[str, Any] = {
+        "id": "bn",
+        "type": "bacnet_ip",
+        "address": "127.0.0.1",
+        "port": 0,
+        "timeout_ms": 400,
+        "retries": 0,
+    }
     fields.update(extra)
     return BacnetBus(**fields)
 
 
 @contextlib.asynccontextmanager
-async def _open(bus: BacnetBus, devices: Sequence[Any], events: list[Event] | None = None) -> AsyncIterator[dict[str, BacnetDevice]]:
+async def _open(
+    bus: BacnetBus, devices: Sequence[Any], events: list[Event] | None = None
+) -> AsyncIterator[dict[str, BacnetDevice]]:
     from drivers.bacnet.plugin import open_bacnet_bus
 
     async def sink(event: Event) -> None:
@@ -123,7 +132,10 @@ async def test_units_mismatch_marks_uncertain() -> None:
         spec = resolved_device("ahu", bus, 2005, wrong, address=sim.address(2005))
         async with _open(bus, [spec]) as drivers:
             readings = await _read_all(drivers["ahu"])
-            assert readings["sa-t"].quality is Quality.UNCERTAIN and readings["sa-t"].reason is Reason.CONFIG_ERROR
+            assert (
+                readings["sa-t"].quality is Quality.UNCERTAIN
+                and readings["sa-t"].reason is Reason.CONFIG_ERROR
+            )
             assert readings["ra-t"].quality is Quality.GOOD
 
 
@@ -156,7 +168,13 @@ async def test_cov_values_arrive_without_polling_and_subscription_renews() -> No
     async with BacnetSimulator([SimSpec(2007, ahu, refuse_cov=("analog-input,5",))], tick_s=3600) as sim:
         bus = _bus()
         spec = resolved_device(
-            "ahu", bus, 2007, points, address=sim.address(2007), cov="unconfirmed", cov_lifetime_s=2,
+            "ahu",
+            bus,
+            2007,
+            points,
+            address=sim.address(2007),
+            cov="unconfirmed",
+            cov_lifetime_s=2,
             report=ReportPolicy(deadband_abs=0.5),
         )
         async with _open(bus, [spec]) as drivers:
@@ -187,11 +205,15 @@ async def test_cov_values_arrive_without_polling_and_subscription_renews() -> No
                 renewals = sub.renewals
                 await _until(lambda: sub.renewals >= renewals + 2, "two renewals")
                 sim.set(2007, "analog-input,1", 11.0)
-                await _until(lambda: any(r.key == "sa-t" and r.value == 11.0 for r in got), "a COV value after renewal")
+                await _until(
+                    lambda: any(r.key == "sa-t" and r.value == 11.0 for r in got), "a COV value after renewal"
+                )
                 # the device restarts: the gateway resubscribes
                 await sim.restart(2007)
                 sim.set(2007, "analog-input,1", 12.5)
-                await _until(lambda: any(r.key == "sa-t" and r.value == 12.5 for r in got), "a COV value after restart")
+                await _until(
+                    lambda: any(r.key == "sa-t" and r.value == 12.5 for r in got), "a COV value after restart"
+                )
             finally:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -245,7 +267,9 @@ async def test_garbage_datagrams_never_stop_the_driver() -> None:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                 for n in range(400):
                     size = rng.randrange(0, 80)
-                    payload = os.urandom(size) if n % 2 else bytes([0x81, rng.randrange(0, 13)]) + os.urandom(size)
+                    payload = (
+                        os.urandom(size) if n % 2 else bytes([0x81, rng.randrange(0, 13)]) + os.urandom(size)
+                    )
                     s.sendto(payload, (target[0], int(target[1])))
             await asyncio.sleep(0.2)
             readings = await _read_all(device)
