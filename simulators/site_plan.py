@@ -91,13 +91,13 @@ def read_site_plan(path: Path, *, lively: bool = True) -> SitePlan:
             # Without a profile there is no family, so nothing to simulate it with.
             skipped.append(device_id)
             continue
-        if profile_id not in profiles:
-            profiles[profile_id] = load_profile_file(find_profile(str(profile_id), dirs))
-        profile = apply_patches(profiles[profile_id], list(dev.get("points") or ()))
         bus_type = str(bus.get("type"))
         if bus_type not in _MODBUS_BUSES:
             skipped.append(device_id)  # served by its own protocol's simulator
             continue
+        if profile_id not in profiles:
+            profiles[profile_id] = load_profile_file(find_profile(str(profile_id), dirs))
+        profile = apply_patches(profiles[profile_id], list(dev.get("points") or ()))
         endpoint: tuple[str, int] | str
         if bus_type == "modbus_tcp":
             endpoint = (str(dev.get("host") or bus["host"]), int(dev.get("port") or bus.get("port", 502)))
