@@ -3,6 +3,9 @@
 msgpack map, keys in this order: ``v`` (1), ``lane``, ``acked`` (highest contiguous sequence
 stored, 0 = none), ``missing`` (``[[from, to], ...]`` inclusive ranges above ``acked`` that central
 lacks), ``ts`` (central's wall clock, float seconds). See docs/protocol.md.
+
+On the wire this map travels only inside central's signed downlink message
+(``cloud_sync.downlink``): a gateway never acts on a bare ack.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import msgpack
 
 from cloud_sync.errors import EnvelopeError
 from cloud_sync.ports import Lane
+from cloud_sync.wire import Limits, bounded_unpackb
 
 __all__ = ["ACK_VERSION", "MAX_ACK_BYTES", "MAX_MISSING_RANGES", "AckMessage", "decode_ack", "encode_ack"]
 
@@ -23,6 +27,8 @@ MAX_ACK_BYTES: Final = 64 * 1024
 MAX_MISSING_RANGES: Final = 256
 _KEYS: Final = ("v", "lane", "acked", "missing", "ts")
 _MAX_UINT64: Final = 2**64 - 1
+# No container or string in a valid ack is larger than these, so nothing bigger is ever built.
+_LIMITS: Final = Limits(array=MAX_MISSING_RANGES, map=len(_KEYS), str=16, bin=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +60,7 @@ def _uint(value: Any) -> bool:
 def decode_ack(payload: bytes) -> AckMessage:
     if len(payload) > MAX_ACK_BYTES:
         raise EnvelopeError("ack message too large", reason="too_large")
-    try:
-        obj = msgpack.unpackb(payload, raw=False, strict_map_key=True)
-    except (ValueError, TypeError, msgpack.UnpackException) as exc:
-        raise EnvelopeError(f"ack is not one msgpack object: {exc}") from exc
+    obj = bounded_unpackb(payload, _LIMITS, "ack")
     if not isinstance(obj, dict) or set(obj) != set(_KEYS):
         raise EnvelopeError(f"ack must be a map with keys {list(_KEYS)}")
     if obj["v"] != ACK_VERSION or type(obj["v"]) is not int:

@@ -8,6 +8,8 @@ Everything lives under one directory (``PkiLayout``)::
     DIR/broker/passwd                        Mosquitto password file (``$7$`` PBKDF2-SHA512 lines)
     DIR/clients/<name>/client.crt  client.key  password
                                              one folder per gateway id, plus ``central``
+    DIR/central-signing.key  .pub            central's Ed25519 key that signs acks; gateways
+                                             pin the .pub (``uplink.central_key``)
 
 Keys are ECDSA P-256: Mosquitto 2.0.11 on OpenSSL accepts them for both the server and client
 side, and they are much cheaper to create than RSA. Ed25519 X.509 certificates are *not* used
@@ -104,6 +106,16 @@ class PkiLayout:
 
     def client_dir(self, name: str) -> Path:
         return self.root / "clients" / name
+
+    @property
+    def central_signing_key(self) -> Path:
+        """Central's Ed25519 key for signing acks (stays with central, 0600)."""
+        return self.root / "central-signing.key"
+
+    @property
+    def central_signing_pub(self) -> Path:
+        """Its public key, which every gateway pins (``uplink.central_key``)."""
+        return self.root / "central-signing.pub"
 
 
 @dataclass(frozen=True, slots=True)

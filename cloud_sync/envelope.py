@@ -32,10 +32,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cloud_sync.ack import AckMessage, decode_ack, encode_ack
 from cloud_sync.errors import EnvelopeError, SignatureError
 from cloud_sync.ports import EventRow, Lane, Sealer, TelemetryRow
+from cloud_sync.wire import Limits, bounded_unpackb, scalar_map, split_signed
 
 __all__ = [
     "CODEC_ZSTD",
+    "CONTAINERS_PER_RECORD",
     "MAGIC",
+    "MAX_EVENT_MAP_ENTRIES",
     "MAX_PAYLOAD_BYTES",
     "MAX_RECORDS",
     "MAX_RECORDS_BYTES",
@@ -71,6 +74,15 @@ _EVENT_KEYS: Final = ("k", "src", "t", "d")
 _GATEWAY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _KEY_ID = re.compile(r"[0-9a-f]{16}")
 _MAX_UINT64: Final = 2**64 - 1
+# Entries of one map inside event data (docs/protocol.md §2.5).
+MAX_EVENT_MAP_ENTRIES: Final = 4096
+# Maps and arrays the records may hold in all: the columns, plus event data (docs/protocol.md §2.5).
+CONTAINERS_PER_RECORD: Final = 16
+_CONTAINERS_BASE: Final = 64
+# Even after the signature has verified, no column may be longer than n allows and no map
+# larger than event data allows, so a gateway's bug cannot make central build millions of
+# objects out of a few MiB (an empty map is one byte on the wire, 64 in memory).
+_RECORD_LIMITS: Final = Limits(array=MAX_RECORDS, map=MAX_EVENT_MAP_ENTRIES, str=MAX_RECORDS_BYTES, bin=0)
 
 
 def valid_gateway_id(gateway_id: str) -> bool:
@@ -240,14 +252,6 @@ def make_sealer(gateway_id: str, key_id: str, private_key: Ed25519PrivateKey) ->
 # --- decoding -------------------------------------------------------------------------------
 
 
-def _unpack(data: bytes, what: str) -> Any:
-    try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
-    except (ValueError, TypeError, msgpack.UnpackException) as exc:
-        # ExtraData, FormatError, StackError and "incomplete input" all land here.
-        raise EnvelopeError(f"{what} is not one msgpack object: {exc}", reason="malformed") from exc
-
-
 def _want(cond: bool, message: str) -> None:
     if not cond:
         raise EnvelopeError(message, reason="malformed")
@@ -258,18 +262,15 @@ def _is_uint(value: Any) -> bool:
 
 
 def decode_header(payload: bytes) -> EnvelopeHeader:
-    """Parse the outer array and the signed header; the records stay compressed."""
+    """Parse the outer array and the signed header; the records stay compressed.
+
+    Both layers are read without building containers (``cloud_sync.wire``): this runs on
+    unauthenticated bytes, so a payload of nested maps costs nothing beyond its own size.
+    """
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise EnvelopeError(f"payload of {len(payload)} bytes exceeds the limit", reason="too_large")
-    outer = _unpack(payload, "envelope")
-    _want(isinstance(outer, list) and len(outer) == 3, "envelope is not a 3-element array")
-    magic, signed_bytes, signature = outer
-    _want(magic == MAGIC, f"unknown envelope magic {magic!r}")
-    _want(isinstance(signed_bytes, bytes), "signed part is not bin")
-    _want(isinstance(signature, bytes) and len(signature) == SIGNATURE_BYTES, "signature is not 64 bytes")
-    header = _unpack(signed_bytes, "signed part")
-    _want(isinstance(header, dict), "signed part is not a map")
-    _want(tuple(header) == _HEADER_KEYS, f"signed part keys {list(header)} != {list(_HEADER_KEYS)}")
+    signed_bytes, signature = split_signed(payload, MAGIC)
+    header = scalar_map(signed_bytes, _HEADER_KEYS, "signed part")
     version = header["v"]
     if version != VERSION or type(version) is not int:
         raise EnvelopeError(f"unsupported envelope version {version!r}", reason="unsupported_version")
@@ -328,7 +329,9 @@ def _decompress(blob: bytes) -> bytes:
 
 
 def _columns(raw: bytes, keys: tuple[str, ...], n: int) -> dict[str, Any]:
-    columns: dict[str, Any] = _unpack(raw, "records")
+    columns: dict[str, Any] = bounded_unpackb(
+        raw, _RECORD_LIMITS, "records", max_containers=CONTAINERS_PER_RECORD * n + _CONTAINERS_BASE
+    )
     _want(isinstance(columns, dict) and tuple(columns) == keys, f"records keys must be {list(keys)}")
     for key in keys:
         col = columns[key]

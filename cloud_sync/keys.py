@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 import structlog
@@ -18,10 +19,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cloud_sync.errors import KeyFileError
 
 __all__ = [
+    "ensure_signing_key",
     "generate_private_key",
     "key_id",
     "load_private_key",
     "load_public_key",
+    "load_public_keys",
     "parse_public_key",
     "public_key_pem",
     "raw_public_key",
@@ -104,3 +107,35 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot read public key: {exc.strerror}") from exc
     return parse_public_key(data, origin=str(path))
+
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", re.DOTALL)
+
+
+def load_public_keys(path: Path) -> dict[str, Ed25519PublicKey]:
+    """Every PEM public key in ``path`` (one or more blocks, e.g. during a rotation), by key id."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot read public key: {exc.strerror}") from exc
+    blocks = _PEM_BLOCK.findall(data)
+    if not blocks:
+        raise KeyFileError(f"{path}: no PEM public key in the file")
+    keys = [parse_public_key(block, origin=f"{path} (key {i + 1})") for i, block in enumerate(blocks)]
+    return {key_id(k): k for k in keys}
+
+
+def ensure_signing_key(key_path: Path, pub_path: Path) -> tuple[Ed25519PrivateKey, bool]:
+    """Load the key at ``key_path``, or make it if absent; (re)write its public key. (key, created)
+
+    An existing key is never replaced: everything that pinned or enrolled its public key would
+    stop trusting the messages it signs.
+    """
+    created = not key_path.exists()
+    if created:
+        key = generate_private_key()
+        save_private_key(key, key_path)
+    else:
+        key = load_private_key(key_path)
+    save_public_key(key.public_key(), pub_path)
+    return key, created

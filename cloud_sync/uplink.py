@@ -7,7 +7,13 @@
         uplink.status()   # for the dashboard / health view
 
 Topics (docs/protocol.md): ``gh/v1/{gw}/up/{lane}`` (batches, QoS 1), ``gh/v1/{gw}/state``
-(retained JSON, Last Will ``offline``), ``gh/v1/{gw}/ack`` (central's msgpack acks).
+(retained JSON, Last Will ``offline``), ``gh/v1/{gw}/ack`` (central's signed acks).
+
+Acks are trusted only when signed by a pinned central key (``central_key``), addressed to this
+gateway and newer than the last one accepted for their lane (``cloud_sync.downlink``). Anything
+else on the ack topic (unsigned, forged, replayed, for another gateway) deletes nothing: it is
+counted per reason (``status()["rejected_acks"]``), logged once per burst and reported as a
+``system.ack_rejected`` event through ``on_event``; the batches stay and are resent as usual.
 
 Sending order, each time there is room: the event lane first (sealing LIVE, then BACKLOG rows),
 then one telemetry batch (LIVE before BACKLOG), then events again — so an alarm raised during a
@@ -17,7 +23,10 @@ outbox only when central's ack covers it; it is resent byte-identical after ``ac
 when central lists it as missing, and after every reconnect. A publish the broker refuses with a
 failure reason code (e.g. 0x87, the ACL) is recorded as an error and is not counted as delivered.
 
-Reconnects use capped exponential backoff with full jitter; TLS is always on and verified.
+Reconnects use exponential backoff with full jitter, capped low (``backoff_max_s``, a few
+seconds) while the broker is unreachable so that alarms flow soon after it returns, and high
+(``backoff_refused_max_s``) only after repeated refusals (``uplink_schedule.ReconnectPolicy``).
+TLS is always on and verified.
 The bookkeeping lives in ``cloud_sync.uplink_schedule`` (pure), the paho wrapper in
 ``cloud_sync.mqtt_client``.
 """
@@ -28,19 +37,22 @@ import asyncio
 import json
 import random
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from cloud_sync.ack import decode_ack
+from cloud_sync.downlink import REASONS, Freshness, verify_ack
 from cloud_sync.envelope import make_sealer, valid_gateway_id
 from cloud_sync.errors import EnvelopeError
-from cloud_sync.keys import key_id, load_private_key
+from cloud_sync.keys import key_id, load_private_key, load_public_keys
 from cloud_sync.mqtt_client import (
     IncomingMessage,
+    MqttConnectError,
     MqttDisconnected,
     MqttError,
     MqttSession,
@@ -49,14 +61,19 @@ from cloud_sync.mqtt_client import (
     Will,
 )
 from cloud_sync.ports import BatchStore, Lane, SealedBatch, Sealer, SealMode
-from cloud_sync.uplink_schedule import SEND_ORDER, Clock, LaneSchedule, backoff_delay_s
+from cloud_sync.uplink_schedule import SEND_ORDER, Clock, LaneSchedule, ReconnectPolicy
 
-__all__ = ["Uplink", "UplinkConfig", "topics"]
+__all__ = ["EventSink", "Uplink", "UplinkConfig", "topics"]
 
 _LOG = structlog.get_logger(__name__)
 
 # A session that lasted this long resets the reconnect backoff.
 _STABLE_SESSION_S = 10.0
+# Rejected acks closer together than this are one burst: one warning and one event per burst.
+_ACK_BURST_QUIET_S = 60.0
+
+# (kind, source, data) → the daemon's event lane (edge.uplink_wiring passes the outbox's).
+EventSink = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 
 
 class UplinkConfig(BaseModel):
@@ -72,6 +89,8 @@ class UplinkConfig(BaseModel):
     password: SecretStr | None = None
     password_file: Path | None = None
     signing_key: Path
+    # Central's Ed25519 public key(s), PEM (several blocks during a rotation): acks must verify.
+    central_key: Path
     topic_prefix: str = "gh/v1"
     batch_max_records: int = Field(default=5000, ge=1, le=100_000)
     inflight_window: int = Field(default=32, ge=1, le=1000)  # batches per lane
@@ -81,7 +100,9 @@ class UplinkConfig(BaseModel):
     idle_poll_s: float = Field(default=0.2, gt=0)
     live_probe_interval_s: float = Field(default=0.5, ge=0)
     backoff_initial_s: float = Field(default=0.5, gt=0)
-    backoff_max_s: float = Field(default=30.0, gt=0)
+    backoff_max_s: float = Field(default=4.0, gt=0)  # while the broker is unreachable
+    backoff_refused_max_s: float = Field(default=60.0, gt=0)  # after repeated refusals
+    backoff_slow_after: int = Field(default=5, ge=1)  # consecutive refusals before the slow cap
     keepalive_s: int = Field(default=30, ge=5)
     connect_timeout_s: float = Field(default=15.0, gt=0)
 
@@ -133,12 +154,24 @@ class Uplink:
         clock: Clock | None = None,
         sealer: Sealer | None = None,
         rng: random.Random | None = None,
+        on_event: EventSink | None = None,
     ) -> None:
         self._config = config
         self._store = store
         self._clock: Clock = clock or _SystemClock()
         self._sealer = sealer
         self._rng = rng or random.Random()
+        self._on_event = on_event
+        self._central_keys: dict[str, Ed25519PublicKey] = {}
+        self._freshness = Freshness()
+        self._rejected_acks = dict.fromkeys(REASONS, 0)
+        self._ack_burst: tuple[float, int] | None = None  # (last rejection, count in the burst)
+        self._reconnect = ReconnectPolicy(
+            initial_s=config.backoff_initial_s,
+            max_s=config.backoff_max_s,
+            refused_max_s=config.backoff_refused_max_s,
+            slow_after=config.backoff_slow_after,
+        )
         self._topics = topics(config)
         self._lanes = {
             lane: LaneSchedule(
@@ -174,6 +207,8 @@ class Uplink:
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def __aenter__(self) -> Self:
+        # Before anything connects: without central's key no ack could ever be trusted.
+        self._central_keys = load_public_keys(self._config.central_key)
         if self._sealer is None:
             key = load_private_key(self._config.signing_key)
             self._sealer = make_sealer(self._config.gateway_id, key_id(key.public_key()), key)
@@ -216,6 +251,8 @@ class Uplink:
             "counters": dict(self._counters),
             "last_error": self._last_error,
             "last_refusal": self._last_refusal,
+            "rejected_acks": {k: v for k, v in self._rejected_acks.items() if v},
+            "central_keys": sorted(self._central_keys),
         }
 
     # -- connection loop ---------------------------------------------------------------------
@@ -241,19 +278,9 @@ class Uplink:
             max_inflight=2 * cfg.inflight_window + 4,
         )
 
-    def _backoff_s(self, attempt: int) -> float:
-        return backoff_delay_s(
-            attempt,
-            initial_s=self._config.backoff_initial_s,
-            max_s=self._config.backoff_max_s,
-            jitter=self._rng.random(),
-        )
-
     async def _run(self) -> None:
-        # Consecutive connections that failed or did not last: a session that dies at once
-        # (a duplicate client id kicking us, a broker that drops us after CONNACK) must back off
-        # like a refused connect, not reconnect in a tight loop.
-        attempt = 0
+        # A session that dies at once (a duplicate client id kicking us, a broker that drops us
+        # after CONNACK) backs off like a failed connect, not reconnect in a tight loop.
         while not self._stopping.is_set():
             will = Will(self._topics.state, json.dumps({"state": "offline"}).encode())
             try:
@@ -261,9 +288,9 @@ class Uplink:
             except (MqttError, OSError) as exc:
                 self._counters["connect_failures"] += 1
                 self._last_error = f"connect: {exc}"
-                delay_s = self._backoff_s(attempt)
+                code = exc.reason_code if isinstance(exc, MqttConnectError) else None
+                delay_s = self._reconnect.connect_failed(reason_code=code, jitter=self._rng.random())
                 _LOG.warning("uplink.connect_failed", error=str(exc), retry_in_s=round(delay_s, 2))
-                attempt += 1
                 await self._sleep_unless_stopping(delay_s)
                 continue
             opened_at = self._clock.monotonic()
@@ -282,10 +309,12 @@ class Uplink:
                 break
             self._counters["disconnects"] += 1
             lasted_s = self._clock.monotonic() - opened_at
-            attempt = 0 if lasted_s >= _STABLE_SESSION_S else attempt + 1
             # Even after a good session pause a little (jittered): the broker may be restarting,
             # and a fleet of gateways should not come back in step.
-            await self._sleep_unless_stopping(self._backoff_s(attempt))
+            delay_s = self._reconnect.session_ended(
+                stable=lasted_s >= _STABLE_SESSION_S, jitter=self._rng.random()
+            )
+            await self._sleep_unless_stopping(delay_s)
 
     async def _sleep_unless_stopping(self, delay_s: float) -> None:
         try:
@@ -361,11 +390,13 @@ class Uplink:
         if message.topic != self._topics.ack:
             return
         try:
-            ack = decode_ack(message.payload)
+            signed = verify_ack(message.payload, keys=self._central_keys, gateway_id=self._config.gateway_id)
+            self._freshness.check(signed)
         except EnvelopeError as exc:
-            self._counters["bad_acks"] += 1
-            _LOG.warning("uplink.bad_ack", error=str(exc))
+            await self._reject_ack(exc, len(message.payload))
             return
+        self._freshness.accept(signed)
+        ack = signed.ack
         self._counters["acks"] += 1
         self._last_ack_wall[ack.lane] = self._clock.wall()
         sched = self._lanes[ack.lane]
@@ -377,6 +408,34 @@ class Uplink:
                 await self._advance_seq(ack.lane, ack.acked)
         if outcome.resend:
             await self._resend(session, ack.lane, outcome.resend)
+
+    async def _reject_ack(self, exc: EnvelopeError, size: int) -> None:
+        """Ignore it, count it; warn and report an event once per burst (a flood stays cheap)."""
+        reason = exc.reason if exc.reason in self._rejected_acks else "malformed"
+        self._rejected_acks[reason] += 1
+        self._counters["bad_acks"] += 1
+        if reason == "stale":
+            # A replay of something central really signed: harmless, worth a note, not an alarm.
+            _LOG.debug("uplink.ack_replayed", error=str(exc))
+            return
+        now = self._clock.monotonic()
+        burst = self._ack_burst
+        if burst is not None and now - burst[0] < _ACK_BURST_QUIET_S:
+            self._ack_burst = (now, burst[1] + 1)
+            return
+        previous = burst[1] if burst is not None else 0
+        self._ack_burst = (now, 1)
+        _LOG.warning(
+            "uplink.ack_rejected",
+            reason=reason,
+            error=str(exc),
+            size=size,
+            previous_burst=previous,
+            rejected=dict(self._rejected_acks),
+        )
+        if self._on_event is not None:
+            data = {"reason": reason, "detail": str(exc)[:200], "size": size, "topic": self._topics.ack}
+            await self._on_event("system.ack_rejected", "uplink", data)
 
     async def _advance_seq(self, lane: Lane, acked: int) -> None:
         """Central has seen sequence numbers this gateway has not sent in this run (its outbox

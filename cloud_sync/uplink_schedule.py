@@ -20,7 +20,15 @@ from typing import Protocol
 
 from cloud_sync.ports import Lane
 
-__all__ = ["SEND_ORDER", "AckOutcome", "Clock", "LaneSchedule", "backoff_delay_s"]
+__all__ = [
+    "BUSY_REASON_CODES",
+    "SEND_ORDER",
+    "AckOutcome",
+    "Clock",
+    "LaneSchedule",
+    "ReconnectPolicy",
+    "backoff_delay_s",
+]
 
 # Events first, then telemetry (within telemetry: live before backlog, decided at seal time).
 SEND_ORDER: tuple[Lane, ...] = (Lane.EVENT, Lane.TELEMETRY)
@@ -140,3 +148,52 @@ def backoff_delay_s(attempt: int, *, initial_s: float, max_s: float, jitter: flo
         raise ValueError("attempt counts from 0")
     ceiling = min(max_s, initial_s * float(2 ** min(attempt, 30)))
     return max(initial_s / 10, ceiling * jitter)
+
+
+# CONNACK reason codes by which a broker says it is overloaded: back off slowly at once.
+# 0x88 server unavailable, 0x89 server busy, 0x97 quota exceeded, 0x9F connection rate exceeded.
+BUSY_REASON_CODES: frozenset[int] = frozenset({0x88, 0x89, 0x97, 0x9F})
+
+
+@dataclass(slots=True)
+class ReconnectPolicy:
+    """How long to wait before the next connection attempt. Pure: jitter is passed in.
+
+    Two caps. While the broker is unreachable (TCP refused, timeouts, a session that dropped)
+    reconnecting is cheap for it, and what matters is to be back within a few seconds of its
+    return, so delays stay under ``max_s`` (full jitter spreads a fleet over that interval).
+    When the broker answers but refuses us (bad credentials, not authorised, a banned client id)
+    retrying soon will not help and costs it a password hash each time: after
+    ``slow_after`` consecutive refusals the cap becomes ``refused_max_s``. A broker that says
+    it is busy gets the slow cap at once.
+    """
+
+    initial_s: float = 0.5
+    max_s: float = 4.0
+    refused_max_s: float = 60.0
+    slow_after: int = 5
+    attempt: int = 0
+    refusals: int = 0
+
+    def _delay(self, jitter: float) -> float:
+        cap = self.refused_max_s if self.refusals >= self.slow_after else self.max_s
+        delay = backoff_delay_s(self.attempt, initial_s=self.initial_s, max_s=cap, jitter=jitter)
+        self.attempt += 1
+        return delay
+
+    def connect_failed(self, *, reason_code: int | None, jitter: float) -> float:
+        """A connection attempt failed; ``reason_code`` is the CONNACK's when the broker refused."""
+        if reason_code is None:
+            self.refusals = 0  # unreachable, not refusing: the fast cap applies
+        elif reason_code in BUSY_REASON_CODES:
+            self.refusals = max(self.refusals + 1, self.slow_after)
+        else:
+            self.refusals += 1
+        return self._delay(jitter)
+
+    def session_ended(self, *, stable: bool, jitter: float) -> float:
+        """A session ended; a stable one (it lasted) starts the backoff afresh."""
+        self.refusals = 0
+        if stable:
+            self.attempt = 0
+        return self._delay(jitter)

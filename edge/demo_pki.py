@@ -2,7 +2,8 @@
 
 The first run does what ``gatehouse certs init``, ``certs central`` and ``certs gateway`` do: a
 private CA, the broker's certificate, a client certificate and broker password for central and
-for the gateway, and the gateway's Ed25519 signing key. Later runs load the same files, so the
+for the gateway, the gateway's Ed25519 signing key and central's Ed25519 ack-signing key (whose
+public half the gateway pins). Later runs load the same files, so the
 gateway's sequence numbers, central's enrolment and the broker's persistent sessions all stay
 valid across restarts. Only what is missing (or a certificate about to expire) is made again.
 """
@@ -30,7 +31,14 @@ from cloud_sync.certs import (
     set_password,
     validate_client_name,
 )
-from cloud_sync.keys import generate_private_key, key_id, load_private_key, save_private_key, save_public_key
+from cloud_sync.keys import (
+    ensure_signing_key,
+    generate_private_key,
+    key_id,
+    load_private_key,
+    save_private_key,
+    save_public_key,
+)
 
 __all__ = ["ClientFiles", "DemoCredentials", "ensure_api_token", "ensure_credentials"]
 
@@ -56,6 +64,8 @@ class DemoCredentials:
     signing_key: Path
     signing_pub: Path
     key_id: str
+    central_signing_key: Path  # central signs acks with it
+    central_signing_pub: Path  # the gateway pins it (uplink.central_key)
     created: tuple[str, ...]  # what this run made (empty: everything was reused)
 
 
@@ -118,6 +128,9 @@ def ensure_credentials(pki_dir: Path, gateway_id: str, *, now: dt.datetime | Non
         created.append("gateway signing key")
     # Always rewritten from the private key, so central enrols exactly the key the gateway signs with.
     save_public_key(private.public_key(), signing_pub)
+    _central_key, central_created = ensure_signing_key(layout.central_signing_key, layout.central_signing_pub)
+    if central_created:
+        created.append("central signing key")
     _LOG.debug("demo credentials ready", created=created, pki=str(pki_dir))
     return DemoCredentials(
         layout=layout,
@@ -126,6 +139,8 @@ def ensure_credentials(pki_dir: Path, gateway_id: str, *, now: dt.datetime | Non
         signing_key=signing_key,
         signing_pub=signing_pub,
         key_id=key_id(private.public_key()),
+        central_signing_key=layout.central_signing_key,
+        central_signing_pub=layout.central_signing_pub,
         created=tuple(created),
     )
 

@@ -165,6 +165,7 @@ def write_derived_site(
         "username": creds.gateway.name,
         "password_file": rel(creds.gateway.password_file),
         "signing_key": rel(creds.signing_key),
+        "central_key": rel(creds.central_signing_pub),
     }
     data.pop("dashboard", None)
     if dashboard:
@@ -183,13 +184,15 @@ def write_derived_site(
 def write_central_yaml(
     paths: DemoPaths, ports: DemoPorts, creds: DemoCredentials, *, gateway_id: str, token: str
 ) -> Path:
-    """Central's configuration: the demo broker, the enrolled gateway key, the API token's digest."""
+    """Central's configuration: the demo broker, central's ack-signing key, the enrolled gateway
+    key, the API token's digest."""
 
     def rel(path: Path) -> str:
         return str(Path("..") / path.resolve().relative_to(paths.root.resolve()))
 
     config: Mapping[str, Any] = {
         "database": "central.db",
+        "signing_key": rel(creds.central_signing_key),
         "broker": {
             "host": "127.0.0.1",
             "port": ports.broker,

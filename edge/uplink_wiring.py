@@ -10,7 +10,11 @@ owns its meaning:
   relative file paths (CA, client certificate and key, password file, signing key) are taken from
   the site file's folder, like ``gateway.data_dir``;
 * :func:`enter_uplink` is the hook ``edge.app.Gateway`` calls: it enters the uplink into the
-  gateway's exit stack (so it stops before the outbox closes) and returns it.
+  gateway's exit stack (so it stops before the outbox closes) and returns it. Rejected acks
+  (forged, unsigned, replayed) become ``system.ack_rejected`` events in the outbox's event lane.
+
+``central_key`` is required: the gateway deletes a batch only on an ack signed by central, so
+without central's public key the uplink does not start (there is no unsigned mode).
 
 Example (``gatehouse certs gateway`` prints one)::
 
@@ -21,10 +25,12 @@ Example (``gatehouse certs gateway`` prints one)::
       username: gw-01
       password_file: pki/clients/gw-01/password
       signing_key: pki/clients/gw-01/signing.key
+      central_key: pki/central-signing.pub
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -33,19 +39,34 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
+from cloud_sync.errors import KeyFileError
+from cloud_sync.keys import load_public_keys
 from cloud_sync.ports import BatchStore
-from cloud_sync.uplink import Uplink, UplinkConfig
+from cloud_sync.uplink import EventSink, Uplink, UplinkConfig
 from edge.config.checks import Issue, issues_from_validation
 from edge.config.site import Site
 from edge.errors import ConfigError, ConfigProblem
+from edge.model import Event
 
 __all__ = ["FILE_KEYS", "check_uplink", "enter_uplink", "uplink_config"]
 
 _LOG = structlog.get_logger(__name__)
 
 # Keys naming files; relative values are relative to the site file's folder.
-FILE_KEYS: tuple[str, ...] = ("ca_file", "client_cert", "client_key", "password_file", "signing_key")
+FILE_KEYS: tuple[str, ...] = (
+    "ca_file",
+    "client_cert",
+    "client_key",
+    "password_file",
+    "signing_key",
+    "central_key",
+)
 _LOC = ("uplink",)
+_NO_CENTRAL_KEY = (
+    "required: the file with central's public signing key (PEM), e.g. pki/central-signing.pub "
+    "made by `gatehouse certs central`; the gateway deletes batches only on acks signed with it "
+    "(docs/operations.md, 'Central's signing key')"
+)
 
 
 def _with_defaults(raw: Mapping[str, Any], *, gateway_id: str, base_dir: Path) -> dict[str, Any]:
@@ -68,12 +89,22 @@ def check_uplink(raw: Any, *, gateway_id: str, base_dir: Path) -> list[Issue]:
     try:
         config = UplinkConfig.model_validate(data)
     except ValidationError as exc:
-        return issues_from_validation(exc, data, UplinkConfig, prefix=_LOC)
-    issues: list[Issue] = []
+        issues = issues_from_validation(exc, data, UplinkConfig, prefix=_LOC)
+        if "central_key" not in data:
+            # Say what the missing setting is and where it comes from, not only "required".
+            issues = [i for i in issues if i.loc != (*_LOC, "central_key")]
+            issues.append(Issue((*_LOC, "central_key"), _NO_CENTRAL_KEY))
+        return issues
+    issues = []
     for key in FILE_KEYS:
         path = getattr(config, key)
         if path is not None and not Path(path).is_file():
             issues.append(Issue((*_LOC, key), f"file {path} does not exist"))
+    if Path(config.central_key).is_file():
+        try:
+            load_public_keys(config.central_key)
+        except KeyFileError as exc:
+            issues.append(Issue((*_LOC, "central_key"), f"{exc} (an Ed25519 public key in PEM is expected)"))
     return issues
 
 
@@ -103,11 +134,24 @@ async def enter_uplink(
 ) -> Uplink:
     """Start the uplink for ``site``; it runs until ``stack`` closes."""
     config = uplink_config(raw, site)
-    uplink = await stack.enter_async_context(Uplink(config, store=store))
+    uplink = await stack.enter_async_context(Uplink(config, store=store, on_event=_event_sink(store)))
     _LOG.info(
         "uplink started",
         gateway=config.gateway_id,
         broker=f"{config.broker_host}:{config.broker_port}",
         auth="certificate" if config.client_cert is not None else "password",
+        central_keys=uplink.status()["central_keys"],
     )
     return uplink
+
+
+def _event_sink(store: BatchStore) -> EventSink | None:
+    """The outbox's event lane, when the store has one (``edge.outbox.Outbox.put_event``)."""
+    put_event = getattr(store, "put_event", None)
+    if put_event is None:
+        return None
+
+    async def sink(kind: str, source: str, data: dict[str, Any]) -> None:
+        await put_event(Event(kind=kind, source=source, ts=time.time(), data=data))
+
+    return sink

@@ -1,9 +1,18 @@
 """Central's REST API (FastAPI): read what the gateways sent, audit rejections, ingest over HTTPS.
 
 Every route under ``/api/v1`` needs ``Authorization: Bearer <token>``; tokens are kept as SHA-256
-digests and compared in constant time. ``/openapi.json`` and ``/docs`` are open so that a client
-developer can read the contract. Handlers that touch SQLite are plain ``def`` (FastAPI runs them in
-its thread pool) or hand the work to a thread, so the event loop never waits on the database.
+digests and compared in constant time, and each carries scopes: ``read`` for the GET routes,
+``ingest`` for the HTTPS POST (optionally limited to some gateway ids), ``admin`` for the audit.
+``/openapi.json`` and ``/docs`` are open so that a client developer can read the contract.
+
+Request bodies are limited before anything reads them (:class:`BodyLimit`): 8 MiB on the ingest
+route (the protocol's payload limit), ``api.max_body_bytes`` elsewhere; a larger declared
+``Content-Length`` is answered 413 at once, unauthenticated or not, and a streamed body is cut
+off with 413 as soon as it passes the limit. Times in queries must be finite (``nan``/``inf``
+are 422). The msgpack ack of an HTTPS ingest is signed like an MQTT ack (``cloud_sync.downlink``).
+
+Handlers that touch SQLite are plain ``def`` (FastAPI runs them in its thread pool) or hand the
+work to a thread, so the event loop never waits on the database.
 """
 
 from __future__ import annotations
@@ -13,22 +22,23 @@ import hmac
 import json
 import math
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cloud_sync.ack import encode_ack
-from cloud_sync.central.config import ApiConfig
+from cloud_sync.central.config import ApiConfig, ApiToken
 from cloud_sync.central.ingest import Ingestor
 from cloud_sync.central.store import CentralStore
+from cloud_sync.downlink import DownlinkSigner
 from cloud_sync.envelope import MAX_PAYLOAD_BYTES
 from cloud_sync.ports import Lane
 
-__all__ = ["MSGPACK", "create_api"]
+__all__ = ["MSGPACK", "BodyLimit", "create_api"]
 
 _LOG = structlog.get_logger(__name__)
 
@@ -47,6 +57,49 @@ _REJECT_STATUS = {
 
 # Module level: with postponed annotations FastAPI resolves ``Depends(_BEARER)`` from globals.
 _BEARER = HTTPBearer(auto_error=False)
+_INGEST_PREFIX: Final = "/api/v1/ingest/"
+_TIME = "seconds since the epoch, finite"
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over the route's limit with 413, before parsing."""
+
+    def __init__(self, app: ASGIApp, *, ingest_max_bytes: int, other_max_bytes: int) -> None:
+        self.app = app
+        self.ingest_max_bytes = ingest_max_bytes
+        self.other_max_bytes = other_max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        limit = self.ingest_max_bytes if path.startswith(_INGEST_PREFIX) else self.other_max_bytes
+        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            status = 413 if declared.isdigit() else 400
+            await _reply(send, status, f"request body over {limit} bytes" if status == 413 else "bad length")
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # Raised inside the handler that reads the body: FastAPI answers 413.
+                    raise HTTPException(413, f"request body over {limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+async def _reply(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class LanePosition(BaseModel):
@@ -145,20 +198,35 @@ def create_api(
     ingestor: Ingestor,
     config: ApiConfig,
     *,
+    signer: DownlinkSigner,
     enrolled: Callable[[str], bool] = lambda _gw: True,
     enrolled_ids: Callable[[], list[str]] = list,
 ) -> FastAPI:
-    digests = [t.digest() for t in config.tokens]
+    tokens = [(t.digest(), t) for t in config.tokens]
 
     def require_token(
+        request: Request,
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
     ) -> None:
         if creds is not None and creds.scheme.lower() == "bearer":
             offered = hashlib.sha256(creds.credentials.encode("utf-8")).hexdigest()
             # Compare against every token so the time taken does not say which one nearly matched.
-            if sum(hmac.compare_digest(offered, d) for d in digests) > 0:
+            matches = [t for d, t in tokens if hmac.compare_digest(offered, d)]
+            if matches:
+                request.state.api_token = matches[0]
                 return
         raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+
+    def scope(name: str) -> Any:
+        def check(request: Request) -> ApiToken:
+            token: ApiToken = request.state.api_token
+            if name not in token.scopes:
+                raise HTTPException(403, f"this token lacks the {name!r} scope")
+            return token
+
+        return Depends(check)
+
+    read, admin, ingest_scope = [scope("read")], [scope("admin")], scope("ingest")
 
     app = FastAPI(
         title="Gatehouse central",
@@ -166,6 +234,8 @@ def create_api(
         description="Read gateway state, point values, history, events and the batch audit; "
         "ingest signed batches over HTTPS. Wire format: docs/protocol.md.",
     )
+    app.add_middleware(BodyLimit, ingest_max_bytes=MAX_PAYLOAD_BYTES, other_max_bytes=config.max_body_bytes)
+    # Router dependencies run before each route's own, so the scope checks see the token.
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
 
     def gateway_info(row: Any) -> GatewayInfo:
@@ -210,7 +280,7 @@ def create_api(
             "backlog": "{}",
         }
 
-    @api.get("/gateways", response_model=list[GatewayInfo])
+    @api.get("/gateways", response_model=list[GatewayInfo], dependencies=read)
     def list_gateways() -> list[GatewayInfo]:
         """Every gateway seen or enrolled (enrolled ones never heard from have no last_seen)."""
         with store.reader() as db:
@@ -219,7 +289,7 @@ def create_api(
             rows.setdefault(gw, unseen(gw))
         return [gateway_info(rows[gw]) for gw in sorted(rows)]
 
-    @api.get("/gateways/{gateway_id}", response_model=GatewayInfo)
+    @api.get("/gateways/{gateway_id}", response_model=GatewayInfo, dependencies=read)
     def get_gateway(gateway_id: str) -> GatewayInfo:
         with store.reader() as db:
             row = db.execute("SELECT * FROM gateways WHERE gateway_id=?", (gateway_id,)).fetchone()
@@ -229,7 +299,7 @@ def create_api(
             return gateway_info(unseen(gateway_id))
         return gateway_info(row)
 
-    @api.get("/points", response_model=list[PointValue])
+    @api.get("/points", response_model=list[PointValue], dependencies=read)
     def latest_points(
         gateway: str | None = None,
         prefix: str | None = None,
@@ -261,12 +331,14 @@ def create_api(
             for r in rows
         ]
 
-    @api.get("/points/{point_id:path}/history", response_model=History)
+    @api.get("/points/{point_id:path}/history", response_model=History, dependencies=read)
     def point_history(
         point_id: Annotated[str, Path()],
-        start: Annotated[float, Query(alias="from")],
-        end: Annotated[float, Query(alias="to")],
-        step: Annotated[float | None, Query(gt=0, description="bucket width, seconds")] = None,
+        start: Annotated[float, Query(alias="from", allow_inf_nan=False, description=_TIME)],
+        end: Annotated[float, Query(alias="to", allow_inf_nan=False, description=_TIME)],
+        step: Annotated[
+            float | None, Query(gt=0, allow_inf_nan=False, description="bucket width, seconds")
+        ] = None,
     ) -> History:
         if end <= start:
             raise HTTPException(422, "'to' must be after 'from'")
@@ -327,12 +399,12 @@ def create_api(
         ]
         return History(point_id=point_id, start=start, end=end, step_s=step, buckets=buckets)
 
-    @api.get("/events", response_model=list[EventOut])
+    @api.get("/events", response_model=list[EventOut], dependencies=read)
     def list_events(
         gateway: str | None = None,
         kind: str | None = None,
-        start: Annotated[float | None, Query(alias="from")] = None,
-        end: Annotated[float | None, Query(alias="to")] = None,
+        start: Annotated[float | None, Query(alias="from", allow_inf_nan=False, description=_TIME)] = None,
+        end: Annotated[float | None, Query(alias="to", allow_inf_nan=False, description=_TIME)] = None,
         limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
     ) -> list[EventOut]:
         sql = "SELECT * FROM events WHERE 1=1"
@@ -363,12 +435,13 @@ def create_api(
             for r in rows
         ]
 
-    @api.get("/audit/rejected", response_model=Audit)
+    @api.get("/audit/rejected", response_model=Audit, dependencies=admin)
     def audit_rejected(
         gateway: str | None = None,
         reason: str | None = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     ) -> Audit:
+        ingestor.flush_audit()  # what was rejected a moment ago is waiting in the buffer
         sql = "SELECT * FROM rejected WHERE 1=1"
         args: list[Any] = []
         if gateway is not None:
@@ -394,10 +467,15 @@ def create_api(
             413: {"description": "payload too large"},
         },
     )
-    async def ingest_batch(gateway_id: str, lane: str, request: Request) -> Response:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
-            raise HTTPException(413, "payload too large")
+    async def ingest_batch(
+        gateway_id: str,
+        lane: str,
+        request: Request,
+        # A default rather than Annotated: postponed annotations cannot see this local.
+        token: ApiToken = ingest_scope,
+    ) -> Response:
+        if token.gateways is not None and gateway_id not in token.gateways:
+            raise HTTPException(403, f"this token may not ingest for gateway {gateway_id[:64]!r}")
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
@@ -416,7 +494,8 @@ def create_api(
         headers = {"X-Gatehouse-Ingest": outcome.status}
         if "application/json" in request.headers.get("accept", ""):
             return Response(json.dumps(outcome.ack.to_wire()), media_type="application/json", headers=headers)
-        return Response(encode_ack(outcome.ack), media_type=MSGPACK, headers=headers)
+        signed = signer.sign_ack(outcome.gateway_id, outcome.ack)
+        return Response(signed, media_type=MSGPACK, headers=headers)
 
     app.include_router(api)
     return app

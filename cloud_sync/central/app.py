@@ -1,4 +1,8 @@
-"""``CentralService``: store + MQTT ingest + the HTTP(S) API, wired in one TaskGroup."""
+"""``CentralService``: store + MQTT ingest + the HTTP(S) API, wired in one TaskGroup.
+
+Central's signing key (``signing_key`` in central.yaml) is loaded here; every ack, over MQTT or
+as an HTTPS answer, is signed with it. A small task writes waiting audit rows every second.
+"""
 
 from __future__ import annotations
 
@@ -18,11 +22,15 @@ from cloud_sync.central.config import CentralConfig
 from cloud_sync.central.ingest import Ingestor, KeyRegistry
 from cloud_sync.central.mqtt import CentralMqtt
 from cloud_sync.central.store import CentralStore
-from cloud_sync.errors import ServiceStartError
+from cloud_sync.downlink import DownlinkSigner
+from cloud_sync.errors import CentralStoreError, ServiceStartError
+from cloud_sync.keys import load_private_key
 
 __all__ = ["CentralService"]
 
 _LOG = structlog.get_logger(__name__)
+
+_AUDIT_FLUSH_S = 1.0
 
 
 class _Server(uvicorn.Server):
@@ -41,6 +49,10 @@ class CentralService:
 
     def __init__(self, config: CentralConfig, *, clock: Callable[[], float] = time.time) -> None:
         self.config = config
+        # Loaded before the database opens: a missing key is a configuration error, not a crash later.
+        self.signer = DownlinkSigner(
+            load_private_key(config.signing_key), clock_us=lambda: time.time_ns() // 1000
+        )
         self.store = CentralStore(config.database)
         self.registry = KeyRegistry.from_config(config.gateways)
         self.ingestor = Ingestor(self.store, self.registry, clock=clock)
@@ -48,6 +60,7 @@ class CentralService:
             self.store,
             self.ingestor,
             config.api,
+            signer=self.signer,
             enrolled=self.registry.knows,
             enrolled_ids=lambda: self.registry.gateway_ids,
         )
@@ -103,12 +116,13 @@ class CentralService:
         await self._tg.__aenter__()
         try:
             if self.config.broker is not None:
-                self.mqtt = CentralMqtt(self.config.broker, self.ingestor)
+                self.mqtt = CentralMqtt(self.config.broker, self.ingestor, self.signer)
                 await self.mqtt.__aenter__()
                 self._tasks.append(self._tg.create_task(self.mqtt.run(), name="central-mqtt-ingest"))
             self._tasks.append(
                 self._tg.create_task(self._server.serve(sockets=[self._socket]), name="central-api")
             )
+            self._tasks.append(self._tg.create_task(self._flush_audit_forever(), name="central-audit"))
             # No need to wait for uvicorn's start-up: the socket is already listening, so early
             # connections wait in the backlog until uvicorn accepts them.
         except BaseException as exc:
@@ -116,6 +130,15 @@ class CentralService:
             raise
         _LOG.info("central running", api=f"{api.host}:{self.api_port}", mqtt=self.mqtt is not None)
         return self
+
+    async def _flush_audit_forever(self) -> None:
+        while True:
+            await asyncio.sleep(_AUDIT_FLUSH_S)
+            try:
+                await asyncio.to_thread(self.ingestor.flush_audit)
+            except CentralStoreError as exc:
+                # The rows stay buffered (bounded) and go with the next commit or flush.
+                _LOG.error("audit rows not written", error=str(exc))
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -126,10 +149,11 @@ class CentralService:
             if self.mqtt is not None:
                 await self.mqtt.__aexit__(exc_type, exc, tb)
             for task in self._tasks:
-                if task.get_name() == "central-mqtt-ingest":
+                if task.get_name() in ("central-mqtt-ingest", "central-audit"):
                     task.cancel()
             if self._tg is not None:
                 await self._tg.__aexit__(exc_type, exc, tb)
+            self.ingestor.flush_audit()
         finally:
             if self._socket is not None:
                 self._socket.close()

@@ -1,10 +1,15 @@
-"""``central.yaml``: pydantic models and the loader. Relative paths are relative to the file."""
+"""``central.yaml``: pydantic models and the loader. Relative paths are relative to the file.
+
+``signing_key`` is central's own Ed25519 private key (``gatehouse certs central`` makes it): every
+message central sends to a gateway (acks) is signed with it, and gateways pin its public key.
+API tokens carry scopes (``read``, ``ingest``, ``admin``); see :class:`ApiToken`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from ruamel.yaml import YAML
@@ -21,6 +26,7 @@ __all__ = [
     "CentralConfigError",
     "EnrolledGateway",
     "EnrolledKey",
+    "Scope",
     "TlsFiles",
     "load_central_config",
 ]
@@ -51,6 +57,8 @@ class BrokerConfig(_Model):
     client_id: str = "gatehouse-central"
     keepalive_s: int = Field(30, ge=5, le=3600)
     queue_size: int = Field(256, ge=1, le=100_000)
+    # The telemetry ingest queue is bounded by bytes too: 256 batches of 8 MiB would be 2 GiB.
+    queue_max_bytes: int = Field(64 * 1024 * 1024, ge=8 * 1024 * 1024)
     # paho's reconnect backoff doubles from 1 s up to this cap.
     reconnect_max_s: int = Field(30, ge=1, le=3600)
 
@@ -66,12 +74,24 @@ class BrokerConfig(_Model):
         return self.password
 
 
+Scope = Literal["read", "ingest", "admin"]
+# A token configured without scopes keeps what every token could do before scopes existed.
+_LEGACY_SCOPES: Final[tuple[Scope, ...]] = ("read", "ingest", "admin")
+
+
 class ApiToken(_Model):
-    """An API bearer token: ``sha256`` (hex of the token) in production, ``token`` for demos."""
+    """An API bearer token: ``sha256`` (hex of the token) in production, ``token`` for demos.
+
+    ``scopes``: ``read`` (gateways, points, history, events), ``ingest`` (HTTPS POST of batches),
+    ``admin`` (the rejection audit). ``gateways`` limits an ``ingest`` token to those gateway ids
+    (give every HTTPS gateway its own token). Without ``scopes`` a token has all three.
+    """
 
     name: str
     token: str | None = None
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    scopes: tuple[Scope, ...] = _LEGACY_SCOPES
+    gateways: tuple[str, ...] | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ApiToken:
@@ -92,6 +112,8 @@ class ApiConfig(_Model):
     tls: TlsFiles | None = None
     tokens: list[ApiToken] = Field(min_length=1)
     history_max_rows: int = Field(100_000, ge=100)
+    # Request bodies of every route but ingest (whose limit is the protocol's 8 MiB payload).
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
 
 
 class EnrolledKey(_Model):
@@ -120,6 +142,8 @@ class EnrolledGateway(_Model):
 
 class CentralConfig(_Model):
     database: Path
+    # Central's Ed25519 private key (PEM): signs every ack; gateways pin its public key.
+    signing_key: Path
     broker: BrokerConfig | None = None  # None: HTTPS POST ingest only
     api: ApiConfig
     gateways: list[EnrolledGateway] = Field(default_factory=list)

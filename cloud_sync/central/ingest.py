@@ -3,6 +3,12 @@
 No network here: the MQTT client and the REST API hand payloads in and publish or return the
 ``AckMessage`` that comes out. Order matters for safety: the cheap header is parsed first, the
 key looked up and the signature checked, and only a verified batch is decompressed and stored.
+
+Audit rows (rejections, duplicates) are not written one transaction each: they wait in a bounded
+buffer and go to the database with the next group's commit, or on :meth:`Ingestor.flush_audit`
+(MQTT calls it per group before its PUBACKs, the service every second, the audit route before it
+reads). A flood of garbage thus costs one fsync per group; beyond ``MAX_PENDING_AUDIT`` waiting
+rows, further rejections are counted (``audit_dropped``) but not itemised.
 """
 
 from __future__ import annotations
@@ -10,24 +16,30 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from cloud_sync.ack import AckMessage
 from cloud_sync.central.config import EnrolledGateway
-from cloud_sync.central.store import BatchMeta, CentralStore
+from cloud_sync.central.store import BatchMeta, CentralStore, Rejection
 from cloud_sync.envelope import decode_header, decode_records, valid_gateway_id, verify_envelope
 from cloud_sync.errors import EnvelopeError
 from cloud_sync.keys import key_id, load_public_key, parse_public_key
 from cloud_sync.ports import EventRow, Lane, TelemetryRow
 
-__all__ = ["IngestOutcome", "Ingestor", "KeyRegistry", "Prepared", "parse_uplink_topic"]
+__all__ = ["MAX_PENDING_AUDIT", "IngestOutcome", "Ingestor", "KeyRegistry", "Prepared", "parse_uplink_topic"]
 
 _LOG = structlog.get_logger(__name__)
+
+MAX_PENDING_AUDIT: Final = 10_000
+# A buffer this full, or this old, is written at the next commit even with nothing to store.
+_AUDIT_FLUSH_ROWS: Final = 256
+_AUDIT_FLUSH_S: Final = 1.0
 
 Status = Literal["stored", "duplicate", "rejected"]
 
@@ -89,10 +101,14 @@ Prepared = _Verified | IngestOutcome
 
 
 def parse_uplink_topic(topic: str) -> tuple[str, str] | None:
-    """``gh/v1/{gw}/up/{lane}`` → (gw, lane); None for any other topic."""
-    parts = topic.split("/")
-    if len(parts) == 5 and parts[0] == "gh" and parts[1] == "v1" and parts[3] == "up":
-        return parts[2], parts[4]
+    """``gh/v1/{gw}/up/{rest}`` → (gw, rest); None for topics outside any gateway's ``up/``.
+
+    ``rest`` is whatever follows ``up/`` (``""`` for ``gh/v1/{gw}/up`` itself, which ``up/#``
+    also matches); anything but ``event`` or ``telemetry`` is then rejected as ``bad_route``.
+    """
+    parts = topic.split("/", 4)
+    if len(parts) >= 4 and parts[0] == "gh" and parts[1] == "v1" and parts[3] == "up":
+        return parts[2], parts[4] if len(parts) == 5 else ""
     return None
 
 
@@ -101,13 +117,73 @@ class Ingestor:
         self._store = store
         self._registry = registry
         self._clock = clock
-        self.counters: dict[str, int] = {"stored": 0, "duplicate": 0, "rejected": 0, "records": 0}
+        self.counters: dict[str, int] = {
+            "stored": 0,
+            "duplicate": 0,
+            "rejected": 0,
+            "records": 0,
+            "audit_dropped": 0,
+        }
         # MQTT ingest runs the event and telemetry pipelines in two threads.
         self._counter_lock = threading.Lock()
+        self._audit: list[Rejection] = []
+        self._audit_since = 0.0  # monotonic time of the oldest waiting row
+        self._audit_lock = threading.Lock()
 
     def _count(self, name: str, amount: int = 1) -> None:
         with self._counter_lock:
             self.counters[name] += amount
+
+    # -- audit buffer ------------------------------------------------------------------------------
+
+    def _audit_later(self, row: Rejection) -> None:
+        with self._audit_lock:
+            if len(self._audit) >= MAX_PENDING_AUDIT:
+                dropped = True
+            else:
+                dropped = False
+                if not self._audit:
+                    self._audit_since = time.monotonic()
+                self._audit.append(row)
+        if dropped:
+            self._count("audit_dropped")
+
+    def _take_audit(self) -> list[Rejection]:
+        with self._audit_lock:
+            rows, self._audit = self._audit, []
+        return rows
+
+    def _requeue_audit(self, rows: list[Rejection]) -> None:
+        with self._audit_lock:
+            room = MAX_PENDING_AUDIT - len(self._audit)
+            self._audit[:0] = rows[:room]
+            lost = max(0, len(rows) - room)
+        if lost:
+            self._count("audit_dropped", lost)
+
+    def _audit_due(self) -> bool:
+        with self._audit_lock:
+            waiting = len(self._audit)
+            since = self._audit_since
+        return waiting >= _AUDIT_FLUSH_ROWS or (waiting > 0 and time.monotonic() - since >= _AUDIT_FLUSH_S)
+
+    @property
+    def audit_pending(self) -> int:
+        with self._audit_lock:
+            return len(self._audit)
+
+    def flush_audit(self) -> int:
+        """Write every waiting audit row in one transaction; returns how many."""
+        rows = self._take_audit()
+        if rows:
+            try:
+                self._store.record_rejections(rows)
+            except BaseException:
+                self._requeue_audit(rows)
+                raise
+        return len(rows)
+
+    # -- acks and ingest -----------------------------------------------------------------------
 
     def ack_for(self, gateway_id: str, lane: Lane) -> AckMessage:
         acked, missing = self._store.ack_position(gateway_id, lane)
@@ -134,13 +210,19 @@ class Ingestor:
         """Second stage: store the verified batches of a group in one transaction, make acks."""
         now = self._clock()
         verified = [p for p in prepared if isinstance(p, _Verified)]
-        results = iter(
-            self._store.store_batches(
-                [(v.meta, v.records) for v in verified], transport=transport, received_at=now
-            )
-            if verified
-            else []
-        )
+        stored: list[Any] = []
+        if verified:
+            audit = self._take_audit()
+            try:
+                stored = self._store.store_batches(
+                    [(v.meta, v.records) for v in verified], transport=transport, received_at=now, audit=audit
+                )
+            except BaseException:
+                self._requeue_audit(audit)
+                raise
+        elif self._audit_due():
+            self.flush_audit()
+        results = iter(stored)
         outcomes: list[IngestOutcome] = []
         for p in prepared:
             if isinstance(p, IngestOutcome):
@@ -161,16 +243,19 @@ class Ingestor:
             # and neither stores anything. Different bytes under a stored key deserve attention.
             reason = "duplicate" if result.same_bytes else "conflict"
             detail = "already stored" if result.same_bytes else "different bytes under a stored sequence"
-            self._store.record_rejection(
-                received_at=now,
-                transport=transport,
-                gateway_id=meta.gateway_id,
-                lane=str(meta.lane),
-                seq=meta.seq,
-                reason=reason,
-                detail=detail,
-                size=p.size,
-                digest=meta.digest,
+            # Audited with the next commit (a resend storm must not cost an fsync per duplicate).
+            self._audit_later(
+                Rejection(
+                    now,
+                    transport,
+                    meta.gateway_id,
+                    str(meta.lane),
+                    meta.seq,
+                    reason,
+                    detail,
+                    p.size,
+                    meta.digest,
+                )
             )
             if not result.same_bytes:
                 _LOG.warning(
@@ -189,16 +274,8 @@ class Ingestor:
 
         def reject(reason: str, detail: str) -> IngestOutcome:
             self._count("rejected")
-            self._store.record_rejection(
-                received_at=now,
-                transport=transport,
-                gateway_id=gateway_id,
-                lane=lane,
-                seq=seq,
-                reason=reason,
-                detail=detail,
-                size=len(payload),
-                digest=digest,
+            self._audit_later(
+                Rejection(now, transport, gateway_id, lane, seq, reason, detail, len(payload), digest)
             )
             _LOG.warning(
                 "batch rejected", gateway=gateway_id, lane=lane, seq=seq, reason=reason, detail=detail

@@ -1,12 +1,18 @@
 """Central's MQTT side: subscribe to every gateway's uplink and state, publish acks.
 
 paho-mqtt 2.x (``CallbackAPIVersion.VERSION2``, MQTT v5, TLS with CA verification, never plaintext)
-runs its network loop in its own thread. Incoming messages cross to asyncio through a bounded
-queue: when ingest falls behind, paho's thread blocks on the full queue, stops reading the socket,
-and TCP pushes back to the broker, which holds the messages (QoS 1, persistent session).
+runs its network loop in its own thread. Incoming messages cross to asyncio through a queue
+bounded by count and by bytes (``queue_size``, ``queue_max_bytes``): when ingest falls behind,
+paho's thread blocks on the full queue, stops reading the socket, and TCP pushes back to the
+broker, which holds the messages (QoS 1, persistent session).
 
-The MQTT PUBACK is sent only after a batch has been stored or rejected (``manual_ack``), so a
-central crash between receipt and commit makes the broker deliver the batch again.
+The MQTT PUBACK is sent only after a batch has been stored or rejected and audited
+(``manual_ack``), so a central crash between receipt and commit makes the broker deliver the batch
+again. A message on any topic under a gateway's ``up/`` other than ``up/event`` and
+``up/telemetry`` is rejected and audited as ``bad_route``.
+
+Every ack is signed by central's key (``cloud_sync.downlink.DownlinkSigner``) and published from
+the event loop, so the order of its ``dseq`` numbers is the order of publication.
 
 Alarms overtake telemetry here too: event-lane batches and state messages go to their own small
 queue and worker, which verifies and commits each group on its own (one short transaction), so an
@@ -31,9 +37,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from cloud_sync.ack import AckMessage, encode_ack
+from cloud_sync.ack import AckMessage
+from cloud_sync.central.byte_queue import ByteBoundedQueue
 from cloud_sync.central.config import BrokerConfig
 from cloud_sync.central.ingest import Ingestor, Prepared, parse_uplink_topic
+from cloud_sync.downlink import DownlinkSigner
 from cloud_sync.ports import Lane
 
 __all__ = ["CentralMqtt", "ack_topic"]
@@ -49,6 +57,7 @@ _SESSION_EXPIRY_S: Final = 7 * 24 * 3600
 _GROUP_MAX: Final = 32
 _GROUP_MAX_BYTES: Final = 128 * 1024
 _PRIORITY_QUEUE: Final = 64
+_PRIORITY_QUEUE_BYTES: Final = 16 * 1024 * 1024
 _PUT_WAIT_S: Final = 1.0
 
 
@@ -67,11 +76,16 @@ class _Incoming:
 class CentralMqtt:
     """Async context manager; :meth:`run` is the ingest worker, to be run as a named task."""
 
-    def __init__(self, config: BrokerConfig, ingestor: Ingestor) -> None:
+    def __init__(self, config: BrokerConfig, ingestor: Ingestor, signer: DownlinkSigner) -> None:
         self._config = config
         self._ingestor = ingestor
-        self._queue: asyncio.Queue[_Incoming] = asyncio.Queue(maxsize=config.queue_size)
-        self._priority: asyncio.Queue[_Incoming] = asyncio.Queue(maxsize=_PRIORITY_QUEUE)
+        self._signer = signer
+        self._queue: ByteBoundedQueue[_Incoming] = ByteBoundedQueue(
+            max_items=config.queue_size, max_bytes=config.queue_max_bytes
+        )
+        self._priority: ByteBoundedQueue[_Incoming] = ByteBoundedQueue(
+            max_items=_PRIORITY_QUEUE, max_bytes=_PRIORITY_QUEUE_BYTES
+        )
         # Verified groups waiting for the store stage; small, so back-pressure reaches paho soon.
         self._verified: asyncio.Queue[tuple[list[_Incoming], list[Prepared]]] = asyncio.Queue(maxsize=2)
         self._stage_tasks: list[asyncio.Task[None]] = []
@@ -164,7 +178,7 @@ class CentralMqtt:
             return
         route = parse_uplink_topic(item.topic)
         queue = self._queue if route is not None and route[1] == Lane.TELEMETRY.value else self._priority
-        future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+        future = asyncio.run_coroutine_threadsafe(queue.put(item, len(item.payload) + len(item.topic)), loop)
         # Block paho's thread while the queue is full (back-pressure), but wake up to notice closing.
         while not self._closing.is_set():
             try:
@@ -185,12 +199,12 @@ class CentralMqtt:
                 tg.create_task(self._priority_stage(), name="central-mqtt-events"),
             ]
 
-    async def _take_group(self, queue: asyncio.Queue[_Incoming]) -> tuple[list[_Incoming], list[Prepared]]:
+    async def _take_group(self, queue: ByteBoundedQueue[_Incoming]) -> tuple[list[_Incoming], list[Prepared]]:
         group = [await queue.get()]
         size = len(group[0].payload)
         # Whatever else is already waiting joins the group: one database commit for all.
         while len(group) < _GROUP_MAX and size < _GROUP_MAX_BYTES and not queue.empty():
-            group.append(queue.get_nowait())
+            group.append(await queue.get_nowait())
             size += len(group[-1].payload)
         batches = [(item.payload, *route) for item in group if (route := parse_uplink_topic(item.topic))]
         prepared = (
@@ -233,7 +247,11 @@ class CentralMqtt:
             if len(parts) == 4 and parts[3] == "state":
                 acks += [(parts[2], ack) for ack in self._ingestor.note_state(parts[2], item.payload)]
             else:
-                _LOG.warning("message on an unexpected topic", topic=item.topic)
+                _LOG.warning("message on an unexpected topic", topic=item.topic[:200])
+        # Rejections of this group not yet written (no batch was stored with them): audit them
+        # now, in one transaction for the group, before the broker may forget the messages.
+        if self._ingestor.audit_pending:
+            self._ingestor.flush_audit()
         # Only now (stored, or rejected and audited) may the broker forget the messages; if the
         # database raised, no PUBACK goes out and the broker delivers them again after a restart.
         for item in group:
@@ -242,7 +260,7 @@ class CentralMqtt:
         return acks
 
     def _publish_ack(self, gateway_id: str, ack: AckMessage) -> None:
-        info = self._client.publish(ack_topic(gateway_id), encode_ack(ack), qos=1)
+        info = self._client.publish(ack_topic(gateway_id), self._signer.sign_ack(gateway_id, ack), qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             # Not connected: the gateway gets a fresh ack when it next publishes or comes online.
             _LOG.warning("ack not published", gateway=gateway_id, lane=str(ack.lane), rc=info.rc)

@@ -24,7 +24,7 @@ from cloud_sync.ack import MAX_MISSING_RANGES
 from cloud_sync.errors import CentralStoreError
 from cloud_sync.ports import EventRow, Lane, TelemetryRow
 
-__all__ = ["BatchMeta", "CentralStore", "StoreResult"]
+__all__ = ["BatchMeta", "CentralStore", "Rejection", "StoreResult"]
 
 _LOG = structlog.get_logger(__name__)
 
@@ -131,6 +131,21 @@ class BatchMeta:
 
 
 @dataclass(frozen=True, slots=True)
+class Rejection:
+    """One row of the audit (``GET /api/v1/audit/rejected``): a rejected or duplicate arrival."""
+
+    received_at: float
+    transport: str
+    gateway_id: str
+    lane: str
+    seq: int | None
+    reason: str
+    detail: str
+    size: int
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class StoreResult:
     stored: bool  # False: this (gateway, lane, seq) was already stored
     same_bytes: bool  # for a duplicate: whether the bytes match the stored batch's digest
@@ -210,8 +225,11 @@ class CentralStore:
         *,
         transport: str,
         received_at: float,
+        audit: Sequence[Rejection] = (),
     ) -> list[StoreResult]:
         """Store several verified batches in one transaction (group commit), each at most once.
+
+        ``audit`` rows (rejections and duplicates waiting to be recorded) share the transaction.
 
         One commit per group rather than per batch matters: each commit rewrites every index page
         the group touched, and a telemetry batch touches pages all over the (point, ts) index.
@@ -224,6 +242,7 @@ class CentralStore:
                 for meta, records in batches:
                     results.append(self._store_one(db, meta, records, transport, received_at, newest))
                 self._update_latest(db, newest)
+                self._insert_rejections(db, audit)
         except BaseException:
             # Ids handed out inside the rolled-back transaction do not exist: forget them all.
             self._point_ids.clear()
@@ -400,41 +419,44 @@ class CentralStore:
             )
             self._advance(db, gw, lane)
 
-    def record_rejection(
-        self,
-        *,
-        received_at: float,
-        transport: str,
-        gateway_id: str,
-        lane: str,
-        seq: int | None,
-        reason: str,
-        detail: str,
-        size: int,
-        digest: bytes,
-    ) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "INSERT INTO rejected (received_at, transport, gateway_id, lane, seq, reason, detail, size,"
-                " digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    def record_rejection(self, **fields: Any) -> None:
+        """One audit row in its own transaction (tests, tools); ingest batches them instead."""
+        self.record_rejections([Rejection(**fields)])
+
+    def record_rejections(self, rows: Sequence[Rejection]) -> None:
+        """Audit rows in one transaction: a flood of garbage costs one fsync per group, not each."""
+        if rows:
+            with self._transaction() as db:
+                self._insert_rejections(db, rows)
+
+    def _insert_rejections(self, db: sqlite3.Connection, rows: Sequence[Rejection]) -> None:
+        if not rows:
+            return
+        db.executemany(
+            "INSERT INTO rejected (received_at, transport, gateway_id, lane, seq, reason, detail, size,"
+            " digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
                 (
-                    received_at,
-                    transport,
-                    gateway_id[:200],
-                    lane[:50],
-                    seq,
-                    reason,
-                    detail[:500],
-                    size,
-                    digest,
-                ),
-            )
-            self._rejections += 1
-            if self._rejections % 1000 == 0:
-                db.execute(
-                    "DELETE FROM rejected WHERE id <= (SELECT max(id) FROM rejected) - ?",
-                    (MAX_REJECTED_ROWS,),
+                    r.received_at,
+                    r.transport,
+                    r.gateway_id[:200],
+                    r.lane[:50],
+                    r.seq,
+                    r.reason,
+                    r.detail[:500],
+                    r.size,
+                    r.digest,
                 )
+                for r in rows
+            ],
+        )
+        before = self._rejections
+        self._rejections += len(rows)
+        # Keeps the table bounded (MAX_REJECTED_ROWS) without a DELETE on every insert.
+        if self._rejections // 1000 != before // 1000:
+            db.execute(
+                "DELETE FROM rejected WHERE id <= (SELECT max(id) FROM rejected) - ?", (MAX_REJECTED_ROWS,)
+            )
 
     def note_state(self, gateway_id: str, state: dict[str, Any], received_at: float) -> None:
         """Record what a gateway's retained state message says (online/offline, backlog, seq)."""

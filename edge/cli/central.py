@@ -1,7 +1,9 @@
 """`gatehouse central --config central.yaml`: the thin central service (cloud_sync.central).
 
-SIGTERM/SIGINT stop it cleanly: the API stops accepting, the MQTT session is closed (batches
-published meanwhile wait at the broker in central's persistent session), the database is closed.
+``signing_key`` (central's Ed25519 key, ``gatehouse certs central``) must load: ``--check``
+reports its key id, which gateways pin. SIGTERM/SIGINT stop it cleanly: the API stops
+accepting, the MQTT session is closed (batches published meanwhile wait at the broker in
+central's persistent session), the database is closed.
 """
 
 from __future__ import annotations
@@ -33,17 +35,22 @@ def _handle(args: argparse.Namespace) -> int:
     from cloud_sync.central.config import CentralConfigError, load_central_config
     from cloud_sync.central.ingest import KeyRegistry
     from cloud_sync.errors import KeyFileError
+    from cloud_sync.keys import key_id, load_private_key
     from edge.logs import configure_logging
 
     try:
         config = load_central_config(args.config)
         registry = KeyRegistry.from_config(config.gateways)
+        signing_kid = key_id(load_private_key(config.signing_key).public_key())
     except (CentralConfigError, KeyFileError) as exc:
         print(exc, file=sys.stderr)
         print("gatehouse central: the configuration has problems", file=sys.stderr)
         return 2
     if args.check:
-        print(f"{args.config}: ok, {len(registry.gateway_ids)} gateway(s) enrolled")
+        print(
+            f"{args.config}: ok, {len(registry.gateway_ids)} gateway(s) enrolled,"
+            f" acks signed with key {signing_kid}"
+        )
         return 0
     configure_logging(args.log_level, json=not args.console_logs)
     from cloud_sync.errors import SyncError

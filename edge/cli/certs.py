@@ -4,7 +4,8 @@
 
     gatehouse certs init    --dir DIR [--broker-host H ...]   CA + broker certificate (+ broker config)
     gatehouse certs gateway --dir DIR GATEWAY_ID              client cert, password, signing key
-    gatehouse certs central --dir DIR                         central's client cert and password
+    gatehouse certs central --dir DIR                         central's client cert and password,
+                                                              and its ack-signing key (kept if present)
     gatehouse certs broker  --dir DIR [--broker-host H ...]   renew the broker certificate (same CA)
     gatehouse certs broker-config --dir DIR --out FOLDER [--port N] [--auth MODE]
 
@@ -32,7 +33,13 @@ from cloud_sync.certs import (
     validate_client_name,
 )
 from cloud_sync.errors import KeyFileError
-from cloud_sync.keys import generate_private_key, key_id, save_private_key, save_public_key
+from cloud_sync.keys import (
+    ensure_signing_key,
+    generate_private_key,
+    key_id,
+    save_private_key,
+    save_public_key,
+)
 
 
 def register(sub: Any) -> None:
@@ -133,8 +140,11 @@ def _gateway(args: argparse.Namespace) -> int:
         "client_cert": creds.cert_path,
         "client_key": creds.key_path,
         "signing_key": key_path,
+        "central_key": layout.central_signing_pub,
     }.items():
         print(f"  {key}: {json.dumps(str(value)) if isinstance(value, Path) else value}")
+    if not layout.central_signing_pub.exists():
+        print(f"# central_key: {layout.central_signing_pub} is made by `gatehouse certs central`")
     print("\n# central.yaml (enrol the gateway's public signing key):")
     print("gateways:")
     print(f"  - id: {name}")
@@ -148,11 +158,19 @@ def _central(args: argparse.Namespace) -> int:
     try:
         ca = load_ca(layout)
         creds = issue_client(ca, layout, CENTRAL_USER, now=_now())
-    except PkiError as exc:
+        signing, created = ensure_signing_key(layout.central_signing_key, layout.central_signing_pub)
+    except (PkiError, KeyFileError) as exc:
         print(f"gatehouse certs central: {exc}")
         return 1
     print(f"central: certificate {creds.cert_path}")
+    state = "new" if created else "kept (rotate it as docs/operations.md describes)"
+    print(
+        f"central: ack-signing key {layout.central_signing_key},"
+        f" key id {key_id(signing.public_key())}, {state}"
+    )
+    print(f"gateways pin its public key: uplink.central_key: {json.dumps(str(layout.central_signing_pub))}")
     print("\n# central.yaml:")
+    print(f"signing_key: {json.dumps(str(layout.central_signing_key))}")
     print("broker:")
     print(f"  host: {args.broker_host}")
     print(f"  port: {args.broker_port}")

@@ -23,6 +23,7 @@ from cloud_sync.central.config import CentralConfig
 from cloud_sync.envelope import make_sealer
 from cloud_sync.keys import key_id, public_key_pem, save_public_key
 from cloud_sync.ports import EventRow, Lane, Sealer, TelemetryRow
+from tests.integration.sync.helpers import central_signing_key
 
 TOKEN = "test-token-123"
 
@@ -104,6 +105,7 @@ def central_config(
     return CentralConfig.model_validate(
         {
             "database": str(tmp_path / "central.db"),
+            "signing_key": str(central_signing_key(tmp_path)),
             "broker": broker,
             "api": {
                 "host": "127.0.0.1",

@@ -6,19 +6,21 @@ import socket
 from pathlib import Path
 
 import httpx
-import msgpack
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud_sync.central.app import CentralService
+from cloud_sync.downlink import verify_ack
 from cloud_sync.envelope import make_sealer
 from cloud_sync.errors import ServiceStartError
 from cloud_sync.keys import key_id
 from cloud_sync.ports import EventRow, Lane, TelemetryRow
+from tests.integration.sync.helpers import CENTRAL_KEY
 
 from .conftest import Gateway, RunningCentral, central_config
 
 OCTETS = {"Content-Type": "application/octet-stream"}
+CENTRAL_KEYS = {key_id(CENTRAL_KEY.public_key()): CENTRAL_KEY.public_key()}
 
 
 def rows(t0: float, n: int = 3, point: str = "s1/meter/p") -> list[TelemetryRow]:
@@ -57,8 +59,9 @@ async def test_https_ingest_acks_and_dedupes(central: RunningCentral, gw_a: Gate
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"] == "application/msgpack"
     assert resp.headers["x-gatehouse-ingest"] == "stored"
-    ack = msgpack.unpackb(resp.content)
-    assert (ack["v"], ack["lane"], ack["acked"], ack["missing"]) == (1, "telemetry", 1, [])
+    # The msgpack answer is central's signed ack, for this gateway, verifiable with the pinned key.
+    ack = verify_ack(resp.content, keys=CENTRAL_KEYS, gateway_id="gw-a").ack
+    assert (ack.lane, ack.acked, ack.missing) == (Lane.TELEMETRY, 1, ())
 
     # Out of order: 3 arrives before 2, so central asks for 2.
     resp = await post(central, "gw-a", "telemetry", gw_a.telemetry(3, rows(300.0)), Accept="application/json")
@@ -69,7 +72,7 @@ async def test_https_ingest_acks_and_dedupes(central: RunningCentral, gw_a: Gate
     before = await counts(central)
     again = await post(central, "gw-a", "telemetry", first)
     assert again.status_code == 200 and again.headers["x-gatehouse-ingest"] == "duplicate"
-    assert msgpack.unpackb(again.content)["acked"] == 3
+    assert verify_ack(again.content, keys=CENTRAL_KEYS, gateway_id="gw-a").ack.acked == 3
     assert await counts(central) == before == {"batches": 3, "telemetry": 9, "events": 0, "latest": 3}
 
 

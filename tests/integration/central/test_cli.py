@@ -12,6 +12,7 @@ import httpx
 
 from cloud_sync.keys import save_public_key
 from cloud_sync.ports import TelemetryRow
+from tests.integration.sync.helpers import central_signing_key
 from tests.support import free_port, wait_until_sync
 
 from .conftest import TOKEN, Gateway, self_signed
@@ -22,10 +23,12 @@ REPO = Path(__file__).parents[3]
 def write_config(tmp_path: Path, gw: Gateway, port: int) -> Path:
     cert, key = self_signed(tmp_path)
     save_public_key(gw.key.public_key(), tmp_path / "keys" / "gw-a.pub")
+    central_signing_key(tmp_path)
     path = tmp_path / "central.yaml"
     path.write_text(
         f"""
 database: data/central.db
+signing_key: central-signing.key
 api:
   host: 127.0.0.1
   port: {port}

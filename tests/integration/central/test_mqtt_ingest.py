@@ -11,20 +11,27 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud_sync.ack import AckMessage, decode_ack
+from cloud_sync.ack import AckMessage
 from cloud_sync.central.app import CentralService
 from cloud_sync.certs import CENTRAL_USER
+from cloud_sync.downlink import verify_ack
+from cloud_sync.keys import key_id
 from cloud_sync.ports import EventRow, Lane, TelemetryRow
 from tests.broker import Broker, start_broker
+from tests.integration.sync.helpers import CENTRAL_KEY
 from tests.support import wait_until
 
 from .conftest import Gateway, central_config
 
+CENTRAL_KEYS = {key_id(CENTRAL_KEY.public_key()): CENTRAL_KEY.public_key()}
+
 
 class GatewayClient:
-    """A bare paho client standing in for a gateway's uplink: publish batches, collect acks."""
+    """A bare paho client standing in for a gateway's uplink: publish batches, collect acks
+    (every one must verify as central's signed ack for this gateway)."""
 
     def __init__(self, broker: Broker, gateway_id: str) -> None:
+        self.gateway_id = gateway_id
         self.acks: list[AckMessage] = []
         self._lock = threading.Lock()
         self.subscribed = threading.Event()
@@ -41,7 +48,9 @@ class GatewayClient:
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         with self._lock:
-            self.acks.append(decode_ack(bytes(msg.payload)))
+            self.acks.append(
+                verify_ack(bytes(msg.payload), keys=CENTRAL_KEYS, gateway_id=self.gateway_id).ack
+            )
 
     def last_ack(self, lane: Lane) -> AckMessage | None:
         with self._lock:
@@ -136,11 +145,22 @@ async def test_forged_and_cross_gateway_batches_over_mqtt_are_rejected(
         tampered[-70] ^= 0xFF
         gw.publish("gh/v1/gw-b/up/telemetry", bytes(tampered))
         gw.publish("gh/v1/gw-b/up/telemetry", b"\x93\xa3GH1")
-        await wait_until(lambda: central.ingestor.counters["rejected"] == 3, message="three rejections")
+        # Topics the ACL allows (gh/v1/gw-b/up/#) but the protocol does not: counted and audited.
+        gw.publish("gh/v1/gw-b/up/event/extra", gw_b.events(1, []))
+        gw.publish("gh/v1/gw-b/up", b"x")
+        await wait_until(lambda: central.ingestor.counters["rejected"] == 5, message="five rejections")
+        await wait_until(lambda: central.store.count("rejected") == 5, message="five audited")
         assert central.store.count("batches") == 0 and central.store.count("telemetry") == 0
         with central.store.reader() as db:
-            reasons = sorted(r[0] for r in db.execute("SELECT reason FROM rejected WHERE transport='mqtt'"))
-        assert reasons == ["bad_signature", "gateway_mismatch", "malformed"]
+            rejected = db.execute("SELECT reason, lane FROM rejected WHERE transport='mqtt'").fetchall()
+        assert sorted(r[0] for r in rejected) == [
+            "bad_route",
+            "bad_route",
+            "bad_signature",
+            "gateway_mismatch",
+            "malformed",
+        ]
+        assert sorted(lane for reason, lane in rejected if reason == "bad_route") == ["", "event/extra"]
         # The ACL keeps gw-b off gw-a's topic altogether: central never sees that publish.
         gw.publish("gh/v1/gw-a/up/telemetry", gw_a.telemetry(1, rows(1.0)))
         gw.publish("gh/v1/gw-b/up/telemetry", gw_b.telemetry(1, rows(1.0)))

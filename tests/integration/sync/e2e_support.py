@@ -41,7 +41,7 @@ from edge.outbox.schema import decode_value
 from tests.broker import Broker, start_broker
 from tests.integration.central.conftest import TOKEN, Gateway, central_config
 from tests.integration.edge.daemon_support import connect_ro, simulator, start_gateway, stop
-from tests.integration.sync.helpers import signing_key
+from tests.integration.sync.helpers import CENTRAL_PUB_NAME, signing_key
 from tests.support import free_port, wait_until
 
 __all__ = [
@@ -102,6 +102,7 @@ def write_sync_site(
         "username": user,
         "password_file": str(creds.password_path),
         "signing_key": key_path.name,  # relative: taken from the site file's folder
+        "central_key": CENTRAL_PUB_NAME,  # written by signing_key() beside it
         **FAST_UPLINK,
         **uplink,
     }

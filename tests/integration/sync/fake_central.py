@@ -2,7 +2,8 @@
 each batch's signature, remembers what it stored and answers with the agreed ack message.
 
 Knobs for failure tests: ``acking`` (stop/start acknowledging), ``drop_once`` (pretend a batch was
-lost the first time it arrives, so the ack lists it as missing). It reconnects by itself when the
+lost the first time it arrives, so the ack lists it as missing). Acks are signed with
+``signing`` (by default the test central key the helpers pin). It reconnects by itself when the
 broker restarts. Everything it saw is kept in plain lists for assertions.
 """
 
@@ -17,11 +18,13 @@ from types import TracebackType
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from cloud_sync.ack import AckMessage, encode_ack
+from cloud_sync.ack import AckMessage
+from cloud_sync.downlink import DownlinkSigner
 from cloud_sync.envelope import decode_header, verify_envelope
 from cloud_sync.mqtt_client import MqttError, MqttSession, MqttSettings
 from cloud_sync.ports import Lane
 from tests.broker import Broker
+from tests.integration.sync.helpers import CENTRAL_KEY
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,9 @@ class FakeCentral:
     _session: MqttSession | None = None
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     client_cert: tuple[Path, Path] | None = None  # log in by certificate instead of password
+    signer: DownlinkSigner = field(
+        default_factory=lambda: DownlinkSigner(CENTRAL_KEY, clock_us=lambda: time.time_ns() // 1000)
+    )
 
     # -- queries for tests -------------------------------------------------------------------
     def seqs(self, gateway_id: str, lane: Lane) -> set[int]:
@@ -172,7 +178,7 @@ class FakeCentral:
         missing = _gaps(have, acked)
         ack = AckMessage(lane=header.lane, acked=acked, missing=missing, ts=time.time())
         self.acks_sent.append((header.gateway_id, header.lane, acked))
-        _fire(session, f"gh/v1/{header.gateway_id}/ack", encode_ack(ack))
+        _fire(session, f"gh/v1/{header.gateway_id}/ack", self.signer.sign_ack(header.gateway_id, ack))
 
     def ack_now(self, gateway_id: str, lane: Lane) -> None:
         """Send an ack for what is stored (after ``acking`` was switched back on)."""
@@ -182,7 +188,7 @@ class FakeCentral:
             lane=lane, acked=acked, missing=_gaps(self.seqs(gateway_id, lane), acked), ts=time.time()
         )
         self.acks_sent.append((gateway_id, lane, acked))
-        _fire(self._session, f"gh/v1/{gateway_id}/ack", encode_ack(ack))
+        _fire(self._session, f"gh/v1/{gateway_id}/ack", self.signer.sign_ack(gateway_id, ack))
 
 
 def _fire(session: MqttSession, topic: str, payload: bytes) -> None:

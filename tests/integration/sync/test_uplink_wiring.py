@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from cloud_sync.keys import save_public_key
 from cloud_sync.ports import Lane
 from edge.app import Gateway
 from edge.config.loader import load_site
@@ -19,7 +20,7 @@ from edge.model import Event
 from edge.uplink_wiring import uplink_config
 from tests.broker import Broker
 from tests.integration.sync.fake_central import FakeCentral
-from tests.integration.sync.helpers import signing_key
+from tests.integration.sync.helpers import CENTRAL_KEY, CENTRAL_PUB_NAME, signing_key
 from tests.support import wait_until
 
 
@@ -73,6 +74,7 @@ def test_check_reports_uplink_mistakes_with_file_line_column_and_field(tmp_path:
             "username": "gw-a",
             "password": "pw",
             "signing_key": "missing/signing.key",
+            "central_key": "central.pub",
         },
     )
     result = _check(fixed)
@@ -81,20 +83,49 @@ def test_check_reports_uplink_mistakes_with_file_line_column_and_field(tmp_path:
 
     (tmp_path / "missing").mkdir()
     (tmp_path / "missing" / "signing.key").write_text("x")
+    (tmp_path / "central.pub").write_text("not a key")
+    result = _check(fixed)
+    assert result.returncode == 1
+    assert "uplink.central_key:" in result.stdout and "no PEM public key" in result.stdout
+    save_public_key(CENTRAL_KEY.public_key(), tmp_path / "central.pub")
     result = _check(fixed)
     assert result.returncode == 0, result.stdout
+
+
+def test_a_site_without_central_key_is_refused_with_a_pointer_to_the_setting(tmp_path: Path) -> None:
+    """No silent unsigned mode: without central's key the uplink does not start."""
+    for name in ("ca.crt", "signing.key"):
+        (tmp_path / name).write_text("x")
+    raw = {
+        "broker_host": "mq.example",
+        "ca_file": "ca.crt",
+        "username": "gw-a",
+        "password": "pw",
+        "signing_key": "signing.key",
+    }
+    path = _site(tmp_path, raw)
+    result = _check(path)
+    assert result.returncode == 1
+    line = next(line for line in result.stdout.splitlines() if "uplink.central_key" in line)
+    assert line.startswith(f"{path}:"), line
+    assert "central-signing.pub" in line and "gatehouse certs central" in line
+    with pytest.raises(ConfigError) as caught:
+        uplink_config(raw, load_site(path))
+    assert "uplink.central_key: required" in str(caught.value)
 
 
 def test_relative_paths_and_gateway_id_default_from_the_site(tmp_path: Path) -> None:
     (tmp_path / "pki").mkdir()
     for name in ("ca.crt", "signing.key", "pw"):
         (tmp_path / "pki" / name).write_text("x")
+    save_public_key(CENTRAL_KEY.public_key(), tmp_path / "pki" / "central.pub")
     raw = {
         "broker_host": "mq.example",
         "ca_file": "pki/ca.crt",
         "username": "gw-a",
         "password_file": "pki/pw",
         "signing_key": "pki/signing.key",
+        "central_key": "pki/central.pub",
     }
     site = load_site(_site(tmp_path, raw))
     config = uplink_config(raw, site)
@@ -102,6 +133,7 @@ def test_relative_paths_and_gateway_id_default_from_the_site(tmp_path: Path) -> 
     assert config.ca_file == tmp_path / "pki" / "ca.crt"
     assert config.password_file == tmp_path / "pki" / "pw"
     assert config.signing_key == tmp_path / "pki" / "signing.key"
+    assert config.central_key == tmp_path / "pki" / "central.pub"
     with pytest.raises(ConfigError) as caught:
         uplink_config({**raw, "client_cert": "pki/ca.crt"}, site)
     assert "client_cert and client_key go together" in str(caught.value)
@@ -120,6 +152,7 @@ async def test_gateway_runs_the_uplink_of_its_site(broker: Broker, tmp_path: Pat
             "username": user,
             "password": password,
             "signing_key": key_path.name,
+            "central_key": CENTRAL_PUB_NAME,
             "idle_poll_s": 0.05,
         },
     )
@@ -144,6 +177,7 @@ async def test_reload_with_a_changed_uplink_restarts_it(broker: Broker, tmp_path
         "username": user,
         "password": "not-the-password",
         "signing_key": key_path.name,
+        "central_key": CENTRAL_PUB_NAME,
         "idle_poll_s": 0.05,
         "backoff_max_s": 1.0,
     }

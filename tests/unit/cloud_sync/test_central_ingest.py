@@ -44,7 +44,7 @@ def test_a_group_commits_together_and_reports_each_batch(ingestor: Ingestor) -> 
     assert [o.status for o in outcomes] == ["stored", "rejected", "stored", "duplicate", "stored"]
     assert outcomes[1].ack is None and outcomes[1].reason == "malformed"
     assert all(o.ack is not None and o.ack.acked == 3 and o.ack.ts == 1234.5 for o in outcomes if o.ack)
-    assert ingestor.counters == {"stored": 3, "duplicate": 1, "rejected": 1, "records": 3}
+    assert ingestor.counters == {"stored": 3, "duplicate": 1, "rejected": 1, "records": 3, "audit_dropped": 0}
 
 
 def test_a_rotated_key_still_verifies(ingestor: Ingestor) -> None:
@@ -79,7 +79,10 @@ def test_state_online_yields_an_ack_per_lane(ingestor: Ingestor) -> None:
         ("gh/v1/gw-a/up/event", ("gw-a", "event")),
         ("gh/v1/gw-a/state", None),
         ("gh/v2/gw-a/up/event", None),
-        ("gh/v1/gw-a/up/event/x", None),
+        # Under a gateway's up/ but not a lane: routed, so that ingest rejects it as bad_route.
+        ("gh/v1/gw-a/up/event/x", ("gw-a", "event/x")),
+        ("gh/v1/gw-a/up", ("gw-a", "")),
+        ("gh/v1/gw-a/upx/event", None),
     ],
 )
 def test_uplink_topics(topic: str, route: tuple[str, str] | None) -> None:

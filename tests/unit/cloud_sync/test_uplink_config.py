@@ -16,6 +16,7 @@ BASE: dict[str, Any] = {
     "broker_host": "mq.example",
     "ca_file": Path("/pki/ca.crt"),
     "signing_key": Path("/pki/signing.key"),
+    "central_key": Path("/pki/central-signing.pub"),
 }
 
 
