@@ -9,7 +9,6 @@ import contextlib
 import io
 from pathlib import Path
 
-from drivers.bacnet.config import BacnetPointConfig
 from drivers.bacnet.discover import main
 from edge.config.loader import load_site
 from edge.model import Event, Quality, Sample, SystemClock
@@ -48,6 +47,7 @@ async def test_discovered_fragment_loads_and_polls(tmp_path: Path) -> None:
         by_id = {d.id: d for d in site.devices}
         assert set(by_id) == {"gh-ahu-200-3001", "gh-chw-2-3002", "gh-smk-2-3003"}
         sat = next(p for p in by_id["gh-ahu-200-3001"].points if p.id == "sa-t")
+        assert isinstance(sat, BacnetPointConfig)
         assert sat.unit == "°C" and sat.units == "degrees-celsius"
 
         samples: list[Sample] = []
