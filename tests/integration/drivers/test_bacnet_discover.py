@@ -9,6 +9,7 @@ import contextlib
 import io
 from pathlib import Path
 
+from drivers.bacnet.config import BacnetPointConfig
 from drivers.bacnet.discover import main
 from edge.config.loader import load_site
 from edge.model import Event, Quality, Sample, SystemClock
