@@ -18,7 +18,7 @@ __all__ = ["configure_logging"]
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 # Libraries that are chatty at INFO about things the gateway already reports in its own words.
-_QUIET_LIBRARIES = ("pymodbus", "asyncio", "aiosqlite", "uvicorn.access")
+_QUIET_LIBRARIES = ("pymodbus", "asyncio", "aiosqlite", "uvicorn.access", "asyncua", "bacpypes3")
 
 
 def configure_logging(level: str = "info", *, json: bool = True) -> None:

@@ -29,6 +29,7 @@ from edge.model import Value
 from simulators import scenarios
 from simulators.device import SimulatedDevice
 from simulators.models import UnknownScenario
+from simulators.protocol_sims import ProtocolDevice
 
 if TYPE_CHECKING:
     from simulators.runner import SimulationRunner
@@ -54,6 +55,10 @@ def _summary(device: SimulatedDevice) -> dict[str, Any]:
     }
 
 
+def _protocol_summary(device: ProtocolDevice) -> dict[str, Any]:
+    return {"id": device.id, "family": device.family, "profile": device.profile_id, **device.meta}
+
+
 def build_app(runner: SimulationRunner) -> FastAPI:
     app = FastAPI(title="Gatehouse simulators", version="1")
 
@@ -73,10 +78,15 @@ def build_app(runner: SimulationRunner) -> FastAPI:
 
     @app.get("/devices")
     async def list_devices() -> list[dict[str, Any]]:
-        return [_summary(d) for d in runner.devices.values()]
+        return [_summary(d) for d in runner.devices.values()] + [
+            _protocol_summary(d) for d in runner.protocol.devices.values()
+        ]
 
     @app.get("/devices/{device_id}")
     async def get_device(device_id: str) -> dict[str, Any]:
+        other = runner.protocol.devices.get(device_id)
+        if other is not None:
+            return {**_protocol_summary(other), "values": other.values(), "scenarios": other.scenarios()}
         device = lookup(device_id)
         return {
             **_summary(device),
@@ -89,6 +99,16 @@ def build_app(runner: SimulationRunner) -> FastAPI:
     async def start_scenario(
         device_id: str, name: str, params: Annotated[dict[str, Any] | None, Body()] = None
     ) -> dict[str, Any]:
+        other = runner.protocol.devices.get(device_id)
+        if other is not None:
+            try:
+                now_active = await other.inject(name, params or {})
+            except KeyError as exc:
+                raise HTTPException(404, f"no scenario '{name}' for {device_id}") from exc
+            except (ValueError, TypeError) as exc:
+                raise HTTPException(400, str(exc)) from exc
+            _LOG.info("scenario started", device=device_id, scenario=name, params=params or {})
+            return {"device": device_id, "active": now_active}
         device = lookup(device_id)
         try:
             active = scenarios.inject(device, name, params or {})
@@ -101,6 +121,9 @@ def build_app(runner: SimulationRunner) -> FastAPI:
 
     @app.delete("/devices/{device_id}/scenarios/{name}")
     async def end_scenario(device_id: str, name: str) -> dict[str, Any]:
+        other = runner.protocol.devices.get(device_id)
+        if other is not None:
+            return {"device": device_id, "cleared": await other.clear(name), "active": []}
         device = lookup(device_id)
         try:
             cleared = scenarios.clear(device, name)
@@ -118,6 +141,9 @@ def build_app(runner: SimulationRunner) -> FastAPI:
 
     @app.delete("/devices/{device_id}/scenarios")
     async def end_all(device_id: str) -> dict[str, Any]:
+        other = runner.protocol.devices.get(device_id)
+        if other is not None:
+            return {"device": device_id, "cleared": await other.clear(None), "active": []}
         device = lookup(device_id)
         cleared = scenarios.clear(device, None)
         return {"device": device_id, "cleared": cleared, "active": scenarios.active(device)}

@@ -91,6 +91,7 @@ class ModbusRtuServer:
                 with contextlib.suppress(FileNotFoundError):
                     if stat.S_ISLNK(os.lstat(self.link_path).st_mode):  # ours, left by a crash
                         os.unlink(self.link_path)
+                os.makedirs(os.path.dirname(self.link_path) or ".", exist_ok=True)
                 os.symlink(self.slave_path, self.link_path)
                 self._linked = True
             except OSError as exc:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -20,6 +21,7 @@ from edge.model import Clock, SystemClock
 from simulators.device import SimulatedDevice
 from simulators.modbus_rtu import ModbusRtuServer
 from simulators.modbus_tcp import ModbusTcpServer
+from simulators.protocol_sims import ProtocolSims, start_protocol_sims
 from simulators.rs485_tcp import RtuOverTcpServer
 from simulators.site_plan import PlannedDevice
 
@@ -55,12 +57,16 @@ class SimulationRunner:
         tick_s: float | None = 0.5,
         control_host: str = "127.0.0.1",
         control_port: int | None = None,
+        site_path: Path | None = None,
     ) -> None:
         self.planned = tuple(devices)
         self.clock = clock or SystemClock()
         self.tick_s = tick_s
         self.control_host = control_host
         self.control_port = control_port
+        # With the site file, devices on non-Modbus buses (26875, OPC UA, ...) are served too.
+        self.site_path = site_path
+        self.protocol: ProtocolSims = ProtocolSims()
         self.devices: dict[str, SimulatedDevice] = {}
         self.tcp_servers: dict[tuple[str, int], ModbusTcpServer] = {}
         self.rtu_servers: dict[str, ModbusRtuServer] = {}
@@ -139,6 +145,11 @@ class SimulationRunner:
             self._stack.callback(control_socket.close)
             self.control_port = int(control_socket.getsockname()[1])
         group = await self._stack.enter_async_context(asyncio.TaskGroup())
+        if self.site_path is not None:
+            from ruamel.yaml import YAML
+
+            raw = YAML(typ="safe").load(self.site_path.read_text(encoding="utf-8"))
+            self.protocol = await start_protocol_sims(self._stack, group, self.site_path, raw)
         if self.tick_s is not None:
             self._tasks.append(
                 group.create_task(self._tick_loop(self.tick_s, self.clock.monotonic()), name="sim-ticker")
@@ -147,7 +158,7 @@ class SimulationRunner:
             self._start_control(group, control_socket)
         _LOG.info(
             "simulators serving",
-            devices=len(self.devices),
+            devices=len(self.devices) + len(self.protocol.devices),
             tcp_endpoints=len(self.tcp_servers),
             serial_lines=len(self.rtu_servers),
             control_port=self.control_port,

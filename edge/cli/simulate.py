@@ -179,7 +179,9 @@ def _serve_site(path: Path, args: argparse.Namespace) -> int:
     plan = read_site_plan(path)
     control = None if args.no_control else args.control_port
     tick = None if args.frozen else args.tick_s
-    return _run(list(plan.devices), tick_s=tick, control_host=args.control_host, control_port=control)
+    return _run(
+        list(plan.devices), tick_s=tick, control_host=args.control_host, control_port=control, site_path=path
+    )
 
 
 def _scale(args: argparse.Namespace) -> int:
@@ -191,7 +193,14 @@ def _scale(args: argparse.Namespace) -> int:
     return _run(devices, tick_s=args.tick_s, control_host="127.0.0.1", control_port=args.control_port)
 
 
-def _run(devices: list[Any], *, tick_s: float | None, control_host: str, control_port: int | None) -> int:
+def _run(
+    devices: list[Any],
+    *,
+    tick_s: float | None,
+    control_host: str,
+    control_port: int | None,
+    site_path: Path | None = None,
+) -> int:
     from simulators.runner import SimulationRunner
 
     async def serve() -> None:
@@ -200,12 +209,18 @@ def _run(devices: list[Any], *, tick_s: float | None, control_host: str, control
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         async with SimulationRunner(
-            devices, tick_s=tick_s, control_host=control_host, control_port=control_port
+            devices, tick_s=tick_s, control_host=control_host, control_port=control_port, site_path=site_path
         ) as sim:
-            endpoints = len(sim.tcp_servers) + len(sim.rtu_servers)
-            print(f"simulating {len(sim.devices)} devices on {endpoints} endpoints", flush=True)
+            endpoints = len(sim.tcp_servers) + len(sim.rtu_servers) + len(sim.rtu_tcp_servers)
+            endpoints += len(sim.protocol.servers)
+            count = len(sim.devices) + len(sim.protocol.devices)
+            print(f"simulating {count} devices on {endpoints} endpoints", flush=True)
             for path, rtu in sim.rtu_servers.items():
                 print(f"  serial line {path} -> {rtu.slave_path}", flush=True)
+            for endpoint in sim.rtu_tcp_servers:
+                print(f"  RTU over TCP {endpoint[0]}:{endpoint[1]}", flush=True)
+            for line in sim.protocol.servers:
+                print(f"  {line}", flush=True)
             if control_port is not None:
                 print(f"control API: {sim.control_url}", flush=True)
             await stop.wait()
