@@ -249,7 +249,9 @@ def test_empty_lines_and_edge_junk() -> None:
 
 
 def conv(text: str, **kw: Any) -> Any:
-    parser = LineParser(fmt(mode="poll", command="R"), [point(id="p", pattern="(.*)", **kw)], encoding="utf-8")
+    parser = LineParser(
+        fmt(mode="poll", command="R"), [point(id="p", pattern="(.*)", **kw)], encoding="utf-8"
+    )
     (reading,) = parser.parse(text.encode("utf-8")).readings
     return reading
 
