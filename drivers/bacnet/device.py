@@ -90,6 +90,7 @@ class BacnetDevice:
         self._queue: asyncio.Queue[Reading | LinkState] = asyncio.Queue()
         self._units_checked = False
         self._failing = False
+        self._specs: dict[tuple[str, ...], list[Any]] = {}
         self.cov: Any = None  # drivers.bacnet.cov.CovManager, set by the plugin
 
     # -- Driver ------------------------------------------------------------------------------
@@ -160,10 +161,15 @@ class BacnetDevice:
         pending = [[objects[i] for i in idx] for idx in chunk(sized, budget, self.peer.limit)]
         while pending:
             part = pending.pop(0)
-            specs: list[Any] = []
-            for objid, ps in part:
-                specs.append(objid)
-                specs.append(_properties(ps))
+            cache_key = tuple(p.key for _, ps in part for p in ps)
+            specs = self._specs.get(cache_key)
+            if specs is None:
+                # property references are bacpypes3 Sequences, slow to build: once per chunk
+                specs = []
+                for objid, ps in part:
+                    specs.append(objid)
+                    specs.append(_properties(ps))
+                self._specs[cache_key] = specs
             try:
                 rows = await self.link.read_multiple(self.peer, specs)
             except Refusal as exc:

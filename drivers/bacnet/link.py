@@ -15,7 +15,7 @@ import contextlib
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import TracebackType
+from types import SimpleNamespace, TracebackType
 from typing import Any, TypeVar
 
 import structlog
@@ -122,6 +122,16 @@ class BacnetLink:
         )
         app = gateway_app_class().from_object_list([device])
         app.link = self
+        # bacpypes3 reads six settings of this object for every transaction, each through the
+        # local object's slow attribute machinery: give its transaction layer a plain copy
+        app.asap.device_object = SimpleNamespace(
+            numberOfApduRetries=bus.retries,
+            apduTimeout=bus.timeout_ms,
+            segmentationSupported=Segmentation.segmentedBoth,
+            apduSegmentTimeout=bus.timeout_ms,
+            maxSegmentsAccepted=16,
+            maxApduLengthAccepted=bus.max_apdu,
+        )
         host, _, prefix = bus.address.partition("/")
         sock: socket.socket | None = None
         port = bus.port

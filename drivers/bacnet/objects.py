@@ -190,7 +190,7 @@ class ReadBudget:
 
     max_apdu: int
     segmented: bool
-    segments: int = 8
+    segments: int = 1
 
     # Sizes from the encoding rules (clause 20.2): an object's result is its identifier
     # (context tag + 4 bytes) in an opening/closing list; a property result is the property
