@@ -129,6 +129,11 @@ class Gb26875Link:
         peer = writer.get_extra_info("peername")
         try:
             await self._run_stream(reader, writer, f"{self.bus.id}<-{peer}")
+        except asyncio.CancelledError:
+            # This task is the root of a connection that asyncio's server started, and only our
+            # own shutdown cancels it. Ending it quietly spares the "Exception in callback"
+            # traceback Python 3.11's stream server logs for a cancelled handler.
+            return
         finally:
             if task is not None:
                 self._tasks.discard(task)

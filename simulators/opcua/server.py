@@ -386,7 +386,13 @@ class OpcUaSimulator:
         return None if variant is None else variant.Value
 
     async def scenario(self, model: str, name: str) -> None:
-        self.models[model].scenario(name)
+        target = self.models[model]
+        before = {path: v.value for path, v in target.variables.items()}
+        target.scenario(name)
+        # What the scenario set is published now; the next tick only sees its own changes.
+        for path, variable in target.variables.items():
+            if variable.value != before[path]:
+                await self._publish(model, variable)
         await self.tick(0.0)
 
     async def bad_status(self, model: str, path: str, code: int | None) -> None:
