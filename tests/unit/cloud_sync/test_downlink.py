@@ -171,3 +171,22 @@ def test_signer_numbers_strictly_increase_even_when_the_clock_steps_back() -> No
 def test_verify_downlink_returns_the_body_unparsed() -> None:
     message = verify_downlink(signed(), keys=KEYS, gateway_id="gw-a")
     assert message.kind == "ack" and message.body == encode_ack(ACK) and message.dseq == 7
+
+
+def test_the_worked_example_in_protocol_md_is_what_the_code_signs() -> None:
+    """docs/protocol.md §3.1 publishes the bytes of a signed ack made with a test key."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[3] / "docs" / "protocol.md").read_text()
+    section = doc[doc.index("### 3.1") : doc.index("### 3.2")]
+    listing = section[section.index("00007e") :].split("```")[0]
+    signature = bytes.fromhex("".join(re.findall(r"\b[0-9a-f]{2}\b", listing.replace("00007e", ""))))
+    test_key = Ed25519PrivateKey.from_private_bytes(bytes(range(0x20, 0x40)))
+    payload = encode_downlink(
+        kind=KIND_ACK, gateway_id="gw-demo", dseq=1767225611250000, body=encode_ack(ACK), private_key=test_key
+    )
+    assert len(payload) == 190 and payload[:8] == bytes.fromhex("93a4474844 31c474".replace(" ", ""))
+    assert payload[-64:] == signature
+    assert key_id(test_key.public_key()) == "24f6ed6acbfe1009"
+    assert "24f6ed6acbfe1009" in section and "190 bytes" in section
