@@ -7,7 +7,13 @@ import importlib
 
 __all__ = ["PACKAGES", "load"]
 
-PACKAGES: tuple[str, ...] = ("drivers.modbus", "drivers.opcua", "drivers.gb26875", "drivers.bacnet")
+PACKAGES: tuple[str, ...] = (
+    "drivers.modbus",
+    "drivers.opcua",
+    "drivers.gb26875",
+    "drivers.bacnet",
+    "drivers.serial_line",
+)
 
 _loaded = False
 

@@ -326,9 +326,9 @@ def _locator(point: SerialLinePointConfig) -> tuple[_Locate, bool]:
 class LineParser:
     """Parses the lines of one device.
 
-    ``strict`` (poll mode, the default for a poll-mode format): every point gets a reading from every answer, bad when its value is
-    not in the line. Otherwise (unsolicited mode) a point not in a line keeps its last value:
-    a printer's fault line says nothing about the fire point.
+    ``strict`` (the default in poll mode): every point gets a reading from every answer, bad
+    when its value is not in the line. Otherwise (the default in unsolicited mode) a point not
+    in a line keeps its last value: a printer's fault line says nothing about the fire point.
     """
 
     def __init__(
