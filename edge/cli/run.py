@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -27,6 +28,7 @@ from typing import Any
 import structlog
 
 from edge.errors import ConfigError, GatehouseError
+from edge.sd_notify import Notifier, watchdog_interval_s
 
 _LOG = structlog.get_logger("gatehouse.run")
 
@@ -188,14 +190,50 @@ async def _main(site: Any, path: Path) -> int:
             _reloads.add(task)
             task.add_done_callback(_reloads.discard)
 
-        watchdog = _ShutdownWatchdog(loop, gateway.stop)
+        notifier = Notifier()
+        watchdog = _ShutdownWatchdog(loop, gateway.stop, notifier=notifier)
         loop.add_signal_handler(signal.SIGTERM, watchdog.on_signal)
         loop.add_signal_handler(signal.SIGINT, watchdog.on_signal)
         loop.add_signal_handler(signal.SIGHUP, on_hup)
         _LOG.info("gateway started", site=site.id, devices=len(site.devices), outbox=str(site.outbox_path))
-        await gateway.run()
+        systemd = loop.create_task(_systemd(gateway, notifier), name="systemd-notify")
+        try:
+            await gateway.run()
+        finally:
+            systemd.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await systemd
+            notifier.close()
     _LOG.info("gateway stopped; outbox flushed")
     return 0
+
+
+async def _systemd(gateway: Any, notifier: Notifier) -> None:
+    """READY=1 once the devices run (the outbox is open and the dashboard listens by then,
+    since ``Gateway.__aenter__`` returned), then WATCHDOG=1 and STATUS= from this event loop."""
+    from edge.metrics import StatusLine
+
+    await gateway.devices_running()
+    status = StatusLine(gateway)
+    await status.refresh()
+    notifier.ready(status.text)
+    _LOG.info("ready", notify=notifier.enabled, status=status.text)
+    interval_s = watchdog_interval_s()
+    beat_s = interval_s if interval_s is not None else _STATUS_EVERY_S
+    refresh = asyncio.get_running_loop().create_task(status.run(_STATUS_EVERY_S), name="status")
+    try:
+        while True:
+            if interval_s is not None:
+                notifier.watchdog()
+            notifier.status(status.text)
+            await asyncio.sleep(beat_s)
+    finally:
+        refresh.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresh
+
+
+_STATUS_EVERY_S = 5.0
 
 
 _reloads: set[asyncio.Task[None]] = set()
@@ -214,11 +252,17 @@ class _ShutdownWatchdog:
     """
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, stop: Callable[[], None], exit: Callable[[int], Any] = os._exit
+        self,
+        loop: asyncio.AbstractEventLoop,
+        stop: Callable[[], None],
+        exit: Callable[[int], Any] = os._exit,
+        *,
+        notifier: Notifier | None = None,
     ) -> None:
         self._loop = loop
         self._stop = stop
         self._exit = exit
+        self._notifier = notifier
         self._stopping = False
 
     def on_signal(self) -> None:
@@ -226,6 +270,8 @@ class _ShutdownWatchdog:
             self._force("second stop signal during shutdown")
             return
         self._stopping = True
+        if self._notifier is not None:
+            self._notifier.stopping()
         self._stop()
         self._loop.call_later(SHUTDOWN_TIMEOUT_S, self._force, "clean shutdown took too long")
 

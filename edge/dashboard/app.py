@@ -20,7 +20,16 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
 
-from edge.dashboard import auth, routes_admin, routes_alarms, routes_panel, routes_site, routes_tech
+from edge.dashboard import (
+    auth,
+    routes_admin,
+    routes_alarms,
+    routes_devices,
+    routes_ops,
+    routes_panel,
+    routes_site,
+    routes_tech,
+)
 from edge.dashboard.auth import ApiError, Caller, session_caller, still_valid
 from edge.dashboard.context import DashboardContext, get_context
 from edge.dashboard.events import dumps
@@ -66,7 +75,16 @@ def build_app(ctx: DashboardContext) -> FastAPI:
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    for module in (auth, routes_alarms, routes_panel, routes_site, routes_tech, routes_admin):
+    for module in (
+        auth,
+        routes_alarms,
+        routes_panel,
+        routes_site,
+        routes_tech,
+        routes_admin,
+        routes_devices,
+        routes_ops,
+    ):
         app.include_router(module.router)
 
     @app.get("/api/events", response_class=EventSourceResponse)

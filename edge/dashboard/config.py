@@ -15,10 +15,14 @@ Example::
       tls_cert: pki/dashboard.crt # relative to the site file's folder
       tls_key: pki/dashboard.key
       simulator_api: http://127.0.0.1:8470
+      metrics_token_file: pki/metrics.token   # /metrics for a bearer token (Prometheus)
+      metrics_allow: [127.0.0.1/32, 10.1.0.0/24]  # ... or for these peers (default: loopback)
+      deleted_history_days: 180               # history of devices deleted on the dashboard
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -57,6 +61,14 @@ class DashboardConfig(BaseModel):
     tls_cert: str | None = None
     tls_key: str | None = None
     simulator_api: str | None = Field(default=None, description="simulator control API base URL")
+    # /metrics: a bearer token read from this file (relative to the site file's folder), or a
+    # peer address in one of these networks. /healthz needs neither.
+    metrics_token_file: str | None = None
+    metrics_allow: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"], description="networks allowed to scrape /metrics"
+    )
+    # Batch device management: a deleted device's history (trends, alarm history) is kept this long.
+    deleted_history_days: float = Field(default=180.0, ge=1, le=3660)
 
     @field_validator("listen")
     @classmethod
@@ -64,6 +76,16 @@ class DashboardConfig(BaseModel):
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError("expected host:port, e.g. 0.0.0.0:8080")
+        return value
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{net!r} is not a network, e.g. 10.0.0.0/8 or 127.0.0.1/32") from exc
         return value
 
     @field_validator("simulator_api")
@@ -98,7 +120,7 @@ class DashboardConfig(BaseModel):
 
 def _with_paths(raw: Mapping[str, Any], base_dir: Path) -> dict[str, Any]:
     data = dict(raw)
-    for key in ("tls_cert", "tls_key"):
+    for key in ("tls_cert", "tls_key", "metrics_token_file"):
         value = data.get(key)
         if isinstance(value, str) and value:
             data[key] = str(base_dir / value)  # an absolute value stays absolute
@@ -117,7 +139,7 @@ def check_dashboard(raw: Any, *, base_dir: Path) -> list[Issue]:
     except ValidationError as exc:
         return issues_from_validation(exc, data, DashboardConfig, prefix=_LOC)
     issues: list[Issue] = []
-    for key in ("tls_cert", "tls_key"):
+    for key in ("tls_cert", "tls_key", "metrics_token_file"):
         path = getattr(config, key)
         if path is not None and not Path(path).is_file():
             issues.append(Issue((*_LOC, key), f"file {path} does not exist"))
