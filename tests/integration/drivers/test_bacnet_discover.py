@@ -70,6 +70,13 @@ async def test_discovered_fragment_loads_and_polls(tmp_path: Path) -> None:
                     timeout_s=30,
                     message="values from the three discovered devices",
                 )
+                # a verified write through the coordinator, as a linkage step makes it, and the
+                # restore's relinquish (its read-back echoes the request when the slot is empty)
+                fans = built.coordinators["gh-smk-2-3003"]
+                assert await fans.write("sef1-c", True) is True
+                assert sim.device(3003).priority_array("binary-output,1")[7] is not None
+                assert await fans.write("sef1-c", "relinquish") == "relinquish"
+                assert sim.device(3003).priority_array("binary-output,1")[7] is None
             finally:
                 for task in tasks:
                     task.cancel()
