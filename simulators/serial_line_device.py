@@ -139,7 +139,7 @@ class SerialLineSimulator:
         model: WaterTankModel | None = None,
         seed: int = 0,
     ) -> None:
-        self._responder = responder
+        self.responder = responder  # replaceable while running (a device that changes its mind)
         self._link = link
         self._terminator = terminator
         self._command_terminator = command_terminator
@@ -329,7 +329,7 @@ class SerialLineSimulator:
             now = time.monotonic()
             self._model.step(max(0.0, now - self._last_step))
             self._last_step = now
-        line = self._responder(command)
+        line = self.responder(command)
         if line is None or self._faults.silent:
             return
         if self._faults.slow_ms:
