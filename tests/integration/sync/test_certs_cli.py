@@ -8,6 +8,7 @@ import pytest
 
 from cloud_sync.broker_config import AuthMode, BrokerFiles
 from cloud_sync.certs import CENTRAL_USER, ClientCredentials, PkiLayout
+from cloud_sync.keys import key_id, load_private_key, load_public_keys
 from cloud_sync.mqtt_client import MqttSession, MqttSettings, PublishRefused
 from edge.cli import main
 from tests.broker import Broker
@@ -33,6 +34,16 @@ async def test_certs_commands_make_a_working_site(tmp_path: Path, capsys: pytest
     assert main(["certs", "gateway", "--dir", str(pki), "gw-2"]) == 0
     out = capsys.readouterr().out
     assert "uplink:" in out and "gateway_id: gw-1" in out and "signing.pub" in out
+    # Central's ack-signing key: made once, pinned by the gateways, kept by a second run.
+    layout = PkiLayout(pki)
+    assert f'signing_key: "{layout.central_signing_key}"' in out
+    assert f'central_key: "{layout.central_signing_pub}"' in out
+    assert layout.central_signing_key.stat().st_mode & 0o777 == 0o600
+    pinned = load_public_keys(layout.central_signing_pub)
+    assert list(pinned) == [key_id(load_private_key(layout.central_signing_key).public_key())]
+    assert main(["certs", "central", "--dir", str(pki)]) == 0
+    assert "kept" in capsys.readouterr().out
+    assert load_public_keys(layout.central_signing_pub) == pinned
     assert main(["certs", "gateway", "--dir", str(pki), "central"]) == 1  # reserved name
     assert main(["certs", "init", "--dir", str(pki)]) == 1  # no silent CA replacement
 
