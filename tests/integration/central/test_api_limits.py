@@ -68,9 +68,12 @@ async def test_token_scopes(tmp_path: Path, gw_a: Gateway, gw_b: Gateway) -> Non
     assert config.api.tls is not None
     ctx = ssl.create_default_context(cafile=str(config.api.tls.cert_file))
     rows = [TelemetryRow("s1/m/p", 1.0, 0, "", 100.0, None)]
-    async with CentralService(config) as service, httpx.AsyncClient(
-        base_url=f"https://127.0.0.1:{service.api_port}", verify=ctx, timeout=30.0
-    ) as client:
+    async with (
+        CentralService(config) as service,
+        httpx.AsyncClient(
+            base_url=f"https://127.0.0.1:{service.api_port}", verify=ctx, timeout=30.0
+        ) as client,
+    ):
 
         async def status(token: str, method: str, path: str, body: bytes | None = None) -> int:
             headers = {"Authorization": f"Bearer {token}", **OCTETS}
