@@ -32,13 +32,13 @@ __all__ = [
     "ChecksumKind",
     "LineFormat",
     "LineFormatPatch",
-    "Mode",
+    "LineMode",
     "SerialLineBus",
     "SerialLineDeviceConfig",
     "SerialLinePointConfig",
     "SerialLinePointPatch",
     "SerialLineProfile",
-    "ValueType",
+    "LineValueType",
     "effective_format",
     "terminator_bytes",
 ]
@@ -51,7 +51,7 @@ _HEX_BYTE = re.compile(r"^0[xX]([0-9a-fA-F]{2})$")
 _GB18030_SAFE_BELOW = 0x30
 
 
-class ValueType(enum.StrEnum):
+class LineValueType(enum.StrEnum):
     FLOAT = "float"
     INT = "int"
     BOOL = "bool"
@@ -59,7 +59,7 @@ class ValueType(enum.StrEnum):
     ENUM = "enum"
 
 
-class Mode(enum.StrEnum):
+class LineMode(enum.StrEnum):
     POLL = "poll"  # send ``command``, parse the one-line answer
     UNSOLICITED = "unsolicited"  # every line the device prints is parsed as it arrives
 
@@ -141,7 +141,7 @@ class ChecksumConfig(ConfigModel):
 class LineFormat(ConfigModel):
     """How one model of device talks: poll or unsolicited, its command and its lines."""
 
-    mode: Mode = Mode.POLL
+    mode: LineMode = LineMode.POLL
     command: str | None = Field(
         default=None,
         min_length=1,
@@ -177,9 +177,9 @@ class LineFormat(ConfigModel):
 
     @model_validator(mode="after")
     def _shape(self) -> LineFormat:
-        if self.mode is Mode.POLL and self.command is None:
+        if self.mode is LineMode.POLL and self.command is None:
             raise ValueError("poll mode needs a 'command' to send")
-        if self.mode is Mode.POLL and self.silence_timeout_s is not None:
+        if self.mode is LineMode.POLL and self.silence_timeout_s is not None:
             raise ValueError("'silence_timeout_s' is for unsolicited mode (a polled device times out)")
         if self.checksum is not None and self.checksum.by_group:
             groups = re.compile(self.pattern).groupindex if self.pattern else {}
@@ -201,7 +201,7 @@ class LineFormatPatch(ConfigModel):
     """A device's change to its profile's line format: only the fields it names change (an
     explicit ``checksum: null`` removes the profile's checksum)."""
 
-    mode: Mode | None = None
+    mode: LineMode | None = None
     command: str | None = None
     prefix: str | None = None
     pattern: str | None = None
@@ -223,7 +223,7 @@ class SerialLinePointConfig(PointBase):
     """One value in a device's lines: where it is (one of ``group``, ``pattern``, ``columns``,
     ``field``; none means the group named like the point) and how to read it."""
 
-    type: ValueType = ValueType.FLOAT
+    type: LineValueType = LineValueType.FLOAT
     group: str | None = Field(default=None, description="named group of the line's pattern")
     pattern: str | None = Field(
         default=None, description="own regular expression; its group 'value', else group 1, else the match"
@@ -254,7 +254,7 @@ class SerialLinePointConfig(PointBase):
             start, end = self.columns
             if start < 0 or end <= start or end > 4096:
                 raise ValueError("columns are [start, end) with 0 <= start < end <= 4096")
-        if self.type is not ValueType.BOOL:
+        if self.type is not LineValueType.BOOL:
             for name in ("match", "true_values", "false_values"):
                 if getattr(self, name) is not None:
                     raise ValueError(f"'{name}' is for type 'bool'")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import structlog
 
 from drivers.base import LinkState, PollGroup, Reading, raise_if_cancelling
-from drivers.serial_line.config import LineFormat, Mode
+from drivers.serial_line.config import LineFormat, LineMode
 from drivers.serial_line.parser import LineParser, LineStatus
 from drivers.serial_line.port import SerialLinePort
 from edge.errors import DeviceTimeout, FramingError, TransportError
@@ -90,7 +90,7 @@ class SerialLineDevice:
         self._retries = retries
         self._groups: tuple[LineGroup, ...] = ()
         self._inbox: _Inbox | None = None
-        if self._mode is Mode.POLL:
+        if self._mode is LineMode.POLL:
             self._groups = (LineGroup(poll_interval_s, parser.keys),)
             port.join(device_id)
         else:

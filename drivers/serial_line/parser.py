@@ -30,9 +30,9 @@ from drivers.serial_line.config import (
     ChecksumConfig,
     ChecksumKind,
     LineFormat,
-    Mode,
+    LineMode,
+    LineValueType,
     SerialLinePointConfig,
-    ValueType,
 )
 from edge.model import Quality, Reason, Value
 
@@ -193,7 +193,7 @@ def _number(point: SerialLinePointConfig, text: str) -> _Converted:
     if len(text) > _MAX_NUMBER_CHARS:
         return None, Quality.BAD, Reason.DEVICE_ERROR, "number too long"
     raw: int | float
-    if point.type is ValueType.INT:
+    if point.type is LineValueType.INT:
         if not _INTEGER.fullmatch(text):
             return None, Quality.BAD, Reason.DEVICE_ERROR, f"not an integer: {text!r}"
         raw = int(text)
@@ -251,11 +251,11 @@ def convert(
 ) -> _Converted:
     """(value, quality, reason, why) of ``text`` as ``point``'s type; never raises."""
     kind = point.type
-    if kind is ValueType.STRING:
+    if kind is LineValueType.STRING:
         return text.strip(), Quality.GOOD, Reason.NONE, ""
-    if kind is ValueType.BOOL:
+    if kind is LineValueType.BOOL:
         return _boolean(point, text, match)
-    if kind is ValueType.ENUM:
+    if kind is LineValueType.ENUM:
         return _enum(point, text, labels if labels is not None else _enum_labels(point))
     return _number(point, text)
 
@@ -351,7 +351,7 @@ class LineParser:
             if line.checksum is None or line.checksum.by_group or line.checksum.delimiter is None
             else line.checksum.delimiter.encode(encoding)
         )
-        self._strict = line.mode is Mode.POLL if strict is None else strict
+        self._strict = line.mode is LineMode.POLL if strict is None else strict
         self._name = name
         self._points: list[_CompiledPoint] = []
         for point in points:

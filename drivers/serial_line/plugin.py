@@ -17,7 +17,7 @@ from drivers.config_base import BusBase
 from drivers.registry import BusContext, BusDriver, DeviceSpec, Finding, Protocol_, register
 from drivers.serial_line.config import (
     LineFormat,
-    Mode,
+    LineMode,
     SerialLineBus,
     SerialLineDeviceConfig,
     SerialLinePointConfig,
@@ -75,7 +75,7 @@ def _check_devices(devices: Sequence[DeviceSpec]) -> list[tuple[int, Finding]]:
                     ),
                 )
             )
-        if line.mode is Mode.UNSOLICITED and config.enabled:
+        if line.mode is LineMode.UNSOLICITED and config.enabled:
             bus = cast("SerialLineBus", device.bus)
             prefix = line.address_prefix(config.address) or ""
             other = claimed.get((bus.port, prefix))
