@@ -30,24 +30,28 @@ import random
 import sys
 import time
 import tty
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import structlog
 
-from drivers.serial_line.config import ChecksumConfig
+from drivers.serial_line.config import ChecksumConfig, terminator_bytes
 from drivers.serial_line.parser import checksum_text
 from simulators.models.water_tank import WaterTankModel
 
 __all__ = [
     "FAULTS",
+    "SerialLineSimDevice",
     "SerialLineSimulator",
     "fire_panel_printer",
     "level_line",
     "level_transmitter",
     "printer_line",
+    "start_serial_line",
     "water_quality_analyser",
     "water_quality_line",
 ]
@@ -335,6 +339,146 @@ class SerialLineSimulator:
         if self._faults.slow_ms:
             await asyncio.sleep(self._faults.slow_ms / 1000.0)
         self._send(self._faulted(line))
+
+
+# -- a site's serial-line devices (gatehouse simulate) ------------------------------------------
+
+_PRINTER_SCENARIOS = {
+    "fire": "print a fire line (params: loop, address, location, kind)",
+    "fault": "print a fault line (params: loop, address, location, kind)",
+    "fault_cleared": "print a fault-cleared line (params: loop, address)",
+    "reset": "print the panel's reset line",
+}
+_LINE_FAULTS = ("slow", "garbage", "bad_checksum", "partial")
+
+
+class SerialLineSimDevice:
+    """One device of a site's ``serial_line`` bus, for ``simulators.protocol_sims``: its
+    behaviour by profile, scenarios through the control API. Faults other than ``silent`` act
+    on the whole line (the pty) the device shares."""
+
+    def __init__(self, dev: Mapping[str, Any], bus: Mapping[str, Any], line: SerialLineSimulator) -> None:
+        self.id = str(dev["id"])
+        self.profile_id = str(dev.get("profile") or "")
+        keys = ("name", "name_zh", "building", "floor", "zone", "location")
+        self.meta: dict[str, Any] = {
+            **{k: dev[k] for k in keys if dev.get(k)},
+            "bus": bus.get("id"),
+            "protocol": "serial_line",
+        }
+        self.family = "fire_panel" if self.profile_id == "fire-panel-printer" else "water_tank"
+        self.silent = False
+        self._line = line
+        self._address = str(dev.get("address") or "01")
+        self._model = WaterTankModel(seed=zlib.crc32(self.id.encode()) % 1000)
+        self._stepped = time.monotonic()
+        self._active: set[str] = set()
+        if self.profile_id == "water-quality-analyser-ascii":
+            self._answer: Responder | None = water_quality_analyser(self._model)
+        elif self.profile_id == "level-transmitter-ascii":
+            self._answer = level_transmitter(self._model, self._address)
+        else:
+            self._answer = None  # the printer, or a profile this simulator does not know: silent
+
+    def respond(self, command: str) -> str | None:
+        if self.silent or self._answer is None:
+            return None
+        now = time.monotonic()
+        self._model.step(max(0.0, now - self._stepped))
+        self._stepped = now
+        return self._answer(command)
+
+    def scenarios(self) -> dict[str, str]:
+        own = _PRINTER_SCENARIOS if self.family == "fire_panel" else dict(self._model.scenarios)
+        return {**own, **FAULTS}
+
+    async def inject(self, name: str, params: Mapping[str, Any]) -> list[str]:
+        if self.family == "fire_panel" and name in _PRINTER_SCENARIOS:
+            self._print(name, params)
+            return sorted(self._active)
+        if name == "silent":
+            self.silent = True
+        elif name in _LINE_FAULTS:
+            self._line.inject(name, **{k: float(v) for k, v in params.items()})
+        elif name in self._model.scenarios:
+            self._model.inject(name, params)
+        else:
+            raise KeyError(name)
+        self._active.add(name)
+        return sorted(self._active)
+
+    async def clear(self, name: str | None) -> list[str]:
+        names = set(self._active) if name is None else {name} & self._active
+        for item in names:
+            if item == "silent":
+                self.silent = False
+            elif item in _LINE_FAULTS:
+                self._line.clear(item)
+            else:
+                self._model.clear(item)
+        self._active -= names
+        return sorted(names)
+
+    def values(self) -> dict[str, Any]:
+        if self.family == "fire_panel":
+            return {"lines_printed": self._line.lines_sent}
+        return self._model.values()
+
+    def _print(self, name: str, params: Mapping[str, Any]) -> None:
+        if name == "reset":
+            self._line.print_line(time.strftime("%Y-%m-%d %H:%M:%S") + " 复位")
+            return
+        event = {"fire": "火警", "fault": "故障", "fault_cleared": "故障恢复"}[name]
+        self._line.print_event(
+            event,
+            int(params.get("loop", 1)),
+            int(params.get("address", 1)),
+            str(params.get("location", "")),
+            str(params.get("kind", "感烟" if name == "fire" else "")),
+        )
+
+
+async def start_serial_line(
+    stack: contextlib.AsyncExitStack,
+    group: asyncio.TaskGroup,
+    site_dir: Path,
+    bus: Mapping[str, Any],
+    devices: list[Mapping[str, Any]],
+    sims: Any,
+) -> None:
+    """``simulators.protocol_sims`` starter: one pty per ``serial_line`` bus, linked at the bus's
+    ``port`` (which must be a path the simulator may create, not a ``/dev`` node), serving every
+    device of the bus. ``sims`` is the ``ProtocolSims`` collecting devices and start-up lines."""
+    port = Path(str(bus.get("port", "")))
+    if not port.is_absolute():
+        port = site_dir / port
+    if str(port).startswith("/dev/"):
+        _LOG.warning(
+            "serial_line simulator cannot stand in for a /dev port", bus=bus.get("id"), port=str(port)
+        )
+        return
+    port.parent.mkdir(parents=True, exist_ok=True)
+    served: list[SerialLineSimDevice] = []
+
+    def respond(command: str) -> str | None:
+        for device in served:
+            answer = device.respond(command)
+            if answer is not None:
+                return answer
+        return None
+
+    line = SerialLineSimulator(
+        respond,
+        link=port,
+        terminator=terminator_bytes(str(bus.get("terminator", "\r\n"))),
+        encoding=str(bus.get("encoding", "ascii")),
+    )
+    await stack.enter_async_context(line)
+    for dev in devices:
+        device = SerialLineSimDevice(dev, bus, line)
+        served.append(device)
+        sims.devices[device.id] = device
+    sims.servers.append(f"serial line {bus.get('id')} -> {port} ({len(served)} devices)")
 
 
 # -- command line -------------------------------------------------------------------------------

@@ -227,3 +227,41 @@ def test_a_poll_device_without_a_command_is_a_config_error(tmp_path: Path) -> No
     with pytest.raises(ConfigError) as caught:
         load_site(path)
     assert "poll mode needs a 'command'" in str(caught.value)
+
+
+async def test_the_simulate_starter_serves_a_sites_serial_lines(tmp_path: Path) -> None:
+    from ruamel.yaml import YAML
+
+    from simulators.protocol_sims import ProtocolSims
+    from simulators.serial_line_device import start_serial_line
+
+    path = write_site(tmp_path)
+    raw = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+    buses = {b["id"]: b for b in raw["buses"]}
+    sims = ProtocolSims()
+    async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as tg:
+        for bus_id in ("wq-port", "level-line", "printer"):
+            devices = [d for d in raw["devices"] if d["bus"] == bus_id]
+            await start_serial_line(stack, tg, tmp_path, buses[bus_id], devices, sims)
+        assert set(sims.devices) == {"wq-1", "tank-level-1", "tank-level-2", "panel-b"}
+        site = load_site(path)
+        sinks = Sinks()
+        async with build_devices(site, sink=sinks.sample, events=sinks.event, clock=SystemClock()) as ds:
+            tasks = [tg.create_task(c.run()) for c in ds.coordinators.values()]
+            await wait_until(
+                lambda: good_value(sinks, "estate/tank-level-2/level_m") is not None, timeout_s=20
+            )
+            await wait_until(lambda: good_value(sinks, "estate/wq-1/ph") is not None, timeout_s=20)
+            await sims.devices["wq-1"].inject("ph_abnormal", {"value": 9.2})
+            await wait_until(
+                lambda: abs(float(good_value(sinks, "estate/wq-1/ph") or 0) - 9.2) <= 0.011, timeout_s=20
+            )
+            await wait_until(lambda: "device.online" in sinks.kinds("panel-b"), timeout_s=20)
+            await sims.devices["panel-b"].inject("fire", {"loop": 2, "address": 17})
+            await wait_until(lambda: good_value(sinks, "estate/panel-b/fire") is True, timeout_s=20)
+            assert good_value(sinks, "estate/panel-b/last_address") == 17
+            await sims.devices["tank-level-1"].inject("silent", {})
+            await wait_until(lambda: "device.offline" in sinks.kinds("tank-level-1"), timeout_s=20)
+            assert "device.offline" not in sinks.kinds("tank-level-2")
+            for task in tasks:
+                task.cancel()
