@@ -143,9 +143,8 @@ class SerialLineDevice:
     async def _pushed(self, inbox: _Inbox) -> AsyncIterator[Reading | LinkState]:
         loop = asyncio.get_running_loop()
         online: bool | None = None
-        port_up = self._port.online
         silence = self._silence_s
-        deadline = loop.time() + silence if (silence is not None and port_up) else math.inf
+        deadline = loop.time() + silence if (silence is not None and self._port.online) else math.inf
         while True:
             try:
                 async with asyncio.timeout_at(None if deadline == math.inf else deadline):
@@ -157,7 +156,6 @@ class SerialLineDevice:
                     yield LinkState(False, f"no line for {silence:g} s")
                 continue
             if isinstance(item, LinkState):
-                port_up = item.online
                 if not item.online:
                     deadline = math.inf
                     if online is not False:

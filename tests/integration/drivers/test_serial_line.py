@@ -16,7 +16,7 @@ from drivers.serial_line.device import SerialLineDevice
 from edge.config.loader import load_site
 from edge.config.site import Site
 from edge.errors import ConfigError
-from edge.model import Event, Quality, Sample, SystemClock
+from edge.model import Event, Quality, Sample, SystemClock, Value
 from edge.wiring import DeviceSet, build_devices
 from simulators.models.water_tank import WaterTankModel
 from simulators.serial_line_device import (
@@ -113,7 +113,7 @@ async def estate(tmp_path: Path) -> AsyncIterator[Estate]:
                     task.cancel()
 
 
-def good_value(sinks: Sinks, point_id: str) -> object:
+def good_value(sinks: Sinks, point_id: str) -> Value:
     sample = sinks.last(point_id)
     return sample.value if sample is not None and sample.quality is Quality.GOOD else None
 
