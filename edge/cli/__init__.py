@@ -6,13 +6,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from edge.cli import buffer, central, certs, check, discover, run, simulate, users
 from edge.cli import backup as backup_cmd
+from edge.cli import buffer, central, certs, check, discover, run, simulate, site_csv, users
 from edge.cli import rules as rules_cmd
 
 __all__ = ["main"]
 
-_COMMANDS = (run, check, discover, buffer, central, certs, simulate, rules_cmd, users, backup_cmd)
+_COMMANDS = (run, check, discover, buffer, central, certs, simulate, rules_cmd, users, backup_cmd, site_csv)
 
 
 def build_parser() -> argparse.ArgumentParser:
