@@ -170,7 +170,7 @@ def prepare(options: DemoOptions) -> _Prepared:
     paths.make()
     try:
         source = read_source_site(options.site)
-        ports = plan_ports(options.ports, source.tcp_endpoints())
+        ports = plan_ports(options.ports, source.endpoints())
         creds = ensure_credentials(paths.pki, source.gateway_id)
     except (PkiError, KeyFileError, PortSpecError) as exc:
         raise DemoError(str(exc)) from exc
@@ -179,6 +179,7 @@ def prepare(options: DemoOptions) -> _Prepared:
     if options.dashboard and not dashboard:
         _say("note: the LAN dashboard (edge.dashboard) is not part of this build; running without it")
     modbus = [ports.modbus_port(host, port) for host, port in source.tcp_endpoints()]
+    modbus += [ports.modbus_port(host, port) for host, port in source.gateway_listens()]
     busy = busy_ports(ports, modbus, dashboard=dashboard)
     if busy:
         raise DemoError(
