@@ -1,9 +1,155 @@
-"""Batch device management for administrators (R5.3): placeholder, filled in below."""
+"""Batch device management for administrators (R5.3): disable, enable or delete devices.
+
+``POST /api/admin/devices/batch`` with ``{"action": "disable" | "enable" | "delete", "devices":
+[ids]}``. The change is made to the site file itself (ruamel round trip: comments and order
+stay), checked by the same loader as ``gatehouse check`` before anything is written, audited,
+and applied by the gateway's validated reload (``Gateway.reload``). A deleted device's history
+(trends, alarm history) stays; ``edge.retention`` removes it after
+``dashboard.deleted_history_days``, counted from the deletion recorded here.
+``GET /api/admin/devices`` lists the site's devices with their enabled state.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-__all__ = ["router"]
+import structlog
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+from ruamel.yaml import YAML
 
+from edge.dashboard.auth import ApiError, Caller, audit, require
+from edge.dashboard.context import DashboardContext, get_context
+from edge.errors import ConfigError
+
+__all__ = ["DELETED_FILE", "deleted_devices", "router"]
+
+_LOG = structlog.get_logger(__name__)
 router = APIRouter(prefix="/api/admin/devices")
+Ctx = Annotated[DashboardContext, Depends(get_context)]
+DELETED_FILE = "deleted-devices.json"
+_LOCK = asyncio.Lock()
+
+
+class Batch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["disable", "enable", "delete"]
+    devices: list[str] = Field(min_length=1, max_length=10_000)
+
+
+def deleted_devices(data_dir: Path) -> dict[str, float]:
+    """Device id → when it was deleted (wall seconds), for ``edge.retention``."""
+    try:
+        raw = json.loads((data_dir / DELETED_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        _LOG.warning("deleted-devices record unreadable", error=str(exc))
+        return {}
+    return {str(k): float(v) for k, v in raw.items()}
+
+
+def _record_deleted(data_dir: Path, ids: list[str], now: float) -> None:
+    record = deleted_devices(data_dir)
+    for device in ids:
+        record.setdefault(device, now)
+    tmp = data_dir / (DELETED_FILE + ".tmp")
+    tmp.write_text(json.dumps(record, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, data_dir / DELETED_FILE)
+
+
+def _yaml() -> YAML:
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    return yaml
+
+
+def _edit(path: Path, action: str, ids: set[str]) -> tuple[Any, list[str]]:
+    """Apply the batch to the site file's text; returns (the new site, problems). Writes only if valid."""
+    from edge.config.loader import load_site
+
+    yaml = _yaml()
+    with path.open(encoding="utf-8") as fh:
+        doc = yaml.load(fh)
+    devices = doc.get("devices") or []
+    if action == "delete":
+        doc["devices"] = type(devices)(d for d in devices if str(d.get("id")) not in ids)
+        if hasattr(devices, "ca"):
+            doc["devices"].ca.items.update(devices.ca.items)  # keep the comments we can
+    else:
+        for device in devices:
+            if str(device.get("id")) in ids:
+                if action == "disable":
+                    device["enabled"] = False
+                elif "enabled" in device:
+                    del device["enabled"]  # enabled is the default
+    fd, name = tempfile.mkstemp(prefix=".batch-", suffix=".yaml", dir=path.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            yaml.dump(doc, fh)
+        try:
+            load_site(tmp)
+        except ConfigError as exc:
+            return None, [f"{p.path}: {p.message}" for p in exc.problems]
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return load_site(path), []
+
+
+@router.get("")
+async def list_devices(ctx: Ctx, _: Annotated[Caller, Depends(require("config"))]) -> dict[str, Any]:
+    site = ctx.gateway.site
+    return {
+        "devices": [
+            {
+                "id": d.id,
+                "name": d.config.name,
+                "name_zh": d.config.name_zh,
+                "bus": d.bus.id,
+                "profile": d.config.profile,
+                "zone": d.config.zone,
+                "enabled": d.config.enabled,
+                "online": ctx.gateway.live.device_online.get(d.id),
+            }
+            for d in site.devices
+        ],
+        "deleted": deleted_devices(site.data_dir),
+        "deleted_history_days": ctx.config.deleted_history_days,
+    }
+
+
+@router.post("/batch")
+async def batch(
+    body: Batch, request: Request, ctx: Ctx, caller: Annotated[Caller, Depends(require("config"))]
+) -> dict[str, Any]:
+    gateway = ctx.gateway
+    known = {d.id for d in gateway.site.devices}
+    unknown = sorted(set(body.devices) - known)
+    if unknown:
+        raise ApiError(404, "unknown_device", devices=unknown)
+    ids = set(body.devices)
+    async with _LOCK:  # one edit of the site file at a time
+        site, problems = await asyncio.to_thread(_edit, gateway.site.path, body.action, ids)
+        target = ",".join(sorted(ids))
+        if problems:
+            audit(ctx, request, caller.user.username, f"device_{body.action}", target, "refused", problems[0])
+            raise ApiError(409, "invalid_site", problems=problems)
+        if body.action == "delete":
+            await asyncio.to_thread(_record_deleted, site.data_dir, sorted(ids), time.time())
+        audit(
+            ctx, request, caller.user.username, f"device_{body.action}", target, "ok", f"{len(ids)} devices"
+        )
+        reload = getattr(gateway, "reload", None)
+        if reload is not None:
+            reload(site)
+    _LOG.info("batch device change", action=body.action, devices=sorted(ids), by=caller.user.username)
+    return {"action": body.action, "devices": sorted(ids), "reloaded": reload is not None}
