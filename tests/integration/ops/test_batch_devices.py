@@ -36,7 +36,7 @@ async def test_batch_disable_enable_delete(tmp_path: Path) -> None:
     path.write_text(SITE.format(data=tmp_path / "data", port=free_port()), encoding="utf-8")
     plan = read_site_plan(path)
     async with SimulationRunner(plan.devices, tick_s=0.25, control_port=0):
-        text = path.read_text(encoding="utf-8")
+        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
         path.write_text(text + "dashboard: {listen: '127.0.0.1:0'}\n", encoding="utf-8")
         async with Gateway(load_site(path)) as gw:
             run = asyncio.create_task(gw.run(), name="gateway-run")
@@ -67,7 +67,7 @@ async def _flow(gw: Gateway, base: str, path: Path) -> None:
             lambda: gw.devices is not None and set(gw.devices.skipped) == {"m2", "m3"},
             message="m2, m3 disabled",
         )
-        text = path.read_text(encoding="utf-8")
+        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
         assert "# keep this comment" in text and "# the pump room" in text
         assert load_site(path).devices[1].config.enabled is False
 
@@ -84,8 +84,8 @@ async def _flow(gw: Gateway, base: str, path: Path) -> None:
         )
         assert r.status_code == 200
         await wait_until(lambda: [d.id for d in gw.site.devices] == ["m1", "m2"], message="m3 deleted")
-        assert "m3" not in path.read_text(encoding="utf-8")
-        deleted = json.loads((gw.site.data_dir / "deleted-devices.json").read_text())
+        assert "m3" not in await asyncio.to_thread(path.read_text, encoding="utf-8")
+        deleted = json.loads(await asyncio.to_thread((gw.site.data_dir / "deleted-devices.json").read_text))
         assert set(deleted) == {"m3"}
 
         r = await admin.post(
