@@ -76,6 +76,9 @@ class Gateway:
         self._uplink = await self._enter_uplink()
         self.alarms = await self._enter_rules()
         self._dashboard = await self._enter_dashboard()
+        from edge.retention import enter_retention
+
+        await enter_retention(self._stack, self)
         return self
 
     async def __aexit__(

@@ -32,8 +32,16 @@ def _outbox_path(config: Path) -> Path:
 
 
 def _stats(args: argparse.Namespace) -> int:
+    retention: dict[str, Any] | None = None
     try:
-        path = args.db if args.db is not None else _outbox_path(args.config)
+        if args.db is not None:
+            path = args.db
+        else:
+            from edge.retention import retention_report
+
+            site = load_site(args.config)
+            path = site.outbox_path
+            retention = retention_report(site)
         stats = read_stats(path)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
@@ -42,7 +50,33 @@ def _stats(args: argparse.Namespace) -> int:
         print(f"gatehouse buffer stats: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(stats, indent=2, sort_keys=True))
+        print(
+            json.dumps(
+                stats if retention is None else {**stats, "retention": retention}, indent=2, sort_keys=True
+            )
+        )
     else:
         print(format_stats(stats, now_s=time.time()))
+        if retention is not None:
+            print(_format_retention(retention, time.time()))
     return 0
+
+
+def _format_retention(report: dict[str, Any], now_s: float) -> str:
+    def oldest(ts: float | None) -> str:
+        return "-" if ts is None else f"{(now_s - ts) / 86400:.1f} days ago"
+
+    alarms, passages, telemetry = report["alarms"], report["passages"], report["telemetry"]
+    deleted = report["deleted_devices"]
+    lines = [
+        "retention        kept               rows  oldest",
+        f"alarms           {alarms['keep_days']:>6g} days   {alarms['rows'] or 0:>10}  "
+        f"{oldest(alarms['oldest_ts'])}",
+        f"passages         {passages['keep_days']:>6g} days   {passages['rows'] or 0:>10}  "
+        f"{oldest(passages['oldest_ts'])} ({passages['devices']} devices)",
+        f"telemetry        by quota ({telemetry['quota_bytes'] / 1e6:.0f} MB outbox; trends "
+        f"{telemetry['trend_days']:g} days)",
+        f"deleted devices  {deleted['keep_days']:>6g} days   {len(deleted['devices']):>10}  devices",
+        f"audit            {report['audit']['keep_days']:>6g} days",
+    ]
+    return "\n".join(lines)

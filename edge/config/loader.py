@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import importlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -269,6 +270,7 @@ def load_site(path: Path, *, profile_dirs: Sequence[Path] = ()) -> Site:
     issues.extend(_uplink_issues(path, data))
     issues.extend(_dashboard_issues(path, data))
     issues.extend(_zones_issues(path, data))
+    issues.extend(importlib.import_module("edge.retention").check_retention(data.get("retention")))
 
     problems = _sorted([doc.problem(i) for i in issues], first=doc.file) + _sorted(library.problems)
     if problems or config is None:

@@ -97,3 +97,4 @@ class SiteConfig(_Model):
     rules: dict[str, Any] | None = None
     dashboard: dict[str, Any] | None = None
     zones: list[Any] | None = Field(default=None, description="named zones; see docs/configuration.md")
+    retention: dict[str, Any] | None = None

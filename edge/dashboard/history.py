@@ -43,6 +43,7 @@ _PURGE_EVERY_S = 3600.0
 class TrendStore:
     def __init__(self, path: Path, *, interval_s: float, history_days: float, clock: Clock) -> None:
         self.path = path
+        self.retain_prefixes: tuple[str, ...] = ()
         self.interval_s = interval_s
         self.keep_s = history_days * 86400.0
         self._clock = clock
@@ -127,7 +128,14 @@ class TrendStore:
     def purge(self, now: float) -> int:
         try:
             with self._lock:
-                cur = self._db.execute("DELETE FROM trend WHERE bucket < ?", (now - self.keep_s,))
+                cutoff = now - self.keep_s
+                if not self.retain_prefixes:
+                    cur = self._db.execute("DELETE FROM trend WHERE bucket < ?", (cutoff,))
+                else:
+                    # Points of longer-kept classes (vehicle passages, edge.retention) stay.
+                    keep = " AND ".join("NOT (point >= ? AND point < ?)" for _ in self.retain_prefixes)
+                    args = [x for p in self.retain_prefixes for x in (p, p + "\uffff")]
+                    cur = self._db.execute(f"DELETE FROM trend WHERE bucket < ? AND {keep}", (cutoff, *args))
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: cannot purge trend rows: {exc}") from exc
         return cur.rowcount
