@@ -86,9 +86,18 @@ def _version() -> str:
         return "unknown"
 
 
+def _logging() -> None:
+    """Log lines to stderr (warnings up): stdout carries the archive's path, for scripts."""
+    from edge.logs import configure_logging
+
+    configure_logging("warning", json=not sys.stderr.isatty())
+
+
 def _backup(args: argparse.Namespace) -> int:
     from edge.backup import create_backup, rotate
     from edge.config.loader import load_site
+
+    _logging()
 
     try:
         site = load_site(args.config)
@@ -121,6 +130,8 @@ def _restore(args: argparse.Namespace) -> int:
     import tempfile
 
     from edge.backup import describe, restore_backup, verify
+
+    _logging()
 
     try:
         passphrase = _passphrase(args)

@@ -152,3 +152,34 @@ def test_rotation_keeps_the_newest(tmp_path: Path) -> None:
     removed = rotate(tmp_path, 2)
     assert [p.name for p in removed] == ["gatehouse-gw-20260101T000000Z.ghbk"]
     assert len(list(tmp_path.glob("*.ghbk"))) == 2
+
+
+def test_backup_and_restore_commands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge.cli import main
+
+    data = tmp_path / "data"
+    site_path = write_site(tmp_path / "site.yaml", port=1502, devices=[meter("m1", 1)], data_dir=data)
+    site = load_site(site_path)
+
+    async def make() -> None:
+        async with Outbox(site.outbox_path) as outbox:
+            await _poll(outbox, 1000.0, 20)
+
+    asyncio.run(make())
+    (tmp_path / "pass").write_text("a passphrase\n")
+    assert main(["backup", "--config", str(site_path), "--to", str(tmp_path / "b")]) == 1  # none given
+    assert "no passphrase" in capsys.readouterr().err
+    monkeypatch.setenv("GATEHOUSE_BACKUP_PASSPHRASE", "a passphrase")
+    assert main(["backup", "--config", str(site_path), "--to", str(tmp_path / "b"), "--keep", "3"]) == 0
+    captured = capsys.readouterr()
+    archive = Path(captured.out.strip())
+    assert archive.suffix == ".ghbk" and "100.0 %" in captured.err  # the progress bar
+    args = ["restore", str(archive), "--passphrase-file", str(tmp_path / "pass")]
+    assert main([*args, "--check"]) == 0
+    assert "complete and intact" in capsys.readouterr().out
+    assert main([*args, "--data-dir", str(tmp_path / "new")]) == 0
+    out = capsys.readouterr().out
+    assert "telemetry lane continues after sequence" in out
+    assert (tmp_path / "new" / "outbox.db").exists() and (tmp_path / "new" / "outbox.db.seq").exists()
