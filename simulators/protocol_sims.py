@@ -249,9 +249,104 @@ async def _start_opcua(
     sims.servers.append(f"OPC UA {sim.endpoint} ({', '.join(m.name for _, m in models)})")
 
 
+# --------------------------------------------------------------------------- BACnet/IP
+
+
+class BacnetDevice:
+    """One simulated BACnet device (an AHU, a chiller plant, smoke fans) on its own UDP port."""
+
+    def __init__(self, dev: Mapping[str, Any], bus: Mapping[str, Any], sim: Any, instance: int, family: str):
+        self.id = str(dev["id"])
+        self.profile_id = str(dev.get("profile") or "")
+        self.family = family
+        self.meta = _meta(dev, bus)
+        self.sim = sim
+        self.instance = instance
+        self._active: set[str] = set()
+
+    def scenarios(self) -> dict[str, str]:
+        return {
+            "silent": "the device stops answering",
+            "slow": "answers late (params: delay_ms)",
+            "no_rpm": "refuses ReadPropertyMultiple",
+            "out_of_service": "objects out of service (params: key, e.g. analog-input,1)",
+            "fault": "an object reports a fault (params: key, reliability)",
+            "comm_loss": "the same as silent",
+        }
+
+    async def inject(self, name: str, params: Mapping[str, Any]) -> list[str]:
+        if name not in self.scenarios():
+            raise KeyError(name)
+        self.sim.inject(self.instance, "silent" if name == "comm_loss" else name, **dict(params))
+        self._active.add(name)
+        return sorted(self._active)
+
+    async def clear(self, name: str | None) -> list[str]:
+        # The simulator clears every fault of the device at once; so does this.
+        self.sim.clear(self.instance)
+        cleared, self._active = sorted(self._active), set()
+        return cleared if name is None else [name]
+
+    def values(self) -> dict[str, Any]:
+        device = self.sim.device(self.instance)
+        return {key: device.get(key) for key in device.local}
+
+
+_BACNET_MODELS = {
+    "bacnet-ahu": ("AirHandler", "hvac"),
+    "bacnet-chiller-plant": ("ChillerPlant", "hvac"),
+    "bacnet-smoke-fan": ("SmokeFans", "smoke_fan"),
+}
+
+
+async def _start_bacnet(
+    stack: contextlib.AsyncExitStack,
+    group: asyncio.TaskGroup,
+    site_dir: Path,
+    bus: Mapping[str, Any],
+    devices: list[Mapping[str, Any]],
+    sims: ProtocolSims,
+) -> None:
+    from simulators.bacnet import models as bacnet_models
+    from simulators.bacnet.server import BacnetSimulator, SimSpec
+
+    specs: list[tuple[Mapping[str, Any], SimSpec, str]] = []
+    for dev in devices:
+        known = _BACNET_MODELS.get(str(dev.get("profile")))
+        host, _, port = str(dev.get("address") or "").rpartition(":")
+        if known is None or not port.isdigit():
+            _LOG.warning(
+                "no BACnet simulator for this device (profile, or address ip:port)", device=dev.get("id")
+            )
+            continue
+        model = getattr(bacnet_models, known[0])()
+        spec = SimSpec(int(dev["instance"]), model, port=int(port), name=str(dev["id"]))
+        specs.append((dev, spec, known[1]))
+    if not specs:
+        return
+    sim = await stack.enter_async_context(BacnetSimulator([s for _, s, _ in specs], host="127.0.0.1"))
+    for dev, spec, family in specs:
+        device = BacnetDevice(dev, bus, sim, spec.instance, family)
+        sims.devices[device.id] = device
+    where = ", ".join(f"{s.instance}@{sim.address(s.instance)}" for _, s, _ in specs)
+    sims.servers.append(f"BACnet/IP devices {where}")
+
+
 # --------------------------------------------------------------------------- registry
 
-STARTERS: dict[str, Starter] = {"gb26875": _start_gb26875, "opcua": _start_opcua}
+
+def _serial_line_starter() -> Starter:
+    from simulators.serial_line_device import start_serial_line
+
+    return start_serial_line
+
+
+STARTERS: dict[str, Starter] = {
+    "gb26875": _start_gb26875,
+    "opcua": _start_opcua,
+    "bacnet_ip": _start_bacnet,
+    "serial_line": _serial_line_starter(),
+}
 
 
 async def start_protocol_sims(

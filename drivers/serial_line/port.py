@@ -11,7 +11,8 @@ The port opens the device with pyserial (which sets baud, parity and the rest th
 and then reads the file descriptor from the event loop (``loop.add_reader``), so a pty works
 like a USB adapter. When the port goes away (adapter unplugged: the read fails with EIO, or
 returns end of file on a pty) it is closed and reopened with capped, jittered backoff. Each
-change is one bus event, ``bus.online`` or ``bus.offline``, and listeners hear of it.
+change is one bus event, ``bus.port_open`` or ``bus.port_lost`` (the kinds every serial bus
+sends), and listeners hear of it.
 """
 
 from __future__ import annotations
@@ -362,5 +363,5 @@ class SerialLinePort:
             if not online:
                 data["error"] = error
             await self._events(
-                Event("bus.online" if online else "bus.offline", self.bus.id, self._clock.wall(), data)
+                Event("bus.port_open" if online else "bus.port_lost", self.bus.id, self._clock.wall(), data)
             )

@@ -136,7 +136,7 @@ async def test_polled_devices_give_the_models_values(tmp_path: Path) -> None:
         )
         for device in ("wq-1", "tank-level-1", "tank-level-2"):
             assert e.sinks.kinds(device)[:1] == ["device.online"]
-        assert "bus.online" in e.sinks.kinds("level-line")
+        assert "bus.port_open" in e.sinks.kinds("level-line")
         # Both transmitters were asked, in turn, on their shared line.
         await wait_until(lambda: len(e.levels.commands) >= 6, timeout_s=20)
         asked = [c for _, c in e.levels.commands]

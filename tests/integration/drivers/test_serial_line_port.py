@@ -203,7 +203,7 @@ async def test_unplugged_adapter_one_offline_and_one_online_event(tmp_path: Path
                 task.cancel()
         for source in ("d01", "printer"):
             assert kinds(source) == ["device.online", "device.offline", "device.online"], kinds(source)
-        assert [e.kind for e in bus_events] == ["bus.online", "bus.offline", "bus.online"]
+        assert [e.kind for e in bus_events] == ["bus.port_open", "bus.port_lost", "bus.port_open"]
         assert bus_events[1].data["port"] == str(tmp_path / "ttyUSB-line")
         assert port.stats.opens == 2 and port.stats.losses == 1
 
@@ -226,7 +226,7 @@ async def test_a_port_that_is_not_there_fails_fast_and_opens_later(tmp_path: Pat
             await wait_until(lambda: port.online, timeout_s=20)
             (reading,) = await device.read(group)
             assert reading.value == 1
-    assert [e.kind for e in events] == ["bus.offline", "bus.online"]
+    assert [e.kind for e in events] == ["bus.port_lost", "bus.port_open"]
 
 
 async def test_silence_timeout_of_an_unsolicited_device(tmp_path: Path) -> None:
