@@ -79,6 +79,21 @@ def register(sub: Any) -> None:
     renew.add_argument("--broker-host", action="append", default=[], metavar="HOST")
     renew.set_defaults(handler=_broker)
 
+    opcua = actions.add_parser(
+        "opcua", help="the gateway's OPC UA application certificate and key (for opcua buses)"
+    )
+    opcua.add_argument(
+        "--dir", type=Path, required=True, help="folder, e.g. SITE_DIR/pki/opcua (the bus default)"
+    )
+    opcua.add_argument(
+        "--application-uri",
+        default=None,
+        help="the URI servers check against the session (default urn:HOSTNAME:gatehouse, the bus default)",
+    )
+    opcua.add_argument("--hostname", default=None, help="DNS name in the certificate (default: this host's)")
+    opcua.add_argument("--force", action="store_true", help="replace an existing certificate")
+    opcua.set_defaults(handler=_opcua)
+
     broker = actions.add_parser("broker-config", help="write a runnable Mosquitto config for this PKI")
     broker.add_argument("--dir", type=Path, required=True)
     broker.add_argument("--out", type=Path, required=True, help="folder for mosquitto.conf, acl, data")
@@ -192,6 +207,27 @@ def _broker(args: argparse.Namespace) -> int:
         print(f"gatehouse certs broker: {exc}")
         return 1
     print(f"broker certificate: {cert}  (restart the broker to use it; clients keep trusting the CA)")
+    return 0
+
+
+def _opcua(args: argparse.Namespace) -> int:
+    import socket
+
+    from drivers.opcua.certs import CERT_NAME, make_application_certificate
+
+    hostname = args.hostname or socket.gethostname()
+    uri = args.application_uri or f"urn:{hostname}:gatehouse"
+    if (args.dir / CERT_NAME).exists() and not args.force:
+        print(
+            f"{args.dir / CERT_NAME} exists; keeping it (--force: a new one, which servers must trust again)"
+        )
+        return 0
+    cert, key = make_application_certificate(args.dir, uri, hostname)
+    print(f"OPC UA application certificate {cert} (key {key}), application URI {uri}")
+    print("Give the certificate to each OPC UA server's administrator to trust; on the bus:")
+    print(f"  certificate: {cert}")
+    print(f"  private_key: {key}")
+    print(f"  application_uri: {uri}")
     return 0
 
 
