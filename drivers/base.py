@@ -16,11 +16,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from edge.model import Quality, Reason, Value
 
-__all__ = ["Driver", "LinkState", "PollGroup", "Reading", "raise_if_cancelling"]
+__all__ = ["Driver", "LinkState", "PollGroup", "PriorityWriter", "Reading", "raise_if_cancelling"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +73,19 @@ class Driver(Protocol):
         """Readings the device sends on its own (and ``LinkState`` changes of a push-only
         device), or None for a purely polled device."""
         ...
+
+
+@runtime_checkable
+class PriorityWriter(Protocol):
+    """A driver whose devices keep a priority array (BACnet commandable objects): a write may
+    name its priority (1 highest .. ``priority_levels``) instead of the point's own. The
+    attribute marks such a driver: every driver has ``write``, only these take ``priority``."""
+
+    priority_levels: int
+
+    async def write(
+        self, key: str, value: Value, *, verify: bool = True, priority: int | None = None
+    ) -> Value | None: ...
 
 
 def raise_if_cancelling() -> None:

@@ -146,7 +146,14 @@ class Gateway:
         await self._devices_up.wait()
 
     async def write(
-        self, device_id: str, key: str, value: Any, *, verify: bool = True, by: str | None = None
+        self,
+        device_id: str,
+        key: str,
+        value: Any,
+        *,
+        verify: bool = True,
+        by: str | None = None,
+        priority: int | None = None,
     ) -> Any:
         """Write a point through its device's coordinator (commands never bypass it).
 
@@ -159,7 +166,7 @@ class Gateway:
             raise KeyError(f"no running device {device_id!r}")
         if by is not None and self.alarms is not None:
             await self.alarms.mark_override(self.site.point_id(device_id, key), by=by, value=value)
-        return await devices.coordinators[device_id].write(key, value, verify=verify)
+        return await devices.coordinators[device_id].write(key, value, verify=verify, priority=priority)
 
     # -- internals ---------------------------------------------------------------------------
 

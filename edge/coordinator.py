@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from drivers.base import Driver, LinkState, PollGroup, Reading, raise_if_cancelling
+from drivers.base import Driver, LinkState, PollGroup, PriorityWriter, Reading, raise_if_cancelling
 from edge.errors import ConnectionLost, DeviceError, TransportError
 from edge.model import Clock, Event, Quality, Reason, Sample, Value
 
@@ -69,6 +69,7 @@ class _Command:
     value: Value
     verify: bool
     done: asyncio.Future[Value | None]
+    priority: int | None = None
 
 
 class DeviceCoordinator:
@@ -105,16 +106,19 @@ class DeviceCoordinator:
 
     # -- public ------------------------------------------------------------------------------
 
-    async def write(self, key: str, value: Value, *, verify: bool = True) -> Value | None:
+    async def write(
+        self, key: str, value: Value, *, verify: bool = True, priority: int | None = None
+    ) -> Value | None:
         """Queue a write; returns the read-back value (or None without verification).
 
-        Raises ``TransportError``/``DeviceError`` from the driver, or ``KeyError`` for an
-        unknown point.
+        ``priority`` is for drivers with priority arrays (BACnet): the write's priority instead
+        of the point's own. Raises ``TransportError``/``DeviceError`` from the driver,
+        ``KeyError`` for an unknown point, ``ValueError`` for a priority the driver cannot use.
         """
         if key not in self._point_ids:
             raise KeyError(f"device {self.device_id} has no point {key!r}")
         done: asyncio.Future[Value | None] = asyncio.get_running_loop().create_future()
-        await self._commands.put(_Command(key, value, verify, done))
+        await self._commands.put(_Command(key, value, verify, done, priority))
         self._wake.set()
         return await done
 
@@ -261,7 +265,14 @@ class DeviceCoordinator:
             if command.done.cancelled():
                 continue
             try:
-                result = await self._driver.write(command.key, command.value, verify=command.verify)
+                if command.priority is None:
+                    result = await self._driver.write(command.key, command.value, verify=command.verify)
+                elif isinstance(self._driver, PriorityWriter):
+                    result = await self._driver.write(
+                        command.key, command.value, verify=command.verify, priority=command.priority
+                    )
+                else:
+                    raise ValueError(f"device {self.device_id}: its protocol has no write priority")  # noqa: TRY301
             except (TransportError, DeviceError, ValueError) as exc:
                 command.done.set_exception(exc)
                 continue

@@ -310,7 +310,9 @@ class RulesRuntime:
                 # a linkage that resumes after a restart (or runs across a reload) must not spend
                 # its retries before the coordinators are up: wait for them within the timeout
                 await self._gateway.devices_running()
-                readback = await self._gateway.write(device_id, key, command.value, verify=command.verify)
+                readback = await self._gateway.write(
+                    device_id, key, command.value, verify=command.verify, priority=command.priority
+                )
         except TimeoutError:
             return "failed", f"no answer within {command.timeout_s:g} s"
         except (TransportError, DeviceError) as exc:

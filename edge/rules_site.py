@@ -123,6 +123,36 @@ def rule_issues(site: Site, problems: list[RuleProblem]) -> list[tuple[Issue, Ru
     return out
 
 
+def priority_step_issues(site: Site) -> list[Issue]:
+    """A linkage step's ``priority`` needs a point with a priority array (a BACnet commandable
+    object); on any other point it would fail at the worst moment, during a fire."""
+    rules = site.config.rules or {}
+    raw = rules.get("linkage") if isinstance(rules, dict) else None
+    if not isinstance(raw, list):
+        return []
+    points: dict[tuple[str, str], object] = {}
+    for device in site.devices:
+        for point in device.points:
+            points[(device.id, point.id)] = point
+    out: list[Issue] = []
+    for r, rule in enumerate(raw):
+        if not isinstance(rule, dict):
+            continue
+        for seq in ("steps", "restore"):
+            steps = rule.get(seq)
+            for s, step in enumerate(steps if isinstance(steps, list) else []):
+                if not isinstance(step, dict) or step.get("priority") is None:
+                    continue
+                ref = str(step.get("write") or "")
+                parts = ref.split("/")[-2:] if "/" in ref else ref.split(".", 1)
+                point = points.get((parts[0], parts[1])) if len(parts) == 2 else None
+                own = getattr(point, "priority", None)
+                if point is not None and (isinstance(own, bool) or not isinstance(own, int)):
+                    message = f"'priority' needs a point with a priority array (BACnet); {ref} has none"
+                    out.append(Issue(("rules", "linkage", r, seq, s, "priority"), message))
+    return out
+
+
 def rule_config_problems(
     site: Site, doc: YamlDocument, find_profile: Callable[[str], Path | None]
 ) -> list[ConfigProblem]:
@@ -135,6 +165,7 @@ def rule_config_problems(
     from edge.site_zones import zone_reference_issues
 
     zone_problems = [doc.problem(issue) for issue in zone_reference_issues(site)]
+    zone_problems += [doc.problem(issue) for issue in priority_step_issues(site)]
     try:
         compile_site_rules(site)
     except RulesError as exc:

@@ -117,6 +117,7 @@ class StepSpec:
     on_interlock: str
     on_failure: str
     name: str
+    priority: int | None = None  # a priority-array write (BACnet), else the point's own
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,6 +367,7 @@ class _Builder:
                     s.on_interlock,
                     s.on_failure,
                     label,
+                    s.priority,
                 )  # fmt: skip
             )
         return tuple(out)

@@ -166,6 +166,12 @@ class LinkageStep(_Model):
     on_interlock: Literal["wait", "skip"] = "wait"
     on_failure: Literal["continue", "abort"] = "continue"
     name: str | None = None
+    priority: int | None = Field(
+        default=None,
+        ge=1,
+        le=16,
+        description="write priority for points with a priority array (BACnet); default: the point's own",
+    )
 
     @model_validator(mode="after")
     def _one_action(self) -> LinkageStep:
@@ -173,6 +179,8 @@ class LinkageStep(_Model):
             raise ValueError("a step has exactly one of 'write' or 'wait_for'")
         if self.write is not None and self.value is None:
             raise ValueError("a 'write' step needs a 'value'")
+        if self.priority is not None and self.write is None:
+            raise ValueError("'priority' is for a 'write' step")
         return self
 
 

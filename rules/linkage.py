@@ -46,6 +46,7 @@ class Command:
     value: Value
     verify: bool
     timeout_s: float
+    priority: int | None = None  # a priority-array write (BACnet); None: the point's own
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +269,16 @@ class LinkageRunner:
         st.due = now + step.timeout_s
         assert step.write is not None
         self.io.commands.append(
-            Command(st.corr, self.spec.id, step.index, step.write, step.value, step.verify, step.timeout_s)
+            Command(
+                st.corr,
+                self.spec.id,
+                step.index,
+                step.write,
+                step.value,
+                step.verify,
+                step.timeout_s,
+                step.priority,
+            )
         )
         self._audit("requested", step, now)
 

@@ -67,6 +67,9 @@ class BacnetGroup:
 class BacnetDevice:
     """One device instance on a link."""
 
+    # Commandable objects have a 16-level priority array (drivers.base.PriorityWriter).
+    priority_levels = 16
+
     def __init__(
         self,
         device_id: str,

@@ -46,8 +46,8 @@ class ModbusPointConfig(PointBase):
     order: WordOrder = WordOrder.ABCD
     bit: int | None = Field(default=None, ge=0, le=15, description="bit index for type 'bit'")
     length: int | None = Field(default=None, ge=1, le=125, description="registers, for type 'string'")
-    # The linkage step or manual write that asks for priority over telemetry on a shared line.
-    priority: bool = Field(default=False, description="poll before telemetry on a shared serial line")
+    # A fire or linkage input on a busy RS-485 line is read before telemetry.
+    poll_first: bool = Field(default=False, description="poll before telemetry on a shared serial line")
 
     @model_validator(mode="after")
     def _shape(self) -> ModbusPointConfig:

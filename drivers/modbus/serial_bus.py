@@ -4,7 +4,7 @@ TCP endpoint), so it gets exactly one ``SerialScheduler`` (``drivers.modbus.seri
 shared as the ``ModbusLink`` of every device on it.
 
 Per unit the scheduler gets the device's ``timeout_ms`` and ``retries``, and the address ranges
-of its ``priority: true`` points, so that a block holding one is read before telemetry.
+of its ``poll_first: true`` points, so that a block holding one is read before telemetry.
 Health views reach the port's counters as ``driver.link.stats`` (``PortStats.as_dict()``).
 """
 
@@ -29,7 +29,7 @@ def unit_policies(devices: Sequence[DeviceSpec]) -> dict[int, UnitPolicy]:
     for device in devices:
         ranges: list[tuple[Table, int, int]] = []
         for point in device.points:
-            if getattr(point, "priority", False) and str(point.access) != "w":
+            if getattr(point, "poll_first", False) and str(point.access) != "w":
                 table = cast("Table", point.table)  # type: ignore[attr-defined]
                 start = int(point.address)  # type: ignore[attr-defined]
                 ranges.append((table, start, start + int(point.register_count)))  # type: ignore[attr-defined]

@@ -4,7 +4,7 @@ through it, and it puts exactly one request on the wire at a time.
 ``SerialScheduler`` is the ``ModbusLink`` of every ``ModbusDevice`` on its line. A request is
 queued, and a single worker task takes them one by one:
 
-- **Order.** Writes, and reads of a block holding a ``priority: true`` point, go before
+- **Order.** Writes, and reads of a block holding a ``poll_first: true`` point, go before
   telemetry; within each class the units take turns (round robin), so one chatty device cannot
   starve the others.
 - **Silence.** Before a request the line must have been quiet (nothing sent, nothing received)

@@ -232,7 +232,7 @@ async def test_writes_and_priority_blocks_go_before_telemetry_and_broadcasts_get
         device_specs = specs(bus, units)
         # Unit 4's status word is a priority point: a block with it jumps the telemetry queue.
         profile = device_specs[3].profile
-        points = tuple(p.model_copy(update={"priority": p.id == "status"}) for p in profile.points)
+        points = tuple(p.model_copy(update={"poll_first": p.id == "status"}) for p in profile.points)
         device_specs[3] = Spec("dev4", device_specs[3].config, bus, profile, points)
         gateway = Gateway({})
         async with open_serial_bus(bus, device_specs, context(gateway)) as drivers:

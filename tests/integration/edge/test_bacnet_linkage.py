@@ -8,9 +8,11 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 
 from edge.app import Gateway
 from edge.config.loader import load_site
+from edge.errors import ConfigError
 from simulators.runner import SimulationRunner
 from simulators.site_plan import read_site_plan
 from tests.support import free_port, wait_until
@@ -36,11 +38,11 @@ rules:
       reset: point("panel.zone1_fire") == false
       mode: automatic
       steps:
-        - {{write: fans.sd1-c, value: true, timeout_s: 5}}
+        - {{write: fans.sd1-c, value: true, timeout_s: 5, priority: 3}}
         - {{write: fans.sef1-c, value: true, timeout_s: 5}}
       restore:
         - {{write: fans.sef1-c, value: relinquish, timeout_s: 5}}
-        - {{write: fans.sd1-c, value: relinquish, timeout_s: 5}}
+        - {{write: fans.sd1-c, value: relinquish, timeout_s: 5, priority: 3}}
 """
 
 
@@ -87,6 +89,8 @@ async def test_fire_linkage_writes_bacnet_fans_at_priority_and_relinquishes(tmp_
             # Written at the profile's priority 2 (automatic life safety), not the default 8.
             assert slot("binary-output,1", 2) is not None
             assert slot("binary-output,1", 8) is None
+            # the damper step names its own priority, 3, instead of the point's 2
+            assert slot("binary-output,11", 3) is not None and slot("binary-output,11", 2) is None
             answer = await control.delete("/devices/panel/scenarios/fire")
             assert answer.status_code == 200, answer.text
             # The panel latches a fire until it is reset, as a real one does; then the linkage restores.
@@ -98,8 +102,23 @@ async def test_fire_linkage_writes_bacnet_fans_at_priority_and_relinquishes(tmp_
                 lambda: slot("binary-output,1", 2) is None, timeout_s=30, message="fan slot empty"
             )
             await wait_until(
-                lambda: slot("binary-output,11", 2) is None, timeout_s=30, message="damper slot empty"
+                lambda: slot("binary-output,11", 3) is None, timeout_s=30, message="damper slot empty"
             )
         finally:
             gw.stop()
             await run
+
+
+def test_a_step_priority_on_a_point_without_a_priority_array_is_a_config_error(tmp_path: Path) -> None:
+    text = SITE.format(tcp=free_port(), local=_free_udp_port(), fans=_free_udp_port())
+    step = "{write: fans.sef1-c, value: true, timeout_s: 5}"
+    assert step in text
+    text = text.replace(step, "{write: panel.silence, value: true, priority: 4}")
+    path = tmp_path / "site.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_site(path)
+    (problem,) = caught.value.problems
+    assert problem.path == "rules.linkage[0].steps[1].priority"
+    assert "priority array (BACnet)" in problem.message
+    assert text.splitlines()[problem.line - 1].strip().startswith("- {write: panel.silence")
