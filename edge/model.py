@@ -45,6 +45,7 @@ class Reason(enum.StrEnum):
     OUT_OF_RANGE = "out_of_range"
     CONFIG_ERROR = "config_error"
     NOT_YET_READ = "not_yet_read"
+    OUT_OF_SERVICE = "out_of_service"  # the device says the object is out of service (BACnet)
 
 
 @dataclass(frozen=True, slots=True)

@@ -175,7 +175,7 @@ def health_of(status_flags: Sequence[int] | None, reliability: str | None = None
     if flags[1]:
         return Health(Quality.BAD, Reason.DEVICE_ERROR, "fault")
     if flags[3]:
-        return Health(Quality.UNCERTAIN, Reason.STALE, "out-of-service")
+        return Health(Quality.UNCERTAIN, Reason.OUT_OF_SERVICE, "out-of-service")
     return GOOD
 
 

@@ -40,6 +40,7 @@ REASON_CODES: Final[dict[str, int]] = {
     "out_of_range": 4,
     "config_error": 5,
     "not_yet_read": 6,
+    "out_of_service": 7,
 }
 _REASON_BY_CODE: Final[dict[int, str]] = {code: name for name, code in REASON_CODES.items()}
 

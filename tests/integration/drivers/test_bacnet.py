@@ -119,6 +119,7 @@ async def test_status_flags_become_quality() -> None:
             sim.inject(2004, "fault", key="analog-input,3")
             readings = await _read_all(drivers["ahu"])
             assert readings["ra-t"].quality is Quality.UNCERTAIN
+            assert readings["ra-t"].reason is Reason.OUT_OF_SERVICE
             assert readings["oa-t"].quality is Quality.BAD and readings["oa-t"].reason is Reason.DEVICE_ERROR
             assert readings["sa-t"].quality is Quality.GOOD
 

@@ -32,6 +32,7 @@ def test_health_from_status_flags_and_reliability() -> None:
     assert health_of([0, 1, 0, 0]) == health_of([0, 1, 0, 1])  # fault wins over out of service
     assert health_of([0, 1, 0, 0]).quality is Quality.BAD
     assert health_of([0, 0, 0, 1]).quality is Quality.UNCERTAIN
+    assert health_of([0, 0, 0, 1]).reason is Reason.OUT_OF_SERVICE
     assert health_of(None, "over-range").reason is Reason.DEVICE_ERROR
     assert health_of(None, "no-fault-detected").quality is Quality.GOOD
 
