@@ -26,12 +26,22 @@ import types
 import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from drivers.registry import bus_drivers
 from edge.errors import ConfigError, ConfigProblem, GatehouseError
 
-__all__ = ["CsvError", "CsvProblem", "columns", "decode_csv", "export_rows", "import_rows", "locate_problems"]
+__all__ = [
+    "CsvError",
+    "CsvProblem",
+    "columns",
+    "decode_csv",
+    "export_rows",
+    "export_site_file",
+    "import_rows",
+    "locate_problems",
+]
 
 KINDS = ("bus", "device", "point")
 _LEAD = ("kind", "id", "bus", "device", "type")
@@ -126,6 +136,29 @@ def export_rows(buses: Sequence[Any], devices: Sequence[Any]) -> str:
     writer.writeheader()
     writer.writerows(records)
     return out.getvalue()
+
+
+def export_site_file(path: Path) -> bytes:
+    """The sheet of a site file as the bytes to save: UTF-8 with the BOM Excel needs for Chinese.
+
+    Read with a round-trip YAML loader (as the import writes it), so values keep the types and
+    spelling of the file. ``gatehouse export devices`` and the dashboard's download both use it.
+    Raises ``OSError`` when the file cannot be read and ``ConfigError`` when it is not YAML.
+    """
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    try:
+        with path.open(encoding="utf-8") as fh:
+            doc = yaml.load(fh)
+    except YAMLError as exc:
+        raise ConfigError([ConfigProblem(str(path), 1, 1, "(file)", f"not valid YAML: {exc}")]) from exc
+    if not hasattr(doc, "get"):
+        doc = {}
+    text = export_rows(list(iter_raw(doc, "buses")), list(iter_raw(doc, "devices")))
+    return ("\ufeff" + text).encode("utf-8")
 
 
 def decode_csv(raw: bytes) -> str:

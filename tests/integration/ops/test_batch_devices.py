@@ -11,6 +11,7 @@ import httpx
 
 from edge.app import Gateway
 from edge.config.loader import load_site
+from edge.site_io import decode_csv, import_rows
 from simulators.runner import SimulationRunner
 from simulators.site_plan import read_site_plan
 from tests.support import free_port, wait_until
@@ -58,6 +59,27 @@ async def _flow(gw: Gateway, base: str, path: Path) -> None:
 
         listed = (await admin.get("/api/admin/devices")).json()
         assert [d["id"] for d in listed["devices"]] == ["m1", "m2", "m3"]
+        assert {d["bus_type"] for d in listed["devices"]} == {"modbus_tcp"}
+
+        # The sheet download is gatehouse export devices: BOM, and it reads back as the site's.
+        sheet = await admin.get("/api/admin/devices/export.csv")
+        assert sheet.status_code == 200 and sheet.headers["content-type"].startswith("text/csv")
+        assert "attachment" in sheet.headers["content-disposition"]
+        assert sheet.content.startswith(b"\xef\xbb\xbf")
+        imported = import_rows(decode_csv(sheet.content))
+        assert [d["id"] for d in imported.devices] == ["m1", "m2", "m3"]
+        assert [b["id"] for b in imported.buses] == ["room"]
+
+        r = await admin.post(
+            "/api/admin/devices/batch", json={"action": "disable", "devices": ["m1"]}, headers=h
+        )
+        # The answer comes once the gateway runs the new site: it says what runs now.
+        assert r.status_code == 200 and r.json()["applied"] is True, r.text
+        assert r.json()["disabled"] == ["m1"] and r.json()["running"] == 2
+        r = await admin.post(
+            "/api/admin/devices/batch", json={"action": "enable", "devices": ["m1"]}, headers=h
+        )
+        assert r.json()["applied"] is True and r.json()["disabled"] == [] and r.json()["running"] == 3
 
         r = await admin.post(
             "/api/admin/devices/batch", json={"action": "disable", "devices": ["m2", "m3"]}, headers=h
@@ -95,7 +117,12 @@ async def _flow(gw: Gateway, base: str, path: Path) -> None:
 
         rows = (await admin.get("/api/admin/audit", params={"limit": 50})).json()["rows"]
         actions = [(row["action"], row["target"]) for row in rows]
-        for expected in (("device_disable", "m2,m3"), ("device_enable", "m2"), ("device_delete", "m3")):
+        for expected in (
+            ("device_disable", "m2,m3"),
+            ("device_enable", "m2"),
+            ("device_delete", "m3"),
+            ("export_devices", "site.yaml"),
+        ):
             assert expected in actions, actions
 
     async with httpx.AsyncClient(base_url=base, timeout=30.0) as viewer:
@@ -107,4 +134,5 @@ async def _flow(gw: Gateway, base: str, path: Path) -> None:
             "/api/admin/devices/batch", json={"action": "delete", "devices": ["m1"]}, headers=vh
         )
         assert r.status_code == 403
+        assert (await viewer.get("/api/admin/devices/export.csv")).status_code == 403
     assert [d.id for d in load_site(path).devices] == ["m1", "m2"]
