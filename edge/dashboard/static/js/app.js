@@ -19,6 +19,7 @@ const VIEWS = {
   health: () => import("./views/health.js"),
   tech: () => import("./views/tech.js"),
   admin: () => import("./views/admin.js"),
+  devices: () => import("./views/devices.js"),
 };
 
 const ROUTES = [
@@ -34,6 +35,7 @@ const ROUTES = [
   { re: /^\/tech(?:\/(.+))?$/, view: "tech", nav: "tech", perm: "commission" },
   { re: /^\/admin\/users$/, view: "admin", arg: "users", nav: "admin", perm: "users" },
   { re: /^\/admin\/audit$/, view: "admin", arg: "audit", nav: "audit", perm: "audit" },
+  { re: /^\/admin\/devices$/, view: "devices", nav: "devices", perm: "config" },
 ];
 
 const NAV = [
@@ -46,6 +48,7 @@ const NAV = [
   { id: "tech", href: "#/tech", perm: "commission" },
   { id: "admin", href: "#/admin/users", perm: "users" },
   { id: "audit", href: "#/admin/audit", perm: "audit" },
+  { id: "devices", href: "#/admin/devices", perm: "config" },
 ];
 
 export const session = { user: null, site: null, setupNeeded: false, version: "" };
