@@ -63,7 +63,7 @@ export function mount(el) {
     <div class="card" id="dm-result" data-testid="devices-result" role="status" hidden></div>
     <div class="tbl-wrap"><table class="tbl" data-testid="devices-table"><thead><tr>
       <th><input type="checkbox" id="dm-all" aria-label="${esc(t("dm_select_filtered_short"))}" data-testid="devices-check-all"></th>
-      <th>ID</th><th>${esc(t("name"))}</th><th>${esc(t("dm_bus"))}</th><th>${esc(t("dm_protocol"))}</th><th>${esc(t("dm_profile"))}</th>
+      <th>ID</th><th>${esc(t("dm_name"))}</th><th>${esc(t("dm_bus"))}</th><th>${esc(t("dm_protocol"))}</th><th>${esc(t("dm_profile"))}</th>
       <th>${esc(t("lk_zone"))}</th><th>${esc(t("dm_place"))}</th><th>${esc(t("state"))}</th><th>${esc(t("dm_enabled"))}</th></tr></thead>
       <tbody id="dm-rows"><tr><td colspan="10" class="muted">${esc(t("loading"))}</td></tr></tbody></table></div>
     <div id="dm-deleted" data-testid="devices-deleted"></div>`;
@@ -138,7 +138,7 @@ export function mount(el) {
               <td class="mono">${esc(d.id)}</td><td>${esc(nameOf(d))}</td><td class="mono">${esc(d.bus)}</td><td>${esc(busTypeText(d.bus_type))}</td>
               <td class="mono">${esc(d.profile || "—")}</td><td>${esc(d.zone || "—")}</td><td>${esc(place || "—")}</td>
               <td data-state="${esc(d.id)}">${stateCell(d)}</td>
-              <td data-testid="devices-enabled" class="${d.enabled ? "" : "error"}">${esc(d.enabled ? t("dm_yes") : t("dm_no_disabled"))}</td></tr>`;
+              <td data-testid="devices-enabled" class="${d.enabled ? "" : "error"}">${esc(d.enabled ? t("dm_yes") : t("dm_no"))}</td></tr>`;
           })
           .join("")
       : `<tr><td colspan="10" class="muted">${esc(t("no_data"))}</td></tr>`;
@@ -183,7 +183,7 @@ export function mount(el) {
     const ids = [...selected].sort();
     busy = true;
     renderCounts();
-    showResult(true, `<p class="muted">${esc(t("dm_applying", { n: ids.length }))}</p>`);
+    showResult(true, `<div class="muted">${esc(t("dm_applying", { n: ids.length }))}</div>`);
     try {
       const r = await post("/api/admin/devices/batch", { action, devices: ids });
       const done = t(`dm_done_${action}`, { n: r.devices.length });
@@ -192,16 +192,16 @@ export function mount(el) {
         : r.reloaded
           ? t("dm_reload_pending")
           : t("dm_written_only");
-      showResult(true, `<p><strong>${esc(done)}</strong> <span class="mono">${esc(r.devices.join(", "))}</span></p><p>${esc(applied)}</p>`);
+      showResult(true, `<div><strong>${esc(done)}</strong> <span class="mono">${esc(r.devices.join(", "))}</span></div><div>${esc(applied)}</div>`);
       selected.clear();
     } catch (err) {
       const body = (err && err.body) || {};
       if (body.error === "invalid_site") {
         const items = (body.problems || []).map((p) => `<li class="mono">${esc(p)}</li>`).join("");
-        showResult(false, `<p><strong>${esc(t("dm_refused"))}</strong></p><ul>${items}</ul>`);
+        showResult(false, `<div><strong>${esc(t("dm_refused"))}</strong></div><ul>${items}</ul>`);
       } else if (body.error === "unknown_device") {
-        showResult(false, `<p>${esc(t("dm_unknown", { d: (body.devices || []).join(", ") }))}</p>`);
-      } else showResult(false, `<p>${esc(errorText(err))}</p>`);
+        showResult(false, `<div>${esc(t("dm_unknown", { d: (body.devices || []).join(", ") }))}</div>`);
+      } else showResult(false, `<div>${esc(errorText(err))}</div>`);
     }
     busy = false;
     await load();
