@@ -119,7 +119,7 @@ async def test_disable_enable_through_the_screen(browser: Browser, duty: DutySit
     async with page.expect_download() as info:
         await page.get_by_test_id("devices-export").click()
     download = await info.value
-    sheet = Path(await download.path()).read_bytes()
+    sheet = await asyncio.to_thread(Path(await download.path()).read_bytes)
     assert sheet.startswith(b"\xef\xbb\xbf")
     assert [d["id"] for d in import_rows(decode_csv(sheet)).devices] == list(in_file)
 
