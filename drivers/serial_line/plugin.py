@@ -142,7 +142,11 @@ async def _open_bus(
 ) -> AsyncIterator[Mapping[str, Driver]]:
     from drivers.serial_line.port import SerialLinePort
 
-    async with SerialLinePort(cast("SerialLineBus", bus), events=ctx.events, clock=ctx.clock) as port:
+    line = cast("SerialLineBus", bus)
+    if not line.port.startswith("/"):
+        # A relative path (a demo's or test's linked pty) is taken from the site file's folder.
+        line = line.model_copy(update={"port": str(ctx.site_dir / line.port)})
+    async with SerialLinePort(line, events=ctx.events, clock=ctx.clock) as port:
         yield {device.id: serial_line_device(device, port) for device in devices}
 
 

@@ -46,7 +46,7 @@ async def test_two_detectors_in_zone_2_run_the_linkage_one_does_not_and_reset_re
     site = load_site(site_path)
     plan = read_site_plan(site_path)
     async with (
-        SimulationRunner(plan.devices, tick_s=0.25, control_port=0) as sim,
+        SimulationRunner(plan.devices, tick_s=0.25, control_port=0, site_path=site_path) as sim,
         Gateway(site) as gateway,
         httpx.AsyncClient(base_url=sim.control_url) as api,
     ):

@@ -21,9 +21,16 @@ DEMO = Path(__file__).resolve().parents[3] / "config" / "examples" / "demo-estat
 
 def demo_copy(tmp_path: Path) -> Path:
     text = DEMO.read_text(encoding="utf-8")
-    text = re.sub(r"port: 150\d\d", lambda _m: f"port: {free_port()}", text)
+    # Every endpoint of the estate (Modbus TCP, RTU over TCP, 26875, BACnet, OPC UA) on free ports.
+    ports: dict[str, int] = {}
+
+    def moved(match: re.Match[str]) -> str:
+        return f"{match.group(1)}{ports.setdefault(match.group(2), free_port())}"
+
+    text = re.sub(r"(port: |127\.0\.0\.1:)(150\d\d)", moved, text)
     text = text.replace("data_dir: ./data/demo-estate", f"data_dir: {tmp_path / 'data'}")
     # Poll every device each second so that the test does not wait for 30 s meter intervals.
+    text = re.sub(r"(\n  - \{id: [^\n]*?), poll_interval_s: \d+", r"\1", text)
     text = re.sub(r"(\n  - \{)(id: [^,]+, bus: )", r"\1poll_interval_s: 1, \2", text)
     text = text.replace("  - id: fire-panel\n", "  - id: fire-panel\n    poll_interval_s: 1\n")
     path = tmp_path / "demo.yaml"
@@ -36,7 +43,7 @@ async def test_demo_estate_through_the_gateway(tmp_path: Path) -> None:
     site = load_site(site_path)
     plan = read_site_plan(site_path)
     async with (
-        SimulationRunner(plan.devices, tick_s=0.5, control_port=0) as sim,
+        SimulationRunner(plan.devices, tick_s=0.5, control_port=0, site_path=site_path) as sim,
         Gateway(site) as gateway,
         httpx.AsyncClient(base_url=sim.control_url) as api,
     ):
