@@ -2,7 +2,9 @@
 
 Reads: the points of a poll group are read with ReadPropertyMultiple, packed to the device's
 max-APDU and segmentation (read from its device object once) — present-value points carry
-their status-flags along — or one ReadProperty per point for a device that refuses RPM. An
+their status-flags along — or one ReadProperty per point for a device that refuses RPM. The
+requests of a group are encoded once (``rpm_codec``) and reused on every poll; answers are
+matched to points by numbers (object type, instance, property, array index). An
 answer that did not fit halves the objects per request from then on. A point whose object is
 subscribed for COV is not polled while its subscription holds; when every point of a group is,
 the group reads the device's system-status so a dead device is still noticed. A dead device
@@ -27,6 +29,7 @@ from drivers.bacnet.config import BacnetDeviceConfig, BacnetPointConfig
 from drivers.bacnet.errors import Refusal
 from drivers.bacnet.link import BacnetLink, Peer
 from drivers.bacnet.objects import COMMANDABLE_TYPES, Health, chunk, health_of
+from drivers.bacnet.rpm_codec import PropertyAccessError, encode_request
 from drivers.base import LinkState, PollGroup, Reading, raise_if_cancelling
 from edge.errors import DeviceError, TransportError
 from edge.model import Quality, Reason, Value
@@ -44,6 +47,15 @@ class PointPlan:
     objid: Any
     deadband: float | None = None  # the report deadband, in device units (for cov-increment)
     units_ok: bool = True
+    # (object type, instance, property, array index) as numbers: how RPM answers are matched
+    ref: tuple[int, int, int, int | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        from bacpypes3.basetypes import PropertyIdentifier
+
+        name = self.point.property
+        number = int(name) if name.isdigit() else int(PropertyIdentifier(name))
+        self.ref = (int(self.objid[0]), int(self.objid[1]), number, self.point.array_index)
 
     @property
     def key(self) -> str:
@@ -93,7 +105,8 @@ class BacnetDevice:
         self._queue: asyncio.Queue[Reading | LinkState] = asyncio.Queue()
         self._units_checked = False
         self._failing = False
-        self._specs: dict[tuple[str, ...], list[Any]] = {}
+        # encoded RPM requests per (group's point keys, objects-per-request limit)
+        self._requests: dict[tuple[tuple[str, ...], int | None], list[_Request]] = {}
         self.cov: Any = None  # drivers.bacnet.cov.CovManager, set by the plugin
 
     # -- Driver ------------------------------------------------------------------------------
@@ -152,43 +165,43 @@ class BacnetDevice:
                 _LOG.warning("bacnet.no_rpm", device=self._device_id, reason=exc.reason)
         return await self._read_each(plans)
 
+    def _rpm_requests(self, plans: Sequence[PointPlan]) -> list[_Request]:
+        """The group's RPM requests, encoded once per objects-per-request limit."""
+        cache_key = (tuple(p.key for p in plans), self.peer.limit)
+        requests = self._requests.get(cache_key)
+        if requests is None:
+            by_object: dict[tuple[int, int], list[PointPlan]] = {}
+            for plan in plans:
+                by_object.setdefault(plan.ref[:2], []).append(plan)
+            objects = [(obj, ps, _references(ps)) for obj, ps in by_object.items()]
+            budget = self.peer.budget
+            assert budget is not None
+            sized = [(obj, len(refs)) for obj, _, refs in objects]
+            requests = [_Request([objects[i] for i in idx]) for idx in chunk(sized, budget, self.peer.limit)]
+            self._requests[cache_key] = requests
+        return requests
+
     async def _read_rpm(self, plans: Sequence[PointPlan]) -> list[Reading]:
-        by_object: dict[Any, list[PointPlan]] = {}
-        for plan in plans:
-            by_object.setdefault(plan.objid, []).append(plan)
-        objects = list(by_object.items())
-        sized = [(obj, _property_count(ps)) for obj, ps in objects]
-        budget = self.peer.budget
-        assert budget is not None
         readings: list[Reading] = []
-        pending = [[objects[i] for i in idx] for idx in chunk(sized, budget, self.peer.limit)]
+        pending = list(self._rpm_requests(plans))
         while pending:
-            part = pending.pop(0)
-            cache_key = tuple(p.key for _, ps in part for p in ps)
-            specs = self._specs.get(cache_key)
-            if specs is None:
-                # property references are bacpypes3 Sequences, slow to build: once per chunk
-                specs = []
-                for objid, ps in part:
-                    specs.append(objid)
-                    specs.append(_properties(ps))
-                self._specs[cache_key] = specs
+            request = pending.pop(0)
             try:
-                rows = await self.link.read_multiple(self.peer, specs)
+                rows = await self.link.read_multiple_fast(self.peer, request.payload)
             except Refusal as exc:
-                if not exc.too_big or len(part) == 1:
+                if not exc.too_big or len(request.objects) == 1:
                     raise
-                half = max(1, len(part) // 2)
+                half = max(1, len(request.objects) // 2)
                 self.peer.limit = half
-                _LOG.info("bacnet.rpm_split", device=self._device_id, objects=len(part), now=half)
-                pending[:0] = [part[:half], part[half:]]
+                _LOG.info("bacnet.rpm_split", device=self._device_id, objects=len(request.objects), now=half)
+                pending[:0] = [_Request(request.objects[:half]), _Request(request.objects[half:])]
                 continue
             raise_if_cancelling()
-            values = {(objid, str(prop), index): value for objid, prop, index, value in rows}
-            for objid, ps in part:
-                flags = values.get((objid, "status-flags", None))
+            values = {(t, i, p, x): v for t, i, p, x, v in rows}
+            for (object_type, instance), ps, _ in request.objects:
+                flags = values.get((object_type, instance, _STATUS_FLAGS, None))
                 for plan in ps:
-                    raw = values.get((objid, plan.point.property, plan.point.array_index), _MISSING)
+                    raw = values.get(plan.ref, _MISSING)
                     readings.append(self._reading(plan, raw, flags if plan.with_status else None))
         return readings
 
@@ -209,8 +222,8 @@ class BacnetDevice:
         key = plan.key
         if raw is _MISSING:
             return Reading(key, None, Quality.BAD, Reason.DEVICE_ERROR)
-        if isinstance(raw, Refusal) or hasattr(raw, "errorCode"):
-            code = raw.reason if isinstance(raw, Refusal) else str(raw.errorCode)
+        if isinstance(raw, Refusal | PropertyAccessError) or hasattr(raw, "errorCode"):
+            code = raw.reason if isinstance(raw, Refusal | PropertyAccessError) else str(raw.errorCode)
             reason = (
                 Reason.CONFIG_ERROR if code in ("unknown-object", "unknown-property") else Reason.DEVICE_ERROR
             )
@@ -328,27 +341,29 @@ def _slot_value(slot: Any) -> Any:
     return getattr(slot, choice) if choice else slot
 
 
-def _property_count(plans: Sequence[PointPlan]) -> int:
-    return len(_properties(plans))
+_STATUS_FLAGS = 111  # property number of status-flags
 
 
-def _properties(plans: Sequence[PointPlan]) -> list[Any]:
+@dataclass(eq=False)
+class _Request:
+    """One RPM request of a group: its objects (numbers, their plans, their property
+    references) and the encoded service data."""
+
+    objects: list[tuple[tuple[int, int], list[PointPlan], list[tuple[int, int | None]]]]
+    payload: bytes = b""
+
+    def __post_init__(self) -> None:
+        self.payload = encode_request((t, i, refs) for (t, i), _, refs in self.objects)
+
+
+def _references(plans: Sequence[PointPlan]) -> list[tuple[int, int | None]]:
     """The property references of one object's points (status-flags along with present-value)."""
-    from bacpypes3.basetypes import PropertyIdentifier, PropertyReference
-
-    out: list[Any] = []
-    seen: set[tuple[str, int | None]] = set()
+    out: list[tuple[int, int | None]] = []
     for plan in plans:
-        wanted = [(plan.point.property, plan.point.array_index)]
+        wanted = [plan.ref[2:]]
         if plan.with_status:
-            wanted.append(("status-flags", None))
-        for name, index in wanted:
-            if (name, index) in seen:
-                continue
-            seen.add((name, index))
-            pid = PropertyIdentifier(int(name)) if name.isdigit() else PropertyIdentifier(name)
-            ref = PropertyReference(propertyIdentifier=pid)
-            if index is not None:
-                ref.propertyArrayIndex = index
-            out.append(ref)
+            wanted.append((_STATUS_FLAGS, None))
+        for ref in wanted:
+            if ref not in out:
+                out.append(ref)
     return out

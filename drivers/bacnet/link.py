@@ -6,6 +6,10 @@ translates bacpypes3's failures (``BaseException`` subclasses) to ``edge.errors`
 also finds devices by who-is, reads each device's segmentation and max-APDU once, registers
 with a BBMD as a foreign device when configured, and hands COV notifications and I-Am
 announcements to the subscriptions (``drivers.bacnet.cov``).
+
+Polls use :meth:`BacnetLink.read_multiple_fast`: the request's service data is built once by
+``drivers.bacnet.rpm_codec`` and the ACK comes back as bytes, decoded by the same module; an
+answer holding values it does not decode is decoded by bacpypes3 instead.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ import structlog
 from drivers.bacnet.config import BacnetBus, parse_host_port
 from drivers.bacnet.errors import Refusal, bacnet_failures, translate
 from drivers.bacnet.objects import ReadBudget
-from edge.errors import DeviceTimeout, TransportError
+from drivers.bacnet.rpm_codec import SERVICE_CHOICE, PropertyAccessError, ResultRow, decode_ack
+from edge.errors import DeviceTimeout, FramingError, TransportError
 from edge.model import Event
 
 __all__ = ["BacnetLink", "Peer"]
@@ -69,6 +74,9 @@ class BacnetLink:
         self.on_i_am: Callable[[int, Any], None] | None = None
         # backstop over bacpypes3's own timeout: every attempt, plus a margin
         self.deadline_s = bus.timeout_ms / 1000.0 * (bus.retries + 1) + 1.0
+        # (device address, invoke id) of fast RPM requests in flight: their ACKs stay bytes
+        self._raw_answers: set[tuple[Any, int]] = set()
+        self.fallback_decodes = 0  # fast RPM answers bacpypes3 had to decode
 
     def peer(self, instance: int, address: str | None) -> Peer:
         peer = self.peers.get(instance)
@@ -104,7 +112,7 @@ class BacnetLink:
         from bacpypes3.local.device import DeviceObject
         from bacpypes3.pdu import IPv4Address
 
-        from drivers.bacnet.app import gateway_app_class
+        from drivers.bacnet.app import gateway_app_class, keep_raw_rpm_acks
 
         bus = self.bus
         device = DeviceObject(
@@ -122,6 +130,7 @@ class BacnetLink:
         )
         app = gateway_app_class().from_object_list([device])
         app.link = self
+        keep_raw_rpm_acks(app, self._raw_answers)
         # bacpypes3 reads six settings of this object for every transaction, each through the
         # local object's slow attribute machinery: give its transaction layer a plain copy
         app.asap.device_object = SimpleNamespace(
@@ -288,6 +297,69 @@ class BacnetLink:
             peer, "read-property-multiple", lambda: self.app.read_property_multiple(address, specs)
         )
         return result
+
+    async def read_multiple_fast(self, peer: Peer, payload: bytes) -> list[ResultRow]:
+        """One ReadPropertyMultiple from its service data (``rpm_codec.encode_request``): the
+        answer as rows of numbers and plain values, decoded by ``rpm_codec`` or, for values it
+        does not decode, by bacpypes3 (values then are bacpypes3 objects)."""
+        address = await self.resolve(peer)
+        ack = await self.call(peer, "read-property-multiple", lambda: self._raw_request(address, payload))
+        data = bytes(ack.pduData)
+        try:
+            return decode_ack(data)
+        except FramingError as exc:
+            self.fallback_decodes += 1
+            _LOG.debug("bacnet.rpm_fallback", device=peer.instance, why=str(exc))
+            return await self._decode_by_bacpypes3(peer, address, ack)
+
+    async def _raw_request(self, address: Any, payload: bytes) -> Any:
+        from bacpypes3.apdu import ConfirmedRequestPDU
+
+        apdu = ConfirmedRequestPDU(SERVICE_CHOICE)
+        apdu.pduDestination = address
+        apdu.put_data(payload)
+        future = self.app.request(apdu)  # assigns the invoke id before anything is sent
+        key = (address, apdu.apduInvokeID)
+        self._raw_answers.add(key)
+        try:
+            return await future
+        finally:
+            self._raw_answers.discard(key)
+
+    async def _decode_by_bacpypes3(self, peer: Peer, address: Any, ack: Any) -> list[ResultRow]:
+        """Rows from an ACK as bacpypes3 decodes it, values cast to each property's datatype
+        as its own ``read_property_multiple`` does."""
+        from bacpypes3.apdu import APCISequence
+        from bacpypes3.constructeddata import Array
+        from bacpypes3.primitivedata import Unsigned
+
+        try:
+            decoded = APCISequence.decode(ack)
+            vendor_info = await self.app.get_vendor_info(device_address=address)
+            rows: list[ResultRow] = []
+            for result in decoded.listOfReadAccessResults:
+                objid = result.objectIdentifier
+                object_class = vendor_info.get_object_class(objid[0])
+                for element in result.listOfResults or ():
+                    prop, index = element.propertyIdentifier, element.propertyArrayIndex
+                    read_result = element.readResult
+                    key = (int(objid[0]), int(objid[1]), int(prop), None if index is None else int(index))
+                    error = read_result.propertyAccessError
+                    if error is not None:
+                        rows.append((*key, PropertyAccessError(int(error.errorClass), int(error.errorCode))))
+                        continue
+                    datatype = object_class.get_property_type(prop) if object_class else None
+                    if datatype is None:
+                        rows.append((*key, None))
+                        continue
+                    if issubclass(datatype, Array) and index is not None:
+                        datatype = Unsigned if index == 0 else datatype._subtype
+                    rows.append((*key, read_result.propertyValue.cast_out(datatype)))
+        except self._failures as exc:
+            raise translate(exc, f"{peer.label}: read-property-multiple answer") from exc
+        except (ValueError, TypeError, AttributeError, IndexError, KeyError, RuntimeError) as exc:
+            raise FramingError(f"{peer.label}: read-property-multiple answer: {exc}") from exc
+        return rows
 
     async def write_property(
         self, peer: Peer, objid: Any, prop: str, value: Any, *, priority: int | None, index: int | None = None
