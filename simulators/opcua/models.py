@@ -8,7 +8,6 @@ client's write (a setpoint, a pump start, a fire recall) takes effect on the nex
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass, field
 from typing import Literal
@@ -51,6 +50,16 @@ class Model:
 
     def step(self, dt_s: float) -> None:
         """Advance the physics by ``dt_s`` seconds."""
+
+    def step_changed(self, dt_s: float) -> list[Variable]:
+        """``step(dt_s)``, returning the variables whose value it changed."""
+        before = [variable.value for variable in self.variables.values()]
+        self.step(dt_s)
+        return [
+            variable
+            for variable, old in zip(self.variables.values(), before, strict=True)
+            if variable.value != old
+        ]
 
     def scenario(self, name: str) -> None:
         raise ValueError(f"{self.name} has no scenario {name!r}")
@@ -261,20 +270,48 @@ class LiftGroup(Model):
 
 
 class BenchBlock(Model):
-    """``count`` double variables ``V0..V{count-1}``; ``step`` changes every one of them."""
+    """``count`` double variables ``V0..V{count-1}`` in folders of ``per_folder`` (``G0/V0``,
+    ``G0/V1``, …, ``G1/V100``, …) for benchmarks.
 
-    def __init__(self, name: str = "Bench", *, count: int = 10_000) -> None:
+    Each step changes one of ``slices`` equal slices of the variables, in turn, so every
+    variable changes once per ``slices`` steps and the changes are spread over that period
+    rather than all at one instant. The values are a counter plus a per-variable offset (no
+    physics): a step costs next to nothing and always changes every variable of its slice.
+
+    Folders keep the address space cheap to build: asyncua checks a new node's reference
+    against every reference of its parent, so 10,000 siblings under one object take minutes.
+    """
+
+    def __init__(
+        self, name: str = "Bench", *, count: int = 10_000, per_folder: int = 100, slices: int = 1
+    ) -> None:
         super().__init__(name)
+        if not 1 <= slices <= max(1, count):
+            raise ValueError(f"slices must be 1..{max(1, count)}")
         self.count = count
+        self.per_folder = per_folder
+        self.slices = slices
         self.ticks = 0
         for i in range(count):
-            self.add(Variable(f"V{i}", "double", 0.0))
+            self.add(Variable(self.path(i), "double", 0.0))
+        ordered = list(self.variables.values())
+        bounds = [round(k * count / slices) for k in range(slices + 1)]
+        self._slices = [ordered[bounds[k] : bounds[k + 1]] for k in range(slices)]
+
+    def path(self, index: int) -> str:
+        """The path of variable ``index`` (its NodeId is ``ns=2;s=<name>.<path with dots>``)."""
+        return f"G{index // self.per_folder}/V{index}"
 
     def step(self, dt_s: float) -> None:
+        self.step_changed(dt_s)
+
+    def step_changed(self, dt_s: float) -> list[Variable]:
+        part = self._slices[self.ticks % self.slices]
         self.ticks += 1
         base = float(self.ticks)
-        for i, variable in enumerate(self.variables.values()):
-            variable.value = base + i * 1e-6 + math.sin(i) * 1e-9
+        for offset, variable in enumerate(part):
+            variable.value = base + offset * 1e-6
+        return part
 
 
 SCENARIOS: dict[str, tuple[str, ...]] = {

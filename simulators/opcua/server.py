@@ -67,6 +67,24 @@ _SECURE_POLICIES = [
 
 
 _ANONYMOUS = User(role=UserRole.Anonymous)
+# Values written per chunk before the server's publishing gets a turn (latency vs. overhead).
+_PUBLISH_CHUNK = 500
+_NULL = ua.Variant(None, ua.VariantType.Null)
+
+
+class _SharedDataValue(ua.DataValue):
+    """A DataValue the simulator never mutates once written.
+
+    asyncua deep-copies every written DataValue once per monitored item
+    (``MonitoredItemValues.set_current_datavalue``) so that a later in-place change cannot
+    alter what was queued; that copy was half of the server's CPU per published value. The
+    simulator builds a new DataValue for each change, so the copy may share it.
+    """
+
+    __slots__ = ()
+
+    def __deepcopy__(self, memo: dict[int, object]) -> _SharedDataValue:
+        return self
 
 
 class SessionCounts:
@@ -340,31 +358,54 @@ class OpcUaSimulator:
                         current = server.read_attribute_value(node.nodeid).Value
                         if current is not None and current.Value is not None:
                             variable.value = current.Value
-            before = {path: v.value for path, v in model.variables.items()}
-            model.step(dt_s)
-            for path, variable in model.variables.items():
-                if variable.value != before[path] or (model.name, path) in self._bad:
-                    await self._publish(model.name, variable)
+            changed = model.step_changed(dt_s)
+            # A variable with a bad status is re-sent every tick, as a failing source would.
+            variables = model.variables
+            stuck = [variables[path] for name, path in self._bad if name == model.name and path in variables]
+            if stuck:
+                seen = set(map(id, changed))
+                changed = changed + [variable for variable in stuck if id(variable) not in seen]
+            await self._publish_many(model.name, changed)
 
     async def _publish(self, model: str, variable: Variable) -> None:
+        await self._publish_many(model, [variable])
+
+    async def _publish_many(self, model: str, variables: Sequence[Variable]) -> None:
+        """Write the current values of ``variables`` with one source timestamp (they changed
+        at the same instant), straight into the address space, yielding to the server's
+        publishing between chunks."""
         server = self._server
-        node = self._nodes.get((model, variable.path))
-        if server is None or node is None:
+        if server is None or not variables:
             return
+        write = server.iserver.aspace.write_attribute_value
+        value_id = AttributeIds.Value
+        nodes = self._nodes
+        bad_codes = self._bad
         now: Any = dt.datetime.now(dt.UTC)
-        bad = self._bad.get((model, variable.path))
-        if bad is not None:
-            value = ua.DataValue(
-                ua.Variant(None, ua.VariantType.Null),
-                StatusCode=ua.StatusCode(ua.UInt32(bad)),
-                SourceTimestamp=now,
-                ServerTimestamp=now,
-            )
-        else:
-            value = ua.DataValue(
-                ua.Variant(variable.value, _VARIANT[variable.type]), SourceTimestamp=now, ServerTimestamp=now
-            )
-        await server.write_attribute_value(node.nodeid, value)
+        for start in range(0, len(variables), _PUBLISH_CHUNK):
+            if start:
+                await asyncio.sleep(0)
+                if self._server is not server:
+                    return  # stopped (or restarted) while publishing
+            for variable in variables[start : start + _PUBLISH_CHUNK]:
+                node = nodes.get((model, variable.path))
+                if node is None:
+                    continue
+                bad = bad_codes.get((model, variable.path)) if bad_codes else None
+                if bad is not None:
+                    value = _SharedDataValue(
+                        _NULL,
+                        StatusCode=ua.StatusCode(ua.UInt32(bad)),
+                        SourceTimestamp=now,
+                        ServerTimestamp=now,
+                    )
+                else:
+                    value = _SharedDataValue(
+                        ua.Variant(variable.value, _VARIANT[variable.type]),
+                        SourceTimestamp=now,
+                        ServerTimestamp=now,
+                    )
+                await write(node.nodeid, value_id, value)
 
     # -- control ------------------------------------------------------------------------------
 
