@@ -19,8 +19,10 @@ import uvicorn
 
 from cloud_sync.central.api import create_api
 from cloud_sync.central.config import CentralConfig
-from cloud_sync.central.ingest import Ingestor, KeyRegistry
+from cloud_sync.central.ingest import KeyRegistry
+from cloud_sync.central.metrics import MeteredIngestor
 from cloud_sync.central.mqtt import CentralMqtt
+from cloud_sync.central.ops import add_ops_routes
 from cloud_sync.central.store import CentralStore
 from cloud_sync.downlink import DownlinkSigner
 from cloud_sync.errors import CentralStoreError, ServiceStartError
@@ -55,7 +57,8 @@ class CentralService:
         )
         self.store = CentralStore(config.database)
         self.registry = KeyRegistry.from_config(config.gateways)
-        self.ingestor = Ingestor(self.store, self.registry, clock=clock)
+        # The ingestor with its counters for /metrics (cloud_sync.central.metrics).
+        self.ingestor = MeteredIngestor(self.store, self.registry, clock=clock)
         self.app = create_api(
             self.store,
             self.ingestor,
@@ -64,6 +67,7 @@ class CentralService:
             enrolled=self.registry.knows,
             enrolled_ids=lambda: self.registry.gateway_ids,
         )
+        add_ops_routes(self.app, self)  # /healthz and /metrics (cloud_sync.central.ops)
         self.mqtt: CentralMqtt | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[None]] = []

@@ -74,7 +74,7 @@ class BrokerConfig(_Model):
         return self.password
 
 
-Scope = Literal["read", "ingest", "admin"]
+Scope = Literal["read", "ingest", "admin", "metrics"]
 # A token configured without scopes keeps what every token could do before scopes existed.
 _LEGACY_SCOPES: Final[tuple[Scope, ...]] = ("read", "ingest", "admin")
 
@@ -83,7 +83,8 @@ class ApiToken(_Model):
     """An API bearer token: ``sha256`` (hex of the token) in production, ``token`` for demos.
 
     ``scopes``: ``read`` (gateways, points, history, events), ``ingest`` (HTTPS POST of batches),
-    ``admin`` (the rejection audit). ``gateways`` limits an ``ingest`` token to those gateway ids
+    ``admin`` (the rejection audit), ``metrics`` (``/metrics`` only, for Prometheus; ``admin``
+    may read it too). ``gateways`` limits an ``ingest`` token to those gateway ids
     (give every HTTPS gateway its own token). Without ``scopes`` a token has all three.
     """
 
