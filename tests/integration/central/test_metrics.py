@@ -260,14 +260,12 @@ async def test_mqtt_backlog_queue_and_broker_health(
         # The store is held by another writer: ingest stalls, the queue fills, central says so.
         lock = await asyncio.to_thread(hold_write_lock, config.database)
         try:
-            publisher = asyncio.create_task(
-                asyncio.to_thread(
-                    lambda: [
-                        gw.publish("gh/v1/gw-a/up/telemetry", gw_a.telemetry(s, rows(s * 100.0)))
-                        for s in range(2, 40)
-                    ]
-                )
-            )
+
+            def publish_many() -> None:
+                for seq in range(2, 40):
+                    gw.publish("gh/v1/gw-a/up/telemetry", gw_a.telemetry(seq, rows(seq * 100.0)))
+
+            publisher = asyncio.create_task(asyncio.to_thread(publish_many))
 
             async def queue_full() -> bool:
                 code, b = await healthz(client)
