@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 import ssl
 from collections.abc import AsyncIterator, Iterator
@@ -31,6 +32,7 @@ from tests.support import wait_until
 from .conftest import TOKEN, Gateway, central_config
 
 PROM = "prom-token-456"
+GRAFANA = Path(__file__).resolve().parents[3] / "docs" / "grafana" / "central.json"
 READER = "reader-token-789"
 OCTETS = {"Content-Type": "application/octet-stream"}
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -256,6 +258,12 @@ async def test_mqtt_backlog_queue_and_broker_health(
         assert value(m, "gatehouse_central_gateway_reported_seq", gateway="gw-a", lane="telemetry") == 4
         assert (value(m, "gatehouse_central_acks_sent_total", transport="mqtt") or 0) >= 2  # online + batch
         assert value(m, "gatehouse_central_ingest_queue_capacity_items", queue="telemetry") == 2
+        # Every series the Grafana dashboard asks for is one central exposes.
+        dashboard = await asyncio.to_thread(GRAFANA.read_text, encoding="utf-8")
+        wanted = set(re.findall(r"gatehouse_central_[a-z_]+", dashboard))
+        raw = (await client.get("/metrics", headers={"Authorization": f"Bearer {PROM}"})).text
+        exposed = set(re.findall(r"^# TYPE (\S+)", raw, re.M)) | {name for name, _labels in m}
+        assert wanted and wanted <= exposed, wanted - exposed
 
         # The store is held by another writer: ingest stalls, the queue fills, central says so.
         lock = await asyncio.to_thread(hold_write_lock, config.database)
