@@ -8,7 +8,10 @@ duration. Delays (on/off), staleness, shelving expiry, re-alarm and the linkage 
 move on ``tick(now)``; the caller decides how often (the daemon: every second).
 
 Quality: a bad sample is never compared with a threshold (the alarm keeps its state) and makes
-the point *unknown* to conditions; ``stale`` alarms watch for the lack of a good value.
+the point *unknown* to conditions; ``stale`` alarms watch for the lack of a good value. A
+condition whose arithmetic overflows or yields NaN is unknown too (``rules.expr`` records the
+fault instead of raising): the engine emits ``rule.bad_value`` once when an expression goes bad
+and ``rule.value_ok`` when it evaluates cleanly again, and goes on with every other rule.
 """
 
 from __future__ import annotations
@@ -108,6 +111,7 @@ class RulesEngine:
         self._watch_alarms: dict[str, list[_Watch]] = {}
         self._timed: list[_Watch] = []
         self._cascade = 0
+        self._faulted: set[str] = set()  # expressions whose last evaluation overflowed
         self.flood = FloodDetector(rules.flood)
         self.drills = DrillBook(rules.site)
         for spec in (*rules.alarms, *(AlarmSpec(info, "meta", None) for info in rules.meta.values())):
@@ -324,6 +328,11 @@ class RulesEngine:
             env = self.env
             for w in watches:
                 value = w.expr.fn(env)
+                if env.faults:
+                    self._report_faults(now)
+                elif w.expr.name in self._faulted:
+                    self._faulted.discard(w.expr.name)
+                    self._out.events.append(Event("rule.value_ok", w.expr.name, now, {"rule": w.expr.name}))
                 if value is not None and value is not w.last:
                     w.last = value
                     w.on_change(value, now)
@@ -333,6 +342,17 @@ class RulesEngine:
                         self._next_due = due
         finally:
             self._cascade -= 1
+
+    def _report_faults(self, now: float) -> None:
+        """Turn the expressions' recorded faults into events: one per expression going bad."""
+        for name, error in self.env.faults.items():
+            if name not in self._faulted:
+                self._faulted.add(name)
+                _LOG.warning("rule value bad", rule=name, error=error)
+                self._out.events.append(
+                    Event("rule.bad_value", name, now, {"rule": name, "error": error, "quality": "bad"})
+                )
+        self.env.faults.clear()
 
     def _meta(self, changes: list[FloodChange], now: float) -> None:
         for ch in changes:
@@ -480,6 +500,8 @@ class RulesEngine:
     # -- reading ---------------------------------------------------------------------------
     def drain(self) -> Output:
         """Everything produced since the last drain, in order."""
+        if self.env.faults:  # from expressions evaluated outside a watch (linkage interlocks)
+            self._report_faults(self.env.now)
         out = Output(list(self.io.events), list(self.io.commands))
         self.io.events.clear()
         self.io.commands.clear()

@@ -4,11 +4,17 @@ Values are three-valued: a point whose quality is bad (or that has not been read
 *unknown* (``None``), and unknown propagates through arithmetic and comparisons. ``and``/``or``
 follow Kleene logic (``false and unknown`` is false, ``true or unknown`` is true), so a
 condition is decided whenever the known inputs decide it, and otherwise left alone.
+
+Arithmetic never raises and never yields infinity or NaN: an overflow (a float past 1.8e308, an
+integer too large for a float), a NaN or a non-finite point value makes the result unknown and
+records what happened in ``Env.faults`` under the expression's name, for the engine to report.
+Integer-valued literals are exact ints only up to 2**53, so literals cannot build huge integers.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +40,7 @@ class T(enum.Enum):
 
 
 _NUMERIC = (T.NUM, T.ANY, T.DURATION)
+_EXACT_INT = 2.0**53
 
 
 @dataclass(slots=True)
@@ -124,7 +131,12 @@ class _Compiler:
             if node.is_duration
             else (T.BOOL if isinstance(value, bool) else T.STR if isinstance(value, str) else T.NUM)
         )
-        if isinstance(value, float) and value.is_integer() and not node.is_duration:
+        if (
+            isinstance(value, float)
+            and value.is_integer()
+            and abs(value) <= _EXACT_INT
+            and not node.is_duration
+        ):
             value = int(value)
         return (lambda env: value), typ
 
@@ -143,9 +155,14 @@ class _Compiler:
         if pid not in self.scope.points:
             raise ExprTypeError(f"unknown point {pid!r}", node.line, node.col)
         self.points.add(pid)
+        name = self.name
 
         def f(env: Env) -> Any:
-            return env.values.get(pid)
+            v = env.values.get(pid)
+            if v.__class__ is float and not math.isfinite(v):
+                env.faults[name] = f"point {pid} is {v!r}, not a finite number"
+                return None
+            return v
 
         return f, T.ANY
 
@@ -191,7 +208,7 @@ class _Compiler:
         if op in ("<", "<=", ">", ">="):
             return _ordering(lf, rf, op), T.BOOL
         typ = T.DURATION if T.DURATION in (lt, rt) and op in "+-" else T.NUM
-        return _arith(lf, rf, op), typ
+        return _arith(lf, rf, op, self.name, f"'{op}' at {node.line}:{node.col}"), typ
 
     def _held(self, inner_node: Node, duration_s: float, node: Node) -> tuple[Fn, T]:
         inner, typ = self.compile(inner_node)
@@ -391,21 +408,31 @@ def _ordering(lf: Fn, rf: Fn, op: str) -> Fn:
     return f
 
 
-def _arith(lf: Fn, rf: Fn, op: str) -> Fn:
+def _arith(lf: Fn, rf: Fn, op: str, name: str, where: str) -> Fn:
     def f(env: Env) -> Any:
         a = _num(lf(env))
         b = _num(rf(env))
         if a is None or b is None:
             return None
-        if op == "+":
-            return a + b
-        if op == "-":
-            return a - b
-        if op == "*":
-            return a * b
-        if b == 0:
-            return None  # division by zero is unknown, not a crash of the rules engine
-        return a / b if op == "/" else a % b
+        try:
+            if op == "+":
+                r = a + b
+            elif op == "-":
+                r = a - b
+            elif op == "*":
+                r = a * b
+            elif b == 0:
+                return None  # division by zero is unknown, not a crash of the rules engine
+            else:
+                r = a / b if op == "/" else a % b
+        except OverflowError as exc:  # an int too large for a float
+            env.faults[name] = f"arithmetic overflow in {where}: {exc}"
+            return None
+        if r.__class__ is float and not math.isfinite(r):
+            what = "is not a number (NaN)" if math.isnan(r) else "overflowed (beyond ±1.8e308)"
+            env.faults[name] = f"arithmetic overflow: the result of {where} {what}"
+            return None
+        return r
 
     return f
 

@@ -16,6 +16,13 @@ Grammar (lowest precedence first)::
     arg         := NAME "=" timed | timed
 
 Comparisons do not chain (``a < b < c`` is an error: it rarely means what an installer thinks).
+
+Size limits, so that no text can exhaust the stack of the parser, the compiler or the compiled
+closures (every one of them walks the tree recursively): at most :data:`MAX_LENGTH` characters,
+:data:`MAX_NESTING` levels of parentheses and call arguments, and a tree at most
+:data:`MAX_TREE_DEPTH` nodes deep (a chain ``a + b + c ...`` is as deep as it is long, as are
+``not not ...`` and ``- - ...``). Past them the text is a located ``ExprSyntaxError``. The parser
+itself recurses only per nesting level; prefix operators are read in a loop.
 """
 
 from __future__ import annotations
@@ -24,15 +31,49 @@ from rules.expr.errors import ExprSyntaxError
 from rules.expr.nodes import Binary, Call, Literal, Node, Ref, Unary
 from rules.expr.tokens import Tok, Token, tokenize
 
-__all__ = ["KEYWORDS", "parse"]
+__all__ = ["KEYWORDS", "MAX_LENGTH", "MAX_NESTING", "MAX_TREE_DEPTH", "children", "parse"]
 
 KEYWORDS = frozenset({"and", "or", "not", "for", "true", "false"})
 _COMPARE = frozenset({"<", "<=", ">", ">=", "==", "!="})
-_MAX_DEPTH = 64
+MAX_LENGTH = 20_000
+MAX_NESTING = 32
+# Compiling takes about three Python frames per tree level and evaluating one or two, so a
+# tree this deep stays far below the interpreter's default limit of 1000 frames even when the
+# engine runs deep inside asyncio, a coordinator and the rules runtime.
+MAX_TREE_DEPTH = 100
 
 
 def parse(text: str) -> Node:
-    return _Parser(tokenize(text)).expression()
+    if len(text) > MAX_LENGTH:
+        raise ExprSyntaxError(f"expression is too long ({len(text)} characters, at most {MAX_LENGTH})", 1, 1)
+    tree = _Parser(tokenize(text)).expression()
+    _check_depth(tree)
+    return tree
+
+
+def children(node: Node) -> tuple[Node, ...]:
+    if isinstance(node, Binary):
+        return (node.left, node.right)
+    if isinstance(node, Unary):
+        return (node.operand,)
+    if isinstance(node, Call):
+        return (*node.args, *(value for _, value in node.kwargs))
+    return ()
+
+
+def _check_depth(tree: Node) -> None:
+    """Refuse a tree deeper than ``MAX_TREE_DEPTH``, walked without recursion."""
+    stack: list[tuple[Node, int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_TREE_DEPTH:
+            raise ExprSyntaxError(
+                f"expression is nested too deeply (more than {MAX_TREE_DEPTH} operators inside each "
+                "other); split it into several rules, or use any(), all() or count() for long lists",
+                node.line,
+                node.col,
+            )
+        stack.extend((child, depth + 1) for child in children(node))
 
 
 class _Parser:
@@ -80,9 +121,13 @@ class _Parser:
 
     def _timed(self) -> Node:
         self._depth += 1
-        if self._depth > _MAX_DEPTH:
+        if self._depth > MAX_NESTING:
             tok = self._peek()
-            raise ExprSyntaxError("expression is nested too deeply", tok.line, tok.col)
+            raise ExprSyntaxError(
+                f"expression is nested too deeply (more than {MAX_NESTING} levels of parentheses)",
+                tok.line,
+                tok.col,
+            )
         node = self._or()
         if self._is_word("for"):
             kw = self._next()
@@ -107,10 +152,14 @@ class _Parser:
         return node
 
     def _not(self) -> Node:
-        if self._is_word("not"):
-            tok = self._next()
-            return Unary("not", self._not(), tok.line, tok.col)
-        return self._comparison()
+        # a loop, not recursion: "not not not ..." must not exhaust the parser's stack
+        nots: list[Token] = []
+        while self._is_word("not"):
+            nots.append(self._next())
+        node = self._comparison()
+        for tok in reversed(nots):
+            node = Unary("not", node, tok.line, tok.col)
+        return node
 
     def _comparison(self) -> Node:
         node = self._additive()
@@ -137,10 +186,13 @@ class _Parser:
         return node
 
     def _unary(self) -> Node:
-        if self._is_op("-"):
-            tok = self._next()
-            return Unary("-", self._unary(), tok.line, tok.col)
-        return self._primary()
+        minuses: list[Token] = []
+        while self._is_op("-"):
+            minuses.append(self._next())
+        node = self._primary()
+        for tok in reversed(minuses):
+            node = Unary("-", node, tok.line, tok.col)
+        return node
 
     def _primary(self) -> Node:
         tok = self._next()
@@ -151,9 +203,7 @@ class _Parser:
             assert isinstance(tok.value, str)
             return Literal(tok.value, False, tok.line, tok.col)
         if tok.kind is Tok.LPAREN:
-            self._depth += 1
             node = self._timed()
-            self._depth -= 1
             self._expect(Tok.RPAREN, "')'")
             return node
         if tok.kind is Tok.NAME:

@@ -101,9 +101,12 @@ class Scope:
 class Env:
     """Run-time state read by compiled expressions. Bad-quality points are absent from ``values``."""
 
-    __slots__ = ("active", "held", "now", "values")
+    __slots__ = ("active", "faults", "held", "now", "values")
 
     def __init__(self) -> None:
+        # expression name -> what went wrong (overflow, NaN) in its last evaluation; the
+        # engine turns these into events and clears them
+        self.faults: dict[str, str] = {}
         self.values: dict[str, Value] = {}
         self.active: set[str] = set()  # keys of standing alarms
         self.held: dict[str, float] = {}  # since when each running hold has been true

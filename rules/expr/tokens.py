@@ -7,6 +7,7 @@ spelled; ids with hyphens or leading digits are written as strings (``point("fir
 from __future__ import annotations
 
 import enum
+import math
 import re
 from dataclasses import dataclass
 
@@ -73,6 +74,8 @@ def tokenize(text: str) -> list[Token]:
             m = _NUMBER.match(text, pos)
             assert m is not None
             number = float(m.group())
+            if not math.isfinite(number):
+                raise ExprSyntaxError(f"number {m.group()} is out of range", line, col)
             end = m.end()
             unit_m = _UNIT.match(text, end)
             if unit_m is not None:
@@ -81,9 +84,10 @@ def tokenize(text: str) -> list[Token]:
                     raise ExprSyntaxError(
                         f"unknown duration unit {unit!r} (use ms, s, min, h or d)", line, col
                     )
-                tokens.append(
-                    Token(Tok.DURATION, text[pos : unit_m.end()], number * DURATION_UNITS_S[unit], line, col)
-                )
+                seconds = number * DURATION_UNITS_S[unit]
+                if not math.isfinite(seconds):
+                    raise ExprSyntaxError(f"duration {text[pos : unit_m.end()]} is out of range", line, col)
+                tokens.append(Token(Tok.DURATION, text[pos : unit_m.end()], seconds, line, col))
                 pos = unit_m.end()
             else:
                 tokens.append(Token(Tok.NUMBER, m.group(), number, line, col))
