@@ -6,6 +6,9 @@ by ``delay_ms``), ``out_of_service`` (objects out of service: their status flags
 physics stops moving them), ``fault`` (reliability set, the fault flag raised), ``no_rpm``
 (ReadPropertyMultiple rejected as an unrecognized service). A device built with
 ``segmentation=False`` and a small ``max_apdu`` cannot send segmented answers.
+
+ReadPropertyMultiple requests are answered by ``simulators.bacnet.fast_rpm`` from the objects'
+stored values when it can (``fast_rpm=False``: always by bacpypes3, as the reference).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from bacpypes3.apdu import (
     APDU,
     AbortPDU,
     AbortReason,
+    APCISequence,
     ComplexAckPDU,
     ConfirmedRequestPDU,
     ReadPropertyMultipleRequest,
@@ -31,6 +35,7 @@ from bacpypes3.ipv4.link import NormalLinkLayer
 from bacpypes3.local.device import DeviceObject
 from bacpypes3.pdu import PDU, IPv4Address
 
+from simulators.bacnet.fast_rpm import RpmAnswers, install_fast_rpm
 from simulators.bacnet.objects import ObjectSpec, make_object
 
 __all__ = ["FAULTS", "FaultSettings", "SimApplication", "SimDevice"]
@@ -58,7 +63,9 @@ class SimApplication(Application):  # type: ignore[misc]
 
     async def indication(self, apdu: APDU) -> None:
         if isinstance(apdu, ConfirmedRequestPDU):
-            self.sim.counts[type(apdu).__name__] += 1
+            # a request fast_rpm passed on undecoded is a generic ConfirmedRequestPDU
+            name = "ReadPropertyMultipleRequest" if type(apdu) is ConfirmedRequestPDU else type(apdu).__name__
+            self.sim.counts[name] += 1
         delay = self.sim.faults.slow_ms
         if delay:
             await asyncio.sleep(delay / 1000.0)
@@ -68,13 +75,26 @@ class SimApplication(Application):  # type: ignore[misc]
         # A device that cannot segment cannot send an answer longer than its own buffer; the
         # bacpypes3 server would size it by the client's limit instead.
         unsegmented = not self.sim.segmentation and isinstance(apdu, ComplexAckPDU)
-        if unsegmented and len(apdu.encode().pduData) > self.sim.max_apdu:
+        if unsegmented and len(_service_data(apdu)) > self.sim.max_apdu:
             abort = AbortPDU(reason=AbortReason.segmentationNotSupported, context=apdu)
             abort.apduSrv = True
             abort.pduDestination = apdu.pduDestination
             await super().response(abort)
             return
         await super().response(apdu)
+
+    async def do_ConfirmedRequestPDU(self, apdu: ConfirmedRequestPDU) -> None:
+        """An RPM request fast_rpm passed on undecoded: answered from the objects' values, or
+        decoded and answered by bacpypes3 when it holds anything fast_rpm does not answer."""
+        answer = self.sim.answers.answer(bytes(apdu.pduData))
+        if answer is None:
+            decoded = APCISequence.decode(apdu)
+            decoded.pduSource = apdu.pduSource
+            await self.do_ReadPropertyMultipleRequest(decoded)
+            return
+        ack = ComplexAckPDU(apdu.apduService, context=apdu)
+        ack.put_data(answer)
+        await self.response(ack)
 
     async def do_ReadPropertyMultipleRequest(self, apdu: ReadPropertyMultipleRequest) -> None:
         if self.sim.faults.no_rpm:
@@ -95,11 +115,13 @@ class SimDevice:
     max_apdu: int = 1476
     segmentation: bool = True
     cov_increment_writable: bool = True
+    fast_rpm: bool = True
     faults: FaultSettings = field(default_factory=FaultSettings)
     counts: Counter[str] = field(default_factory=Counter)
     app: SimApplication | None = None
     local: dict[str, Any] = field(default_factory=dict)
     oos: set[str] = field(default_factory=set)
+    answers: RpmAnswers = field(default_factory=RpmAnswers)
 
     @property
     def address(self) -> str:
@@ -133,10 +155,13 @@ class SimDevice:
         app.nsap.bind(link, address=IPv4Address(self.address))
         app.link_layers[device.objectIdentifier] = link
         self._wrap_receive(link)
+        self.answers = RpmAnswers()
+        install_fast_rpm(app, lambda: self.fast_rpm and not self.faults.no_rpm)
         self.local = {}
         for spec in self.objects:
             obj = make_object(spec, cov_increment_writable=self.cov_increment_writable)
             app.add_object(obj)
+            self.answers.add(obj)
             self.local[spec.key] = obj
         for key in self.oos:
             self.local[key].outOfService = True
@@ -221,3 +246,10 @@ class SimDevice:
         for obj in self.local.values():
             if getattr(obj, "reliability", None) not in (None, Reliability.noFaultDetected):
                 obj.reliability = Reliability.noFaultDetected
+
+
+def _service_data(apdu: APDU) -> bytes:
+    """An answer's service data: encoded by bacpypes3, or already bytes (fast_rpm)."""
+    if isinstance(apdu, APCISequence):
+        return bytes(apdu.encode().pduData)
+    return bytes(apdu.pduData)

@@ -41,6 +41,7 @@ class SimSpec:
     segmentation: bool = True
     cov_increment_writable: bool = True
     refuse_cov: tuple[str, ...] = ()  # object keys whose COV subscriptions are refused
+    fast_rpm: bool = True  # False: bacpypes3 answers every ReadPropertyMultiple (the reference)
 
 
 class BacnetSimulator:
@@ -87,6 +88,7 @@ class BacnetSimulator:
             max_apdu=spec.max_apdu,
             segmentation=spec.segmentation,
             cov_increment_writable=spec.cov_increment_writable,
+            fast_rpm=spec.fast_rpm,
         )
 
     async def _tick(self) -> None:
