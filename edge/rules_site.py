@@ -145,9 +145,9 @@ def priority_step_issues(site: Site) -> list[Issue]:
                     continue
                 ref = str(step.get("write") or "")
                 parts = ref.split("/")[-2:] if "/" in ref else ref.split(".", 1)
-                point = points.get((parts[0], parts[1])) if len(parts) == 2 else None
-                own = getattr(point, "priority", None)
-                if point is not None and (isinstance(own, bool) or not isinstance(own, int)):
+                target = points.get((parts[0], parts[1])) if len(parts) == 2 else None
+                own = getattr(target, "priority", None)
+                if target is not None and (isinstance(own, bool) or not isinstance(own, int)):
                     message = f"'priority' needs a point with a priority array (BACnet); {ref} has none"
                     out.append(Issue(("rules", "linkage", r, seq, s, "priority"), message))
     return out

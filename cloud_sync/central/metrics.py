@@ -130,14 +130,8 @@ class MeteredIngestor(Ingestor):
 
 
 def ingest_queues(mqtt: CentralMqtt | None) -> dict[str, ByteBoundedQueue[Any]]:
-    """The MQTT ingest queues by lane (empty without a broker).
-
-    ``CentralMqtt`` keeps them private; they are read here, never changed.
-    """
-    if mqtt is None:
-        return {}
-    found = {"telemetry": getattr(mqtt, "_queue", None), "event": getattr(mqtt, "_priority", None)}
-    return {name: q for name, q in found.items() if isinstance(q, ByteBoundedQueue)}
+    """The MQTT ingest queues by lane (empty without a broker)."""
+    return {} if mqtt is None else mqtt.queues
 
 
 def database_files(path: Path) -> dict[str, int]:

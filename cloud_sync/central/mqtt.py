@@ -101,6 +101,11 @@ class CentralMqtt:
         self.acks_published = 0
 
     @property
+    def queues(self) -> dict[str, ByteBoundedQueue[Any]]:
+        """The ingest queues by lane, for metrics and health (read them, never change them)."""
+        return {"telemetry": self._queue, "event": self._priority}
+
+    @property
     def subscribed(self) -> asyncio.Event:
         """Set once the subscriptions are granted; cleared while disconnected."""
         return self._subscribed

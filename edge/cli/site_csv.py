@@ -19,7 +19,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from edge.errors import ConfigError
-from edge.site_io import CsvError, decode_csv, export_rows, import_rows, locate_problems, merge_into
+from edge.site_io import CsvError, decode_csv, export_site_file, import_rows, locate_problems, merge_into
 
 
 def register(sub: Any) -> None:
@@ -44,13 +44,13 @@ def _yaml() -> YAML:
 
 def _export(args: argparse.Namespace) -> int:
     try:
-        with args.site.open(encoding="utf-8") as fh:
-            doc = _yaml().load(fh)
+        data = export_site_file(args.site)
     except OSError as exc:
         print(f"gatehouse export: cannot read {args.site}: {exc.strerror}", file=sys.stderr)
         return 2
-    text = export_rows(doc.get("buses") or [], doc.get("devices") or [])
-    data = ("\ufeff" + text).encode("utf-8")
+    except ConfigError as exc:
+        print(f"gatehouse export: {exc}", file=sys.stderr)
+        return 2
     if args.output is not None:
         args.output.write_bytes(data)
     else:
