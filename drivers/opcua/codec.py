@@ -108,6 +108,10 @@ def quality_of(status: int) -> tuple[Quality, Reason]:
     return Quality.BAD, Reason.DEVICE_ERROR
 
 
+_GOOD = Quality.GOOD
+_NO_REASON = Reason.NONE
+
+
 @dataclass(frozen=True, slots=True)
 class Converter:
     """How one point's received values become engineering values, compiled once per point."""
@@ -127,6 +131,11 @@ class Converter:
 
     def __call__(self, raw: object) -> tuple[Value, Quality, Reason]:
         """``(value, quality, reason)`` of one received value (quality before the StatusCode)."""
+        # The common case first, without the isinstance chain: an unscaled, unchecked float.
+        if type(raw) is float and not self.checked and self.scale == 1 and self.offset == 0:
+            if math.isfinite(raw):
+                return raw, _GOOD, _NO_REASON
+            return raw, Quality.BAD, Reason.OUT_OF_RANGE
         if isinstance(raw, bool) or raw is None or isinstance(raw, str):
             return raw, Quality.GOOD, Reason.NONE
         if isinstance(raw, int | float):

@@ -30,7 +30,7 @@ from typing import Any
 import structlog
 from asyncua import ua
 from asyncua.client.client import Client
-from asyncua.common.subscription import DataChangeEvent, StatusChangeEvent, Subscription
+from asyncua.common.subscription import Subscription
 from asyncua.crypto import security_policies
 from asyncua.ua.attribute_ids import AttributeIds
 
@@ -46,6 +46,7 @@ from drivers.opcua.codec import VARIANT_TYPE_NAMES, encode, quality_of
 from drivers.opcua.config import Identity, OpcUaBus, PointMode, SecurityMode, SecurityPolicy
 from drivers.opcua.device import Item, OpcUaDevice
 from drivers.opcua.resolve import resolve_items
+from drivers.opcua.subscription import ChangesHandler, create_bulk_subscription
 from edge.errors import ConnectionLost, DeviceError, TransportError
 from edge.model import Event, Quality, Reason, Value
 
@@ -359,10 +360,14 @@ class OpcUaLink:
             by_interval.setdefault(item.sampling_ms, []).append(item)
         fallback: list[Item] = []
         for interval_ms, group in sorted(by_interval.items()):
+            handles: dict[int, Item] = {}
             try:
                 sub = await call(
-                    client.create_subscription(
-                        max(float(interval_ms), _MIN_PUBLISH_MS), None, queue_maxsize=0
+                    create_bulk_subscription(
+                        client,
+                        max(float(interval_ms), _MIN_PUBLISH_MS),
+                        self._changes_handler(handles),
+                        self._on_status,
                     ),
                     timeout_s=self._bus.timeout_ms / 1000,
                 )
@@ -373,8 +378,6 @@ class OpcUaLink:
                 self.polled_only = True
                 fallback.extend(group)
                 continue
-            handles: dict[int, Item] = {}
-            tasks.append(asyncio.create_task(self._guard(self._consume(sub, handles))))
             await self._monitor(sub, group, handles)
         return fallback
 
@@ -416,18 +419,21 @@ class OpcUaLink:
             _LOG.warning("monitored item refused", point=item.key, status=status_name(code))
             item.device.put(Reading(item.key, None, quality, reason))
 
-    async def _consume(self, sub: Subscription, handles: dict[int, Item]) -> None:
+    def _changes_handler(self, handles: dict[int, Item]) -> ChangesHandler:
         deliver = self._deliver
-        async for event in sub:
-            if isinstance(event, DataChangeEvent):
-                notification = event.data.monitored_item
-                item = handles.get(notification.ClientHandle)
+
+        def on_changes(notifications: Sequence[ua.MonitoredItemNotification]) -> None:
+            get = handles.get
+            for notification in notifications:
+                item = get(notification.ClientHandle)
                 if item is not None:
                     deliver(item, notification.Value)
-            elif isinstance(event, StatusChangeEvent):
-                status = event.notification.Status
-                if status is not None and status.is_bad():
-                    self._lose(f"subscription ended by the server: {status.name}")
+
+        return on_changes
+
+    def _on_status(self, status: ua.StatusCode) -> None:
+        if status.is_bad():
+            self._lose(f"subscription ended by the server: {status.name}")
 
     def _deliver(self, item: Item, dv: ua.DataValue) -> None:
         status = dv.StatusCode
@@ -436,7 +442,7 @@ class OpcUaLink:
         raw = variant.Value if variant is not None else None
         stamp = dv.SourceTimestamp or dv.ServerTimestamp
         source_ts = stamp.timestamp() if stamp is not None else None
-        if code & 0xC0000000 == 0:
+        if not code & 0xC0000000:
             value, quality, reason = item.convert(raw)
         else:
             quality, reason = quality_of(code)
