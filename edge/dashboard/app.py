@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +19,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge.dashboard import (
     auth,
@@ -33,6 +35,7 @@ from edge.dashboard import (
 from edge.dashboard.auth import ApiError, Caller, session_caller, still_valid
 from edge.dashboard.context import DashboardContext, get_context
 from edge.dashboard.events import dumps
+from edge.dashboard.limits import BodyLimit, BodyTooLarge
 
 __all__ = ["STATIC_DIR", "build_app"]
 
@@ -46,9 +49,45 @@ _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
+_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Content-Security-Policy", _CSP),
+)
 _PLACEHOLDER = (
     "<!doctype html><meta charset=utf-8><title>Gatehouse</title><p>The dashboard client is not installed."
 )
+
+
+class SecurityHeaders:
+    """ASGI middleware: the security headers on every answer, ``no-store`` on the API's.
+
+    Pure ASGI rather than ``@app.middleware("http")``: that wraps the request in a task group,
+    which turns an exception raised while reading the body (a 413 from ``BodyLimit``) into an
+    ``ExceptionGroup`` that FastAPI answers as a 400.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        api = str(scope.get("path", "")).startswith("/api/")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in _HEADERS:
+                    if name not in headers:
+                        headers[name] = value
+                if api and "cache-control" not in headers:
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def build_app(ctx: DashboardContext) -> FastAPI:
@@ -64,16 +103,14 @@ def build_app(ctx: DashboardContext) -> FastAPI:
         detail = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg"))} for e in exc.errors()]
         return JSONResponse({"error": "invalid", "detail": detail}, status_code=422)
 
-    @app.middleware("http")
-    async def headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        response.headers.setdefault("Content-Security-Policy", _CSP)
-        if request.url.path.startswith("/api/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
+        body = {"error": "too_large", "max_bytes": exc.max_bytes}
+        return JSONResponse(body, status_code=413, headers={"Connection": "close"})
+
+    app.add_middleware(SecurityHeaders)
+    # Outermost: a body over its limit is refused before any other middleware or route sees it.
+    app.add_middleware(BodyLimit, max_bytes=ctx.config.max_body_bytes)
 
     for module in (
         auth,

@@ -18,6 +18,7 @@ Example::
       metrics_token_file: pki/metrics.token   # /metrics for a bearer token (Prometheus)
       metrics_allow: [127.0.0.1/32, 10.1.0.0/24]  # ... or for these peers (default: loopback)
       deleted_history_days: 180               # history of devices deleted on the dashboard
+      max_body_bytes: 1048576                 # larger request bodies are 413 before parsing
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ class DashboardConfig(BaseModel):
     metrics_allow: list[str] = Field(
         default_factory=lambda: ["127.0.0.1/32", "::1/128"], description="networks allowed to scrape /metrics"
     )
+    # Request bodies over this are refused with 413 before anything parses them (login and
+    # setup: 16 KiB at most); 1 MiB holds a batch of 10,000 device ids.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=16 * 1024, le=64 * 1024 * 1024)
     # Batch device management: a deleted device's history (trends, alarm history) is kept this long.
     deleted_history_days: float = Field(default=180.0, ge=1, le=3660)
 
