@@ -24,7 +24,7 @@ class NewUser(BaseModel):
     role: str = "viewer"
     name: str = ""
     phone: str = ""
-    valid_until: float | None = None
+    valid_until: float | None = Field(default=None, allow_inf_nan=False)
     session_timeout_min: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
     max_login_attempts: int | None = Field(default=None, ge=1, le=20)
 
@@ -34,7 +34,7 @@ class UserPatch(BaseModel):
     role: str | None = None
     name: str | None = None
     phone: str | None = None
-    valid_until: float | None = None
+    valid_until: float | None = Field(default=None, allow_inf_nan=False)
     session_timeout_min: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
     max_login_attempts: int | None = Field(default=None, ge=1, le=20)
     disabled: bool | None = None
@@ -109,7 +109,7 @@ async def update(
 async def audit_log(
     ctx: Ctx,
     _: Annotated[Caller, Depends(require("audit"))],
-    since: float | None = None,
+    since: Annotated[float | None, Query(allow_inf_nan=False)] = None,
     user: str | None = None,
     action: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 200,

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge.dashboard.auth import ApiError, Caller, audit, require
 from edge.dashboard.context import DashboardContext, get_context
+from edge.dashboard.csv_cells import safe_row
 from edge.dashboard.events import clean
 from edge.dashboard.names import names_for
 
@@ -223,8 +224,8 @@ async def comment(
 
 
 class HistoryQuery(BaseModel):
-    since: float | None = None
-    until: float | None = None
+    since: float | None = Field(default=None, allow_inf_nan=False)
+    until: float | None = Field(default=None, allow_inf_nan=False)
     priority: str | None = None
     klass: str | None = Field(default=None, alias="class")
     device: str | None = None
@@ -285,27 +286,29 @@ async def history_csv(
         ts = row.get("ts")
         when = datetime.datetime.fromtimestamp(ts, tz).isoformat(timespec="seconds") if ts is not None else ""
         writer.writerow(
-            [
-                when,
-                row.get("key"),
-                row.get("transition"),
-                row.get("by"),
-                row.get("priority"),
-                row.get("class"),
-                message.get("zh", ""),
-                message.get("en", ""),
-                row.get("zone") or "",
-                row.get("zone_name_zh") or row.get("zone_name") or "",
-                row.get("device") or "",
-                row.get("device_name_zh") or row.get("device_name") or "",
-                row.get("building") or "",
-                row.get("floor") or "",
-                row.get("location") or "",
-                row.get("point") or "",
-                "" if row.get("value") is None else row.get("value"),
-                row.get("comment") or "",
-                "drill" if row.get("drill") else "",
-            ]  # fmt: skip
+            safe_row(
+                [
+                    when,
+                    row.get("key"),
+                    row.get("transition"),
+                    row.get("by"),
+                    row.get("priority"),
+                    row.get("class"),
+                    message.get("zh", ""),
+                    message.get("en", ""),
+                    row.get("zone") or "",
+                    row.get("zone_name_zh") or row.get("zone_name") or "",
+                    row.get("device") or "",
+                    row.get("device_name_zh") or row.get("device_name") or "",
+                    row.get("building") or "",
+                    row.get("floor") or "",
+                    row.get("location") or "",
+                    row.get("point") or "",
+                    "" if row.get("value") is None else row.get("value"),
+                    row.get("comment") or "",
+                    "drill" if row.get("drill") else "",
+                ]
+            )  # fmt: skip
         )
     audit(ctx, request, caller.user.username, "export_history", None, "ok", f"{len(rows)} rows")
     stamp = datetime.datetime.fromtimestamp(ctx.now(), tz).strftime("%Y%m%d-%H%M")

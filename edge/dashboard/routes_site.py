@@ -125,8 +125,8 @@ async def trend(
     ctx: Ctx,
     _: Annotated[Caller, Depends(require("view"))],
     point: str,
-    since: float | None = None,
-    until: float | None = None,
+    since: Annotated[float | None, Query(allow_inf_nan=False)] = None,
+    until: Annotated[float | None, Query(allow_inf_nan=False)] = None,
     max_points: Annotated[int, Query(ge=1, le=10_000)] = 500,
 ) -> dict[str, Any]:
     now = ctx.now()
