@@ -138,18 +138,28 @@ def main(argv: list[str]) -> dict[str, Any]:
         child.terminate()
         child.wait(timeout=10)
     ratio = figures["rpm"]["points_per_s"] / max(figures["read_property"]["points_per_s"], 1e-9)
-    print(f"RPM / ReadProperty: {ratio:.1f}× (target ≥ {TARGET_RATIO:g}×)")
+    # what RPM saves the gateway itself, whatever the simulator and the machine's load do
+    cpu_ratio = (figures["read_property"]["cpu_us_per_point"] or 0.0) / max(
+        figures["rpm"]["cpu_us_per_point"] or 0.0, 1e-9
+    )
+    print(
+        f"RPM / ReadProperty: {ratio:.1f}× in points/s (target ≥ {TARGET_RATIO:g}×), "
+        f"{cpu_ratio:.1f}× in gateway CPU per point"
+    )
     result = {
         "summary": {
             "rpm_points_per_s": figures["rpm"]["points_per_s"],
             "read_property_points_per_s": figures["read_property"]["points_per_s"],
             "ratio": round(ratio, 1),
+            "gateway_cpu_ratio": round(cpu_ratio, 1),
             "target_ratio": TARGET_RATIO,
             "met": ratio >= TARGET_RATIO,
             "rpm_cpu_us_per_point": figures["rpm"]["cpu_us_per_point"],
             "read_property_cpu_us_per_point": figures["read_property"]["cpu_us_per_point"],
             "rpm_simulator_cpu_us_per_point": figures["rpm"]["simulator_cpu_us_per_point"],
-            "read_property_simulator_cpu_us_per_point": figures["read_property"]["simulator_cpu_us_per_point"],
+            "read_property_simulator_cpu_us_per_point": figures["read_property"][
+                "simulator_cpu_us_per_point"
+            ],
         },
         "devices": args.devices,
         "objects_per_device": OBJECTS,
