@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -38,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,10 +65,20 @@ async def _serve(args: argparse.Namespace) -> None:
     block = BenchBlock(count=args.count, slices=args.slices)
     tick_s = 1.0 / (args.rate_hz * args.slices)
     async with OpcUaSimulator(
-        [block], pki_dir=args.pki, port=args.serve, insecure=not args.secure, tick_s=tick_s
+        [block],
+        pki_dir=args.pki,
+        port=args.serve,
+        insecure=not args.secure,
+        tick_s=tick_s,
+        catch_up=True,
     ):
+        # The address space is built and stays: keep the collector from walking it (full
+        # collections of it stalled the server for up to a second).
+        gc.freeze()
         print("ready", flush=True)
-        await asyncio.Event().wait()
+        while True:  # what this server really produced, for the bench to compare with delivered
+            await asyncio.sleep(0.1)
+            print(f"changes {block.changes}", flush=True)
 
 
 def _start_servers(
@@ -100,6 +112,24 @@ def _wait_ready(proc: subprocess.Popen[str]) -> None:
         raise SystemExit("a simulator did not start")
 
 
+class _Produced:
+    """The latest change count each simulator process printed (read by one thread each)."""
+
+    def __init__(self, procs: Sequence[subprocess.Popen[str]]) -> None:
+        self.counts = [0] * len(procs)
+        for index, proc in enumerate(procs):
+            threading.Thread(target=self._follow, args=(index, proc), daemon=True).start()
+
+    def _follow(self, index: int, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("changes "):
+                self.counts[index] = int(line.split()[1])
+
+    def total(self) -> int:
+        return sum(self.counts)
+
+
 # -- the gateway side ---------------------------------------------------------------------------
 
 
@@ -128,7 +158,9 @@ async def _measure(
         )
     count = 0
     latencies: list[float] = []
+    by_second: dict[int, list[float]] = {}  # when the tail happens: steady, or in stalls
     measuring = False
+    start_wall = 0.0
 
     async def sink(samples: list[Sample]) -> None:
         nonlocal count
@@ -136,11 +168,24 @@ async def _measure(
             count += len(samples)
             for sample in samples:
                 if sample.source_ts is not None:
-                    latencies.append(sample.receipt_ts - sample.source_ts)
+                    latency = sample.receipt_ts - sample.source_ts
+                    latencies.append(latency)
+                    by_second.setdefault(int(sample.receipt_ts - start_wall), []).append(latency)
 
     async def events(event: Event) -> None:
         return None
 
+    pauses: list[float] = []
+    gc_started = 0.0
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        nonlocal gc_started
+        if phase == "start":
+            gc_started = time.perf_counter()
+        elif measuring:
+            pauses.append(time.perf_counter() - gc_started)
+
+    gc.callbacks.append(on_gc)
     clock = SystemClock()
     links: list[OpcUaLink] = []
     coordinators: list[DeviceCoordinator] = []
@@ -180,6 +225,7 @@ async def _measure(
             )
         )
     procs = [psutil.Process(proc.pid) for proc, _port, _share in servers]
+    produced = _Produced([proc for proc, _port, _share in servers])
     running = [asyncio.create_task(c.run()) for c in coordinators]
     for link in links:
         await link.__aenter__()
@@ -189,17 +235,21 @@ async def _measure(
             link.stats.values < len(link.items) for link in links
         ):
             await asyncio.sleep(0.2)
+        if args.gateway_gc_freeze:
+            gc.freeze()
         await asyncio.sleep(args.warmup)
         load0 = os.getloadavg()[0]
         measuring = True
+        start_wall = time.time()
         cpu0, wall0 = time.process_time(), time.monotonic()
-        srv0 = [p.cpu_times() for p in procs]
+        srv0, made0 = [p.cpu_times() for p in procs], produced.total()
         await asyncio.sleep(args.seconds)
         measuring = False
         cpu1, wall1 = time.process_time(), time.monotonic()
-        srv1 = [p.cpu_times() for p in procs]
+        srv1, made1 = [p.cpu_times() for p in procs], produced.total()
         backlog = sum(device.backlog for link in links for device in link.devices)
     finally:
+        gc.callbacks.remove(on_gc)
         for link in links:
             await link.__aexit__(None, None, None)
         for task in running:
@@ -220,8 +270,9 @@ async def _measure(
         "seconds": round(elapsed, 2),
         "values": count,
         "offered_values_per_s": round(offered),
+        "produced_values_per_s": round((made1 - made0) / elapsed),
         "values_per_s": round(count / elapsed),
-        "delivered_share": round(count / elapsed / offered, 3),
+        "delivered_of_produced": round(count / (made1 - made0), 3) if made1 > made0 else None,
         "gateway_cpu_s": round(gateway_cpu, 2),
         "gateway_cpu_share": round(gateway_cpu / elapsed, 3),
         "gateway_cpu_us_per_value": round(gateway_cpu / count * 1e6, 1) if count else None,
@@ -230,8 +281,15 @@ async def _measure(
         "server_cpu_share_total": round(sum(server_cpu) / elapsed, 3),
         "server_cpu_us_per_change": round(sum(server_cpu) / (offered * elapsed) * 1e6, 1),
         "latency_ms_p50": round(statistics.median(lat_ms), 1) if lat_ms else None,
+        "latency_ms_p90": round(_percentile(lat_ms, 0.90), 1) if lat_ms else None,
         "latency_ms_p99": round(_percentile(lat_ms, 0.99), 1) if lat_ms else None,
         "latency_ms_max": round(lat_ms[-1], 1) if lat_ms else None,
+        "latency_ms_p99_each_second": [
+            round(_percentile(sorted(by_second[k]), 0.99) * 1000) for k in sorted(by_second)
+        ],
+        "gateway_gc_pauses": len(pauses),
+        "gateway_gc_pause_ms_max": round(max(pauses, default=0.0) * 1000, 1),
+        "gateway_gc_frozen": args.gateway_gc_freeze,
         "backlog_at_end": backlog,
         "load_avg_1m_at_start": round(load0, 2),
     }
@@ -268,6 +326,9 @@ def main(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--publish-ms", type=int, default=100, help="sampling and publishing interval")
     parser.add_argument("--secure", action="store_true", help="Basic256Sha256/SignAndEncrypt + user/password")
+    parser.add_argument(
+        "--gateway-gc-freeze", action="store_true", help="gc.freeze() in the gateway once its links are up"
+    )
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--pki", type=Path, help=argparse.SUPPRESS)
@@ -289,6 +350,7 @@ def main(argv: list[str]) -> dict[str, Any]:
         summary[name] = {
             "values_per_s": run["values_per_s"],
             "offered_values_per_s": run["offered_values_per_s"],
+            "produced_values_per_s": run["produced_values_per_s"],
             "servers": run["servers"],
             "gateway_cpu_us_per_value": run["gateway_cpu_us_per_value"],
             "gateway_capacity_values_per_core_s": run["gateway_capacity_values_per_core_s"],

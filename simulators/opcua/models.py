@@ -292,6 +292,7 @@ class BenchBlock(Model):
         self.per_folder = per_folder
         self.slices = slices
         self.ticks = 0
+        self.changes = 0  # values changed by all steps so far
         for i in range(count):
             self.add(Variable(self.path(i), "double", 0.0))
         ordered = list(self.variables.values())
@@ -311,6 +312,7 @@ class BenchBlock(Model):
         base = float(self.ticks)
         for offset, variable in enumerate(part):
             variable.value = base + offset * 1e-6
+        self.changes += len(part)
         return part
 
 

@@ -166,6 +166,7 @@ class OpcUaSimulator:
         allow_certificates: bool = True,
         insecure: bool = False,
         tick_s: float = 0.5,
+        catch_up: bool = False,
     ) -> None:
         self.models = {model.name: model for model in models}
         self.pki_dir = pki_dir
@@ -176,6 +177,8 @@ class OpcUaSimulator:
         self.allow_certificates = allow_certificates
         self.insecure = insecure
         self.tick_s = tick_s
+        # A load generator catches up on late ticks (a steady offered rate); a plant skips them.
+        self.catch_up = catch_up
         self.delay_ms = 0.0
         self.counts = SessionCounts()
         self.running = False
@@ -337,7 +340,7 @@ class OpcUaSimulator:
             due += self.tick_s
             await asyncio.sleep(max(0.0, due - loop.time()))
             now = loop.time()
-            if due < now - self.tick_s:
+            if due < now - self.tick_s and not self.catch_up:
                 due = now  # fell behind by more than a tick: skip, do not bunch
             if not self.running:
                 last = now
