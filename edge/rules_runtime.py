@@ -475,6 +475,14 @@ class RulesRuntime:
         await self._after(now, wait=True)
         return done
 
+    def overrides(self) -> list[dict[str, Any]]:
+        """The points under manual control now: ``[{point, device, key, by}]`` by point id."""
+        rows: list[dict[str, Any]] = []
+        for point_id, by in sorted(self.engine.io.overridden.items()):
+            device, key = self._targets.get(point_id, (None, None))
+            rows.append({"point": point_id, "device": device, "key": key, "by": by})
+        return rows
+
     def history(
         self,
         *,

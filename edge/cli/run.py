@@ -190,6 +190,7 @@ async def _main(site: Any, path: Path) -> int:
             _reloads.add(task)
             task.add_done_callback(_reloads.discard)
 
+        _print_setup_code(gateway)
         notifier = Notifier()
         watchdog = _ShutdownWatchdog(loop, gateway.stop, notifier=notifier)
         loop.add_signal_handler(signal.SIGTERM, watchdog.on_signal)
@@ -206,6 +207,23 @@ async def _main(site: Any, path: Path) -> int:
             notifier.close()
     _LOG.info("gateway stopped; outbox flushed")
     return 0
+
+
+def _print_setup_code(gateway: Any) -> None:
+    """On a first start (no dashboard account yet), the one-time setup code on the console
+    (standard error: the journal under systemd), so that only someone who can read the
+    gateway's console or its data folder can create the first administrator."""
+    dashboard = gateway.dashboard
+    code = getattr(dashboard, "setup_code", None)
+    if dashboard is None or not code:
+        return
+    print(
+        f"\n  Dashboard first start: setup code  {code}\n"
+        f"  Open {dashboard.url}/ and give this code to create the administrator account.\n"
+        f"  It is also in {gateway.site.data_dir / 'dashboard-setup-code'} (readable by root only).\n",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 async def _systemd(gateway: Any, notifier: Notifier) -> None:

@@ -1,52 +1,64 @@
 """Dashboard accounts in SQLite: users, sessions, the audit log and login lockout (R4.4, R4.5).
 
-Passwords are hashed with scrypt (memory-hard; ``n=2**14, r=8, p=1``, 16-byte salt), stored as
-``scrypt$n$r$p$salt$hash`` so the parameters can be raised later without breaking old hashes.
+Passwords are hashed with scrypt (``edge.dashboard.passwords``).
 Session tokens are random; only their SHA-256 is stored, so a copy of the database does not
 hand out live sessions. Queries are small and indexed, so they run on the event loop; hashing
-(tens of milliseconds by design) runs in a worker thread.
+(tens of milliseconds by design) runs in a worker thread, at most ``_HASH_SLOTS`` at a time (a
+bound on memory, not a lock: the per-source throttle in the routes keeps one client from
+holding more than one slot).
+
+Sign-in failures count per account *and* client address (``login_failures``): wrong passwords
+from one LAN host lock that account from that host only, so a script cannot lock the duty
+officer out of the duty room's PC. Unknown, disabled and expired accounts take the same path
+(the hash is checked against a dummy for an unknown name, and their failures count and lock
+the same way), so every failure gets the same answer after the same work; the reason is kept
+for the audit log only. A user is shown as locked when some address is locked out of it;
+unlocking (an administrator, ``gatehouse users unlock``, a new password) clears every address.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
-import hmac
 import secrets
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from edge.dashboard.account_model import (
+    ROLES,
+    LoginResult,
+    Session,
+    User,
+    permissions_of,
+    refusal,
+    user_from_row,
+)
+from edge.dashboard.passwords import (
+    DUMMY_HASH,
+    MIN_PASSWORD,
+    check_password,
+    hash_password,
+    verify_password,
+)
 from edge.errors import StorageError
 
 __all__ = [
+    "MIN_PASSWORD",
     "ROLES",
     "AccountStore",
     "LoginResult",
     "Session",
     "User",
+    "check_password",
     "hash_password",
     "permissions_of",
     "verify_password",
 ]
 
 _LOG = structlog.get_logger(__name__)
-
-# "drill": the duty chief runs fire drills from the control room (GB 25506); audited.
-_OPERATOR = frozenset({"view", "ack", "shelve", "comment", "confirm_linkage", "drill"})
-_TECHNICIAN = _OPERATOR | {"write", "simulate", "commission"}
-ROLES: dict[str, frozenset[str]] = {
-    "viewer": frozenset({"view"}),
-    "operator": _OPERATOR,
-    "technician": _TECHNICIAN,
-    "admin": _TECHNICIAN | {"users", "audit", "config"},
-}
-MIN_PASSWORD = 8
-_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -83,121 +95,23 @@ CREATE TABLE IF NOT EXISTS audit (
     detail TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_ts ON audit(ts);
+CREATE TABLE IF NOT EXISTS login_failures (
+    username TEXT NOT NULL,
+    source TEXT NOT NULL,
+    failed INTEGER NOT NULL,
+    locked_at REAL,
+    last_at REAL NOT NULL,
+    PRIMARY KEY (username, source)
+);
 """
+# failed / locked_at of a user: the worst over the addresses it was tried from
 _USER_COLUMNS = (
-    "username, name, phone, role, valid_until, session_timeout_min, max_login_attempts, failed,"
-    " locked_at, disabled, lang, created"
+    "u.username, u.name, u.phone, u.role, u.valid_until, u.session_timeout_min, u.max_login_attempts,"
+    " COALESCE((SELECT max(f.failed) FROM login_failures f WHERE f.username = u.username), 0),"
+    " (SELECT max(f.locked_at) FROM login_failures f WHERE f.username = u.username),"
+    " u.disabled, u.lang, u.created"
 )
-
-
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(
-        password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, maxmem=64 * 2**20, dklen=32
-    )
-    b64 = base64.b64encode
-    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        expected = base64.b64decode(digest)
-        got = hashlib.scrypt(
-            password.encode(),
-            salt=base64.b64decode(salt),
-            n=int(n),
-            r=int(r),
-            p=int(p),
-            maxmem=128 * 2**20,
-            dklen=len(expected),
-        )
-    except ValueError:
-        return False  # a malformed stored hash never matches
-    return hmac.compare_digest(got, expected)
-
-
-# A hash to check unknown user names against, so that a wrong name costs as long as a wrong password.
-_DUMMY_HASH = hash_password(secrets.token_urlsafe(12))
-
-
-def permissions_of(role: str) -> frozenset[str]:
-    return ROLES.get(role, frozenset())
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    username: str
-    name: str
-    phone: str
-    role: str
-    valid_until: float | None
-    session_timeout_min: int
-    max_login_attempts: int
-    failed: int
-    locked_at: float | None
-    disabled: bool
-    lang: str | None
-    created: float
-
-    @property
-    def permissions(self) -> frozenset[str]:
-        return permissions_of(self.role)
-
-    def locked_until(self, lockout_s: float) -> float | None:
-        """When the lock ends; None for a lock that waits for an administrator."""
-        if self.locked_at is None or lockout_s <= 0:
-            return None
-        return self.locked_at + lockout_s
-
-    def is_locked(self, now: float, lockout_s: float) -> bool:
-        if self.locked_at is None:
-            return False
-        return lockout_s <= 0 or now < self.locked_at + lockout_s
-
-    def public(self, lockout_s: float = 0.0, now: float | None = None) -> dict[str, Any]:
-        """The user as the API shows it (never the hash)."""
-        locked = now is not None and self.is_locked(now, lockout_s)
-        return {
-            "username": self.username,
-            "name": self.name,
-            "phone": self.phone,
-            "role": self.role,
-            "permissions": sorted(self.permissions),
-            "lang": self.lang,
-            "valid_until": self.valid_until,
-            "session_timeout_min": self.session_timeout_min,
-            "max_login_attempts": self.max_login_attempts,
-            "disabled": self.disabled,
-            "locked": locked,
-            "locked_until": self.locked_until(lockout_s) if locked else None,
-            "failed_attempts": self.failed,
-            "created": self.created,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    token_hash: str
-    username: str
-    csrf: str
-    created: float
-    last_seen: float
-
-
-@dataclass(frozen=True, slots=True)
-class LoginResult:
-    """``status`` is one of ok, bad_credentials, locked, expired, disabled."""
-
-    status: str
-    user: User | None = None
-    token: str | None = None
-    session: Session | None = None
-    attempts_left: int | None = None
-    locked_until: float | None = None
-    just_locked: bool = False
+_HASH_SLOTS = 2
 
 
 def _token_hash(token: str) -> str:
@@ -225,8 +139,7 @@ class AccountStore:
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"{path}: cannot open the dashboard database: {exc}") from exc
-        # Serialises the read-modify-write of a login attempt against concurrent attempts.
-        self._login_lock = asyncio.Lock()
+        self._hash_slots = asyncio.Semaphore(_HASH_SLOTS)
 
     def close(self) -> None:
         self._db.close()
@@ -239,13 +152,13 @@ class AccountStore:
 
     def get_user(self, username: str) -> User | None:
         row = self._db.execute(
-            f"SELECT {_USER_COLUMNS} FROM users WHERE username = ?", (username,)
+            f"SELECT {_USER_COLUMNS} FROM users u WHERE u.username = ?", (username,)
         ).fetchone()
-        return None if row is None else _user(row)
+        return None if row is None else user_from_row(row)
 
     def users(self) -> list[User]:
-        rows = self._db.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY username").fetchall()
-        return [_user(r) for r in rows]
+        rows = self._db.execute(f"SELECT {_USER_COLUMNS} FROM users u ORDER BY u.username").fetchall()
+        return [user_from_row(r) for r in rows]
 
     async def create_user(
         self,
@@ -319,8 +232,33 @@ class AccountStore:
             raise KeyError(username)
         return user
 
-    def unlock(self, username: str) -> None:
-        self._db.execute("UPDATE users SET failed = 0, locked_at = NULL WHERE username = ?", (username,))
+    def unlock(self, username: str, source: str | None = None) -> int:
+        """Clear the failures of ``username`` from every address (or from ``source``)."""
+        if source is None:
+            cur = self._db.execute("DELETE FROM login_failures WHERE username = ?", (username,))
+        else:
+            cur = self._db.execute(
+                "DELETE FROM login_failures WHERE username = ? AND source = ?", (username, source)
+            )
+        return cur.rowcount
+
+    def locked_sources(self, username: str, now: float) -> list[str]:
+        rows = self._db.execute(
+            "SELECT source, locked_at FROM login_failures WHERE username = ? AND locked_at IS NOT NULL",
+            (username,),
+        ).fetchall()
+        return sorted(src for src, at in rows if self.lockout_s <= 0 or now < at + self.lockout_s)
+
+    def purge_failures(self, now: float) -> int:
+        """Forget failures (and locks that ran out) older than a day past the lockout."""
+        keep_s = 86400.0 + max(self.lockout_s, 0.0)
+        if self.lockout_s <= 0:  # a lock that waits for an administrator stays
+            cur = self._db.execute(
+                "DELETE FROM login_failures WHERE locked_at IS NULL AND last_at < ?", (now - keep_s,)
+            )
+        else:
+            cur = self._db.execute("DELETE FROM login_failures WHERE last_at < ?", (now - keep_s,))
+        return cur.rowcount
 
     async def set_password(self, username: str, password: str) -> None:
         """Set a new password, unlock the account and end its sessions."""
@@ -332,6 +270,7 @@ class AccountStore:
         )
         if cur.rowcount == 0:
             raise KeyError(username)
+        self.unlock(username)
         self.drop_sessions(username)
 
     def admins_enabled(self) -> int:
@@ -343,45 +282,64 @@ class AccountStore:
     # -- login and sessions ------------------------------------------------------------------
 
     async def login(self, username: str, password: str, *, now: float, ip: str | None) -> LoginResult:
-        async with self._login_lock:
-            user = self.get_user(username)
-            if user is None:
-                await asyncio.to_thread(verify_password, password, _DUMMY_HASH)
-                return LoginResult("bad_credentials", attempts_left=self.default_max_attempts - 1)
-            if user.disabled:
-                return LoginResult("disabled", user=user)
-            if user.valid_until is not None and now > user.valid_until:
-                return LoginResult("expired", user=user)
-            if user.is_locked(now, self.lockout_s):
-                return LoginResult("locked", user=user, locked_until=user.locked_until(self.lockout_s))
-            failed = 0 if user.locked_at is not None else user.failed  # a lock that ran out starts afresh
+        source = ip or "unknown"
+        locked_until = self._locked_until(username, source, now)
+        if locked_until is not False:
+            return LoginResult("locked", locked_until=locked_until, reason="locked")
+        user = self.get_user(username)
+        stored = DUMMY_HASH
+        if user is not None:
             (stored,) = self._db.execute(
                 "SELECT pw_hash FROM users WHERE username = ?", (username,)
             ).fetchone()
-            if not await asyncio.to_thread(verify_password, password, stored):
-                failed += 1
-                if failed >= user.max_login_attempts:
-                    self._db.execute(
-                        "UPDATE users SET failed = ?, locked_at = ? WHERE username = ?",
-                        (failed, now, username),
-                    )
-                    until = None if self.lockout_s <= 0 else now + self.lockout_s
-                    return LoginResult("locked", user=user, locked_until=until, just_locked=True)
-                self._db.execute(
-                    "UPDATE users SET failed = ?, locked_at = NULL WHERE username = ?", (failed, username)
-                )
-                return LoginResult(
-                    "bad_credentials", user=user, attempts_left=user.max_login_attempts - failed
-                )
-            self._db.execute("UPDATE users SET failed = 0, locked_at = NULL WHERE username = ?", (username,))
-            token = secrets.token_urlsafe(32)
-            session = Session(_token_hash(token), username, secrets.token_urlsafe(24), now, now)
-            self._db.execute(
-                "INSERT INTO sessions (token_hash, username, csrf, created, last_seen, ip)"
-                " VALUES (?,?,?,?,?,?)",
-                (session.token_hash, username, session.csrf, now, now, ip),
-            )
-            return LoginResult("ok", user=self.get_user(username), token=token, session=session)
+        async with self._hash_slots:
+            good = await asyncio.to_thread(verify_password, password, stored)
+        user = self.get_user(username)  # again: it may have changed while the hash ran
+        reason = refusal(user, good, now)
+        if reason is not None:
+            return self._failed(username, source, now, user, reason)
+        assert user is not None
+        self.unlock(username, source)
+        token = secrets.token_urlsafe(32)
+        session = Session(_token_hash(token), username, secrets.token_urlsafe(24), now, now)
+        self._db.execute(
+            "INSERT INTO sessions (token_hash, username, csrf, created, last_seen, ip) VALUES (?,?,?,?,?,?)",
+            (session.token_hash, username, session.csrf, now, now, ip),
+        )
+        return LoginResult("ok", user=self.get_user(username), token=token, session=session)
+
+    def _locked_until(self, username: str, source: str, now: float) -> float | None | bool:
+        """False when ``username`` is not locked from ``source``; else when the lock ends (None:
+        when an administrator unlocks it)."""
+        row = self._db.execute(
+            "SELECT locked_at FROM login_failures WHERE username = ? AND source = ?", (username, source)
+        ).fetchone()
+        if row is None or row[0] is None:
+            return False
+        if self.lockout_s <= 0:
+            return None
+        until = float(row[0]) + self.lockout_s
+        return until if now < until else False
+
+    def _failed(self, username: str, source: str, now: float, user: User | None, reason: str) -> LoginResult:
+        """Count a failure of ``username`` from ``source``; lock the pair at the account's limit."""
+        limit = user.max_login_attempts if user is not None else self.default_max_attempts
+        row = self._db.execute(
+            "SELECT failed, locked_at FROM login_failures WHERE username = ? AND source = ?",
+            (username, source),
+        ).fetchone()
+        failed = 1 if row is None or row[1] is not None else int(row[0]) + 1  # a lock that ran out: afresh
+        locked_at = now if failed >= limit else None
+        self._db.execute(
+            "INSERT INTO login_failures (username, source, failed, locked_at, last_at) VALUES (?,?,?,?,?)"
+            " ON CONFLICT (username, source) DO UPDATE SET failed = excluded.failed,"
+            " locked_at = excluded.locked_at, last_at = excluded.last_at",
+            (username, source, failed, locked_at, now),
+        )
+        if locked_at is not None:
+            until = None if self.lockout_s <= 0 else now + self.lockout_s
+            return LoginResult("locked", locked_until=until, just_locked=True, reason=reason)
+        return LoginResult("bad_credentials", reason=reason)
 
     def session(self, token: str, *, now: float, touch: bool = True) -> tuple[Session, User] | str:
         """The live session and its user, or why not: "login" (unknown) or "session" (timed out,
@@ -474,39 +432,3 @@ class AccountStore:
         ).fetchall()
         keys = ("id", "ts", "user", "ip", "action", "target", "result", "detail")
         return [dict(zip(keys, row, strict=True)) for row in rows]
-
-
-def check_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD:
-        raise ValueError(f"a password has at least {MIN_PASSWORD} characters")
-
-
-def _user(row: tuple[Any, ...]) -> User:
-    (
-        username,
-        name,
-        phone,
-        role,
-        valid_until,
-        timeout,
-        attempts,
-        failed,
-        locked_at,
-        disabled,
-        lang,
-        created,
-    ) = row
-    return User(
-        username,
-        name,
-        phone,
-        role,
-        valid_until,
-        timeout,
-        attempts,
-        failed,
-        locked_at,
-        bool(disabled),
-        lang,
-        created,
-    )

@@ -5,11 +5,16 @@
   ``X-CSRF-Token`` header of every state-changing request. Login and setup have no session yet;
   they require ``X-Requested-With: gatehouse``, which a cross-site form cannot send.
 * Every operation is written to the audit log with the user and the client's IP.
+* Sign-in and setup are throttled per client address (``edge.dashboard.throttle``: one attempt
+  in flight, a growing wait after a few failures, 429 with ``Retry-After``), and every failed
+  sign-in gets the same answer, whatever the reason (``edge.dashboard.accounts``).
+* Setup needs the one-time code that the gateway printed at start (``edge.dashboard.setup_code``).
 """
 
 from __future__ import annotations
 
 import hmac
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -19,8 +24,9 @@ import structlog
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.dashboard.accounts import Session, User
+from edge.dashboard.accounts import LoginResult, Session, User
 from edge.dashboard.context import DashboardContext, context_of, get_context
+from edge.dashboard.setup_code import matches, remove_setup_code
 
 __all__ = ["ApiError", "Caller", "audit", "client_ip", "require", "router"]
 
@@ -36,12 +42,15 @@ Ctx = Annotated[DashboardContext, Depends(get_context)]
 
 
 class ApiError(Exception):
-    """Answered as ``status`` with the JSON ``body`` (``{"error": ...}``)."""
+    """Answered as ``status`` with the JSON ``body`` (``{"error": ...}``) and ``headers``."""
 
-    def __init__(self, status: int, error: str, **extra: Any) -> None:
+    def __init__(
+        self, status: int, error: str, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(error)
         self.status = status
         self.body = {"error": error, **extra}
+        self.headers = headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,10 +153,11 @@ def user_json(user: User) -> dict[str, Any]:
 
 class SetupBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    code: str = Field(default="", max_length=64, description="the setup code printed at start")
     username: str = Field(min_length=1, max_length=64)
-    password: str
-    name: str = ""
-    phone: str = ""
+    password: str = Field(max_length=1024)
+    name: str = Field(default="", max_length=200)
+    phone: str = Field(default="", max_length=64)
 
 
 class LoginBody(BaseModel):
@@ -179,20 +189,42 @@ async def get_session(request: Request, ctx: Ctx) -> dict[str, Any]:
     }
 
 
+def _admit(ctx: DashboardContext, request: Request) -> str:
+    """The caller's address, admitted by the per-source throttle (else 429 with Retry-After)."""
+    source = client_ip(request) or "unknown"
+    wait_s = ctx.throttle.admit(source, ctx.clock.monotonic())
+    if wait_s > 0:
+        retry = max(1, math.ceil(wait_s))
+        raise ApiError(429, "throttled", retry_after_s=retry, headers={"Retry-After": str(retry)})
+    return source
+
+
 @router.post("/setup", status_code=201)
 async def setup(body: SetupBody, request: Request, response: Response, ctx: Ctx) -> dict[str, Any]:
     _require_xhr(request)
     if ctx.accounts.user_count() > 0:
         raise ApiError(409, "setup_done")
+    source = _admit(ctx, request)
+    failed = True
     try:
-        user = await ctx.accounts.create_user(
-            body.username, body.password, role="admin", now=ctx.now(), name=body.name, phone=body.phone,
-            only_if_first=True,
-        )  # fmt: skip
-    except KeyError as exc:
-        raise ApiError(409, "setup_done") from exc
-    except ValueError as exc:
-        raise ApiError(400, "invalid", detail=str(exc)) from exc
+        if not matches(body.code, ctx.setup_code):
+            audit(ctx, request, body.username, "setup", body.username, "refused", "wrong setup code")
+            raise ApiError(403, "setup_code")
+        try:
+            user = await ctx.accounts.create_user(
+                body.username, body.password, role="admin", now=ctx.now(), name=body.name, phone=body.phone,
+                only_if_first=True,
+            )  # fmt: skip
+        except KeyError as exc:
+            raise ApiError(409, "setup_done") from exc
+        except ValueError as exc:
+            failed = False  # a short password is the administrator's typo, not a guess
+            raise ApiError(400, "invalid", detail=str(exc)) from exc
+        failed = False
+    finally:
+        ctx.throttle.done(source, ctx.clock.monotonic(), failed=failed)
+    ctx.setup_code = None
+    remove_setup_code(ctx.gateway.site.data_dir)
     audit(ctx, request, user.username, "setup", user.username)
     # Log the new administrator in straight away.
     result = await ctx.accounts.login(body.username, body.password, now=ctx.now(), ip=client_ip(request))
@@ -204,7 +236,12 @@ async def setup(body: SetupBody, request: Request, response: Response, ctx: Ctx)
 @router.post("/login")
 async def login(body: LoginBody, request: Request, response: Response, ctx: Ctx) -> dict[str, Any]:
     _require_xhr(request)
-    result = await ctx.accounts.login(body.username, body.password, now=ctx.now(), ip=client_ip(request))
+    source = _admit(ctx, request)
+    result: LoginResult | None = None
+    try:
+        result = await ctx.accounts.login(body.username, body.password, now=ctx.now(), ip=client_ip(request))
+    finally:
+        ctx.throttle.done(source, ctx.clock.monotonic(), failed=result is None or result.status != "ok")
     if result.status == "ok":
         assert result.user is not None and result.token is not None and result.session is not None
         _set_cookies(ctx, response, result.token, result.session.csrf)
@@ -213,12 +250,12 @@ async def login(body: LoginBody, request: Request, response: Response, ctx: Ctx)
     if result.status == "locked":
         # The attempt that locks the account is logged as a lockout; later ones as refused.
         action = "lockout" if result.just_locked else "login_locked"
-        audit(ctx, request, body.username, action, body.username, "refused")
+        audit(ctx, request, body.username, action, body.username, "refused", result.reason)
+        # the same for every name, known or not: locks count per name and address alike
         raise ApiError(423, "locked", locked_until=result.locked_until)
-    audit(ctx, request, body.username, "login_failed", body.username, "refused", result.status)
-    if result.status == "bad_credentials":
-        raise ApiError(401, "bad_credentials", attempts_left=result.attempts_left)
-    raise ApiError(403, result.status)
+    audit(ctx, request, body.username, "login_failed", body.username, "refused", result.reason)
+    # one answer for a wrong password, an unknown, disabled or expired account (no enumeration)
+    raise ApiError(401, "bad_credentials")
 
 
 @router.post("/logout")

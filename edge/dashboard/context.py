@@ -13,6 +13,7 @@ from edge.dashboard.accounts import AccountStore
 from edge.dashboard.config import DashboardConfig
 from edge.dashboard.events import EventHub
 from edge.dashboard.history import TrendStore
+from edge.dashboard.throttle import LoginThrottle
 from edge.live import LiveState
 from edge.model import Clock
 
@@ -36,7 +37,9 @@ class GatewayView(Protocol):
     @property
     def devices(self) -> Any: ...
 
-    async def write(self, device_id: str, key: str, value: Any, *, verify: bool = True) -> Any: ...
+    async def write(
+        self, device_id: str, key: str, value: Any, *, verify: bool = True, by: str | None = None
+    ) -> Any: ...
 
 
 @dataclass
@@ -49,6 +52,8 @@ class DashboardContext:
     started_mono: float
     http: httpx.AsyncClient | None = None  # for the simulator control API
     extra: dict[str, Any] = field(default_factory=dict)
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)  # sign-in and setup, per address
+    setup_code: str | None = None  # the one-time code of the first administrator (None: no setup)
 
     @property
     def clock(self) -> Clock:

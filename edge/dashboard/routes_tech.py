@@ -4,7 +4,10 @@ Raw blocks are read with the driver's own read plan through the device's link. T
 one request through at a time (``ModbusTcpLink`` holds a lock per connection, shared by every
 device on it), so a technician's read waits its turn behind the coordinator's polls instead of
 racing them on the wire; the coordinator exposes no raw-read command of its own. Writes go
-through ``Gateway.write`` → the coordinator's command queue, like every command.
+through ``Gateway.write`` → the coordinator's command queue, like every command, naming the
+technician (``by=``): the point is then under manual control, and no linkage step writes it
+(``linkage.skipped``, reason manual override) until someone with the write right releases it
+here (``POST /api/tech/release``, audited). ``GET /api/tech/overrides`` lists those points.
 """
 
 from __future__ import annotations
@@ -107,7 +110,8 @@ async def write(
     target = f"{device_id}/{body.point}"
     user = caller.user.username
     try:
-        read_back = await ctx.gateway.write(device_id, body.point, body.value, verify=True)
+        # by=: a hand-written point is overridden, so automation never undoes it (docs/rules.md)
+        read_back = await ctx.gateway.write(device_id, body.point, body.value, verify=True, by=user)
     except KeyError as exc:
         audit(ctx, request, user, "write", target, "unknown", str(body.value))
         raise ApiError(404, "unknown_point", detail=str(exc)) from exc
@@ -117,8 +121,40 @@ async def write(
     except (TransportError, DeviceError) as exc:
         audit(ctx, request, user, "write", target, "failed", f"{body.value}: {exc}")
         raise ApiError(502, "device", detail=f"{type(exc).__name__}: {exc}") from exc
-    audit(ctx, request, user, "write", target, "ok", f"value={body.value} read_back={read_back}")
-    return {"ok": True, "read_back": json_value(read_back)}
+    audit(ctx, request, user, "write", target, "ok", f"value={body.value} read_back={read_back} overridden")
+    return {"ok": True, "read_back": json_value(read_back), "overridden": True}
+
+
+def _overridden(ctx: DashboardContext) -> list[dict[str, Any]]:
+    service = ctx.gateway.alarms
+    listing = getattr(service, "overrides", None)
+    rows: list[dict[str, Any]] = [] if listing is None else clean(listing())
+    return rows
+
+
+@router.get("/overrides")
+async def overrides(ctx: Ctx, _: Annotated[Caller, Depends(require("view"))]) -> dict[str, Any]:
+    """Points under manual control: automation leaves them alone until they are released."""
+    return {"overrides": _overridden(ctx)}
+
+
+class ReleaseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    point: str = Field(min_length=1, max_length=512, description="site/device/point")
+
+
+@router.post("/release")
+async def release(
+    body: ReleaseBody, request: Request, ctx: Ctx, caller: Annotated[Caller, Depends(require("write"))]
+) -> dict[str, Any]:
+    """Hand a point back to automation (the next linkage step may write it again)."""
+    user = caller.user.username
+    service = ctx.gateway.alarms
+    done = service is not None and bool(await service.release_override(body.point, by=user))
+    audit(ctx, request, user, "override_release", body.point, "ok" if done else "not_found")
+    if not done:
+        raise ApiError(404, "not_overridden", point=body.point)
+    return {"ok": True, "overrides": _overridden(ctx)}
 
 
 # -- simulator scenarios ---------------------------------------------------------------------

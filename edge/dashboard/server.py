@@ -31,6 +31,7 @@ from edge.dashboard.config import DashboardConfig
 from edge.dashboard.context import DashboardContext, GatewayView
 from edge.dashboard.events import EventHub
 from edge.dashboard.history import TrendStore
+from edge.dashboard.setup_code import new_setup_code, remove_setup_code
 from edge.errors import GatehouseError
 
 __all__ = ["DashboardError", "DashboardServer"]
@@ -63,6 +64,8 @@ class DashboardServer:
         self._server: _EmbeddedServer | None = None
         self._socket: socket.socket | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # The one-time code for creating the first administrator; None once an account exists.
+        self.setup_code: str | None = None
 
     @property
     def url(self) -> str:
@@ -93,6 +96,10 @@ class DashboardServer:
         )
         http = httpx.AsyncClient(timeout=10.0) if cfg.simulator_api else None
         self.ctx = DashboardContext(gw, cfg, accounts, trends, hub, time.monotonic(), http)
+        if accounts.user_count() == 0:
+            self.ctx.setup_code = self.setup_code = new_setup_code(gw.site.data_dir)
+        else:
+            remove_setup_code(gw.site.data_dir)
         try:
             self._socket = self._bind()
             config = uvicorn.Config(
@@ -120,6 +127,19 @@ class DashboardServer:
             await self._close()
             raise
         _LOG.info("dashboard started", url=self.url, db=str(db_path), setup_needed=accounts.user_count() == 0)
+        if self.setup_code is not None:
+            # the journal is where an installer finds it (gatehouse run prints it as well)
+            _LOG.warning(
+                "dashboard setup code: give it on the setup page to create the first administrator",
+                setup_code=self.setup_code,
+                file=str(gw.site.data_dir / "dashboard-setup-code"),
+            )
+        if not cfg.tls and self.host not in ("127.0.0.1", "::1", "localhost"):
+            _LOG.warning(
+                "dashboard serves plain HTTP on the network: passwords and session cookies cross the LAN"
+                " readable; set dashboard.tls_cert and tls_key (docs/dashboard.md)",
+                listen=cfg.listen,
+            )
         return self
 
     async def __aexit__(
@@ -170,6 +190,7 @@ class DashboardServer:
         while True:
             now = self.gateway.clock.wall()
             accounts.purge_sessions(now)
+            accounts.purge_failures(now)
             accounts.purge_audit(now - keep_s)
             await asyncio.sleep(_SESSION_PURGE_S)
 

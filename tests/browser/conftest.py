@@ -23,6 +23,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from edge.app import Gateway
 from edge.config.loader import load_site
+from edge.dashboard.setup_code import read_setup_code
 from simulators.runner import SimulationRunner
 from simulators.site_plan import read_site_plan
 from tests.browser.daemon import DutySite, duty_site
@@ -106,13 +107,17 @@ def demo_site(tmp: Path, dashboard_port: int, control_port: int) -> Path:
     return path
 
 
-async def create_users(url: str) -> None:
+async def create_users(url: str, data_dir: Path) -> None:
+    """The administrator (with the setup code the gateway wrote to ``data_dir``) and USERS."""
+    code = read_setup_code(data_dir)
+    assert code is not None, f"no dashboard setup code in {data_dir}"
     async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
         response = await client.post(
             "/api/setup",
-            json={"username": ADMIN[0], "password": ADMIN[1], "name": "系统管理员", "phone": "13800000000"},
+            json={"username": ADMIN[0], "password": ADMIN[1], "name": "系统管理员", "phone": "13800000000",
+                  "code": code},
             headers=XHR,
-        )
+        )  # fmt: skip
         assert response.status_code == 201, response.text
         csrf = response.json()["csrf"]
         for username, (role, password, name) in USERS.items():
@@ -158,7 +163,7 @@ async def estate(browser: Browser) -> AsyncIterator[Estate]:
                 await wait_until(
                     lambda: fire_panel in gateway.live.latest, timeout_s=60, message="the fire panel polled"
                 )
-                await create_users(url)
+                await create_users(url, site.data_dir)
                 yield Estate(gateway, sim, url, site.id, browser, api)
             finally:
                 gateway.stop()
@@ -207,5 +212,5 @@ async def duty(browser: Browser) -> AsyncIterator[DutySite]:
     """The duty-zones site under a real ``gatehouse run`` child process (tests/browser/daemon.py)."""
     with tempfile.TemporaryDirectory(prefix="gh-duty-") as tmp:
         async with duty_site(Path(tmp)) as site:
-            await create_users(site.daemon.url)
+            await create_users(site.daemon.url, site.daemon.data_dir())
             yield site

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from edge.config.loader import load_site
 from simulators.runner import SimulationRunner
 from simulators.site_plan import read_site_plan
 from tests.support import free_port, wait_until
@@ -55,6 +56,10 @@ class Daemon:
     log: Path
     proc: subprocess.Popen[bytes] | None = None
     starts: int = field(default=0)
+
+    def data_dir(self) -> Path:
+        """The gateway's data folder (where it writes the dashboard's setup code)."""
+        return load_site(self.site).data_dir
 
     async def start(self) -> None:
         assert self.proc is None or self.proc.poll() is not None, "already running"

@@ -1,5 +1,6 @@
 """First start in Chromium: no user exists, so every page shows the administrator setup; there is
-no default password, a short or mistyped one is refused, and setting one signs the admin in."""
+no default password, a short or mistyped one is refused, the one-time setup code the gateway
+wrote to its data folder is needed (a wrong one is refused), and setting one signs the admin in."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from playwright.async_api import Browser, expect
 
 from edge.app import Gateway
 from edge.config.loader import load_site
+from edge.dashboard.setup_code import read_setup_code
 from tests.browser.conftest import XHR, screenshot
 from tests.support import free_port
 
@@ -36,7 +38,7 @@ dashboard:
 
 
 @pytest_asyncio.fixture(loop_scope="package")
-async def fresh_gateway() -> AsyncIterator[str]:
+async def fresh_gateway() -> AsyncIterator[tuple[str, Path]]:
     """A real gateway on its first start (its fire panel is unreachable: nothing listens)."""
     tmp = Path(tempfile.mkdtemp(prefix="gh-setup-"))
     try:
@@ -48,7 +50,7 @@ async def fresh_gateway() -> AsyncIterator[str]:
             run = asyncio.create_task(gateway.run(), name="gateway")
             try:
                 assert gateway.dashboard is not None
-                yield str(gateway.dashboard.url)
+                yield str(gateway.dashboard.url), gateway.site.data_dir
             finally:
                 gateway.stop()
                 await run
@@ -57,17 +59,19 @@ async def fresh_gateway() -> AsyncIterator[str]:
 
 
 async def test_first_start_makes_the_administrator_choose_a_password(
-    browser: Browser, fresh_gateway: str
+    browser: Browser, fresh_gateway: tuple[str, Path]
 ) -> None:
-    context = await browser.new_context(
-        base_url=fresh_gateway, locale="zh-CN", viewport={"width": 1366, "height": 768}
-    )
+    url, data_dir = fresh_gateway
+    code = read_setup_code(data_dir)
+    assert code is not None
+    context = await browser.new_context(base_url=url, locale="zh-CN", viewport={"width": 1366, "height": 768})
     page = await context.new_page()
     await page.goto("/#/login")
     # Any page leads to the setup while no user exists.
     await expect(page.get_by_test_id("setup-submit")).to_be_visible(timeout=DEADLINE_MS)
     assert page.url.endswith("#/setup")
     error = page.get_by_test_id("setup-error")
+    await page.get_by_test_id("setup-code").fill("AAAA-BBBB-CCCC")  # not the code the gateway wrote
     await page.get_by_test_id("setup-username").fill("chief")
     await page.get_by_test_id("setup-name").fill("消防控制室主任")
     await page.get_by_test_id("setup-password").fill("short")
@@ -81,6 +85,9 @@ async def test_first_start_makes_the_administrator_choose_a_password(
     await screenshot(page, "00-setup")
     await page.get_by_test_id("setup-password2").fill("Control-room-2026")
     await page.get_by_test_id("setup-submit").click()
+    await expect(error).to_contain_text("设置码不正确")
+    await page.get_by_test_id("setup-code").fill(code.lower())  # as typed from the console
+    await page.get_by_test_id("setup-submit").click()
     # Signed in as the new administrator, on the duty view.
     await expect(page.get_by_test_id("alarm-list")).to_be_visible(timeout=DEADLINE_MS)
     await expect(page.get_by_test_id("nav-admin")).to_be_visible()
@@ -90,8 +97,9 @@ async def test_first_start_makes_the_administrator_choose_a_password(
     await expect(page.get_by_test_id("no-alarms")).to_have_count(0)
     await context.close()
     # Setup happens once.
-    async with httpx.AsyncClient(base_url=fresh_gateway, timeout=30.0) as client:
+    assert read_setup_code(data_dir) is None  # used up: the file is gone
+    async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
         response = await client.post(
-            "/api/setup", json={"username": "x", "password": "another-password"}, headers=XHR
+            "/api/setup", json={"username": "x", "password": "another-password", "code": code}, headers=XHR
         )
         assert response.status_code == 409, response.text

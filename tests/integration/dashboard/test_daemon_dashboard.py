@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from edge.dashboard.setup_code import read_setup_code
 from tests.integration.dashboard.test_gateway_dashboard import _site
 from tests.integration.edge.daemon_support import simulator, start_gateway, stop
 from tests.support import free_port, wait_until
@@ -37,7 +38,9 @@ async def test_sigterm_stops_the_daemon_with_an_open_event_stream(tmp_path: Path
                         return False
 
                 await wait_until(up, message="the dashboard answering")
-                setup = {"username": "admin", "password": "a-long-password"}
+                code = read_setup_code(tmp_path / "gw")
+                assert code is not None and code in log.read_text()  # printed on the console too
+                setup = {"username": "admin", "password": "a-long-password", "code": code}
                 assert (await client.post("/api/setup", json=setup, headers=XHR)).status_code == 201
                 async with client.stream("GET", "/api/events") as response:
                     stream = sse_events(response)

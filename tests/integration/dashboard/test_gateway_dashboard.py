@@ -11,6 +11,7 @@ from ruamel.yaml import YAML
 
 from edge.app import Gateway
 from edge.config.loader import load_site
+from edge.dashboard.setup_code import read_setup_code
 from simulators.runner import SimulationRunner
 from simulators.site_plan import read_site_plan
 from tests.support import free_port, wait_until
@@ -66,15 +67,16 @@ async def test_gateway_serves_live_values_health_and_technician_tools(tmp_path: 
                 server = gw.dashboard
                 assert server is not None and server.port > 0
                 async with httpx.AsyncClient(base_url=server.url, timeout=30.0) as client:
-                    await _exercise(client, sim)
+                    await _exercise(client, sim, read_setup_code(tmp_path / "gw"))
             finally:
                 gw.stop()
                 await run
         assert (tmp_path / "gw" / "dashboard.db").is_file()
 
 
-async def _exercise(client: httpx.AsyncClient, sim: SimulationRunner) -> None:
-    setup = {"username": "admin", "password": "a-long-password", "name": "值班长"}
+async def _exercise(client: httpx.AsyncClient, sim: SimulationRunner, code: str | None) -> None:
+    assert code is not None  # the first start wrote the one-time setup code to the data folder
+    setup = {"username": "admin", "password": "a-long-password", "name": "值班长", "code": code}
     csrf = (await client.post("/api/setup", json=setup, headers=XHR)).json()["csrf"]
     headers = {"X-CSRF-Token": csrf}
 

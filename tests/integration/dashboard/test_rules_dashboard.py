@@ -13,6 +13,7 @@ import httpx
 
 from edge.app import Gateway
 from edge.config.loader import load_site
+from edge.dashboard.setup_code import read_setup_code
 from simulators.runner import SimulationRunner
 from simulators.site_plan import read_site_plan
 from tests.support import free_port, wait_until
@@ -53,15 +54,15 @@ async def test_fire_alarm_flows_to_sse_ack_history_and_csv(tmp_path: Path) -> No
                 await wait_until(
                     lambda: gw.live.device_online.get("fire-panel") is True, message="panel online"
                 )
-                await _duty_flow(gw.dashboard.url)
+                await _duty_flow(gw.dashboard.url, gw.site.data_dir)
             finally:
                 gw.stop()
                 await run
 
 
-async def _duty_flow(base: str) -> None:
+async def _duty_flow(base: str, data_dir: Path) -> None:
     async with httpx.AsyncClient(base_url=base, timeout=30.0) as admin:
-        setup = {"username": "admin", "password": "a-long-password"}
+        setup = {"username": "admin", "password": "a-long-password", "code": read_setup_code(data_dir)}
         csrf = (await admin.post("/api/setup", json=setup, headers=XHR)).json()["csrf"]
         for name, role in (("duty", "operator"), ("watch", "viewer")):
             body = {"username": name, "password": f"{name}-password", "role": role}

@@ -10,10 +10,13 @@ import httpx
 import pytest
 
 from edge.dashboard import DashboardServer, enter_dashboard
+from edge.dashboard.setup_code import read_setup_code
 from tests.unit.dashboard.fakes import FakeGateway, make_gateway
 
 XHR = {"X-Requested-With": "gatehouse"}
 ADMIN = {"username": "admin", "password": "correct horse 1", "name": "管理员", "phone": "13800000000"}
+# dashboard URL -> its data folder, where the one-time setup code is written at start
+_DATA_DIRS: dict[str, Path] = {}
 
 
 @dataclass
@@ -33,6 +36,8 @@ async def start(
     async with AsyncExitStack() as stack:
         assert gateway.site.config.dashboard is not None
         server = await enter_dashboard(stack, gateway.site.config.dashboard, gateway=gateway)
+        _DATA_DIRS[server.url] = gateway.site.data_dir
+        stack.callback(_DATA_DIRS.pop, server.url, None)
         client = await stack.enter_async_context(httpx.AsyncClient(base_url=server.url, timeout=30.0))
         yield Running(gateway, server, client)
 
@@ -43,8 +48,21 @@ async def dash(tmp_path: Path) -> AsyncIterator[Running]:
         yield running
 
 
-async def setup_admin(client: httpx.AsyncClient) -> str:
-    response = await client.post("/api/setup", json=ADMIN, headers=XHR)
+def setup_code(client: httpx.AsyncClient, data_dir: Path | None = None) -> str:
+    """The setup code the dashboard behind ``client`` wrote to its data folder at start."""
+    folder = data_dir if data_dir is not None else _DATA_DIRS[str(client.base_url).rstrip("/")]
+    code = read_setup_code(folder)
+    assert code is not None, f"no setup code in {folder}"
+    return code
+
+
+async def setup_admin(
+    client: httpx.AsyncClient, data_dir: Path | None = None, admin: dict[str, Any] | None = None
+) -> str:
+    """Create the first administrator with the setup code (from ``data_dir``, or the folder of a
+    dashboard started by :func:`start`); returns the CSRF token of its session."""
+    body = {**(admin or ADMIN), "code": setup_code(client, data_dir)}
+    response = await client.post("/api/setup", json=body, headers=XHR)
     assert response.status_code == 201, response.text
     return str(response.json()["csrf"])
 

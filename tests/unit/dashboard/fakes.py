@@ -173,9 +173,13 @@ class FakeGateway:
         self.uplink: Any = None
         self.devices: Any = None
         self.writes: list[tuple[str, str, Any]] = []
+        self.writers: list[str | None] = []  # who wrote by hand (Gateway.write's by=)
 
-    async def write(self, device_id: str, key: str, value: Any, *, verify: bool = True) -> Any:
+    async def write(
+        self, device_id: str, key: str, value: Any, *, verify: bool = True, by: str | None = None
+    ) -> Any:
         self.writes.append((device_id, key, value))
+        self.writers.append(by)
         return value
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.unit.dashboard.conftest import ADMIN, XHR, Running, add_user, login, setup_admin
+from tests.unit.dashboard.conftest import ADMIN, XHR, Running, add_user, login, setup_admin, setup_code
 
 
 async def test_first_start_needs_setup_and_setup_happens_once(dash: Running) -> None:
@@ -25,7 +25,10 @@ async def test_first_start_needs_setup_and_setup_happens_once(dash: Running) -> 
 async def test_setup_without_the_xhr_header_is_refused(dash: Running) -> None:
     response = await dash.client.post("/api/setup", json=ADMIN)
     assert response.status_code == 403 and response.json() == {"error": "csrf"}
-    short = await dash.client.post("/api/setup", json={**ADMIN, "password": "short"}, headers=XHR)
+    code = setup_code(dash.client)
+    short = await dash.client.post(
+        "/api/setup", json={**ADMIN, "password": "short", "code": code}, headers=XHR
+    )
     assert short.status_code == 400
 
 
@@ -51,9 +54,9 @@ async def test_lockout_after_three_wrong_passwords_and_admin_unlock(dash: Runnin
     async with dash.new_client() as other:
         bad = {"username": "duty", "password": "wrong-password"}
         first = await other.post("/api/login", json=bad, headers=XHR)
-        assert first.status_code == 401 and first.json() == {"error": "bad_credentials", "attempts_left": 2}
+        assert first.status_code == 401 and first.json() == {"error": "bad_credentials"}
         second = await other.post("/api/login", json=bad, headers=XHR)
-        assert second.json()["attempts_left"] == 1
+        assert second.json() == {"error": "bad_credentials"}
         third = await other.post("/api/login", json=bad, headers=XHR)
         assert third.status_code == 423 and third.json()["error"] == "locked"
         assert third.json()["locked_until"] == dash.gateway.clock.wall() + 15 * 60
@@ -66,6 +69,9 @@ async def test_lockout_after_three_wrong_passwords_and_admin_unlock(dash: Runnin
             "/api/admin/users/duty", json={"unlock": True}, headers={"X-CSRF-Token": csrf}
         )
         assert unlock.status_code == 200 and unlock.json()["user"]["locked"] is False
+        # four failures from this address: it waits a second before its next try
+        assert (await other.post("/api/login", json=right, headers=XHR)).status_code == 429
+        dash.gateway.clock.advance(1.5)
         assert (await other.post("/api/login", json=right, headers=XHR)).status_code == 200
     audit = (await dash.client.get("/api/admin/audit", params={"user": "duty"})).json()["rows"]
     actions = [row["action"] for row in audit]
@@ -158,14 +164,17 @@ async def test_expired_and_disabled_accounts(dash: Running) -> None:
         gone = await other.post(
             "/api/login", json={"username": "gone", "password": "gone-password"}, headers=XHR
         )
-        assert gone.status_code == 403 and gone.json() == {"error": "disabled"}
+        # the same answer as a wrong password: nobody learns that the account exists
+        assert gone.status_code == 401 and gone.json() == {"error": "bad_credentials"}
         await login(other, "temp", "temp-password")
         dash.gateway.clock.advance(61)
         assert (await other.get("/api/alarms")).json() == {"error": "session"}
         expired = await other.post(
             "/api/login", json={"username": "temp", "password": "temp-password"}, headers=XHR
         )
-        assert expired.status_code == 403 and expired.json() == {"error": "expired"}
+        assert expired.status_code == 401 and expired.json() == {"error": "bad_credentials"}
+    audit = (await dash.client.get("/api/admin/audit", params={"action": "login_failed"})).json()["rows"]
+    assert [(r["user"], r["detail"]) for r in audit] == [("temp", "expired"), ("gone", "disabled")]
 
 
 async def test_the_last_administrator_cannot_be_demoted(dash: Running) -> None:

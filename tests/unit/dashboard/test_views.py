@@ -79,8 +79,9 @@ async def test_technician_check_write_and_scenarios(dash: Running) -> None:
     assert unconfirmed.status_code == 400 and unconfirmed.json()["error"] == "confirm"
     body = {"point": "setpoint", "value": 21.5, "confirm": True}
     written = await dash.client.post("/api/tech/m1/write", json=body, headers=headers)
-    assert written.json() == {"ok": True, "read_back": 21.5}
+    assert written.json() == {"ok": True, "read_back": 21.5, "overridden": True}
     assert dash.gateway.writes == [("m1", "setpoint", 21.5)]
+    assert dash.gateway.writers == ["admin"]  # a manual write: the point is overridden for linkage
     assert (await dash.client.get("/api/tech/scenarios")).json()["available"] is False
     not_running = await dash.client.get("/api/tech/m1/registers")
     assert not_running.status_code == 404 and not_running.json()["error"] == "not_running"

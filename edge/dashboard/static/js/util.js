@@ -125,6 +125,10 @@ export function errorText(err) {
       return body.attempts_left != null ? t("err_bad_credentials", { n: body.attempts_left }) : t("err_bad_credentials_plain");
     case "locked":
       return body.locked_until ? t("err_locked_until", { t: fmtTime(body.locked_until) }) : t("err_locked");
+    case "throttled":
+      return t("err_throttled", { n: body.retry_after_s || 1 });
+    case "setup_code":
+      return t("err_setup_code");
     case "expired":
       return t("err_expired");
     case "disabled":

@@ -1,4 +1,5 @@
-// Sign-in and the first-start administrator setup (there is no default password).
+// Sign-in and the first-start administrator setup (there is no default password; the setup
+// needs the one-time code the gateway printed at start).
 import { post } from "../api.js";
 import { t, lang, setLang } from "../i18n.js";
 import { esc, errorText } from "../util.js";
@@ -13,7 +14,8 @@ export function mount(el, ctx) {
   const setup = ctx.arg === "setup";
   const siteName = ctx.session.site ? (lang() === "zh" && ctx.session.site.name_zh) || ctx.session.site.name : "";
   const fields = setup
-    ? field("setup_username", t("username"), "text", 'autocomplete="username" required') +
+    ? field("setup_code", t("setup_code"), "text", 'autocomplete="off" required spellcheck="false" placeholder="XXXX-XXXX-XXXX"') +
+      field("setup_username", t("username"), "text", 'autocomplete="username" required') +
       field("setup_name", t("name"), "text", 'autocomplete="name"') +
       field("setup_phone", t("phone"), "tel", 'autocomplete="tel"') +
       field("setup_password", t("password"), "password", 'autocomplete="new-password" required minlength="8"') +
@@ -28,7 +30,7 @@ export function mount(el, ctx) {
           <button type="button" class="btn btn-ghost" data-testid="lang-switch-login">${esc(t("lang_other"))}</button>
         </div>
         <p class="muted">${esc(siteName)}</p>
-        ${setup ? `<p class="hint">${esc(t("setup_hint"))}</p>` : ""}
+        ${setup ? `<p class="hint">${esc(t("setup_hint"))}</p><p class="hint">${esc(t("setup_code_hint"))}</p>` : ""}
         ${fields}
         <p class="error" data-testid="${setup ? "setup-error" : "login-error"}" role="alert" hidden></p>
         <button type="submit" class="btn btn-primary btn-big" data-testid="${setup ? "setup-submit" : "login-submit"}">
@@ -56,6 +58,7 @@ export function mount(el, ctx) {
         if (v("setup_password").length < 8) return showError(t("err_pw_short"));
         if (v("setup_password") !== v("setup_password2")) return showError(t("err_pw_mismatch"));
         await post("/api/setup", {
+          code: v("setup_code").trim(),
           username: v("setup_username").trim(),
           password: v("setup_password"),
           name: v("setup_name").trim(),

@@ -1,4 +1,5 @@
-// Technician view: raw registers of a device, a test write behind a confirmation dialog,
+// Technician view: raw registers of a device, a test write behind a confirmation dialog (the
+// point is then under manual control: linkage leaves it alone until it is released here),
 // simulator scenario injection and the configuration check.
 import { get, post } from "../api.js";
 import { t, nameOf } from "../i18n.js";
@@ -42,6 +43,7 @@ export function mount(el, ctx) {
           <label class="field"><span>${esc(t("value"))}</span><input name="value" size="10" required placeholder="${esc(t("write_placeholder"))}" data-testid="tech-write-value"></label>
           <button class="btn btn-danger" type="submit" data-testid="tech-write" ${can("write") ? "" : "disabled"}>${esc(t("write"))}</button>
         </form><p id="twrite-result" class="muted"></p></section>
+      <section class="card"><h2>${esc(t("overrides_title"))}</h2><div id="tover" data-testid="tech-overrides"></div></section>
       <section class="card"><h2>${esc(t("scenarios"))}</h2><div id="tscen"><p class="muted">${esc(t("loading"))}</p></div></section>
     </div>
     <section class="card" style="margin-top:.8rem"><div class="toolbar"><h2>${esc(t("registers"))}</h2></div><div id="tregs"></div></section>
@@ -61,6 +63,34 @@ export function mount(el, ctx) {
       box.innerHTML = `<p class="error">${esc(errorText(err))}</p>`;
     }
   }
+
+  async function loadOverrides() {
+    const box = el.querySelector("#tover");
+    try {
+      const rows = (await get("/api/tech/overrides")).overrides || [];
+      box.innerHTML = rows.length
+        ? `<p class="muted">${esc(t("overrides_hint"))}</p><ul style="list-style:none;padding:0;margin:0">${rows
+            .map((r) => `<li data-testid="tech-override"><span class="mono">${esc(r.point)}</span> · ${esc(r.by)}
+              <button class="btn" data-release="${esc(r.point)}" data-testid="tech-release" ${can("write") ? "" : "disabled"}>${esc(t("override_release"))}</button></li>`)
+            .join("")}</ul>`
+        : `<p class="muted">${esc(t("overrides_none"))}</p>`;
+    } catch (err) {
+      box.innerHTML = `<p class="error">${esc(errorText(err))}</p>`;
+    }
+  }
+
+  el.querySelector("#tover").addEventListener("click", async (event) => {
+    const point = event.target.dataset && event.target.dataset.release;
+    if (!point) return;
+    if (!(await confirmDialog(t("overrides_title"), t("override_release_q", { p: point }), { ok: t("override_release") }))) return;
+    try {
+      await post("/api/tech/release", { point });
+      toast(`${t("override_released")}: ${point}`);
+    } catch (err) {
+      toast(errorText(err), "error");
+    }
+    loadOverrides();
+  });
 
   function fillWritePoints() {
     const d = devices.find((x) => x.id === deviceId);
@@ -125,9 +155,10 @@ export function mount(el, ctx) {
     const out = el.querySelector("#twrite-result");
     try {
       const r = await post(`/api/tech/${encodeURIComponent(deviceId)}/write`, { point, value, confirm: true });
-      out.textContent = t("write_ok", { v: JSON.stringify(r.read_back) });
+      out.textContent = `${t("write_ok", { v: JSON.stringify(r.read_back) })} ${t("write_overridden")}`;
       out.className = "";
       loadRegisters();
+      loadOverrides();
     } catch (err) {
       out.textContent = errorText(err);
       out.className = "error";
@@ -185,6 +216,7 @@ export function mount(el, ctx) {
       fillWritePoints();
       loadRegisters();
       loadScenarios();
+      loadOverrides();
     })
     .catch((err) => {
       el.querySelector("#tregs").innerHTML = `<p class="error">${esc(errorText(err))}</p>`;
