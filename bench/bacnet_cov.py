@@ -35,7 +35,6 @@ async def _run(devices: int, objects: int, changes: int, rate: float) -> dict[st
     from drivers.bacnet.config import BacnetBus
     from drivers.bacnet.device import BacnetDevice
     from drivers.bacnet.plugin import open_bacnet_bus
-    from drivers.base import Reading
     from drivers.registry import BusContext
     from edge.model import Event, SystemClock
     from simulators.bacnet import BacnetSimulator, PointBank, SimSpec
@@ -60,10 +59,11 @@ async def _run(devices: int, objects: int, changes: int, rate: float) -> dict[st
 
         async def consume(device: BacnetDevice) -> None:
             async for item in device.pushed():
-                if isinstance(item, Reading) and isinstance(item.value, float):
-                    t0 = sent.pop((device.device_id, item.key, item.value), None)
-                    if t0 is not None:
-                        latencies.append(time.monotonic() - t0)
+                for reading in item if isinstance(item, list) else ():
+                    if isinstance(reading.value, float):
+                        t0 = sent.pop((device.device_id, reading.key, reading.value), None)
+                        if t0 is not None:
+                            latencies.append(time.monotonic() - t0)
 
         async with open_bacnet_bus(bus, resolved, ctx) as drivers:
             bn = [d for d in drivers.values() if isinstance(d, BacnetDevice)]

@@ -69,9 +69,10 @@ class Driver(Protocol):
         """Write one point; with ``verify`` read it back and return what the device holds."""
         ...
 
-    def pushed(self) -> AsyncIterator[Reading | LinkState] | None:
-        """Readings the device sends on its own (and ``LinkState`` changes of a push-only
-        device), or None for a purely polled device."""
+    def pushed(self) -> AsyncIterator[Reading | list[Reading] | LinkState] | None:
+        """Readings the device sends on its own — one at a time, or a list that arrived together
+        (one sink call for a subscription's burst) — and ``LinkState`` changes of a push-only
+        device; or None for a purely polled device."""
         ...
 
 

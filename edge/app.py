@@ -9,6 +9,7 @@ outbox: SIGHUP uses it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import contextlib
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
@@ -124,6 +125,10 @@ class Gateway:
             async with self._device_set(self.site) as devices:
                 self._devices = devices
                 self._devices_up.set()
+                # Everything built so far (config models, profiles, drivers, compiled rules)
+                # lives as long as this device set: keep it out of the collector's full passes,
+                # which otherwise stall the loop for a quarter of a second on a big site.
+                gc.freeze()
                 await self._wait_for_stop_or_reload()
                 self._devices_up.clear()
             self._devices = None

@@ -184,15 +184,21 @@ class DeviceCoordinator:
             return False
         return True
 
-    async def _consume_pushed(self, readings: AsyncIterator[Reading | LinkState]) -> None:
-        async for reading in readings:
-            if isinstance(reading, LinkState):
-                if reading.online:
+    async def _consume_pushed(self, readings: AsyncIterator[Reading | list[Reading] | LinkState]) -> None:
+        async for item in readings:
+            if isinstance(item, LinkState):
+                if item.online:
                     await self._mark_online()
                 else:
-                    await self._mark_offline(ConnectionLost(reading.error or "link lost"))
+                    await self._mark_offline(ConnectionLost(item.error or "link lost"))
                 continue
-            await self._sink([self._sample(reading, self._clock.wall())])
+            wall = self._clock.wall()
+            if isinstance(item, Reading):
+                await self._sink([self._sample(item, wall)])
+                continue
+            samples = [self._sample(r, wall) for r in item if r.key in self._point_ids]
+            if samples:
+                await self._sink(samples)
 
     # -- one poll ----------------------------------------------------------------------------
 

@@ -17,7 +17,6 @@ array slot. Engineering units are compared with the profile's once, at the first
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +30,7 @@ from drivers.bacnet.link import BacnetLink, Peer
 from drivers.bacnet.objects import COMMANDABLE_TYPES, Health, chunk, health_of
 from drivers.bacnet.rpm_codec import PropertyAccessError, encode_request
 from drivers.base import LinkState, PollGroup, Reading, raise_if_cancelling
+from drivers.push_queue import PushQueue
 from edge.errors import DeviceError, TransportError
 from edge.model import Quality, Reason, Value
 
@@ -102,7 +102,7 @@ class BacnetDevice:
                 continue
             groups.setdefault(plan.point.poll_interval_s or poll_interval_s, []).append(plan)
         self._groups = tuple(BacnetGroup(iv, tuple(ps)) for iv, ps in sorted(groups.items()))
-        self._queue: asyncio.Queue[Reading | LinkState] = asyncio.Queue()
+        self._queue = PushQueue()
         self._units_checked = False
         self._failing = False
         # encoded RPM requests per (group's point keys, objects-per-request limit)
@@ -118,15 +118,11 @@ class BacnetDevice:
     def poll_groups(self) -> Sequence[BacnetGroup]:
         return self._groups
 
-    def pushed(self) -> AsyncIterator[Reading | LinkState]:
-        return self._drain()
-
-    async def _drain(self) -> AsyncIterator[Reading | LinkState]:
-        while True:
-            yield await self._queue.get()
+    def pushed(self) -> AsyncIterator[list[Reading] | LinkState]:
+        return self._queue.batches()
 
     def put(self, reading: Reading) -> None:
-        self._queue.put_nowait(reading)
+        self._queue.put(reading)
 
     async def read(self, group: PollGroup) -> list[Reading]:
         if not isinstance(group, BacnetGroup):

@@ -9,7 +9,6 @@ which owns the session.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -18,6 +17,7 @@ from drivers.base import LinkState, PollGroup, Reading
 from drivers.config_base import ReportPolicy
 from drivers.opcua.codec import Converter, deadband_raw
 from drivers.opcua.config import OpcUaPointConfig, PointMode
+from drivers.push_queue import PushQueue
 from edge.errors import DeviceError
 from edge.model import Value
 
@@ -88,7 +88,7 @@ class OpcUaDevice:
         self.config = config
         self.items: dict[str, Item] = {}
         self._writer: Writer | None = None
-        self._queue: asyncio.Queue[Reading | LinkState] = asyncio.Queue()
+        self._queue = PushQueue()
 
     @property
     def device_id(self) -> str:
@@ -114,19 +114,19 @@ class OpcUaDevice:
             raise DeviceError(f"device {self._device_id} is not attached to a link")
         return await self._writer.write_item(item, value, verify=verify)
 
-    def pushed(self) -> AsyncIterator[Reading | LinkState]:
-        return self._drain()
-
-    async def _drain(self) -> AsyncIterator[Reading | LinkState]:
-        queue = self._queue
-        while True:
-            yield await queue.get()
+    def pushed(self) -> AsyncIterator[list[Reading] | LinkState]:
+        return self._queue.batches()
 
     # -- called by the link -------------------------------------------------------------------
 
     def put(self, reading: Reading | LinkState) -> None:
-        self._queue.put_nowait(reading)
+        self._queue.put(reading)
 
     @property
     def backlog(self) -> int:
-        return self._queue.qsize()
+        return len(self._queue)
+
+    @property
+    def shed(self) -> int:
+        """Values dropped because the gateway fell behind (newer values of the points came)."""
+        return self._queue.shed

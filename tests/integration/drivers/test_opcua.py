@@ -77,7 +77,10 @@ class Collected:
 
     async def _collect(self, device: OpcUaDevice) -> None:
         async for item in device.pushed():
-            self.items.append(item)
+            if isinstance(item, list):
+                self.items.extend(item)  # a burst that arrived together
+            else:
+                self.items.append(item)
 
     def states(self) -> list[LinkState]:
         return [i for i in self.items if isinstance(i, LinkState)]
