@@ -9,8 +9,8 @@ outbox: SIGHUP uses it.
 from __future__ import annotations
 
 import asyncio
-import gc
 import contextlib
+import gc
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
