@@ -62,6 +62,21 @@ CASES = [
     ),
     Case("fire-panel-modbus", "supervisory", {"zone": 1}, {"zone1_supervisory": True}),
     Case(
+        "fire-panel-modbus", "detector", {"address": 3}, {"loop1_det3_fire": True, "loop1_det2_fire": False}
+    ),
+    Case("fire-io-module", "call_point", {}, {"call_point": True}),
+    Case("fire-io-module", "fault", {}, {"input_fault": True}),
+    Case(
+        "fire-io-module",
+        "no_feedback",
+        {},
+        {"output_feedback": False},
+        setup=(("write_output", {}),),
+    ),
+    Case("smoke-detector-standalone", "smoke", {}, {"fire": True, "smoke_db_m": above(0.5)}),
+    Case("smoke-detector-standalone", "fault", {}, {"fault": True, "fire": False}),
+    Case("smoke-detector-standalone", "battery_low", {}, {"battery_low": True}),
+    Case(
         "fire-panel-modbus",
         "power_fault",
         {"backup": True},
@@ -204,6 +219,9 @@ async def test_scenario_is_visible_at_the_gateway(served: SimulationRunner, case
         before = await read_all(link, unit, points)
         assert all(r.quality is Quality.GOOD for r in before.values())
         for name, params in case.setup:
+            if name == "write_output":  # the gateway commands the module's output (coil 0)
+                await link.write_coil(unit, 0, True)
+                continue
             assert (
                 await api.post(f"/devices/{case.profile}/scenarios/{name}", json=params)
             ).status_code == 200
