@@ -92,6 +92,7 @@ class LoginResult:
     user: User | None = None
     token: str | None = None
     session: Session | None = None
+    attempts_left: int | None = None
     locked_until: float | None = None
     just_locked: bool = False
     reason: str | None = None

@@ -12,7 +12,9 @@ from one LAN host lock that account from that host only, so a script cannot lock
 officer out of the duty room's PC. Unknown, disabled and expired accounts take the same path
 (the hash is checked against a dummy for an unknown name, and their failures count and lock
 the same way), so every failure gets the same answer after the same work; the reason is kept
-for the audit log only. A user is shown as locked when some address is locked out of it;
+for the audit log only. (``attempts_left`` counts down from the account's own
+``max_login_attempts``, the site default for an unknown name: an account given another limit
+can be told apart by its count.) A user is shown as locked when some address is locked out of it;
 unlocking (an administrator, ``gatehouse users unlock``, a new password) clears every address.
 """
 
@@ -339,7 +341,7 @@ class AccountStore:
         if locked_at is not None:
             until = None if self.lockout_s <= 0 else now + self.lockout_s
             return LoginResult("locked", locked_until=until, just_locked=True, reason=reason)
-        return LoginResult("bad_credentials", reason=reason)
+        return LoginResult("bad_credentials", attempts_left=limit - failed, reason=reason)
 
     def session(self, token: str, *, now: float, touch: bool = True) -> tuple[Session, User] | str:
         """The live session and its user, or why not: "login" (unknown) or "session" (timed out,

@@ -255,7 +255,7 @@ async def login(body: LoginBody, request: Request, response: Response, ctx: Ctx)
         raise ApiError(423, "locked", locked_until=result.locked_until)
     audit(ctx, request, body.username, "login_failed", body.username, "refused", result.reason)
     # one answer for a wrong password, an unknown, disabled or expired account (no enumeration)
-    raise ApiError(401, "bad_credentials")
+    raise ApiError(401, "bad_credentials", attempts_left=result.attempts_left)
 
 
 @router.post("/logout")

@@ -1,6 +1,7 @@
 """Per-source throttling of sign-in and setup attempts (issue 17, item 3).
 
-Each client address gets a few free failures; after that every further failure doubles the
+Each client address gets five free failures (a locked account's three and a retry, or a few
+typos by several people at one PC); after that every further failure doubles the
 time before that address may try again (1 s, 2 s, 4 s … up to ``max_s``), and an address may
 have only one attempt in flight at a time. A script on one LAN host therefore slows down only
 itself: it cannot queue up password hashes in front of the duty officer's sign-in from another
@@ -30,7 +31,7 @@ class LoginThrottle:
     def __init__(
         self,
         *,
-        free_failures: int = 3,
+        free_failures: int = 5,
         base_s: float = 1.0,
         max_s: float = 60.0,
         forget_s: float = 900.0,
