@@ -310,9 +310,12 @@ class RulesRuntime:
                 # a linkage that resumes after a restart (or runs across a reload) must not spend
                 # its retries before the coordinators are up: wait for them within the timeout
                 await self._gateway.devices_running()
-                readback = await self._gateway.write(
-                    device_id, key, command.value, verify=command.verify, priority=command.priority
-                )
+                if command.priority is None:
+                    readback = await self._gateway.write(device_id, key, command.value, verify=command.verify)
+                else:  # only a step that names one (BACnet): other writes stay as they were
+                    readback = await self._gateway.write(
+                        device_id, key, command.value, verify=command.verify, priority=command.priority
+                    )
         except TimeoutError:
             return "failed", f"no answer within {command.timeout_s:g} s"
         except (TransportError, DeviceError) as exc:
