@@ -2,13 +2,15 @@
 
     gatehouse users list --config SITE.yaml
     gatehouse users reset-password --config SITE.yaml USER [--password-stdin]
-    gatehouse users unlock --config SITE.yaml USER
+    gatehouse users unlock --config SITE.yaml USER [--from ADDRESS]
 
 ``reset-password`` sets a new password (asked twice on the terminal, or one line on stdin),
 unlocks the account and ends its sessions; it is the way back in for an administrator who is
 locked out or has forgotten the password. Shell access to the gateway is the authority here,
 so every change is written to the dashboard's audit log as done by ``shell``. Safe while the
-gateway runs (the database is in WAL mode).
+gateway runs (the database is in WAL mode). Sign-in failures lock an account per client
+address: ``list`` shows the addresses an account is locked from, ``unlock`` clears them all (or
+the one given with ``--from``).
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ def register(sub: Any) -> None:
     for action in (reset, unlock):
         action.add_argument("user", help="the account name")
     reset.add_argument("--password-stdin", action="store_true", help="read the new password from stdin")
+    unlock.add_argument(
+        "--from", dest="source", metavar="ADDRESS", help="only the lock from this client address"
+    )
     parser.set_defaults(handler=_handle)
 
 
@@ -86,10 +91,12 @@ def _handle(args: argparse.Namespace) -> int:
             print(f"gatehouse users: no account {args.user!r} (accounts: {known})", file=sys.stderr)
             return EXIT_FAILED
         if args.users_action == "unlock":
-            store.unlock(args.user)
+            cleared = store.unlock(args.user, args.source)
+            detail = "unlock" if args.source is None else f"unlock from {args.source}"
             store.audit(now=time.time(), user="shell", ip=None, action="user_update", target=args.user,
-                        detail="unlock")  # fmt: skip
-            print(f"unlocked {args.user}")
+                        detail=detail)  # fmt: skip
+            where = "every address" if args.source is None else args.source
+            print(f"unlocked {args.user} from {where} ({cleared} address(es) had failures)")
             return EXIT_OK
         return _reset(store, args.user, from_stdin=args.password_stdin)
     finally:
@@ -99,11 +106,9 @@ def _handle(args: argparse.Namespace) -> int:
 def _list(store: Any) -> int:
     now = time.time()
     for user in store.users():
-        flags = [
-            f
-            for f, on in (("disabled", user.disabled), ("locked", user.is_locked(now, store.lockout_s)))
-            if on
-        ]
+        sources = store.locked_sources(user.username, now)
+        locked = f"locked from {','.join(sources)}" if sources else ""
+        flags = [f for f, on in (("disabled", user.disabled), (locked, bool(sources))) if on]
         print(f"{user.username}\t{user.role}\t{user.name}\t{' '.join(flags)}")
     return EXIT_OK
 

@@ -57,7 +57,11 @@ def test_short_password_and_unknown_user_are_refused(
     assert main(["users", "unlock", "--config", str(site), "nobody"]) == 1
     assert "no account 'nobody'" in capsys.readouterr().err
     assert main(["users", "list", "--config", str(site)]) == 0
-    assert "admin\tadmin\t\tlocked" in capsys.readouterr().out
+    assert "admin\tadmin\t\tlocked from 10.0.0.9\n" in capsys.readouterr().out
+    assert main(["users", "unlock", "--config", str(site), "admin", "--from", "10.0.0.7"]) == 0
+    assert "(0 address(es)" in capsys.readouterr().out  # not locked from there: still locked
+    main(["users", "list", "--config", str(site)])
+    assert "locked from 10.0.0.9" in capsys.readouterr().out
     assert main(["users", "unlock", "--config", str(site), "admin"]) == 0
     capsys.readouterr()
     main(["users", "list", "--config", str(site)])
