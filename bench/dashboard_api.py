@@ -110,7 +110,7 @@ async def run() -> dict[str, Any]:
             assert raw is not None
             server = await enter_dashboard(stack, raw, gateway=gw)
             client = await stack.enter_async_context(httpx.AsyncClient(base_url=server.url, timeout=30))
-            setup = {"username": "admin", "password": "bench-password"}
+            setup = {"username": "admin", "password": "bench-password", "code": server.setup_code}
             (await client.post("/api/setup", json=setup, headers=XHR)).raise_for_status()
             alarms = await _timed(client, "/api/alarms")
             site = await _timed(client, "/api/site")

@@ -127,7 +127,9 @@ class BenchGateway:
         self.uplink: Any = None
         self.devices: Any = None
 
-    async def write(self, device_id: str, key: str, value: Any, *, verify: bool = True) -> Any:
+    async def write(
+        self, device_id: str, key: str, value: Any, *, verify: bool = True, by: str | None = None
+    ) -> Any:
         raise KeyError(device_id)
 
 
@@ -199,9 +201,10 @@ def fill_live(gateway: BenchGateway, now: float) -> int:
     return len(samples)
 
 
-async def sign_in(url: str) -> dict[str, str]:
+async def sign_in(url: str, code: str | None) -> dict[str, str]:
     async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
-        response = await client.post("/api/setup", json=ADMIN, headers={"X-Requested-With": "gatehouse"})
+        body = {**ADMIN, "code": code}
+        response = await client.post("/api/setup", json=body, headers={"X-Requested-With": "gatehouse"})
         response.raise_for_status()
         return dict(client.cookies.items())
 
@@ -256,7 +259,7 @@ async def run(runs: int) -> dict[str, Any]:
         async with AsyncExitStack() as stack:
             assert site.config.dashboard is not None
             server = await enter_dashboard(stack, site.config.dashboard, gateway=gateway)
-            cookies = await sign_in(server.url)
+            cookies = await sign_in(server.url, server.setup_code)
             pw = await stack.enter_async_context(async_playwright())
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             try:

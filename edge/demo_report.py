@@ -57,11 +57,17 @@ def render_summary(s: DemoSummary) -> str:
         "",
     ]
     if s.dashboard:
-        lines += [
-            f"  LAN dashboard     http://127.0.0.1:{s.ports.dashboard}/",
-            "                    first visit: create the administrator account"
-            " (there is no default password)",
-        ]
+        from edge.dashboard.setup_code import read_setup_code
+
+        code = read_setup_code(s.paths.gateway)
+        lines += [f"  LAN dashboard     http://127.0.0.1:{s.ports.dashboard}/"]
+        if code is not None:
+            lines += [
+                f"                    first visit: create the administrator with the setup code {code}",
+                "                    (no default password; the code is also in gateway/dashboard-setup-code)",
+            ]
+        else:
+            lines += ["                    sign in with the administrator account made on an earlier run"]
     else:
         lines += ["  LAN dashboard     off (--no-dashboard, or not part of this build)"]
     lines += [

@@ -11,6 +11,7 @@ import httpx
 
 from edge.app import Gateway
 from edge.config.loader import load_site
+from edge.dashboard.setup_code import read_setup_code
 from edge.site_io import decode_csv, import_rows
 from simulators.runner import SimulationRunner
 from simulators.site_plan import read_site_plan
@@ -51,7 +52,8 @@ async def test_batch_disable_enable_delete(tmp_path: Path) -> None:
 
 async def _flow(gw: Gateway, base: str, path: Path) -> None:
     async with httpx.AsyncClient(base_url=base, timeout=30.0) as admin:
-        setup = {"username": "admin", "password": "a-long-password"}
+        code = read_setup_code(gw.site.data_dir)
+        setup = {"username": "admin", "password": "a-long-password", "code": code}
         csrf = (await admin.post("/api/setup", json=setup, headers=XHR)).json()["csrf"]
         h = {"X-CSRF-Token": csrf}
         body = {"username": "watch", "password": "watch-password", "role": "viewer"}
