@@ -43,7 +43,8 @@ def main(argv: list[str]) -> int:
         print(f"== {name}", flush=True)
         started = time.monotonic()
         code = module.main([])
-        if code:
+        # main() returns its figures (a dict) or an exit status; only a non-zero status fails
+        if isinstance(code, int) and code != 0:
             failed.append(name)
         print(f"== {name} finished in {time.monotonic() - started:.1f} s", flush=True)
     print("\nSaved results:")
