@@ -32,11 +32,11 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def _run(devices: int, objects: int, changes: int, rate: float) -> dict[str, Any]:
+    from core.model import Event, SystemClock
     from drivers.bacnet.config import BacnetBus
     from drivers.bacnet.device import BacnetDevice
     from drivers.bacnet.plugin import open_bacnet_bus
     from drivers.registry import BusContext
-    from edge.model import Event, SystemClock
     from simulators.bacnet import BacnetSimulator, PointBank, SimSpec
     from simulators.bacnet.sitegen import points_of, resolved_device
 

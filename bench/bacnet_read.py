@@ -64,11 +64,11 @@ def _cpu_s(pid: int) -> float:
 
 
 async def _measure(addresses: dict[int, str], seconds: float, sim_pid: int) -> dict[str, Any]:
+    from core.model import Event, SystemClock
     from drivers.bacnet.config import BacnetBus
     from drivers.bacnet.device import BacnetDevice
     from drivers.bacnet.plugin import open_bacnet_bus
     from drivers.registry import BusContext
-    from edge.model import Event, SystemClock
     from simulators.bacnet.models import PointBank
     from simulators.bacnet.sitegen import points_of, resolved_device
 

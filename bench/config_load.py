@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from core.errors import ConfigError
 from edge.config.loader import load_site, read_yaml
-from edge.errors import ConfigError
 
 RESULTS = Path(__file__).resolve().parent / "results" / "config_load.json"
 DEVICES = 500

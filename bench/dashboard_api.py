@@ -26,9 +26,9 @@ from typing import Any
 
 import httpx
 
+from core.model import ManualClock, Quality, Sample
 from edge.config.loader import load_site
 from edge.dashboard import enter_dashboard
-from edge.model import ManualClock, Quality, Sample
 from tests.support import wait_until
 from tests.unit.dashboard.fakes import FakeGateway
 

@@ -32,12 +32,12 @@ import httpx
 from playwright.async_api import Browser, async_playwright
 from ruamel.yaml import YAML
 
+from core.model import Clock, Quality, Sample, SystemClock
 from edge.alarm_api import AlarmUpdate
 from edge.config.loader import load_site
 from edge.config.site import Site
 from edge.dashboard import enter_dashboard
 from edge.live import LiveState
-from edge.model import Clock, Quality, Sample, SystemClock
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dashboard_render.json"
 ALARMS = 1_000

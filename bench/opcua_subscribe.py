@@ -146,13 +146,13 @@ def _percentile(ordered: Sequence[float], q: float) -> float:
 async def _measure(
     args: argparse.Namespace, servers: list[tuple[subprocess.Popen[str], int, int]], pki: Path
 ) -> dict[str, Any]:
+    from core.model import Event, Sample, SystemClock
     from drivers.config_base import ReportPolicy
     from drivers.opcua.certs import load_der
     from drivers.opcua.config import OpcUaBus, OpcUaPointConfig
     from drivers.opcua.device import OpcUaDevice, plan_items
     from drivers.opcua.session import OpcUaLink
     from edge.coordinator import DeviceCoordinator
-    from edge.model import Event, Sample, SystemClock
     from simulators.opcua import BenchBlock
 
     site = pki / "gateway"

@@ -34,7 +34,7 @@ from typing import Any, Literal
 import msgpack
 
 from cloud_sync.ports import EventRow, Lane, SealMode, TelemetryRow
-from edge.model import Quality, Sample
+from core.model import Quality, Sample
 from edge.outbox import Outbox
 
 RESULTS = Path(__file__).resolve().parent / "results" / "outbox.json"

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edge.model import Quality, Sample
+from core.model import Quality, Sample
 from rules.compiled import CompiledRules, PointRules, compile_rules
 from rules.evaluator import RulesEngine
 

@@ -41,7 +41,7 @@ from cloud_sync.certs import CENTRAL_USER
 from cloud_sync.keys import public_key_pem
 from cloud_sync.ports import Lane
 from cloud_sync.uplink import Uplink
-from edge.model import Event, Quality, Sample
+from core.model import Event, Quality, Sample
 from edge.outbox import Outbox
 from tests.broker import Broker, start_broker
 from tests.integration.sync.helpers import signing_key, uplink_config

@@ -52,8 +52,8 @@ class TelemetryRow(NamedTuple):
 
     point_id: str
     value: bool | int | float | str | None
-    quality: int  # edge.model.Quality value
-    reason: str  # edge.model.Reason value, "" when good
+    quality: int  # core.model.Quality value
+    reason: str  # core.model.Reason value, "" when good
     receipt_ts: float
     source_ts: float | None
 

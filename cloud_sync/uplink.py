@@ -72,7 +72,7 @@ _STABLE_SESSION_S = 10.0
 # Rejected acks closer together than this are one burst: one warning and one event per burst.
 _ACK_BURST_QUIET_S = 60.0
 
-# (kind, source, data) → the daemon's event lane (edge.uplink_wiring passes the outbox's).
+# (kind, source, data) → the daemon's event lane (edge.uplink.wiring passes the outbox's).
 EventSink = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 
 

@@ -35,7 +35,7 @@ SEND_ORDER: tuple[Lane, ...] = (Lane.EVENT, Lane.TELEMETRY)
 
 
 class Clock(Protocol):
-    """Same shape as ``edge.model.Clock`` (cloud_sync may not import edge)."""
+    """Same shape as ``core.model.Clock`` (cloud_sync may not import edge)."""
 
     def wall(self) -> float: ...
 

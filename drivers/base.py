@@ -6,7 +6,7 @@ Drivers whose devices push (BACnet COV, OPC UA subscriptions, GB/T 26875.3 trans
 devices, serial panels that print events) return their readings from ``pushed()``; a polled
 driver returns no poll groups or an empty ``pushed()`` as fits.
 
-Drivers raise only ``edge.errors`` types: ``TransportError`` (retry after a pause) or
+Drivers raise only ``core.errors`` types: ``TransportError`` (retry after a pause) or
 ``DeviceError`` (the device said no). A value the driver got but could not make sense of is
 not an exception: it is a ``Reading`` with bad quality and a reason.
 """
@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from edge.model import Quality, Reason, Value
+from core.model import Quality, Reason, Value
 
 __all__ = ["Driver", "LinkState", "PollGroup", "PriorityWriter", "Reading", "raise_if_cancelling"]
 

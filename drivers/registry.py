@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from core.model import Clock, Event
 from drivers.base import Driver
 from drivers.config_base import (
     BusBase,
@@ -33,7 +34,6 @@ from drivers.config_base import (
     ReportPolicy,
     make_patch_model,
 )
-from edge.model import Clock, Event
 
 __all__ = [
     "BusContext",

@@ -1,6 +1,6 @@
 """What the LAN dashboard needs of the running alarm and linkage rules, as a small protocol.
 
-``edge.rules_runtime.RulesRuntime`` implements it inside the daemon; the dashboard
+``edge.rules_host.runtime.RulesRuntime`` implements it inside the daemon; the dashboard
 (``edge.dashboard``) depends only on this module, so either side can be tested alone.
 
 Alarm rows are plain dicts (JSON-ready) with at least these keys, as produced by
@@ -98,7 +98,7 @@ class AlarmService(Protocol):
         ...
 
 
-# Optional, used by the dashboard when present (``edge.rules_runtime.RulesRuntime`` has them):
+# Optional, used by the dashboard when present (``edge.rules_host.runtime.RulesRuntime`` has them):
 #   async manual_start_linkage(rule_id, *, by) -> bool / manual_restore_linkage(rule_id, *, by) -> bool
 #   async start_drill(zone | None, *, by, until_wall, linkage=False, reason="") -> None
 #   async end_drill(zone | None, *, by) -> bool;  drills() -> [{"zone", "scope", "until", "by",

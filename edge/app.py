@@ -18,11 +18,11 @@ from typing import Any, cast
 
 import structlog
 
+from core.errors import QuotaExceeded, StorageError
+from core.model import Clock, Event, Quality, Reason, Sample, SystemClock
 from edge.config.site import Site
 from edge.coordinator import DeviceCoordinator
-from edge.errors import QuotaExceeded, StorageError
 from edge.live import LiveState
-from edge.model import Clock, Event, Quality, Reason, Sample, SystemClock
 from edge.outbox import Outbox
 from edge.reporter import Reporter, ReportPolicyLike
 from edge.wiring import DeviceSet, build_devices
@@ -52,7 +52,7 @@ class Gateway:
         self._uplink: Any = None
         # The uplink has a stack of its own so that a reload can replace it alone.
         self._uplink_stack = AsyncExitStack()
-        # Set by edge.rules_runtime when the site has rules (alarm lifecycle and linkage);
+        # Set by edge.rules_host.runtime when the site has rules (alarm lifecycle and linkage);
         # satisfies edge.alarm_api.AlarmService for the dashboard.
         self.alarms: Any = None
         self._dashboard: Any = None
@@ -254,7 +254,7 @@ class Gateway:
         raw = self.site.config.uplink
         if not raw:
             return None
-        from edge.uplink_wiring import enter_uplink
+        from edge.uplink.wiring import enter_uplink
 
         return await enter_uplink(self._uplink_stack, raw, site=self.site, store=self.outbox)
 
@@ -281,7 +281,7 @@ class Gateway:
     async def _enter_rules(self) -> Any:
         if not self.site.config.rules and not _site_has_alarms(self.site):
             return None
-        from edge.rules_runtime import enter_rules
+        from edge.rules_host.runtime import enter_rules
 
         return await enter_rules(self._stack, self)
 

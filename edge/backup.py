@@ -35,8 +35,8 @@ from typing import Any
 
 import structlog
 
+from core.errors import GatehouseError
 from edge.backup_crypto import decrypt_stream, encrypt_stream
-from edge.errors import GatehouseError
 from edge.outbox import migrations
 from edge.outbox.seqmark import SeqMarks, read_marks, seq_path, write_marks
 
@@ -91,7 +91,7 @@ def plan_backup(site: Any) -> list[BackupItem]:
         )
     items.append(BackupItem("data/outbox.db.seq", seq_path(Path(site.outbox_path)), "file"))
     base = Path(site.path).parent
-    from edge.uplink_wiring import FILE_KEYS
+    from edge.uplink.wiring import FILE_KEYS
 
     keys: list[tuple[str, Any]] = [(k, (site.config.uplink or {}).get(k)) for k in FILE_KEYS]
     keys += [(k, dashboard.get(k)) for k in ("tls_cert", "tls_key", "metrics_token_file")]

@@ -26,7 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from edge.errors import GatehouseError
+from core.errors import GatehouseError
 
 __all__ = ["CHUNK_BYTES", "BackupCryptoError", "decrypt_stream", "encrypt_stream"]
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from core.errors import ConnectionLost, DeviceError, TransportError
+from core.model import Clock, Event, Quality, Reason, Sample, Value
 from drivers.base import Driver, LinkState, PollGroup, PriorityWriter, Reading, raise_if_cancelling
-from edge.errors import ConnectionLost, DeviceError, TransportError
-from edge.model import Clock, Event, Quality, Reason, Sample, Value
 
 __all__ = ["CoordinatorStats", "DeviceCoordinator", "EventSink", "SampleSink"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from edge.model import Sample
+from core.model import Sample
 
 __all__ = ["LiveState"]
 

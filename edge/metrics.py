@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from edge.errors import StorageError
+from core.errors import StorageError
 
 __all__ = ["BacklogCache", "GatewayCollector", "StatusLine", "build_registry", "health"]
 

@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from edge.model import Quality, Reason, Sample, Value
+from core.model import Quality, Reason, Sample, Value
 
 __all__ = ["PointReportState", "ReportPolicyLike", "Reporter"]
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.errors import ConfigError, ConfigProblem, GatehouseError
 from drivers.registry import bus_drivers
-from edge.errors import ConfigError, ConfigProblem, GatehouseError
 
 __all__ = [
     "CsvError",

@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
+from core.errors import ConfigError, ConfigProblem
+from core.model import Clock
 from drivers.base import Driver
 from drivers.config_base import ReportPolicy
 from drivers.registry import BusContext, bus_driver
 from edge.config.site import ResolvedDevice, Site
 from edge.coordinator import DeviceCoordinator, EventSink, SampleSink
-from edge.errors import ConfigError, ConfigProblem
-from edge.model import Clock
 
 __all__ = ["DeviceSet", "build_devices"]
 

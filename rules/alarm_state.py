@@ -17,7 +17,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from edge.model import Event, Value
+from core.model import Event, Value
 
 __all__ = [
     "Ack",

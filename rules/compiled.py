@@ -16,8 +16,8 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from edge.errors import ConfigProblem, GatehouseError
-from edge.model import Value
+from core.errors import ConfigProblem, GatehouseError
+from core.model import Value
 from rules.alarm_state import AlarmInfo
 from rules.definitions import (
     AlarmDef,

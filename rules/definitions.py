@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edge.model import Value
+from core.model import Value
 
 __all__ = [
     "CHINESE_CLASSES",

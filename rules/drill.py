@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from edge.model import Event
+from core.model import Event
 
 __all__ = ["Drill", "DrillBook"]
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 
-from edge.model import Event, Quality, Sample, Value
+from core.model import Event, Quality, Sample, Value
 from rules import alarm_state as isa
 from rules.alarm_state import AlarmInfo, AlarmState
 from rules.compiled import AlarmSpec, CompiledRules

@@ -18,7 +18,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from edge.model import Event, Value
+from core.model import Event, Value
 from rules.compiled import LinkageSpec, StepSpec
 from rules.expr import Env
 

@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from edge.model import ManualClock, Quality, Reason, Sample, Value
+from core.model import ManualClock, Quality, Reason, Sample, Value
 from rules.compiled import CompiledRules, PointRules, compile_rules
 from rules.evaluator import RulesEngine
 from rules.expr.tokens import DURATION_UNITS_S

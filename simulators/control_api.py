@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import structlog
 from fastapi import Body, FastAPI, HTTPException
 
-from edge.model import Value
+from core.model import Value
 from simulators import scenarios
 from simulators.device import SimulatedDevice
 from simulators.models import UnknownScenario

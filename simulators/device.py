@@ -13,8 +13,8 @@ from typing import Any
 
 import structlog
 
+from core.model import Value
 from drivers.modbus.types import Table
-from edge.model import Value
 from simulators.faults import FaultState
 from simulators.models import DeviceModel, make_model
 from simulators.profile import SimProfile

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from core.model import Clock, SystemClock
 from drivers.gb26875.frame import Command, Frame, Framing, Rejected, StandardFraming, TimeTag
 from drivers.gb26875.objects import (
     AnalogValue,
@@ -44,7 +45,6 @@ from drivers.gb26875.objects import (
     decode_adu,
     encode_adu,
 )
-from edge.model import Clock, SystemClock
 
 __all__ = ["Component", "TransmissionDevice", "default_layout"]
 

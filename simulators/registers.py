@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import structlog
 
+from core.model import Value
 from drivers.modbus.codec import decode, encode
 from drivers.modbus.types import DataType, Table, register_count
-from edge.model import Value
 from simulators.profile import SimPoint
 
 __all__ = ["ILLEGAL_ADDRESS", "ILLEGAL_VALUE", "ModbusRefusal", "PointWrite", "RegisterImage"]

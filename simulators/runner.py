@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from edge.model import Clock, SystemClock
+from core.model import Clock, SystemClock
 from simulators.device import SimulatedDevice
 from simulators.modbus_rtu import ModbusRtuServer
 from simulators.modbus_tcp import ModbusTcpServer

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from core.model import Value
 from drivers.bacnet.config import BacnetPointConfig, ValueType
-from edge.model import Value
 
 __all__ = ["RELINQUISH", "decode", "encode", "flags_of", "is_null"]
 

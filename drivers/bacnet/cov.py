@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from core.errors import TransportError
 from drivers.bacnet.codec import flags_of
 from drivers.bacnet.config import CovMode
 from drivers.bacnet.errors import Refusal
-from edge.errors import TransportError
 
 if TYPE_CHECKING:
     from drivers.bacnet.device import BacnetDevice, PointPlan

@@ -23,6 +23,8 @@ from typing import Any
 
 import structlog
 
+from core.errors import DeviceError, TransportError
+from core.model import Quality, Reason, Value
 from drivers.bacnet.codec import RELINQUISH, decode, encode, flags_of, is_null
 from drivers.bacnet.config import BacnetDeviceConfig, BacnetPointConfig
 from drivers.bacnet.errors import Refusal
@@ -31,8 +33,6 @@ from drivers.bacnet.objects import COMMANDABLE_TYPES, Health, chunk, health_of
 from drivers.bacnet.rpm_codec import PropertyAccessError, encode_request
 from drivers.base import LinkState, PollGroup, Reading, raise_if_cancelling
 from drivers.push_queue import PushQueue
-from edge.errors import DeviceError, TransportError
-from edge.model import Quality, Reason, Value
 
 __all__ = ["BacnetDevice", "BacnetGroup", "PointPlan"]
 

@@ -100,8 +100,8 @@ async def discover(
     progress: TextIO | None = None,
 ) -> list[DiscoveredDevice]:
     """who-is, then walk every device that answered."""
+    from core.model import Event
     from drivers.bacnet.link import BacnetLink
-    from edge.model import Event
 
     async def no_events(event: Event) -> None:
         return None
@@ -315,7 +315,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    from edge.errors import TransportError
+    from core.errors import TransportError
 
     low_text, _, high_text = args.range.partition("-")
     if not (low_text.isdigit() and (high_text or low_text).isdigit()):

@@ -1,4 +1,4 @@
-"""bacpypes3's failures translated to the project's error tree (``edge.errors``).
+"""bacpypes3's failures translated to the project's error tree (``core.errors``).
 
 bacpypes3 raises a device's Error, Reject and Abort answers as the APDUs themselves, which
 derive from ``BaseException``: an ``except Exception`` lets them through. Everything that
@@ -9,7 +9,7 @@ can react (fall back to ReadProperty, split a request that did not fit).
 
 from __future__ import annotations
 
-from edge.errors import ConnectionLost, DeviceError, DeviceTimeout, GatehouseError
+from core.errors import ConnectionLost, DeviceError, DeviceTimeout, GatehouseError
 
 __all__ = ["Refusal", "bacnet_failures", "translate"]
 

@@ -2,7 +2,7 @@
 
 Every request to a device goes through :meth:`BacnetLink.call`, which limits the requests in
 flight per device, puts a backstop deadline on bacpypes3's own APDU timeout and retries, and
-translates bacpypes3's failures (``BaseException`` subclasses) to ``edge.errors``. The link
+translates bacpypes3's failures (``BaseException`` subclasses) to ``core.errors``. The link
 also finds devices by who-is, reads each device's segmentation and max-APDU once, registers
 with a BBMD as a foreign device when configured, and hands COV notifications and I-Am
 announcements to the subscriptions (``drivers.bacnet.cov``).
@@ -24,12 +24,12 @@ from typing import Any, TypeVar
 
 import structlog
 
+from core.errors import DeviceTimeout, FramingError, TransportError
+from core.model import Event
 from drivers.bacnet.config import BacnetBus, parse_host_port
 from drivers.bacnet.errors import Refusal, bacnet_failures, translate
 from drivers.bacnet.objects import ReadBudget
 from drivers.bacnet.rpm_codec import SERVICE_CHOICE, PropertyAccessError, ResultRow, decode_ack
-from edge.errors import DeviceTimeout, FramingError, TransportError
-from edge.model import Event
 
 __all__ = ["BacnetLink", "Peer"]
 

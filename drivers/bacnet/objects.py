@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from edge.model import Quality, Reason
+from core.model import Quality, Reason
 
 __all__ = [
     "COMMANDABLE_TYPES",

@@ -9,7 +9,7 @@ with ``struct`` and slices. It understands the values points carry — null, boo
 signed, real, double, character string (UTF-8, UCS-2, UCS-4, ISO 8859-1), bit string and
 enumerated — and raises :class:`Unsupported` for anything else (constructed values, several
 values in one result, dates, object identifiers), so the caller can hand that answer to
-bacpypes3 instead. Malformed bytes raise :class:`~edge.errors.FramingError`; nothing else
+bacpypes3 instead. Malformed bytes raise :class:`~core.errors.FramingError`; nothing else
 escapes.
 
 Decoded values are plain Python: ``None``, ``bool``, ``int``, ``float``, ``str``, a tuple of
@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from edge.errors import FramingError
+from core.errors import FramingError
 
 __all__ = [
     "ERROR_CLASSES",

@@ -15,11 +15,11 @@ from collections.abc import AsyncIterator, Sequence
 
 import structlog
 
+from core.errors import DeviceError
+from core.model import Value
 from drivers.base import LinkState, PollGroup, Reading
 from drivers.gb26875.mapping import Mapper
 from drivers.gb26875.objects import InfoObject
-from edge.errors import DeviceError
-from edge.model import Value
 
 __all__ = ["Gb26875Device"]
 

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from edge.errors import FramingError
+from core.errors import FramingError
 
 __all__ = [
     "HEADER_LEN",

@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from core.model import Value
 from drivers.base import Reading
 from drivers.gb26875.config import (
     OPERATIONS,
@@ -51,7 +52,6 @@ from drivers.gb26875.objects import (
     UitdOperation,
     UitdStatus,
 )
-from edge.model import Value
 
 __all__ = ["Mapper"]
 

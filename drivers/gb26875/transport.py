@@ -18,7 +18,7 @@ Several devices may share one listening port, told apart by the source address i
 frames. A device is online once a valid frame from it arrives; it is offline when the last
 connection carrying it closes, or when nothing arrives within ``heartbeat_timeout_s`` (then
 its connection is closed too, so that it reconnects). Errors from sockets and the serial port
-are translated into ``edge.errors`` types at this boundary.
+are translated into ``core.errors`` types at this boundary.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from typing import Any
 
 import structlog
 
+from core.errors import ConnectionLost
+from core.model import Clock, Event
 from drivers.gb26875.config import Gb26875Bus, parse_address
 from drivers.gb26875.device import Gb26875Device
 from drivers.gb26875.frame import Command, Frame, Framing, Rejected, StandardFraming, TimeTag
@@ -44,8 +46,6 @@ from drivers.gb26875.objects import (
     decode_adu,
     encode_adu,
 )
-from edge.errors import ConnectionLost
-from edge.model import Clock, Event
 
 __all__ = ["Gb26875Link", "Session"]
 

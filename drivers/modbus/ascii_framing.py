@@ -15,8 +15,8 @@ from __future__ import annotations
 import binascii
 from dataclasses import dataclass
 
+from core.errors import FramingError
 from drivers.modbus.serial_pdu import Request, decode_response, matches
-from edge.errors import FramingError
 
 __all__ = ["MAX_FRAME", "AsciiScan", "decode_frame", "encode_frame", "encode_request", "lrc", "scan_response"]
 

@@ -36,8 +36,8 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from core.model import Value
 from drivers.modbus.types import DataType, RegisterSpec, Table, WordOrder, register_count
-from edge.model import Value
 
 __all__ = [
     "Decoder",

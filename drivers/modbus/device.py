@@ -27,6 +27,8 @@ from typing import Protocol
 
 import structlog
 
+from core.errors import DeviceError
+from core.model import Quality, Reason, Value
 from drivers.base import PollGroup, Reading
 from drivers.modbus.codec import Decoder, compile_decoder, encode
 from drivers.modbus.planner import (
@@ -37,8 +39,6 @@ from drivers.modbus.planner import (
     plan_reads,
 )
 from drivers.modbus.types import DataType, RegisterSpec, Table, register_count
-from edge.errors import DeviceError
-from edge.model import Quality, Reason, Value
 
 __all__ = ["ModbusDevice", "ModbusLink", "ModbusPoint"]
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.errors import FramingError
 from drivers.modbus.serial_pdu import Request, decode_response, matches, response_pdu_length
-from edge.errors import FramingError
 
 __all__ = ["MAX_FRAME", "RtuScan", "crc16", "decode_frame", "encode_request", "scan_response", "with_crc"]
 

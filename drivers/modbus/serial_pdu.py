@@ -18,8 +18,8 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from core.errors import DeviceError, FramingError
 from drivers.modbus.types import Table
-from edge.errors import DeviceError, FramingError
 
 __all__ = [
     "EXCEPTION_NAMES",

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import structlog
 
-from edge.errors import ConnectionLost
+from core.errors import ConnectionLost
 
 __all__ = ["ByteTransport", "SerialPortTransport", "TcpStreamTransport"]
 

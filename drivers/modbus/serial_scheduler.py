@@ -40,6 +40,8 @@ from dataclasses import asdict, dataclass, field
 
 import structlog
 
+from core.errors import ConnectionLost, DeviceError, DeviceTimeout, FramingError, TransportError
+from core.model import Event
 from drivers.modbus import ascii_framing, rtu_framing
 from drivers.modbus.serial_pdu import (
     Request,
@@ -51,8 +53,6 @@ from drivers.modbus.serial_pdu import (
 )
 from drivers.modbus.serial_port import ByteTransport
 from drivers.modbus.types import Table
-from edge.errors import ConnectionLost, DeviceError, DeviceTimeout, FramingError, TransportError
-from edge.model import Event
 
 __all__ = [
     "ASCII",

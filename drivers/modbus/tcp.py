@@ -41,9 +41,9 @@ import structlog
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 
+from core.errors import ConnectionLost, DeviceError, DeviceTimeout, FramingError
 from drivers.base import raise_if_cancelling
 from drivers.modbus.types import Table
-from edge.errors import ConnectionLost, DeviceError, DeviceTimeout, FramingError
 
 __all__ = ["LinkStats", "ModbusTcpLink"]
 
@@ -92,7 +92,7 @@ class ModbusTcpLink:
     """An async context manager owning one pymodbus client to ``host:port``.
 
     Connects lazily on the first request and again after a drop. Every public method is one
-    Modbus request and raises only ``edge.errors`` types.
+    Modbus request and raises only ``core.errors`` types.
     """
 
     def __init__(

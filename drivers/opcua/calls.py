@@ -1,4 +1,4 @@
-"""Calling asyncua with a deadline and translating what it raises into ``edge.errors`` at this
+"""Calling asyncua with a deadline and translating what it raises into ``core.errors`` at this
 one boundary, with the operator's next step for the refusals a retry alone will not fix."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import TypeVar
 from asyncua import ua
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
-from edge.errors import ConnectionLost, DeviceError, DeviceTimeout, FramingError, TransportError
+from core.errors import ConnectionLost, DeviceError, DeviceTimeout, FramingError, TransportError
 
 __all__ = ["LinkRefused", "call", "status_name"]
 
@@ -37,7 +37,7 @@ _REFUSAL_HINTS: dict[int, str] = {
 
 
 async def call(awaitable: Awaitable[_T], *, timeout_s: float, refusal: bool = False) -> _T:
-    """Await an asyncua call with a deadline, translating its errors into ``edge.errors``:
+    """Await an asyncua call with a deadline, translating its errors into ``core.errors``:
     a timeout → ``DeviceTimeout``, a dead socket → ``ConnectionLost``, garbage →
     ``FramingError``, a Bad service result → ``DeviceError`` (or ``LinkRefused`` while
     connecting, for security and identity refusals)."""

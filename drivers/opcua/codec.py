@@ -12,8 +12,8 @@ import math
 import struct
 from dataclasses import dataclass
 
+from core.model import Quality, Reason, Value
 from drivers.opcua.config import DataType, OpcUaPointConfig
-from edge.model import Quality, Reason, Value
 
 __all__ = [
     "VARIANT_TYPE_NAMES",

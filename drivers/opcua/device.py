@@ -13,13 +13,13 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from core.errors import DeviceError
+from core.model import Value
 from drivers.base import LinkState, PollGroup, Reading
 from drivers.config_base import ReportPolicy
 from drivers.opcua.codec import Converter, deadband_raw
 from drivers.opcua.config import OpcUaPointConfig, PointMode
 from drivers.push_queue import PushQueue
-from edge.errors import DeviceError
-from edge.model import Value
 
 if TYPE_CHECKING:
     from asyncua.ua import NodeId

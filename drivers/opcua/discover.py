@@ -343,8 +343,8 @@ def main(argv: list[str]) -> int:
             fields[name] = getattr(args, name)
     if args.username:
         fields.update(identity=Identity.USERNAME, username=args.username, password_file=args.password_file)
+    from core.errors import TransportError
     from drivers.opcua.calls import LinkRefused
-    from edge.errors import TransportError
 
     try:
         bus = OpcUaBus(**fields)

@@ -34,6 +34,8 @@ from asyncua.common.subscription import Subscription
 from asyncua.crypto import security_policies
 from asyncua.ua.attribute_ids import AttributeIds
 
+from core.errors import ConnectionLost, DeviceError, TransportError
+from core.model import Event, Quality, Reason, Value
 from drivers.base import LinkState, Reading
 from drivers.opcua.calls import LinkRefused, call, status_name
 from drivers.opcua.certs import (
@@ -47,8 +49,6 @@ from drivers.opcua.config import Identity, OpcUaBus, PointMode, SecurityMode, Se
 from drivers.opcua.device import Item, OpcUaDevice
 from drivers.opcua.resolve import resolve_items
 from drivers.opcua.subscription import ChangesHandler, create_bulk_subscription
-from edge.errors import ConnectionLost, DeviceError, TransportError
-from edge.model import Event, Quality, Reason, Value
 
 __all__ = ["LinkRefused", "LinkStats", "OpcUaLink", "default_application_uri", "first_certificate"]
 

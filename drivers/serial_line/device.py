@@ -21,12 +21,12 @@ from dataclasses import dataclass
 
 import structlog
 
+from core.errors import DeviceTimeout, FramingError, TransportError
+from core.model import Value
 from drivers.base import LinkState, PollGroup, Reading, raise_if_cancelling
 from drivers.serial_line.config import LineFormat, LineMode
 from drivers.serial_line.parser import LineParser, LineStatus
 from drivers.serial_line.port import SerialLinePort
-from edge.errors import DeviceTimeout, FramingError, TransportError
-from edge.model import Value
 
 __all__ = ["LineGroup", "SerialLineDevice"]
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from core.model import Quality, Reason, Value
 from drivers.base import Reading
 from drivers.serial_line.config import (
     ChecksumConfig,
@@ -34,7 +35,6 @@ from drivers.serial_line.config import (
     LineValueType,
     SerialLinePointConfig,
 )
-from edge.model import Quality, Reason, Value
 
 __all__ = [
     "LineParser",

@@ -30,10 +30,10 @@ from typing import Any, Protocol
 import serial
 import structlog
 
+from core.errors import ConnectionLost, DeviceTimeout
+from core.model import Clock, Event, SystemClock
 from drivers.serial_line.config import SerialLineBus
 from drivers.serial_line.parser import LineSplitter
-from edge.errors import ConnectionLost, DeviceTimeout
-from edge.model import Clock, Event, SystemClock
 
 __all__ = ["PortListener", "PortStats", "SerialLinePort"]
 

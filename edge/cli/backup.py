@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from edge.errors import ConfigError, GatehouseError
+from core.errors import ConfigError, GatehouseError
 
 _ENV = "GATEHOUSE_BACKUP_PASSPHRASE"
 

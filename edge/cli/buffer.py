@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.errors import ConfigError, StorageError
 from edge.config.loader import load_site
-from edge.errors import ConfigError, StorageError
 from edge.outbox.stats import format_stats, read_stats
 
 

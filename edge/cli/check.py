@@ -13,8 +13,8 @@ from typing import Any
 
 import structlog
 
+from core.errors import ConfigError
 from edge.config.loader import load_site
-from edge.errors import ConfigError
 
 _LOG = structlog.get_logger(__name__)
 

@@ -24,9 +24,9 @@ from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from core.errors import ConfigError
 from edge.config.loader import load_site
-from edge.errors import ConfigError
-from edge.rules_site import site_point_rules
+from edge.rules_host.site import site_point_rules
 from rules import CompiledRules, RulesError, compile_rules
 from rules.replay import Scenario, check_expectations, format_table, replay, scenario_rules
 

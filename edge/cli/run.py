@@ -27,7 +27,7 @@ from typing import Any
 
 import structlog
 
-from edge.errors import ConfigError, GatehouseError
+from core.errors import ConfigError, GatehouseError
 from edge.sd_notify import Notifier, watchdog_interval_s
 
 _LOG = structlog.get_logger("gatehouse.run")
@@ -144,7 +144,7 @@ def _serial_ports(site: Any) -> list[str]:
 
 
 def _files(site: Any) -> list[str]:
-    from edge.uplink_wiring import FILE_KEYS
+    from edge.uplink.wiring import FILE_KEYS
 
     base = Path(site.path).parent
     wanted: list[tuple[str, Any]] = []

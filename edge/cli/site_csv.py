@@ -18,7 +18,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from edge.errors import ConfigError
+from core.errors import ConfigError
 from edge.site_io import CsvError, decode_csv, export_site_file, import_rows, locate_problems, merge_into
 
 

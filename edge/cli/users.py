@@ -25,7 +25,7 @@ from typing import Any
 
 import structlog
 
-from edge.errors import ConfigError, StorageError
+from core.errors import ConfigError, StorageError
 
 _LOG = structlog.get_logger(__name__)
 

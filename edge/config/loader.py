@@ -31,6 +31,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from core.errors import ConfigError, ConfigProblem
 from drivers.config_base import BusBase, DeviceBase, ProfileBase
 from drivers.registry import BusDriver, bus_driver, bus_drivers, protocol, protocols
 from edge.config.checks import (
@@ -46,7 +47,6 @@ from edge.config.checks import (
 from edge.config.models import BusConfig, SiteConfig
 from edge.config.profiles import BUNDLED_PROFILES, ProfileLibrary, merge_points, resolve_device
 from edge.config.site import ResolvedDevice, Site
-from edge.errors import ConfigError, ConfigProblem
 
 __all__ = ["BUNDLED_PROFILES", "YamlDocument", "format_loc", "load_profile", "load_site", "read_yaml"]
 
@@ -278,8 +278,8 @@ def load_site(path: Path, *, profile_dirs: Sequence[Path] = ()) -> Site:
     # The site's devices as their bus types' models, in file order (model_copy: validated).
     config = config.model_copy(update={"devices": [device for _, device in devices]})
     site = Site(config, path, tuple(e.device for e in entries), library.loaded)
-    # Alarm definitions and linkage rules are compiled by the rules package (edge.rules_site).
-    from edge.rules_site import rule_config_problems
+    # Alarm definitions and linkage rules are compiled by the rules package (edge.rules_host.site).
+    from edge.rules_host.site import rule_config_problems
 
     rule_problems = rule_config_problems(site, doc, library.find)
     if rule_problems:
@@ -288,8 +288,8 @@ def load_site(path: Path, *, profile_dirs: Sequence[Path] = ()) -> Site:
 
 
 def _uplink_issues(path: Path, data: dict[Any, Any]) -> list[Issue]:
-    """The ``uplink:`` section is validated by its owner (``edge.uplink_wiring``)."""
-    from edge.uplink_wiring import check_uplink
+    """The ``uplink:`` section is validated by its owner (``edge.uplink.wiring``)."""
+    from edge.uplink.wiring import check_uplink
 
     raw, gateway = data.get("uplink"), data.get("gateway")
     if not isinstance(raw, dict):

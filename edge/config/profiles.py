@@ -16,11 +16,11 @@ from typing import Any, TypeVar
 import structlog
 from pydantic import ValidationError
 
+from core.errors import ConfigError, ConfigProblem
 from drivers.config_base import BusBase, ConfigModel, DeviceBase, PointBase, ProfileBase
 from drivers.registry import Protocol_
 from edge.config.checks import Issue, Loc, issues_from_validation
 from edge.config.site import ResolvedDevice
-from edge.errors import ConfigError, ConfigProblem
 
 __all__ = [
     "BUNDLED_PROFILES",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.model import make_point_id
 from drivers.config_base import (
     BusBase,
     DeviceBase,
@@ -18,7 +19,6 @@ from drivers.config_base import (
     ReportPolicy,
 )
 from edge.config.models import SiteConfig
-from edge.model import make_point_id
 
 __all__ = ["ResolvedDevice", "Site"]
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import structlog
 
+from core.errors import StorageError
 from edge.dashboard.account_model import (
     ROLES,
     LoginResult,
@@ -45,7 +46,6 @@ from edge.dashboard.passwords import (
     hash_password,
     verify_password,
 )
-from edge.errors import StorageError
 
 __all__ = [
     "MIN_PASSWORD",

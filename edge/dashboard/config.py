@@ -31,9 +31,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core.errors import ConfigError, ConfigProblem
 from edge.config.checks import Issue, issues_from_validation
 from edge.config.site import Site
-from edge.errors import ConfigError, ConfigProblem
 
 __all__ = ["DashboardConfig", "check_dashboard", "dashboard_config"]
 

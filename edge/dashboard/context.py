@@ -8,6 +8,7 @@ from typing import Any, Protocol
 import httpx
 from fastapi import Request
 
+from core.model import Clock
 from edge.config.site import Site
 from edge.dashboard.accounts import AccountStore
 from edge.dashboard.config import DashboardConfig
@@ -15,7 +16,6 @@ from edge.dashboard.events import EventHub
 from edge.dashboard.history import TrendStore
 from edge.dashboard.throttle import LoginThrottle
 from edge.live import LiveState
-from edge.model import Clock
 
 __all__ = ["DashboardContext", "GatewayView", "context_of", "get_context"]
 

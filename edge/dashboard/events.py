@@ -21,8 +21,8 @@ from typing import Any
 
 import structlog
 
+from core.model import Sample
 from edge.live import LiveState
-from edge.model import Sample
 
 __all__ = ["Client", "EventHub", "clean", "dumps", "json_value", "sample_row"]
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import structlog
 
-from edge.errors import StorageError
-from edge.model import Clock, Quality, Sample
+from core.errors import StorageError
+from core.model import Clock, Quality, Sample
 
 __all__ = ["TrendStore"]
 

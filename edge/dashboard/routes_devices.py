@@ -30,9 +30,9 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from ruamel.yaml import YAML
 
+from core.errors import ConfigError
 from edge.dashboard.auth import ApiError, Caller, audit, require
 from edge.dashboard.context import DashboardContext, get_context
-from edge.errors import ConfigError
 from edge.site_io import export_site_file
 
 __all__ = ["DELETED_FILE", "deleted_devices", "router"]

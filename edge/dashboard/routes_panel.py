@@ -19,7 +19,7 @@ from edge.dashboard.auth import ApiError, Caller, audit, require
 from edge.dashboard.context import DashboardContext, get_context
 from edge.dashboard.events import clean
 from edge.dashboard.names import names_for
-from edge.rules_views import holding_summary
+from edge.rules_host.views import holding_summary
 
 __all__ = ["linkage_view", "router"]
 

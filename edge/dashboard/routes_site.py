@@ -12,6 +12,7 @@ import structlog
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
 
+from core.errors import StorageError
 from drivers.config_base import PointBase
 from edge.config.site import ResolvedDevice
 from edge.dashboard.auth import ApiError, Caller, require, site_info
@@ -19,7 +20,6 @@ from edge.dashboard.context import DashboardContext, get_context
 from edge.dashboard.events import clean, json_value
 from edge.dashboard.names import names_for
 from edge.dashboard.routes_alarms import alarm_rows
-from edge.errors import StorageError
 
 __all__ = ["router"]
 

@@ -20,10 +20,10 @@ import structlog
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.errors import ConfigError, DeviceError, TransportError
 from edge.dashboard.auth import ApiError, Caller, audit, require
 from edge.dashboard.context import DashboardContext, get_context
 from edge.dashboard.events import clean, json_value
-from edge.errors import ConfigError, DeviceError, TransportError
 
 __all__ = ["router"]
 

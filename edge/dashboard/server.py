@@ -25,6 +25,7 @@ import httpx
 import structlog
 import uvicorn
 
+from core.errors import GatehouseError
 from edge.dashboard.accounts import AccountStore
 from edge.dashboard.app import build_app
 from edge.dashboard.config import DashboardConfig
@@ -32,7 +33,6 @@ from edge.dashboard.context import DashboardContext, GatewayView
 from edge.dashboard.events import EventHub
 from edge.dashboard.history import TrendStore
 from edge.dashboard.setup_code import new_setup_code, remove_setup_code
-from edge.errors import GatehouseError
 
 __all__ = ["DashboardError", "DashboardServer"]
 

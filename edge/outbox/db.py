@@ -19,8 +19,8 @@ import msgpack
 import structlog
 
 from cloud_sync.ports import Lane, SealedBatch, Sealer, SealMode
-from edge.errors import StorageError
-from edge.model import Clock, Sample
+from core.errors import StorageError
+from core.model import Clock, Sample
 from edge.outbox import batches, migrations, quota
 from edge.outbox.schema import (
     BOOL_FLAG,

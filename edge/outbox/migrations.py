@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import structlog
 
-from edge.errors import StorageError
+from core.errors import StorageError
 
 __all__ = ["CURRENT_VERSION", "MIGRATIONS", "migrate", "schema_version"]
 

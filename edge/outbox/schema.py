@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from edge.model import Quality, Reason, Value
+from core.model import Quality, Reason, Value
 
 __all__ = [
     "BOOL_FLAG",
@@ -83,7 +83,7 @@ def _check_quality_fits() -> None:
         raise AssertionError("Quality no longer fits in the outbox flags")
     missing = {r.value for r in Reason} - REASON_CODES.keys()
     if missing:
-        raise AssertionError(f"edge.model.Reason members without an outbox code: {sorted(missing)}")
+        raise AssertionError(f"core.model.Reason members without an outbox code: {sorted(missing)}")
 
 
 _check_quality_fits()

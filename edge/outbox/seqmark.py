@@ -26,7 +26,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.errors import StorageError
+from core.errors import StorageError
 
 __all__ = ["SeqMarks", "read_marks", "seq_path", "write_marks"]
 

@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from edge.errors import StorageError
+from core.errors import StorageError
 from edge.outbox import migrations
 from edge.outbox.seqmark import read_marks, seq_path
 

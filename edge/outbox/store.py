@@ -45,8 +45,8 @@ from typing import Any, Literal, TypeVar
 import structlog
 
 from cloud_sync.ports import Lane, SealedBatch, Sealer, SealMode
-from edge.errors import QuotaExceeded, StorageError
-from edge.model import Clock, Event, Sample, SystemClock
+from core.errors import QuotaExceeded, StorageError
+from core.model import Clock, Event, Sample, SystemClock
 from edge.outbox.db import DbOptions, EncodedEvent, OutboxDb, pack_event_data
 
 __all__ = ["Outbox"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edge.model import Value
+from core.model import Value
 
 __all__ = ["AlarmMeta", "Env", "Scope", "site_alarm_key"]
 

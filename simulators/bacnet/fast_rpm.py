@@ -40,6 +40,7 @@ from bacpypes3.primitivedata import (
     Unsigned,
 )
 
+from core.errors import FramingError
 from drivers.bacnet.rpm_codec import (
     BITS,
     BOOLEAN,
@@ -55,7 +56,6 @@ from drivers.bacnet.rpm_codec import (
     encode_result_head,
     encode_value,
 )
-from edge.errors import FramingError
 
 __all__ = ["RpmAnswers", "install_fast_rpm"]
 

@@ -4,17 +4,37 @@ holds, and ``resolved_device`` for tests and benches that open a ``bacnet_ip`` b
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from drivers.bacnet.config import BacnetBus, BacnetDeviceConfig, BacnetPointConfig
-from drivers.config_base import ProfileDefaultsBase, ReportPolicy
-from edge.config.site import ResolvedDevice
+from drivers.config_base import BusBase, DeviceBase, PointBase, ProfileBase, ProfileDefaultsBase, ReportPolicy
 from simulators.bacnet.models import Model
 from simulators.bacnet.objects import ObjectSpec
 
 __all__ = ["point_id", "points_of", "resolved_device"]
 
 _WRITABLE = ("analog-output", "analog-value", "binary-output", "binary-value", "multi-state-value")
+
+
+@dataclass(frozen=True, slots=True)
+class SimResolvedDevice:
+    """A device as the loader would resolve it (``drivers.registry.DeviceSpec``), built here so
+    that simulators need nothing of the gateway's loader."""
+
+    config: DeviceBase
+    bus: BusBase
+    profile: ProfileBase | None
+    points: tuple[PointBase, ...]
+    poll_interval_s: float
+    timeout_ms: int
+    retries: int
+    defaults: ProfileDefaultsBase
+    report: ReportPolicy
+
+    @property
+    def id(self) -> str:
+        return self.config.id
 
 
 def point_id(spec: ObjectSpec) -> str:
@@ -52,9 +72,9 @@ def resolved_device(
     poll_interval_s: float = 1.0,
     report: ReportPolicy | None = None,
     **device: Any,
-) -> ResolvedDevice:
+) -> SimResolvedDevice:
     config = BacnetDeviceConfig(id=device_id, bus=bus.id, instance=instance, address=address, **device)
-    return ResolvedDevice(
+    return SimResolvedDevice(
         config=config,
         bus=bus,
         profile=None,

@@ -12,7 +12,7 @@ import random
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from edge.model import Value
+from core.model import Value
 
 __all__ = ["DeviceModel", "UnknownScenario", "clamp"]
 

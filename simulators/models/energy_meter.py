@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from edge.model import Value
+from core.model import Value
 from simulators.models.base import DeviceModel
 
 __all__ = ["EnergyMeterModel", "load_factor"]

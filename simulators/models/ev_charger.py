@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge.model import Value
+from core.model import Value
 from simulators.models.base import DeviceModel, clamp
 
 __all__ = ["EvChargerModel", "State"]

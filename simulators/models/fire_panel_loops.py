@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge.model import Value
+from core.model import Value
 from simulators.models.fire_panel import FirePanelModel
 
 __all__ = ["FirePanelLoopsModel"]

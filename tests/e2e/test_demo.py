@@ -322,9 +322,9 @@ def test_generated_site_and_central_config_load_and_the_original_is_untouched(tm
     from cloud_sync.central.config import load_central_config
     from cloud_sync.central.ingest import KeyRegistry
     from edge.config.loader import load_site
-    from edge.demo_layout import DemoPaths, plan_ports
-    from edge.demo_pki import ensure_credentials
-    from edge.demo_site import read_source_site, write_central_yaml, write_derived_site
+    from edge.demo.layout import DemoPaths, plan_ports
+    from edge.demo.pki import ensure_credentials
+    from edge.demo.site import read_source_site, write_central_yaml, write_derived_site
 
     (tmp_path / "site" / "vendor").mkdir(parents=True)
     original = tmp_path / "site" / "site.yaml"
@@ -357,7 +357,7 @@ def test_generated_site_and_central_config_load_and_the_original_is_untouched(tm
 
 def test_credentials_are_made_once_and_a_lost_password_entry_is_restored(tmp_path: Path) -> None:
     from cloud_sync.certs import check_password
-    from edge.demo_pki import ensure_credentials
+    from edge.demo.pki import ensure_credentials
 
     first = ensure_credentials(tmp_path, "gw-x")
     assert "private CA" in first.created and "gateway signing key" in first.created

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import httpx
 
+from core.model import Value
 from edge.app import Gateway
 from edge.config.loader import load_site
-from edge.model import Value
-from edge.rules_runtime import RulesRuntime
+from edge.rules_host.runtime import RulesRuntime
 from simulators.runner import SimulationRunner
 from simulators.site_plan import read_site_plan
 from tests.integration.rules.support import outbox_events

@@ -13,13 +13,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from core.errors import DeviceTimeout
+from core.model import Event, Quality, Reason, SystemClock
 from drivers.bacnet.config import BacnetBus
 from drivers.bacnet.device import BacnetDevice
 from drivers.base import Reading
 from drivers.config_base import ReportPolicy
 from drivers.registry import BusContext
-from edge.errors import DeviceTimeout
-from edge.model import Event, Quality, Reason, SystemClock
 from simulators.bacnet import AirHandler, BacnetSimulator, PointBank, SimSpec, SmokeFans
 from simulators.bacnet.sitegen import points_of, resolved_device
 

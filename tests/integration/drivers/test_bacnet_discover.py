@@ -9,10 +9,10 @@ import contextlib
 import io
 from pathlib import Path
 
+from core.model import Event, Quality, Sample, SystemClock
 from drivers.bacnet.config import BacnetPointConfig
 from drivers.bacnet.discover import main
 from edge.config.loader import load_site
-from edge.model import Event, Quality, Sample, SystemClock
 from edge.wiring import build_devices
 from simulators.bacnet import AirHandler, BacnetSimulator, ChillerPlant, SimSpec, SmokeFans
 from tests.support import wait_until

@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from core.model import Event, Quality, SystemClock
 from drivers.bacnet.config import BacnetBus
 from drivers.bacnet.device import BacnetDevice
 from drivers.bacnet.errors import Refusal
 from drivers.bacnet.rpm_codec import encode_request
 from drivers.registry import BusContext
-from edge.model import Event, Quality, SystemClock
 from simulators.bacnet import AirHandler, BacnetSimulator, ChillerPlant, SimSpec, SmokeFans
 from simulators.bacnet.models import Model
 from simulators.bacnet.sitegen import points_of, resolved_device

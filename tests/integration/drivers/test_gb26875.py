@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
+from core.model import Event, Sample, SystemClock
 from drivers.gb26875.device import Gb26875Device
 from drivers.gb26875.frame import Command, Frame, StandardFraming, TimeTag
 from drivers.gb26875.transport import Gb26875Link
 from edge.config.loader import load_site
-from edge.model import Event, Sample, SystemClock
 from edge.wiring import build_devices
 from simulators.gb26875_device import TransmissionDevice
 

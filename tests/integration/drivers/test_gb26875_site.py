@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 
 from edge.config.loader import load_site
-from edge.rules_runtime import RulesRuntime
+from edge.rules_host.runtime import RulesRuntime
 from simulators.gb26875_device import TransmissionDevice
 from simulators.runner import SimulationRunner
 from simulators.site_plan import read_site_plan

@@ -15,6 +15,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from core.model import Event, Sample, SystemClock
 from drivers.base import Driver
 from drivers.config_base import BusBase, ReportPolicy
 from drivers.modbus.config import ModbusDeviceConfig, ModbusProfile, ModbusProfileDefaults, ModbusRtuBus
@@ -23,7 +24,6 @@ from drivers.modbus.serial_scheduler import SerialScheduler
 from drivers.modbus.types import Table
 from drivers.registry import BusContext
 from edge.coordinator import DeviceCoordinator
-from edge.model import Event, Sample, SystemClock
 from simulators.device import SimulatedDevice
 from simulators.modbus_rtu import ModbusRtuServer
 from simulators.profile import PROFILE_DIR, load_profile_file

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import DeviceTimeout
 from drivers.modbus.config import ModbusRtuBus
 from drivers.modbus.serial_bus import open_serial_bus
 from drivers.modbus.types import Table
-from edge.errors import DeviceTimeout
 from simulators.modbus_rtu import ModbusRtuServer
 from tests.integration.drivers.test_modbus_rtu import Gateway, context, scheduler_of, sim_devices, specs
 from tests.support import wait_until

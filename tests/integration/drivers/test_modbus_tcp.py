@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from core.errors import ConnectionLost, DeviceError, DeviceTimeout, FramingError
+from core.model import Quality, Reason
 from drivers.base import Driver
 from drivers.modbus import ModbusDevice, ModbusTcpLink, Table
 from drivers.modbus.config import ModbusPointConfig as PointConfig
 from drivers.modbus.types import DataType, WordOrder
-from edge.errors import ConnectionLost, DeviceError, DeviceTimeout, FramingError
-from edge.model import Quality, Reason
 from tests.integration.drivers.conftest import (
     FC_READ_COILS,
     FC_READ_DISCRETE_INPUTS,

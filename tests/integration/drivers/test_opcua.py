@@ -18,6 +18,8 @@ from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.ua.uaerrors import BadSecurityModeRejected
 
+from core.errors import DeviceError
+from core.model import Event, Quality, Reason, Sample, SystemClock
 from drivers.base import LinkState, Reading
 from drivers.config_base import ReportPolicy
 from drivers.opcua.certs import load_der
@@ -25,8 +27,6 @@ from drivers.opcua.config import OpcUaBus, OpcUaDeviceConfig, OpcUaPointConfig
 from drivers.opcua.device import OpcUaDevice, plan_items
 from drivers.opcua.session import OpcUaLink
 from edge.coordinator import DeviceCoordinator
-from edge.errors import DeviceError
-from edge.model import Event, Quality, Reason, Sample, SystemClock
 from simulators.opcua import OpcUaSimulator, PumpStation
 from tests.support import free_port, wait_until
 

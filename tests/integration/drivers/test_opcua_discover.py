@@ -8,10 +8,10 @@ import contextlib
 import io
 from pathlib import Path
 
+from core.model import Event, Quality, Sample, SystemClock
 from drivers.opcua.certs import load_der
 from drivers.opcua.discover import main
 from edge.config.loader import load_site
-from edge.model import Event, Quality, Sample, SystemClock
 from edge.wiring import build_devices
 from simulators.opcua import LiftGroup, OpcUaSimulator, PumpStation
 from tests.support import wait_until

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ConfigError
+from core.model import Event, Quality, Sample, SystemClock, Value
 from drivers.serial_line.device import SerialLineDevice
 from edge.config.loader import load_site
 from edge.config.site import Site
-from edge.errors import ConfigError
-from edge.model import Event, Quality, Sample, SystemClock, Value
 from edge.wiring import DeviceSet, build_devices
 from simulators.models.water_tank import WaterTankModel
 from simulators.serial_line_device import (

@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
+from core.errors import ConnectionLost, DeviceTimeout
+from core.model import Event, Quality, Sample, SystemClock
 from drivers.base import LinkState, Reading
 from drivers.serial_line.config import LineFormat, SerialLineBus, SerialLinePointConfig
 from drivers.serial_line.device import SerialLineDevice
 from drivers.serial_line.parser import LineParser
 from drivers.serial_line.port import SerialLinePort
 from edge.coordinator import DeviceCoordinator
-from edge.errors import ConnectionLost, DeviceTimeout
-from edge.model import Event, Quality, Sample, SystemClock
 from simulators.serial_line_device import SerialLineSimulator
 from tests.support import wait_until
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.errors import ConfigError
 from edge.app import Gateway
 from edge.config.loader import load_site
-from edge.errors import ConfigError
 from simulators.runner import SimulationRunner
 from simulators.site_plan import read_site_plan
 from tests.support import free_port, wait_until

@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from core.model import Event, Quality, Sample, SystemClock
 from edge.app import Gateway
 from edge.config.loader import load_site
-from edge.model import Event, Quality, Sample, SystemClock
 from edge.wiring import build_devices
 from simulators.runner import SimulationRunner
 from simulators.site_plan import read_site_plan

@@ -15,10 +15,10 @@ from cloud_sync.central.store import CentralStore
 from cloud_sync.envelope import make_sealer
 from cloud_sync.keys import generate_private_key, key_id
 from cloud_sync.ports import Lane, SealMode
+from core.model import Event, Quality, Sample
 from edge.backup import BackupError, create_backup, restore_backup, rotate, verify
 from edge.backup_crypto import BackupCryptoError
 from edge.config.loader import load_site
-from edge.model import Event, Quality, Sample
 from edge.outbox import Outbox
 from tests.integration.edge.daemon_support import meter, write_site
 

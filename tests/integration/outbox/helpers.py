@@ -10,7 +10,7 @@ from typing import Any
 import msgpack
 
 from cloud_sync.ports import EventRow, Lane, TelemetryRow
-from edge.model import Event, Quality, Sample
+from core.model import Event, Quality, Sample
 
 T0 = 1_767_225_600.0
 

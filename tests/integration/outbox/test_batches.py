@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from cloud_sync.ports import Lane, SealMode
-from edge.model import ManualClock, Quality, Sample
+from core.model import ManualClock, Quality, Sample
 from edge.outbox import Outbox
 from tests.integration.outbox.helpers import T0, event, query, sample, sealer, unseal
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cloud_sync.ports import Lane, SealMode
-from edge.errors import QuotaExceeded, StorageError
+from core.errors import QuotaExceeded, StorageError
 from edge.outbox import Outbox
 from tests.integration.outbox.helpers import event, events_of_kind, query, sample, sealer, unseal
 from tests.support import wait_until

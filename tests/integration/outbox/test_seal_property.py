@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cloud_sync.ports import Lane, SealMode
-from edge.model import ManualClock, Quality, Sample
+from core.model import ManualClock, Quality, Sample
 from edge.outbox import Outbox
 from tests.integration.outbox.helpers import T0, sealer, unseal
 

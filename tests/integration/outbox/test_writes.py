@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from cloud_sync.ports import Lane, SealMode
-from edge.errors import StorageError
-from edge.model import ManualClock, Quality, Reason, Sample, Value
+from core.errors import StorageError
+from core.model import ManualClock, Quality, Reason, Sample, Value
 from edge.outbox import Outbox
 from tests.integration.outbox.helpers import T0, event, query, sample, sealer, unseal
 from tests.support import wait_until
@@ -121,7 +121,7 @@ async def test_a_closed_outbox_refuses_puts(tmp_path: Path) -> None:
 
 
 async def test_event_data_that_msgpack_cannot_carry_fails_at_the_caller(tmp_path: Path) -> None:
-    from edge.model import Event
+    from core.model import Event
 
     async with Outbox(tmp_path / "outbox.db") as ob:
         with pytest.raises(TypeError):

@@ -15,7 +15,7 @@ from pathlib import Path
 import structlog
 
 from cloud_sync.ports import EventRow, Lane, SealMode, TelemetryRow
-from edge.model import Event, Quality, Sample
+from core.model import Event, Quality, Sample
 from edge.outbox import Outbox
 
 T0 = 1_767_225_600.0

@@ -15,7 +15,7 @@ import msgpack
 from edge.app import Gateway
 from edge.config.loader import load_site
 from edge.config.site import Site
-from edge.rules_runtime import RulesRuntime
+from edge.rules_host.runtime import RulesRuntime
 from simulators.runner import SimulationRunner
 from simulators.site_plan import read_site_plan
 from tests.support import free_port, wait_until

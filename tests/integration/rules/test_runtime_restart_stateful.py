@@ -17,9 +17,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from core.model import Event, ManualClock, Quality, Sample, Value
 from edge.config.loader import load_site
-from edge.model import Event, ManualClock, Quality, Sample, Value
-from edge.rules_runtime import RulesRuntime
+from edge.rules_host.runtime import RulesRuntime
 from tests.integration.rules.support import SITE_TEMPLATE
 
 P = "rules-test"

@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.model import Quality
 from drivers.modbus import ModbusTcpLink
 from drivers.modbus.plugin import endpoint_of, modbus_device
 from edge.config.loader import load_site
-from edge.model import Quality
 from tests.support import free_port, wait_until
 
 DEMO = Path(__file__).resolve().parents[3] / "config" / "examples" / "demo-estate.yaml"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import httpx
 
+from core.model import Quality
 from edge.app import Gateway
 from edge.config.loader import load_site
-from edge.model import Quality
 from simulators.runner import SimulationRunner
 from simulators.site_plan import read_site_plan
 from tests.support import free_port, wait_until

@@ -8,8 +8,8 @@ import math
 import pytest
 from ruamel.yaml import YAML
 
+from core.model import Quality, Value
 from drivers.modbus import ModbusTcpLink
-from edge.model import Quality, Value
 from simulators.profile import PROFILE_DIR, load_profile_file
 from simulators.runner import SimulationRunner
 from simulators.site_plan import PlannedDevice

@@ -11,9 +11,9 @@ import pytest
 from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.exceptions import ModbusException
 
+from core.model import Quality
 from drivers.modbus import ModbusDevice
 from drivers.modbus.types import Table
-from edge.model import Quality
 from simulators.profile import PROFILE_DIR, load_profile_file
 from simulators.runner import SimulationRunner
 from simulators.site_plan import PlannedDevice

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from core.model import Quality
 from drivers.modbus import ModbusTcpLink
-from edge.model import Quality
 from simulators.runner import SimulationRunner
 from simulators.scale import plan_scale
 from tests.integration.simulators.gateway import profile_points, read_all

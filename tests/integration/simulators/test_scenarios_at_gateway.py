@@ -10,9 +10,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from core.errors import DeviceError, DeviceTimeout, TransportError
+from core.model import Quality, Value
 from drivers.modbus import ModbusTcpLink
-from edge.errors import DeviceError, DeviceTimeout, TransportError
-from edge.model import Quality, Value
 from simulators.profile import PROFILE_DIR, load_profile_file
 from simulators.runner import SimulationRunner
 from simulators.site_plan import PlannedDevice

@@ -13,7 +13,7 @@ from cloud_sync.central.store import CentralStore
 from cloud_sync.envelope import decode_header, decode_records, make_sealer
 from cloud_sync.keys import generate_private_key, key_id
 from cloud_sync.ports import EventRow, Lane, SealMode
-from edge.model import Event, Quality, Sample
+from core.model import Event, Quality, Sample
 from edge.outbox import Outbox
 
 

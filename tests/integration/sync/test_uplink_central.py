@@ -11,7 +11,7 @@ from cloud_sync.envelope import make_sealer
 from cloud_sync.keys import key_id
 from cloud_sync.ports import Lane
 from cloud_sync.uplink import Uplink
-from edge.model import Event, Quality, Sample
+from core.model import Event, Quality, Sample
 from edge.outbox import Outbox
 from tests.broker import Broker
 from tests.integration.central.conftest import Gateway, central_config

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cloud_sync.ports import Lane
 from cloud_sync.uplink import Uplink
-from edge.model import Event, Quality, Sample
+from core.model import Event, Quality, Sample
 from edge.outbox import Outbox
 from tests.broker import Broker
 from tests.integration.sync.fake_central import FakeCentral

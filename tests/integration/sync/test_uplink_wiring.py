@@ -13,11 +13,11 @@ from ruamel.yaml import YAML
 
 from cloud_sync.keys import save_public_key
 from cloud_sync.ports import Lane
+from core.errors import ConfigError
+from core.model import Event
 from edge.app import Gateway
 from edge.config.loader import load_site
-from edge.errors import ConfigError
-from edge.model import Event
-from edge.uplink_wiring import uplink_config
+from edge.uplink.wiring import uplink_config
 from tests.broker import Broker
 from tests.integration.sync.fake_central import FakeCentral
 from tests.integration.sync.helpers import CENTRAL_KEY, CENTRAL_PUB_NAME, signing_key

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ConfigError
 from edge.config.loader import load_site
-from edge.errors import ConfigError
 
 BAD = Path(__file__).resolve().parents[2] / "fixtures" / "sites" / "bad"
 _EXPECT = re.compile(

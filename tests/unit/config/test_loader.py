@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ConfigError
 from drivers.modbus.plugin import endpoint_of, read_limits
 from drivers.modbus.types import DataType, Table, WordOrder
 from edge.config.loader import format_loc, load_profile, load_site, read_yaml
 from edge.config.profiles import BUNDLED_PROFILES
-from edge.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[3]
 GOOD = ROOT / "tests" / "fixtures" / "sites" / "good"

@@ -1,6 +1,6 @@
 """An in-memory AlarmService and a gateway stand-in for the dashboard's own tests.
 
-The real rules runtime (edge.rules_runtime) is tested on its own; these fakes implement just the
+The real rules runtime (edge.rules_host.runtime) is tested on its own; these fakes implement just the
 protocol of edge.alarm_api so the dashboard can be tested alone.
 """
 
@@ -12,11 +12,11 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from core.model import ManualClock
 from edge.alarm_api import AlarmUpdate
 from edge.config.loader import load_site
 from edge.config.site import Site
 from edge.live import LiveState
-from edge.model import ManualClock
 
 _PRIORITY = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ConfigError
 from edge.dashboard import DashboardError, check_dashboard, dashboard_config, enter_dashboard
-from edge.errors import ConfigError
 from tests.unit.dashboard.fakes import make_gateway
 
 

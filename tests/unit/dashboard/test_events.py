@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
+from core.model import Quality, Reason, Sample
 from edge.dashboard.events import EventHub
 from edge.live import LiveState
-from edge.model import Quality, Reason, Sample
 from tests.support import wait_until
 from tests.unit.dashboard.conftest import Running, setup_admin
 from tests.unit.dashboard.sse import next_event, sse_events

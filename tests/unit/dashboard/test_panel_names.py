@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ConfigError
 from edge.config.loader import load_site
 from edge.dashboard.names import SiteNames
-from edge.errors import ConfigError
 from edge.site_zones import check_zones
 from tests.unit.dashboard.conftest import XHR, Running, setup_admin, start
 from tests.unit.dashboard.sse import next_event, sse_events

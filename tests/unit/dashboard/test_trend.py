@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.model import ManualClock, Quality, Sample
 from edge.dashboard.history import TrendStore
-from edge.model import ManualClock, Quality, Sample
 from tests.unit.dashboard.conftest import Running, setup_admin
 
 P = "s/d/p"

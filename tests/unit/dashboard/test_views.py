@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge.model import Quality, Sample
+from core.model import Quality, Sample
 from tests.unit.dashboard.conftest import Running, add_user, login, setup_admin, start
 
 

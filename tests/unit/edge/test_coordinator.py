@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from core.errors import DeviceError, DeviceTimeout
+from core.model import Event, Quality, Reason, Sample, SystemClock, Value
 from drivers.base import Reading
 from edge.coordinator import DeviceCoordinator
-from edge.errors import DeviceError, DeviceTimeout
-from edge.model import Event, Quality, Reason, Sample, SystemClock, Value
 from tests.support import wait_until
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.model import Quality, Reason, Sample
+from core.model import Quality, Reason, Sample
 from edge.reporter import Reporter
 
 

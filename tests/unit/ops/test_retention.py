@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ConfigError
 from edge.cli import main
 from edge.config.loader import load_site
-from edge.errors import ConfigError
 from edge.retention import retention_report, sweep
 
 SITE = """site: {{id: ret}}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.errors import StorageError
+from core.errors import StorageError
 from edge.outbox import migrations
 
 

@@ -7,7 +7,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.model import Quality, Reason
+from core.model import Quality, Reason
 from edge.outbox.schema import BOOL_FLAG, NAN_FLAG, REASON_CODES, REASON_FLAGS, decode_flags, decode_value
 
 

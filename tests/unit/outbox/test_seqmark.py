@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.errors import StorageError
+from core.errors import StorageError
 from edge.outbox.seqmark import SeqMarks, read_marks, seq_path, write_marks
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edge.model import Quality, Reason, Sample, Value
+from core.model import Quality, Reason, Sample, Value
 from rules.compiled import CompiledRules, PointRules, compile_rules
 from rules.evaluator import RulesEngine
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge.model import Value
+from core.model import Value
 from rules.expr import AlarmMeta, Env, ExprSyntaxError, ExprTypeError, Scope, compile_expr
 
 SCOPE = Scope(

@@ -10,7 +10,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from edge.model import Quality, Sample
+from core.model import Quality, Sample
 from rules.alarm_state import Isa
 from rules.evaluator import Output, RulesEngine
 from rules.linkage import CommandResult

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from core.model import ManualClock
 from drivers.modbus.plugin import endpoint_of
 from edge.config.loader import load_site
-from edge.model import ManualClock
 from simulators.runner import SimulationRunner
 from simulators.scale import plan_scale, profile_for
 from simulators.site_plan import read_site_plan

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from core.errors import DeviceTimeout
+from core.model import Quality, Reason
 from drivers.bacnet.codec import RELINQUISH, decode, encode, flags_of
 from drivers.bacnet.config import BacnetBus, BacnetDeviceConfig, BacnetPointConfig, ValueType, parse_host_port
 from drivers.bacnet.errors import Refusal, translate
 from drivers.bacnet.objects import ReadBudget, chunk, health_of, object_type_name, property_name
 from drivers.bacnet.plugin import find_duplicates
-from edge.errors import DeviceTimeout
-from edge.model import Quality, Reason
 
 
 def test_object_types_and_properties_by_name_or_number() -> None:

@@ -39,6 +39,7 @@ from bacpypes3.primitivedata import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.errors import FramingError
 from drivers.bacnet import rpm_codec
 from drivers.bacnet.rpm_codec import (
     PropertyAccessError,
@@ -48,7 +49,6 @@ from drivers.bacnet.rpm_codec import (
     encode_ack,
     encode_request,
 )
-from edge.errors import FramingError
 
 # (application tag, python value, bacpypes3 class)
 _text = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=40)

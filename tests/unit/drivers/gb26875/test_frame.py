@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.errors import FramingError
 from drivers.gb26875.frame import (
     MAX_DATA_LEN,
     ChecksumError,
@@ -24,7 +25,6 @@ from drivers.gb26875.frame import (
     unpack_time,
 )
 from drivers.gb26875.objects import ComponentStatus, decode_adu, fire, in_test
-from edge.errors import FramingError
 
 # The capture from DOMAIN.md; its 31 text bytes are elided there. The known bytes sum to
 # 0xEC, so the text must sum to 0x5B (mod 256) for its checksum 0x47 to hold: this text does.

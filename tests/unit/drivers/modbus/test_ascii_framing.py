@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.errors import DeviceError, FramingError
 from drivers.modbus.ascii_framing import decode_frame, encode_frame, encode_request, lrc, scan_response
 from drivers.modbus.serial_pdu import Request, decode_response, read_request, write_registers_request
 from drivers.modbus.types import Table
-from edge.errors import DeviceError, FramingError
 
 
 def reference_frame(unit: int, pdu: bytes) -> bytes:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.errors import DeviceError, FramingError
 from drivers.modbus.rtu_framing import crc16, decode_frame, encode_request, scan_response
 from drivers.modbus.serial_pdu import (
     Request,
@@ -20,7 +21,6 @@ from drivers.modbus.serial_pdu import (
     write_registers_request,
 )
 from drivers.modbus.types import Table
-from edge.errors import DeviceError, FramingError
 from simulators.modbus_rtu import crc16 as reference_crc16  # bit-by-bit, written separately
 
 

@@ -12,10 +12,10 @@ import pytest
 from asyncua import ua
 from asyncua.client.ua_session import UaSession
 
+from core.model import Quality, Reason
 from drivers.opcua.codec import Converter
 from drivers.opcua.config import OpcUaPointConfig
 from drivers.opcua.subscription import BulkSubscription
-from edge.model import Quality, Reason
 
 _BAD_TIMEOUT = 0x800A0000
 

@@ -10,6 +10,7 @@ import pytest
 from cryptography import x509
 from pydantic import ValidationError
 
+from core.model import Quality, Reason
 from drivers.opcua.certs import (
     UntrustedCertificate,
     certificate_uris,
@@ -20,7 +21,6 @@ from drivers.opcua.certs import (
 from drivers.opcua.codec import Converter, deadband_raw, encode, quality_of
 from drivers.opcua.config import OpcUaBus, OpcUaPointConfig, parse_browse_path
 from drivers.opcua.resolve import qualified_path
-from edge.model import Quality, Reason
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ import math
 import random
 from collections.abc import Callable
 
+from core.model import Quality, Reason
 from drivers.serial_line.config import ChecksumConfig, LineFormat, SerialLinePointConfig
 from drivers.serial_line.parser import LineParser, LineSplitter, LineStatus, checksum_text
-from edge.model import Quality, Reason
 
 LINES = 100_000
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from core.model import Quality, Reason
 from drivers.serial_line.config import ChecksumConfig, LineFormat, SerialLinePointConfig
 from drivers.serial_line.parser import (
     LineParser,
@@ -15,7 +16,6 @@ from drivers.serial_line.parser import (
     checksum_text,
     compute_checksum,
 )
-from edge.model import Quality, Reason
 
 WQ_PATTERN = r"T=(?P<turbidity>\S+?)NTU\s+CL=(?P<chlorine>\S+)\s+PH=(?P<ph>\S+)"
 

@@ -11,7 +11,7 @@ with what a running gateway needs:
   and their outcome comes back as ``command_result``: ``verified`` when the read-back equals
   the value, ``written`` for a point without read-back, ``failed`` otherwise;
 * every alarm transition and linkage audit step becomes an ``Event`` in the outbox's event
-  lane, and a row of the alarm history or linkage log (``edge.rules_store``), for the
+  lane, and a row of the alarm history or linkage log (``edge.rules_host.store``), for the
   dashboard's search, CSV export and statistics;
 * the engine's snapshot is committed to SQLite, in the same transaction as those rows,
   whenever the state changed; an operator action returns only once it is durable. After a
@@ -37,13 +37,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
+from core.errors import DeviceError, StorageError, TransportError
+from core.model import Event, Sample, Value
 from edge.alarm_api import AlarmUpdate
 from edge.config.site import Site
-from edge.errors import DeviceError, StorageError, TransportError
-from edge.model import Event, Sample, Value
-from edge.rules_site import compile_site_rules, point_targets
-from edge.rules_store import RulesStore, history_row, linkage_dict, linkage_row
-from edge.rules_views import linkage_rule_rows, per_day, utc_offset_s
+from edge.rules_host.site import compile_site_rules, point_targets
+from edge.rules_host.store import RulesStore, history_row, linkage_dict, linkage_row
+from edge.rules_host.views import linkage_rule_rows, per_day, utc_offset_s
 from rules import Command, CommandResult, RulesEngine, restore, snapshot
 
 if TYPE_CHECKING:

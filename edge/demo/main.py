@@ -8,14 +8,14 @@
 In order, each step waiting until the previous part really answers:
 
 1. credentials (private CA, broker certificate, central's and the gateway's broker credentials,
-   the gateway's Ed25519 signing key; ``edge.demo_pki``), reused on later runs;
+   the gateway's Ed25519 signing key; ``edge.demo.pki``), reused on later runs;
 2. Mosquitto with the project's own configuration (``cloud_sync.broker_config``), TLS only;
 3. the simulators for every device of the site (``gatehouse simulate``);
 4. central (``gatehouse central``) with the gateway enrolled and an API token;
 5. the gateway (``gatehouse run``) on a derived copy of the site file with ``uplink:`` and
-   ``dashboard:`` sections (``edge.demo_site``);
+   ``dashboard:`` sections (``edge.demo.site``);
 6. a check that central's REST API shows the gateway online with values; then the URLs, the
-   token and what to try are printed (``edge.demo_report``).
+   token and what to try are printed (``edge.demo.report``).
 
 Ctrl-C or SIGTERM stops every child (gateway first, broker last) and waits for each; with
 ``--duration`` the demo stops by itself, which is how its test runs it. Exit codes: 0 after a
@@ -43,12 +43,12 @@ import structlog
 from cloud_sync.broker_config import BrokerConfigError, write_broker_config
 from cloud_sync.certs import PkiError
 from cloud_sync.errors import KeyFileError
-from edge.demo_layout import DemoPaths, DemoPorts, PortSpecError, busy_ports, plan_ports
-from edge.demo_pki import DemoCredentials, ensure_api_token, ensure_credentials
-from edge.demo_procs import Child, ChildExited, probe_http, probe_tcp, probe_tls, wait_ready
-from edge.demo_report import DemoSummary, render_summary
-from edge.demo_site import DemoSiteError, SourceSite, read_source_site, write_central_yaml, write_derived_site
-from edge.errors import ConfigError
+from core.errors import ConfigError
+from edge.demo.layout import DemoPaths, DemoPorts, PortSpecError, busy_ports, plan_ports
+from edge.demo.pki import DemoCredentials, ensure_api_token, ensure_credentials
+from edge.demo.procs import Child, ChildExited, probe_http, probe_tcp, probe_tls, wait_ready
+from edge.demo.report import DemoSummary, render_summary
+from edge.demo.site import DemoSiteError, SourceSite, read_source_site, write_central_yaml, write_derived_site
 
 __all__ = ["DemoOptions", "main", "run_demo"]
 
@@ -415,7 +415,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         duration_s=args.duration,
     )
     return asyncio.run(run_demo(options))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from core.errors import ConfigProblem
 from edge.config.checks import Issue, Loc
 from edge.config.site import Site
-from edge.errors import ConfigProblem
 from rules import CompiledRules, PointRules, RuleProblem, RulesError, compile_rules
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """The shared vocabulary every layer may import: point ids, samples, quality and the clock.
 
 This module is deliberately tiny and dependency-free: drivers, rules, cloud_sync and the
-simulators all import it, so nothing here may import the rest of ``edge``.
+simulators all import it, so nothing here may import the rest of the project.
 """
 
 from __future__ import annotations

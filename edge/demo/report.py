@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.demo_layout import DemoPaths, DemoPorts
+from edge.demo.layout import DemoPaths, DemoPorts
 
 __all__ = ["DemoSummary", "gatehouse_command", "render_summary"]
 

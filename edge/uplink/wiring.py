@@ -43,10 +43,10 @@ from cloud_sync.errors import KeyFileError
 from cloud_sync.keys import load_public_keys
 from cloud_sync.ports import BatchStore
 from cloud_sync.uplink import EventSink, Uplink, UplinkConfig
+from core.errors import ConfigError, ConfigProblem
+from core.model import Event
 from edge.config.checks import Issue, issues_from_validation
 from edge.config.site import Site
-from edge.errors import ConfigError, ConfigProblem
-from edge.model import Event
 
 __all__ = ["FILE_KEYS", "check_uplink", "enter_uplink", "uplink_config"]
 

@@ -13,7 +13,7 @@ boundary (``raise ... from exc``) so that callers never see pymodbus, paho or sq
     └── StorageError           the outbox could not do what was asked
         └── QuotaExceeded      the disk quota is full of events; telemetry is refused
 
-Like ``edge.model`` this module imports nothing else of ``edge``: every layer may use it.
+Like ``core.model`` this module imports nothing else of the project: every layer may use it.
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ from typing import Any
 
 import structlog
 
-from edge.errors import StorageError
-from edge.model import Event
+from core.errors import StorageError
+from core.model import Event
 
 __all__ = ["RulesStore", "history_row", "linkage_dict", "linkage_row"]
 
