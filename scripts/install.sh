@@ -70,9 +70,9 @@ release_name() {
   local rev=""
   if git -C "$src" rev-parse --short HEAD >/dev/null 2>&1; then
     rev="g$(git -C "$src" rev-parse --short HEAD)"
-    git -C "$src" diff --quiet HEAD -- edge drivers cloud_sync rules simulators config 2>/dev/null || rev="$rev.dirty"
+    git -C "$src" diff --quiet HEAD -- core edge drivers cloud_sync rules simulators config 2>/dev/null || rev="$rev.dirty"
   else
-    rev="h$(tar -C "$src" -cf - edge drivers cloud_sync rules simulators config pyproject.toml 2>/dev/null | sha256sum | cut -c1-10)"
+    rev="h$(tar -C "$src" -cf - core edge drivers cloud_sync rules simulators config pyproject.toml 2>/dev/null | sha256sum | cut -c1-10)"
   fi
   printf '%s+%s' "$version" "$rev"
 }
@@ -108,7 +108,7 @@ build_release() {  # build_release SRC NAME — idempotent: a complete release i
   install -d "$tmp/src"
   say "copying the sources of $name"
   tar -C "$src" -cf - --exclude=__pycache__ --exclude='*.egg-info' \
-    pyproject.toml README.md edge drivers cloud_sync rules simulators config docs systemd scripts \
+    pyproject.toml README.md core edge drivers cloud_sync rules simulators config docs systemd scripts \
     | tar -C "$tmp/src" -xf -
   say "creating the venv of $name"
   "$PY" -m venv "$tmp/venv"

@@ -1,7 +1,7 @@
-"""``python -m edge.demo``: see ``edge.demo.main``."""
+"""``python -m edge.demo``: see ``edge.demo.command``."""
 
 import sys
 
-from edge.demo.main import main
+from edge.demo.command import main
 
 sys.exit(main())

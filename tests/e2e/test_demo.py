@@ -276,7 +276,7 @@ def test_missing_mosquitto_is_a_clear_error(tmp_path: Path) -> None:
 def test_no_mosquitto_anywhere_says_how_to_install_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from edge import demo
+    from edge.demo import command as demo
 
     monkeypatch.delenv("GATEHOUSE_MOSQUITTO", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
