@@ -21,6 +21,7 @@ from collections.abc import Callable
 import structlog
 
 from core.errors import ConnectionLost
+from drivers.serial_open import open_serial
 
 __all__ = ["ByteTransport", "SerialPortTransport", "TcpStreamTransport"]
 
@@ -122,20 +123,13 @@ class SerialPortTransport(ByteTransport):
         self._fd = -1
 
     async def open(self) -> None:
-        import serial  # here: ``gatehouse check`` never needs pyserial
-
-        try:
-            port = serial.Serial(
-                self.port,
-                baudrate=self.baudrate,
-                parity=self.parity,
-                stopbits=self.stopbits,
-                bytesize=self.bytesize,
-                timeout=0,
-                exclusive=True,
-            )
-        except (serial.SerialException, OSError, ValueError) as exc:
-            raise ConnectionLost(f"cannot open {self.port}: {exc}") from exc
+        port = open_serial(
+            self.port,
+            baudrate=self.baudrate,
+            bytesize=self.bytesize,
+            parity=self.parity,
+            stopbits=self.stopbits,
+        )
         if self.rs485:
             self._set_rs485(port)
         self._serial = port

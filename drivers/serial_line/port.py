@@ -34,6 +34,7 @@ from core.errors import ConnectionLost, DeviceTimeout
 from core.model import Clock, Event, SystemClock
 from drivers.serial_line.config import SerialLineBus
 from drivers.serial_line.parser import LineSplitter
+from drivers.serial_open import open_serial
 
 __all__ = ["PortListener", "PortStats", "SerialLinePort"]
 
@@ -305,18 +306,16 @@ class SerialLinePort:
         self._lost.clear()
         bus = self.bus
         try:
-            port = serial.Serial(
+            port = open_serial(
                 bus.port,
                 baudrate=bus.baudrate,
                 bytesize=bus.bytesize,
                 parity=bus.parity,
                 stopbits=bus.stopbits,
-                timeout=0,
-                exclusive=True,
             )
-        except (serial.SerialException, OSError, ValueError) as exc:
-            self._error = f"cannot open {bus.port}: {exc}"
-            raise ConnectionLost(self._error) from exc
+        except ConnectionLost as exc:
+            self._error = str(exc)
+            raise
         fd = port.fileno()
         os.set_blocking(fd, False)
         self._serial = port
