@@ -31,6 +31,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge.config.checks import Issue, issues_from_validation
+from edge.deleted_devices import deleted_devices
 
 __all__ = [
     "RetentionPolicy",
@@ -90,8 +91,6 @@ def passage_prefixes(site: Any, policy: RetentionPolicy) -> tuple[str, ...]:
 
 
 def _deleted(site: Any) -> dict[str, float]:
-    from edge.dashboard.routes_devices import deleted_devices
-
     return deleted_devices(Path(site.data_dir))
 
 

@@ -20,7 +20,8 @@ servers, so a scenario never races a request half-way through.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Mapping
+from typing import Annotated, Any, Protocol
 
 import structlog
 from fastapi import Body, FastAPI, HTTPException
@@ -29,14 +30,23 @@ from core.model import Value
 from simulators import scenarios
 from simulators.device import SimulatedDevice
 from simulators.models import UnknownScenario
-from simulators.protocol_sims import ProtocolDevice
-
-if TYPE_CHECKING:
-    from simulators.runner import SimulationRunner
+from simulators.protocol_sims import ProtocolDevice, ProtocolSims
 
 __all__ = ["build_app"]
 
 _LOG = structlog.get_logger(__name__)
+
+
+class SimulatorHost(Protocol):
+    """What the control API reads from the simulation it controls (``SimulationRunner``); named
+    here so that the runner, which serves this API, is the only one of the two that imports the
+    other."""
+
+    @property
+    def devices(self) -> Mapping[str, SimulatedDevice]: ...
+
+    @property
+    def protocol(self) -> ProtocolSims: ...
 
 
 def _json_value(value: Value) -> Value:
@@ -59,7 +69,7 @@ def _protocol_summary(device: ProtocolDevice) -> dict[str, Any]:
     return {"id": device.id, "family": device.family, "profile": device.profile_id, **device.meta}
 
 
-def build_app(runner: SimulationRunner) -> FastAPI:
+def build_app(runner: SimulatorHost) -> FastAPI:
     app = FastAPI(title="Gatehouse simulators", version="1")
 
     def lookup(device_id: str) -> SimulatedDevice:

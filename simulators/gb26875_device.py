@@ -14,9 +14,9 @@ Observations: ``confirmed`` (serials the centre confirmed), ``denied``, ``clock_
 Zones: zone N is smoke detectors (type 42) at addresses (N-1)*64+1 .. N*64 and one manual
 call point (type 23) at 1000+N, unless a layout is given.
 
-CLI: ``python -m simulators.gb26875_device --connect 127.0.0.1:PORT --scenario fire:5``
-(``--serial /dev/pts/N`` instead of ``--connect``); ``simulators.gb26875_scenarios`` has the
-scenarios.
+CLI: ``python -m simulators.gb26875_scenarios --connect 127.0.0.1:PORT --scenario fire:5``
+(``--serial /dev/pts/N`` instead of ``--connect``); that module holds the scenarios and the
+command line, so this one stays the device alone.
 """
 
 from __future__ import annotations
@@ -378,9 +378,3 @@ class TransmissionDevice:
             self.faults.bad_checksums -= 1
             raw = raw[:-3] + bytes(((raw[-3] + 1) & 0xFF,)) + raw[-2:]
         await link.send(raw)
-
-
-if __name__ == "__main__":
-    from simulators.gb26875_scenarios import main
-
-    raise SystemExit(main())

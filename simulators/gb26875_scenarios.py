@@ -12,7 +12,7 @@ A scenario is a step list written ``NAME[:ARG]``, run in order::
     drift:60      pressure (pump 91/1, MPa x0.1) and tank level (92/1, m x0.01) drifting for 60 s
     wait:2        pause 2 s
 
-``python -m simulators.gb26875_device --connect 127.0.0.1:5000 --scenario fire:5 wait:5 reset``
+``python -m simulators.gb26875_scenarios --connect 127.0.0.1:5000 --scenario fire:5 wait:5 reset``
 (``--serial /dev/pts/N`` instead of ``--connect``). After the steps the device stays connected,
 sending heartbeats, until interrupted.
 """
@@ -78,7 +78,7 @@ async def _drift(device: TransmissionDevice, seconds: float) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m simulators.gb26875_device", description=__doc__.split("\n")[0]
+        prog="python -m simulators.gb26875_scenarios", description=__doc__.split("\n")[0]
     )
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--connect", metavar="HOST:PORT", help="the gateway's gb26875 server")

@@ -14,11 +14,11 @@ from drivers.modbus.config import (
     ModbusDeviceConfig,
     ModbusPointConfig,
     ModbusProfile,
-    ModbusProfileDefaults,
     ModbusRtuBus,
     ModbusRtuTcpBus,
     ModbusTcpBus,
 )
+from drivers.modbus.driver_factory import modbus_device, read_limits
 from drivers.modbus.types import DataType, Table
 from drivers.registry import BusContext, BusDriver, DeviceSpec, Finding, Protocol_, register
 
@@ -120,37 +120,6 @@ def _check_devices(devices: Sequence[DeviceSpec]) -> list[tuple[int, Finding]]:
 def _serial_resource(bus: BusBase) -> tuple[str, str] | None:
     port = getattr(bus, "port", None)
     return ("port", f"serial port {port}") if isinstance(port, str) else None
-
-
-def read_limits(device: DeviceSpec) -> dict[str, int]:
-    """Effective read sizes of a device: its own setting, else its profile's default."""
-    config = cast("ModbusDeviceConfig", device.config)
-    defaults = device.defaults
-    if not isinstance(defaults, ModbusProfileDefaults):
-        defaults = ModbusProfileDefaults()
-    return {
-        "max_registers_per_read": config.max_registers_per_read or defaults.max_registers_per_read,
-        "max_bits_per_read": config.max_bits_per_read or defaults.max_bits_per_read,
-        "max_gap": defaults.max_gap if config.max_gap is None else config.max_gap,
-    }
-
-
-def modbus_device(device: DeviceSpec, link: object) -> Driver:
-    """The ``ModbusDevice`` driver of one resolved device on ``link``."""
-    from drivers.modbus.device import ModbusDevice, ModbusLink
-
-    config = cast("ModbusDeviceConfig", device.config)
-    limits = read_limits(device)
-    return ModbusDevice(
-        device.id,
-        config.unit,
-        cast("ModbusLink", link),
-        cast("Sequence[ModbusPointConfig]", device.points),
-        poll_interval_s=device.poll_interval_s,
-        max_registers=limits["max_registers_per_read"],
-        max_bits=limits["max_bits_per_read"],
-        max_gap=limits["max_gap"],
-    )
 
 
 @contextlib.asynccontextmanager

@@ -16,6 +16,7 @@ from typing import cast
 
 from drivers.base import Driver
 from drivers.config_base import BusBase
+from drivers.modbus.driver_factory import modbus_device
 from drivers.modbus.serial_port import ByteTransport, SerialPortTransport, TcpStreamTransport
 from drivers.modbus.serial_scheduler import ASCII, RTU, LineTiming, SerialScheduler, UnitPolicy
 from drivers.modbus.types import Table
@@ -81,8 +82,6 @@ async def open_serial_bus(
     bus: BusBase, devices: Sequence[DeviceSpec], ctx: BusContext
 ) -> AsyncIterator[Mapping[str, Driver]]:
     """Open the bus's one scheduler and yield a ``ModbusDevice`` per device on it."""
-    from drivers.modbus.plugin import modbus_device
-
     scheduler = build_scheduler(bus, devices, ctx)
     await scheduler.start()
     try:

@@ -18,18 +18,13 @@ A problem is never raised on its own: ``load_site`` collects them all and raises
 
 from __future__ import annotations
 
-import datetime
 import difflib
-import importlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import structlog
 from pydantic import TypeAdapter, ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from core.errors import ConfigError, ConfigProblem
 from drivers.config_base import BusBase, DeviceBase, ProfileBase
@@ -47,150 +42,18 @@ from edge.config.checks import (
 from edge.config.models import BusConfig, SiteConfig
 from edge.config.profiles import BUNDLED_PROFILES, ProfileLibrary, merge_points, resolve_device
 from edge.config.site import ResolvedDevice, Site
+from edge.config.yaml_doc import YamlDocument, format_loc, read_yaml
+from edge.dashboard.config import check_dashboard
+from edge.retention import check_retention
+from edge.rules_host.site import rule_config_problems
+from edge.site_zones import check_zones
+from edge.uplink.wiring import check_uplink
 
 __all__ = ["BUNDLED_PROFILES", "YamlDocument", "format_loc", "load_profile", "load_site", "read_yaml"]
 
 _LOG = structlog.get_logger(__name__)
 
 _BUS_ADAPTER: TypeAdapter[BusBase] = TypeAdapter(BusConfig)
-_UNPARSED: Any = object()
-
-
-def format_loc(loc: Loc) -> str:
-    """``("devices", 3, "points", 0, "address")`` -> ``devices[3].points[0].address``."""
-    text = ""
-    for step in loc:
-        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else str(step))
-    return text or "(top level)"
-
-
-class YamlDocument:
-    """One YAML file: the data as plain Python values (what pydantic validates) and, on demand,
-    the round-trip tree that knows the position of every node.
-
-    The round-trip parser is pure Python and several times slower than the C-accelerated safe
-    parser, so a clean file is read only by the fast one; the tree is built the first time a
-    position is asked for, that is, only when there is a problem to locate.
-    """
-
-    __slots__ = ("_tree", "data", "file", "text")
-
-    def __init__(self, file: str, text: str, data: Any, tree: Any = _UNPARSED) -> None:
-        self.file = file
-        self.text = text
-        self.data = data
-        self._tree = tree
-
-    @property
-    def tree(self) -> Any:
-        if self._tree is _UNPARSED:
-            try:
-                self._tree = YAML(typ="rt", pure=True).load(self.text)
-            except YAMLError:
-                # The fast parser accepted the text; without a tree, positions fall back to 1:1.
-                _LOG.warning("round_trip_parse_failed", file=self.file)
-                self._tree = None
-        return self._tree
-
-    def position(self, loc: Loc, *, at_key: bool = False) -> tuple[int, int]:
-        """1-based line and column of the node at ``loc``.
-
-        Walks as deep as the file goes: for a key that is missing, that is the mapping that
-        lacks it. A value is located at the value (``address: -1`` points at ``-1``) except
-        when ``at_key`` asks for the key, or the value is empty and so has no position.
-        """
-        node = self.tree
-        line, col = (node.lc.line, node.lc.col) if isinstance(node, CommentedMap | CommentedSeq) else (0, 0)
-        for n, step in enumerate(loc):
-            last = n == len(loc) - 1
-            try:
-                if isinstance(node, CommentedMap) and step in node:
-                    child = node[step]
-                    use_key = (last and at_key) or child is None
-                    line, col = node.lc.key(step) if use_key else node.lc.value(step)
-                    node = child
-                    continue
-                if isinstance(node, CommentedSeq) and isinstance(step, int) and 0 <= step < len(node):
-                    line, col = node.lc.item(step)
-                    node = node[step]
-                    continue
-            except (KeyError, IndexError, TypeError):
-                # Keys merged in from an anchor (``<<: *x``) have no position of their own.
-                pass
-            if isinstance(node, CommentedMap | CommentedSeq):
-                line, col = node.lc.line, node.lc.col
-            break
-        return line + 1, col + 1
-
-    def problem(self, issue: Issue) -> ConfigProblem:
-        line, col = self.position(issue.loc, at_key=issue.at_key)
-        return ConfigProblem(self.file, line, col, format_loc(issue.loc), issue.message)
-
-
-def read_yaml(path: Path) -> YamlDocument:
-    """Parse one YAML file. Raises ``OSError`` if it cannot be read and ``ConfigError`` (with
-    the parser's own position) if it is not valid YAML: bad indentation, a tab, a duplicate key."""
-    raw = path.read_bytes()
-    file = str(path)
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError(
-            [ConfigProblem(file, line, 1, "(file)", "not UTF-8 text; save the file as UTF-8")]
-        ) from exc
-    try:
-        # typ="safe" uses libyaml's parser when ruamel.yaml.clib is installed, else pure Python.
-        data = YAML(typ="safe").load(text)
-    except YAMLError:
-        # Parse again in round-trip mode: its errors carry the marks and wording we report.
-        pass
-    else:
-        return YamlDocument(file, text, _plain(data))
-    try:
-        tree = YAML(typ="rt", pure=True).load(text)
-    except MarkedYAMLError as exc:
-        raise ConfigError([_syntax_problem(file, exc)]) from exc
-    except YAMLError as exc:
-        raise ConfigError([ConfigProblem(file, 1, 1, "(file)", f"not valid YAML: {exc}")]) from exc
-    return YamlDocument(file, text, _plain(tree), tree)
-
-
-def _syntax_problem(file: str, exc: MarkedYAMLError) -> ConfigProblem:
-    mark = exc.problem_mark or exc.context_mark
-    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-    problem = str(exc.problem or exc.context or "invalid YAML")
-    if "'\\t'" in problem:
-        message = "a tab character: indent YAML with spaces only"
-    elif "duplicate key" in problem:
-        message = problem.removeprefix("found ")
-    elif "mapping values are not allowed" in problem or "expected <block end>" in problem:
-        message = "bad indentation or a missing ':': this line does not line up with the keys above it"
-    else:
-        message = f"not valid YAML: {problem}"
-        if exc.context:
-            message += f" ({exc.context})"
-    return ConfigProblem(file, line, col, "(syntax)", message)
-
-
-def _plain(node: Any) -> Any:
-    """The round-trip tree as plain dicts, lists and scalars, so pydantic sees ordinary types
-    (ruamel's ScalarFloat, HexInt or TimeStamp subclasses would otherwise leak through)."""
-    if isinstance(node, Mapping):
-        return {_plain(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    if isinstance(node, bool) or node is None:
-        return node
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    if isinstance(node, str):
-        return str(node)
-    if isinstance(node, datetime.date):
-        return node.isoformat()
-    return str(node)
 
 
 def load_profile(path: Path, *, expect_id: str | None = None) -> ProfileBase:
@@ -270,7 +133,7 @@ def load_site(path: Path, *, profile_dirs: Sequence[Path] = ()) -> Site:
     issues.extend(_uplink_issues(path, data))
     issues.extend(_dashboard_issues(path, data))
     issues.extend(_zones_issues(path, data))
-    issues.extend(importlib.import_module("edge.retention").check_retention(data.get("retention")))
+    issues.extend(check_retention(data.get("retention")))
 
     problems = _sorted([doc.problem(i) for i in issues], first=doc.file) + _sorted(library.problems)
     if problems or config is None:
@@ -278,9 +141,6 @@ def load_site(path: Path, *, profile_dirs: Sequence[Path] = ()) -> Site:
     # The site's devices as their bus types' models, in file order (model_copy: validated).
     config = config.model_copy(update={"devices": [device for _, device in devices]})
     site = Site(config, path, tuple(e.device for e in entries), library.loaded)
-    # Alarm definitions and linkage rules are compiled by the rules package (edge.rules_host.site).
-    from edge.rules_host.site import rule_config_problems
-
     rule_problems = rule_config_problems(site, doc, library.find)
     if rule_problems:
         raise ConfigError(rule_problems)
@@ -289,8 +149,6 @@ def load_site(path: Path, *, profile_dirs: Sequence[Path] = ()) -> Site:
 
 def _uplink_issues(path: Path, data: dict[Any, Any]) -> list[Issue]:
     """The ``uplink:`` section is validated by its owner (``edge.uplink.wiring``)."""
-    from edge.uplink.wiring import check_uplink
-
     raw, gateway = data.get("uplink"), data.get("gateway")
     if not isinstance(raw, dict):
         return []  # absent, or already reported as not a mapping
@@ -300,8 +158,6 @@ def _uplink_issues(path: Path, data: dict[Any, Any]) -> list[Issue]:
 
 def _dashboard_issues(path: Path, data: dict[Any, Any]) -> list[Issue]:
     """The ``dashboard:`` section is validated by its owner (``edge.dashboard.config``)."""
-    from edge.dashboard.config import check_dashboard
-
     raw = data.get("dashboard")
     if not isinstance(raw, dict):
         return []  # absent, or already reported as not a mapping
@@ -310,8 +166,6 @@ def _dashboard_issues(path: Path, data: dict[Any, Any]) -> list[Issue]:
 
 def _zones_issues(path: Path, data: dict[Any, Any]) -> list[Issue]:
     """The ``zones:`` section is validated by its owner (``edge.site_zones``)."""
-    from edge.site_zones import check_zones
-
     raw = data.get("zones")
     if raw is None:
         return []

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from core.errors import ConfigError, ConfigProblem
 from edge.config.checks import Issue, issues_from_validation
 from edge.config.site import Site
+from edge.config.yaml_doc import format_loc, read_yaml
 
 __all__ = ["DashboardConfig", "check_dashboard", "dashboard_config"]
 
@@ -160,9 +161,6 @@ def dashboard_config(raw: Mapping[str, Any], site: Site) -> DashboardConfig:
 
 
 def locate(issues: list[Issue], path: Path) -> list[ConfigProblem]:
-    # Imported here: edge.config.loader is heavy and only needed when something is wrong.
-    from edge.config.loader import format_loc, read_yaml
-
     try:
         doc = read_yaml(path)
     except (OSError, ConfigError):

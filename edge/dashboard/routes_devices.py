@@ -17,7 +17,6 @@ can then say what runs now, not only that a reload was asked for.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import tempfile
 import time
@@ -33,14 +32,14 @@ from ruamel.yaml import YAML
 from core.errors import ConfigError
 from edge.dashboard.auth import ApiError, Caller, audit, require
 from edge.dashboard.context import DashboardContext, get_context
+from edge.deleted_devices import deleted_devices, record_deleted
 from edge.site_io import export_site_file
 
-__all__ = ["DELETED_FILE", "deleted_devices", "router"]
+__all__ = ["router"]
 
 _LOG = structlog.get_logger(__name__)
 router = APIRouter(prefix="/api/admin/devices")
 Ctx = Annotated[DashboardContext, Depends(get_context)]
-DELETED_FILE = "deleted-devices.json"
 _LOCK = asyncio.Lock()
 # How long the batch answer waits for the gateway to run the new site; a reload of a large site
 # rebuilds every bus. After that the answer says the reload is still under way.
@@ -52,27 +51,6 @@ class Batch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     action: Literal["disable", "enable", "delete"]
     devices: list[str] = Field(min_length=1, max_length=10_000)
-
-
-def deleted_devices(data_dir: Path) -> dict[str, float]:
-    """Device id → when it was deleted (wall seconds), for ``edge.retention``."""
-    try:
-        raw = json.loads((data_dir / DELETED_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        _LOG.warning("deleted-devices record unreadable", error=str(exc))
-        return {}
-    return {str(k): float(v) for k, v in raw.items()}
-
-
-def _record_deleted(data_dir: Path, ids: list[str], now: float) -> None:
-    record = deleted_devices(data_dir)
-    for device in ids:
-        record.setdefault(device, now)
-    tmp = data_dir / (DELETED_FILE + ".tmp")
-    tmp.write_text(json.dumps(record, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, data_dir / DELETED_FILE)
 
 
 def _yaml() -> YAML:
@@ -161,7 +139,7 @@ async def batch(
             audit(ctx, request, caller.user.username, f"device_{body.action}", target, "refused", problems[0])
             raise ApiError(409, "invalid_site", problems=problems)
         if body.action == "delete":
-            await asyncio.to_thread(_record_deleted, site.data_dir, sorted(ids), time.time())
+            await asyncio.to_thread(record_deleted, site.data_dir, sorted(ids), time.time())
         audit(
             ctx, request, caller.user.username, f"device_{body.action}", target, "ok", f"{len(ids)} devices"
         )

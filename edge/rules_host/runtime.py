@@ -33,7 +33,7 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import structlog
 
@@ -41,13 +41,11 @@ from core.errors import DeviceError, StorageError, TransportError
 from core.model import Event, Sample, Value
 from edge.alarm_api import AlarmUpdate
 from edge.config.site import Site
+from edge.rules_host.host import RulesGateway
 from edge.rules_host.site import compile_site_rules, point_targets
 from edge.rules_host.store import RulesStore, history_row, linkage_dict, linkage_row
 from edge.rules_host.views import linkage_rule_rows, per_day, utc_offset_s
 from rules import Command, CommandResult, RulesEngine, restore, snapshot
-
-if TYPE_CHECKING:
-    from edge.app import Gateway
 
 __all__ = ["RulesRuntime", "enter_rules"]
 
@@ -59,7 +57,7 @@ _IDLE_SNAPSHOT_S = 60.0  # values that changed without any transition are saved 
 _RETRY_MAX_S = 5.0
 
 
-async def enter_rules(stack: AsyncExitStack, gateway: Gateway) -> RulesRuntime:
+async def enter_rules(stack: AsyncExitStack, gateway: RulesGateway) -> RulesRuntime:
     """Start the rules runtime for ``gateway``; it stops when ``stack`` closes."""
     return await stack.enter_async_context(RulesRuntime(gateway))
 
@@ -75,7 +73,7 @@ class _Batch:
 class RulesRuntime:
     """The engine, its store and its tasks. Everything runs on the gateway's event loop."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: RulesGateway) -> None:
         self._gateway = gateway
         self._clock = gateway.clock
         self.site: Site = gateway.site

@@ -12,17 +12,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import structlog
 
 from core.errors import ConfigProblem
 from edge.config.checks import Issue, Loc
 from edge.config.site import Site
+from edge.config.yaml_doc import YamlDocument, read_yaml
+from edge.site_zones import zone_reference_issues
 from rules import CompiledRules, PointRules, RuleProblem, RulesError, compile_rules
-
-if TYPE_CHECKING:
-    from edge.config.loader import YamlDocument
 
 __all__ = [
     "compile_site_rules",
@@ -162,8 +160,6 @@ def rule_config_problems(
     YAML scalar's position (one more column for a quoted scalar), so an installer is sent to
     the exact character.
     """
-    from edge.site_zones import zone_reference_issues
-
     zone_problems = [doc.problem(issue) for issue in zone_reference_issues(site)]
     zone_problems += [doc.problem(issue) for issue in priority_step_issues(site)]
     try:
@@ -172,8 +168,6 @@ def rule_config_problems(
         problems = exc.problems
     else:
         return zone_problems
-    from edge.config.loader import read_yaml  # the loader imports this module lazily too
-
     profile_docs: dict[str, YamlDocument | None] = {}
     out: list[ConfigProblem] = []
     for issue, problem, profile_id in rule_issues(site, problems):

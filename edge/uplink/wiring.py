@@ -47,6 +47,7 @@ from core.errors import ConfigError, ConfigProblem
 from core.model import Event
 from edge.config.checks import Issue, issues_from_validation
 from edge.config.site import Site
+from edge.config.yaml_doc import format_loc, read_yaml
 
 __all__ = ["FILE_KEYS", "check_uplink", "enter_uplink", "uplink_config"]
 
@@ -118,9 +119,6 @@ def uplink_config(raw: Mapping[str, Any], site: Site) -> UplinkConfig:
 
 
 def _locate(issues: list[Issue], path: Path) -> list[ConfigProblem]:
-    # Imported here: the loader imports this module for `gatehouse check`.
-    from edge.config.loader import format_loc, read_yaml
-
     try:
         doc = read_yaml(path)
     except (OSError, ConfigError):

@@ -1,0 +1,167 @@
+"""One YAML file with the position of every node, so a problem can be reported as
+``site.yaml:12:7: devices[3].unit: ...``.
+
+Round-trip parsing (which keeps positions) is pure Python and several times slower than the
+libyaml-backed safe parser, so a file is read with the fast parser and the round-trip tree is
+built only when a position is first asked for, that is, only when there is a problem to locate.
+
+This module sits below the loader and below every section owner (the uplink, the dashboard,
+the rules host), which all read YAML with positions; none of them needs the loader itself.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from core.errors import ConfigError, ConfigProblem
+from edge.config.checks import Issue, Loc
+
+__all__ = ["YamlDocument", "format_loc", "plain", "read_yaml"]
+
+_LOG = structlog.get_logger(__name__)
+_UNPARSED: Any = object()
+
+
+def format_loc(loc: Loc) -> str:
+    """``("devices", 3, "points", 0, "address")`` -> ``devices[3].points[0].address``."""
+    text = ""
+    for step in loc:
+        text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else str(step))
+    return text or "(top level)"
+
+
+class YamlDocument:
+    """One YAML file: the data as plain Python values (what pydantic validates) and, on demand,
+    the round-trip tree that knows the position of every node.
+
+    The round-trip parser is pure Python and several times slower than the C-accelerated safe
+    parser, so a clean file is read only by the fast one; the tree is built the first time a
+    position is asked for, that is, only when there is a problem to locate.
+    """
+
+    __slots__ = ("_tree", "data", "file", "text")
+
+    def __init__(self, file: str, text: str, data: Any, tree: Any = _UNPARSED) -> None:
+        self.file = file
+        self.text = text
+        self.data = data
+        self._tree = tree
+
+    @property
+    def tree(self) -> Any:
+        if self._tree is _UNPARSED:
+            try:
+                self._tree = YAML(typ="rt", pure=True).load(self.text)
+            except YAMLError:
+                # The fast parser accepted the text; without a tree, positions fall back to 1:1.
+                _LOG.warning("round_trip_parse_failed", file=self.file)
+                self._tree = None
+        return self._tree
+
+    def position(self, loc: Loc, *, at_key: bool = False) -> tuple[int, int]:
+        """1-based line and column of the node at ``loc``.
+
+        Walks as deep as the file goes: for a key that is missing, that is the mapping that
+        lacks it. A value is located at the value (``address: -1`` points at ``-1``) except
+        when ``at_key`` asks for the key, or the value is empty and so has no position.
+        """
+        node = self.tree
+        line, col = (node.lc.line, node.lc.col) if isinstance(node, CommentedMap | CommentedSeq) else (0, 0)
+        for n, step in enumerate(loc):
+            last = n == len(loc) - 1
+            try:
+                if isinstance(node, CommentedMap) and step in node:
+                    child = node[step]
+                    use_key = (last and at_key) or child is None
+                    line, col = node.lc.key(step) if use_key else node.lc.value(step)
+                    node = child
+                    continue
+                if isinstance(node, CommentedSeq) and isinstance(step, int) and 0 <= step < len(node):
+                    line, col = node.lc.item(step)
+                    node = node[step]
+                    continue
+            except (KeyError, IndexError, TypeError):
+                # Keys merged in from an anchor (``<<: *x``) have no position of their own.
+                pass
+            if isinstance(node, CommentedMap | CommentedSeq):
+                line, col = node.lc.line, node.lc.col
+            break
+        return line + 1, col + 1
+
+    def problem(self, issue: Issue) -> ConfigProblem:
+        line, col = self.position(issue.loc, at_key=issue.at_key)
+        return ConfigProblem(self.file, line, col, format_loc(issue.loc), issue.message)
+
+
+def read_yaml(path: Path) -> YamlDocument:
+    """Parse one YAML file. Raises ``OSError`` if it cannot be read and ``ConfigError`` (with
+    the parser's own position) if it is not valid YAML: bad indentation, a tab, a duplicate key."""
+    raw = path.read_bytes()
+    file = str(path)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            [ConfigProblem(file, line, 1, "(file)", "not UTF-8 text; save the file as UTF-8")]
+        ) from exc
+    try:
+        # typ="safe" uses libyaml's parser when ruamel.yaml.clib is installed, else pure Python.
+        data = YAML(typ="safe").load(text)
+    except YAMLError:
+        # Parse again in round-trip mode: its errors carry the marks and wording we report.
+        pass
+    else:
+        return YamlDocument(file, text, plain(data))
+    try:
+        tree = YAML(typ="rt", pure=True).load(text)
+    except MarkedYAMLError as exc:
+        raise ConfigError([_syntax_problem(file, exc)]) from exc
+    except YAMLError as exc:
+        raise ConfigError([ConfigProblem(file, 1, 1, "(file)", f"not valid YAML: {exc}")]) from exc
+    return YamlDocument(file, text, plain(tree), tree)
+
+
+def _syntax_problem(file: str, exc: MarkedYAMLError) -> ConfigProblem:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    problem = str(exc.problem or exc.context or "invalid YAML")
+    if "'\\t'" in problem:
+        message = "a tab character: indent YAML with spaces only"
+    elif "duplicate key" in problem:
+        message = problem.removeprefix("found ")
+    elif "mapping values are not allowed" in problem or "expected <block end>" in problem:
+        message = "bad indentation or a missing ':': this line does not line up with the keys above it"
+    else:
+        message = f"not valid YAML: {problem}"
+        if exc.context:
+            message += f" ({exc.context})"
+    return ConfigProblem(file, line, col, "(syntax)", message)
+
+
+def plain(node: Any) -> Any:
+    """The round-trip tree as plain dicts, lists and scalars, so pydantic sees ordinary types
+    (ruamel's ScalarFloat, HexInt or TimeStamp subclasses would otherwise leak through)."""
+    if isinstance(node, Mapping):
+        return {plain(k): plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [plain(v) for v in node]
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, datetime.date):
+        return node.isoformat()
+    return str(node)
