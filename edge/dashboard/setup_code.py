@@ -28,12 +28,14 @@ def _normal(code: str) -> str:
     return "".join(ch for ch in code.upper() if ch.isalnum())
 
 
-def new_setup_code(data_dir: Path) -> str:
-    """A fresh code, written (0600) to the data folder before it is returned."""
+def new_setup_code(data_dir: Path, *, file_name: str = SETUP_CODE_FILE) -> str:
+    """A fresh code, written (0600) to the data folder before it is returned.
+
+    ``file_name``: central's console keeps its own code file (``cloud_sync.central.console``)."""
     raw = "".join(secrets.choice(_ALPHABET) for _ in range(12))
     code = "-".join(raw[i : i + 4] for i in range(0, 12, 4))
     data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / SETUP_CODE_FILE
+    path = data_dir / file_name
     tmp = path.with_name(path.name + ".tmp")
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
@@ -45,16 +47,16 @@ def new_setup_code(data_dir: Path) -> str:
     return code
 
 
-def read_setup_code(data_dir: Path) -> str | None:
+def read_setup_code(data_dir: Path, *, file_name: str = SETUP_CODE_FILE) -> str | None:
     try:
-        return (data_dir / SETUP_CODE_FILE).read_text(encoding="ascii").strip() or None
+        return (data_dir / file_name).read_text(encoding="ascii").strip() or None
     except FileNotFoundError:
         return None
 
 
-def remove_setup_code(data_dir: Path) -> None:
+def remove_setup_code(data_dir: Path, *, file_name: str = SETUP_CODE_FILE) -> None:
     with contextlib.suppress(FileNotFoundError):
-        (data_dir / SETUP_CODE_FILE).unlink()
+        (data_dir / file_name).unlink()
 
 
 def matches(given: str, expected: str | None) -> bool:
