@@ -22,7 +22,11 @@ _ENV = "GATEHOUSE_BACKUP_PASSPHRASE"
 def register(sub: Any) -> None:
     backup: argparse.ArgumentParser = sub.add_parser("backup", help="encrypted online backup of the gateway")
     backup.add_argument("--config", "-c", required=True, type=Path, help="the site file")
-    backup.add_argument("--to", required=True, type=Path, help="folder for the archives")
+    backup.add_argument(
+        "--to",
+        required=True,
+        help="folder for the archives, or s3://BUCKET/PREFIX (credentials: AWS_* variables or ~/.aws)",
+    )
     backup.add_argument("--passphrase-file", type=Path, help=f"file with the passphrase (else ${_ENV})")
     backup.add_argument("--keep", type=int, default=0, help="keep only the newest N archives (0: all)")
     backup.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -31,7 +35,7 @@ def register(sub: Any) -> None:
     restore: argparse.ArgumentParser = sub.add_parser(
         "restore", help="check and restore a backup (the gateway must be stopped)"
     )
-    restore.add_argument("archive", type=Path)
+    restore.add_argument("archive", help="the archive: a file, or s3://BUCKET/KEY")
     restore.add_argument(
         "--data-dir", type=Path, help="where the databases go (default: the site's data_dir)"
     )
@@ -94,7 +98,10 @@ def _logging() -> None:
 
 
 def _backup(args: argparse.Namespace) -> int:
-    from edge.backup import create_backup, rotate
+    import tempfile
+
+    from edge.backup import SUFFIX, create_backup, rotate
+    from edge.backup_remote import S3Target, is_remote
     from edge.config.loader import load_site
 
     _logging()
@@ -102,8 +109,18 @@ def _backup(args: argparse.Namespace) -> int:
     try:
         site = load_site(args.config)
         passphrase = _passphrase(args)
-        path = create_backup(site, args.to, passphrase, progress=_Bar(args.quiet), version=_version())
-        removed = rotate(args.to, args.keep) if args.keep > 0 else []
+        removed: list[Any]
+        if is_remote(args.to):
+            remote = S3Target.parse(args.to)
+            with tempfile.TemporaryDirectory(prefix="gatehouse-backup-") as tmp:
+                bar = _Bar(args.quiet)
+                made = create_backup(site, Path(tmp), passphrase, progress=bar, version=_version())
+                path: Any = remote.upload(made)
+            removed = remote.rotate(args.keep, SUFFIX) if args.keep > 0 else []
+        else:
+            folder = Path(args.to)
+            path = create_backup(site, folder, passphrase, progress=_Bar(args.quiet), version=_version())
+            removed = rotate(folder, args.keep) if args.keep > 0 else []
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -127,25 +144,32 @@ def _data_dir(args: argparse.Namespace) -> Path:
 
 
 def _restore(args: argparse.Namespace) -> int:
+    import contextlib
     import tempfile
 
     from edge.backup import describe, restore_backup, verify
+    from edge.backup_remote import download, is_remote
 
     _logging()
 
     try:
         passphrase = _passphrase(args)
         bar = _Bar(args.quiet)
-        if args.check:
-            with tempfile.TemporaryDirectory(prefix="gatehouse-verify-") as tmp:
-                manifest = verify(args.archive, passphrase, Path(tmp) / "x", bar)
-            print(describe(manifest), end="")
-            print("backup is complete and intact")
-            return 0
-        data_dir = _data_dir(args)
-        result = restore_backup(
-            args.archive, passphrase, data_dir, site_dir=args.site_dir, force=args.force, progress=bar
-        )
+        with contextlib.ExitStack() as stack:
+            archive = Path(args.archive)
+            if is_remote(args.archive):
+                fetched = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gatehouse-fetch-")))
+                archive = download(args.archive, fetched)
+            if args.check:
+                with tempfile.TemporaryDirectory(prefix="gatehouse-verify-") as tmp:
+                    manifest = verify(archive, passphrase, Path(tmp) / "x", bar)
+                print(describe(manifest), end="")
+                print("backup is complete and intact")
+                return 0
+            data_dir = _data_dir(args)
+            result = restore_backup(
+                archive, passphrase, data_dir, site_dir=args.site_dir, force=args.force, progress=bar
+            )
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
