@@ -8,7 +8,9 @@ model a device model declares for its ``points``. No protocol is named here.
 
 Cells: an empty cell is an absent key. A text field holds its text as is; any other value is
 JSON (``502``, ``0.5``, ``true``, ``[1, 2]``, ``{"hi": 3}``), which is also YAML, so nothing is
-lost in a round trip. Import reads UTF-8 (with or without the BOM Excel writes) and GB18030.
+lost in a round trip. A cell a spreadsheet would run as a formula (it starts with ``=``, ``+``,
+``-`` or ``@``) is written with a leading ``'`` and read back without it. Import reads UTF-8
+(with or without the BOM Excel writes) and GB18030.
 
 :func:`import_rows` returns the ``buses`` and ``devices`` lists, or raises ``CsvError`` whose
 problems name the CSV row (1-based, header = row 1) and column, including those the site loader
@@ -31,6 +33,7 @@ from typing import Any
 
 from core.errors import ConfigError, ConfigProblem, GatehouseError
 from drivers.registry import bus_drivers
+from edge.dashboard.csv_cells import safe_cell, unescape_cell
 
 __all__ = [
     "CsvError",
@@ -100,9 +103,11 @@ def _is_text(model: type[Any] | None, key: str) -> bool:
 
 
 def _encode(value: Any) -> str:
+    # A text a spreadsheet would run as a formula (a name typed as ``=HYPERLINK(...)``) is
+    # quoted; the import takes the quote off again (``edge.dashboard.csv_cells``).
     if isinstance(value, str):
-        return value
-    return json.dumps(_plain(value), ensure_ascii=False)
+        return str(safe_cell(value))
+    return str(safe_cell(json.dumps(_plain(value), ensure_ascii=False)))
 
 
 def _plain(value: Any) -> Any:
@@ -126,7 +131,7 @@ def export_rows(buses: Sequence[Any], devices: Sequence[Any]) -> str:
         records.append(row)
         for point in device.get("points") or []:
             p = {str(k): _encode(v) for k, v in point.items()}
-            records.append({**p, "kind": "point", "device": str(device["id"])})
+            records.append({**p, "kind": "point", "device": _encode(str(device["id"]))})
     for record in records:
         for key in record:
             if key not in cols and key not in extra:
@@ -225,7 +230,7 @@ def import_rows(text: str) -> Imported:
         if len(cells) > len(header):
             problems.append(CsvProblem(number, "-", f"{len(cells)} cells but {len(header)} columns"))
             continue
-        row = {h: c for h, c in zip(header, cells, strict=False) if h and c != ""}
+        row = {h: unescape_cell(c) for h, c in zip(header, cells, strict=False) if h and c != ""}
         kind = row.pop("kind", "").strip()
         if kind not in KINDS:
             problems.append(CsvProblem(number, "kind", f"{kind!r}: expected bus, device or point"))

@@ -5,6 +5,11 @@ spreadsheets skip before looking for those) is run as a formula when the export 
 Excel or LibreOffice, so a device name, comment or alarm text typed on the dashboard could make
 the duty officer's PC fetch a URL or run a command. Such cells are prefixed with ``'``, which
 the spreadsheet shows as plain text. Numbers stay numbers: ``-3.5`` cannot be a formula.
+
+A sheet that is read back (``gatehouse import``) needs the escape to be reversible, so a text
+that already starts with quotes before a trigger (``'=x``) gets one more quote too:
+:func:`unescape_cell` removes exactly one quote from a cell that :func:`safe_cell` could have
+written, and ``unescape_cell(safe_cell(s)) == s`` for every text.
 """
 
 from __future__ import annotations
@@ -12,21 +17,35 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["safe_cell", "safe_row"]
+__all__ = ["safe_cell", "safe_row", "unescape_cell"]
 
 _TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def safe_cell(value: Any) -> Any:
-    if not isinstance(value, str) or not value.startswith(_TRIGGERS):
-        return value
+def _is_number(text: str) -> bool:
     try:
-        if math.isfinite(float(value)):
-            return value  # a plain number such as -3.5 or +1e3
+        return math.isfinite(float(text))
     except ValueError:
-        pass
+        return False
+
+
+def _needs_quote(text: str) -> bool:
+    bare = text.lstrip("'")
+    return bare.startswith(_TRIGGERS) and not (bare is text and _is_number(text))
+
+
+def safe_cell(value: Any) -> Any:
+    if not isinstance(value, str) or not _needs_quote(value):
+        return value
     return "'" + value
 
 
 def safe_row(values: list[Any]) -> list[Any]:
     return [safe_cell(v) for v in values]
+
+
+def unescape_cell(cell: str) -> str:
+    """The text :func:`safe_cell` was given for ``cell`` (a cell it left alone comes back as is)."""
+    if cell.startswith("'") and _needs_quote(cell[1:]):
+        return cell[1:]
+    return cell
