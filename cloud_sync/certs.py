@@ -2,12 +2,16 @@
 
 Everything lives under one directory (``PkiLayout``)::
 
-    DIR/ca.crt  ca.key                      the private CA (keep ca.key offline after set-up)
+    DIR/ca.crt  ca.key                      the private CA; ca.key is encrypted with a passphrase
+                                             (PKCS#8, ``create_ca(passphrase=...)``) and best kept
+                                             offline after set-up
     DIR/broker/broker.crt  broker.key       the Mosquitto server certificate (SANs: localhost,
                                              127.0.0.1 and the hostnames given)
     DIR/broker/passwd                        Mosquitto password file (``$7$`` PBKDF2-SHA512 lines)
     DIR/clients/<name>/client.crt  client.key  password
                                              one folder per gateway id, plus ``central``
+    DIR/clients/<name>/dashboard.crt  dashboard.key
+                                             the gateway's LAN dashboard HTTPS certificate
     DIR/central-signing.key  .pub            central's Ed25519 key that signs acks; gateways
                                              pin the .pub (``uplink.central_key``)
 
@@ -18,6 +22,12 @@ because TLS stacks of older brokers and clients still reject them.
 The password file format is Mosquitto 2.x's ``user:$7$ITERATIONS$SALT_B64$HASH_B64`` with a
 12-byte salt and a 64-byte PBKDF2-HMAC-SHA512 hash (checked against ``mosquitto_passwd``'s output),
 so no external tool is needed.
+
+The CA key is the one secret that can mint every other credential of the site, so it is written
+encrypted (PKCS#8 with the best encryption ``cryptography`` offers: AES-256-CBC under a
+PBKDF2-SHA256-derived key) whenever a passphrase is given; ``load_ca`` needs the same passphrase.
+An unencrypted key is still read (older installs, the demo and test PKIs), and
+``protect_ca_key`` encrypts one in place.
 
 Time is passed in (``now``) so that tests can make certificates for any moment.
 """
@@ -48,11 +58,14 @@ __all__ = [
     "ClientCredentials",
     "PkiError",
     "PkiLayout",
+    "ca_key_encrypted",
     "check_password",
     "create_ca",
     "issue_client",
+    "issue_dashboard",
     "issue_server",
     "load_ca",
+    "protect_ca_key",
     "new_password",
     "password_line",
     "set_password",
@@ -107,6 +120,13 @@ class PkiLayout:
     def client_dir(self, name: str) -> Path:
         return self.root / "clients" / name
 
+    def dashboard_cert(self, name: str) -> Path:
+        """The LAN dashboard's HTTPS certificate of gateway ``name``."""
+        return self.client_dir(name) / "dashboard.crt"
+
+    def dashboard_key(self, name: str) -> Path:
+        return self.client_dir(name) / "dashboard.key"
+
     @property
     def central_signing_key(self) -> Path:
         """Central's Ed25519 key for signing acks (stays with central, 0600)."""
@@ -157,12 +177,19 @@ def _write_public(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
+def _key_pem(key: ec.EllipticCurvePrivateKey, passphrase: bytes | None = None) -> bytes:
+    encryption: serialization.KeySerializationEncryption = serialization.NoEncryption()
+    if passphrase is not None:
+        encryption = serialization.BestAvailableEncryption(passphrase)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+
+
+MIN_PASSPHRASE = 8
+
+
+def _check_passphrase(passphrase: bytes | None) -> None:
+    if passphrase is not None and len(passphrase) < MIN_PASSPHRASE:
+        raise PkiError(f"the CA passphrase must have at least {MIN_PASSPHRASE} characters")
 
 
 def _cert_pem(cert: x509.Certificate) -> bytes:
@@ -194,7 +221,10 @@ def create_ca(
     common_name: str = "Gatehouse private CA",
     valid_days: int = 3650,
     overwrite: bool = False,
+    passphrase: bytes | None = None,
 ) -> CertificateAuthority:
+    """A new CA; its key is encrypted with ``passphrase`` (None: written in the clear)."""
+    _check_passphrase(passphrase)
     if layout.ca_cert.exists() and not overwrite:
         raise PkiError(f"{layout.ca_cert} exists; refusing to replace a CA that certificates hang off")
     key = _new_key()
@@ -226,23 +256,52 @@ def create_ca(
         .add_extension(ski, critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write_private(layout.ca_key, _key_pem(key))
+    _write_private(layout.ca_key, _key_pem(key, passphrase))
     _write_public(layout.ca_cert, _cert_pem(cert))
-    _LOG.info("pki.ca_created", path=str(layout.ca_cert))
+    _LOG.info("pki.ca_created", path=str(layout.ca_cert), encrypted=passphrase is not None)
     return CertificateAuthority(cert=cert, key=key)
 
 
-def load_ca(layout: PkiLayout) -> CertificateAuthority:
+def ca_key_encrypted(layout: PkiLayout) -> bool:
+    """True when ``ca.key`` is an encrypted PKCS#8 key (False also when there is none)."""
+    try:
+        return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in layout.ca_key.read_bytes()
+    except FileNotFoundError:
+        return False
+
+
+def load_ca(layout: PkiLayout, *, passphrase: bytes | None = None) -> CertificateAuthority:
+    """The CA; ``passphrase`` is needed when its key is encrypted (and ignored when it is not)."""
+    encrypted = ca_key_encrypted(layout)
+    if encrypted and passphrase is None:
+        raise PkiError(
+            f"{layout.ca_key} is encrypted: give its passphrase (--ca-passphrase-file, "
+            "GATEHOUSE_CA_PASSPHRASE or the prompt)"
+        )
     try:
         cert = x509.load_pem_x509_certificate(layout.ca_cert.read_bytes())
-        key = serialization.load_pem_private_key(layout.ca_key.read_bytes(), password=None)
+        key = serialization.load_pem_private_key(
+            layout.ca_key.read_bytes(), password=passphrase if encrypted else None
+        )
     except FileNotFoundError as exc:
         raise PkiError(f"no CA in {layout.root}: run `gatehouse certs init` first") from exc
     except ValueError as exc:
+        if encrypted:
+            raise PkiError(f"{layout.ca_key}: wrong passphrase (or the file is damaged)") from exc
         raise PkiError(f"CA files in {layout.root} are not readable PEM: {exc}") from exc
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise PkiError(f"{layout.ca_key} is not an EC key")
     return CertificateAuthority(cert=cert, key=key)
+
+
+def protect_ca_key(ca: CertificateAuthority, layout: PkiLayout, passphrase: bytes | None) -> None:
+    """Write the CA key again under ``passphrase`` (None: in the clear), replacing the file
+    atomically so that a crash leaves the old key, never half a key."""
+    _check_passphrase(passphrase)
+    tmp = layout.ca_key.with_name(layout.ca_key.name + ".new")
+    _write_private(tmp, _key_pem(ca.key, passphrase))
+    os.replace(tmp, layout.ca_key)
+    _LOG.info("pki.ca_key_rewritten", path=str(layout.ca_key), encrypted=passphrase is not None)
 
 
 def _leaf(
@@ -311,8 +370,13 @@ def issue_server(
     hostnames: Sequence[str] = (),
     now: dt.datetime,
     valid_days: int = 825,
+    cert_path: Path | None = None,
+    key_path: Path | None = None,
 ) -> tuple[Path, Path]:
-    """Broker certificate with SANs ``localhost``, ``127.0.0.1`` and ``hostnames``."""
+    """A server certificate with SANs ``localhost``, ``127.0.0.1`` and ``hostnames``: the
+    broker's unless ``cert_path`` and ``key_path`` say where else to write it."""
+    cert_path = cert_path or layout.broker_cert
+    key_path = key_path or layout.broker_key
     key = _new_key()
     common_name = hostnames[0] if hostnames else "localhost"
     cert = _leaf(
@@ -324,10 +388,33 @@ def issue_server(
         valid_days=valid_days,
         san=_san(hostnames),
     )
-    _write_private(layout.broker_key, _key_pem(key))
-    _write_public(layout.broker_cert, _cert_pem(cert))
-    _LOG.info("pki.server_issued", path=str(layout.broker_cert), hostnames=list(hostnames))
-    return layout.broker_cert, layout.broker_key
+    _write_private(key_path, _key_pem(key))
+    _write_public(cert_path, _cert_pem(cert))
+    _LOG.info("pki.server_issued", path=str(cert_path), hostnames=list(hostnames))
+    return cert_path, key_path
+
+
+def issue_dashboard(
+    ca: CertificateAuthority,
+    layout: PkiLayout,
+    name: str,
+    *,
+    hostnames: Sequence[str] = (),
+    now: dt.datetime,
+    valid_days: int = 825,
+) -> tuple[Path, Path]:
+    """The HTTPS certificate of gateway ``name``'s LAN dashboard (browsers that trust ``ca.crt``
+    accept it for ``hostnames``, ``localhost`` and ``127.0.0.1``)."""
+    validate_client_name(name)
+    return issue_server(
+        ca,
+        layout,
+        hostnames=hostnames,
+        now=now,
+        valid_days=valid_days,
+        cert_path=layout.dashboard_cert(name),
+        key_path=layout.dashboard_key(name),
+    )
 
 
 def issue_client(

@@ -7,17 +7,26 @@
     gatehouse certs central --dir DIR                         central's client cert and password,
                                                               and its ack-signing key (kept if present)
     gatehouse certs broker  --dir DIR [--broker-host H ...]   renew the broker certificate (same CA)
+    gatehouse certs dashboard --dir DIR GATEWAY_ID --host H   the LAN dashboard's HTTPS certificate
+    gatehouse certs protect --dir DIR                         encrypt ca.key (or change its passphrase)
     gatehouse certs broker-config --dir DIR --out FOLDER [--port N] [--auth MODE]
 
 Everything is written under DIR (layout in ``cloud_sync.certs``); private keys are 0600. The
-commands print what to put in the site file (``uplink:``) and in ``central.yaml``.
+commands print what to put in the site file (``uplink:``, ``dashboard:``) and in ``central.yaml``.
+
+The CA key is encrypted with a passphrase. Every command that signs asks for it, from
+``--ca-passphrase-file FILE`` (its first line), else ``$GATEHOUSE_CA_PASSPHRASE``, else a prompt on
+the terminal; ``certs init --no-ca-passphrase`` writes the key in the clear (a throw-away PKI).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import getpass
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +35,13 @@ from cloud_sync.certs import (
     CENTRAL_USER,
     PkiError,
     PkiLayout,
+    ca_key_encrypted,
     create_ca,
     issue_client,
+    issue_dashboard,
     issue_server,
     load_ca,
+    protect_ca_key,
     validate_client_name,
 )
 from cloud_sync.errors import KeyFileError
@@ -41,6 +53,17 @@ from cloud_sync.keys import (
     save_public_key,
 )
 
+PASSPHRASE_ENV = "GATEHOUSE_CA_PASSPHRASE"
+
+
+def _passphrase_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ca-passphrase-file",
+        type=Path,
+        metavar="FILE",
+        help=f"read the CA key's passphrase from FILE (else ${PASSPHRASE_ENV}, else a prompt)",
+    )
+
 
 def register(sub: Any) -> None:
     parser: argparse.ArgumentParser = sub.add_parser(
@@ -49,6 +72,12 @@ def register(sub: Any) -> None:
     actions = parser.add_subparsers(dest="certs_action", required=True, metavar="ACTION")
 
     init = actions.add_parser("init", help="create the CA and the broker's certificate")
+    _passphrase_option(init)
+    init.add_argument(
+        "--no-ca-passphrase",
+        action="store_true",
+        help="write the CA key unencrypted (a throw-away or test PKI only)",
+    )
     init.add_argument("--dir", type=Path, required=True, help="folder for the site's PKI")
     init.add_argument(
         "--broker-host",
@@ -66,18 +95,47 @@ def register(sub: Any) -> None:
     gateway.add_argument("gateway_id")
     gateway.add_argument("--broker-host", default="localhost", help="host name for the printed config")
     gateway.add_argument("--broker-port", type=int, default=8883)
+    _passphrase_option(gateway)
     gateway.set_defaults(handler=_gateway)
 
     central = actions.add_parser("central", help="credentials for the central service")
     central.add_argument("--dir", type=Path, required=True)
     central.add_argument("--broker-host", default="localhost")
     central.add_argument("--broker-port", type=int, default=8883)
+    _passphrase_option(central)
     central.set_defaults(handler=_central)
 
     renew = actions.add_parser("broker", help="issue a new broker certificate from the existing CA (renewal)")
     renew.add_argument("--dir", type=Path, required=True)
     renew.add_argument("--broker-host", action="append", default=[], metavar="HOST")
+    _passphrase_option(renew)
     renew.set_defaults(handler=_broker)
+
+    dashboard = actions.add_parser(
+        "dashboard", help="the HTTPS certificate of a gateway's LAN dashboard, from the site CA"
+    )
+    dashboard.add_argument("--dir", type=Path, required=True)
+    dashboard.add_argument("gateway_id")
+    dashboard.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="name or address browsers use for the dashboard (repeatable; localhost and 127.0.0.1 always)",
+    )
+    dashboard.add_argument("--valid-days", type=int, default=825, help="validity (default 825)")
+    _passphrase_option(dashboard)
+    dashboard.set_defaults(handler=_dashboard)
+
+    protect = actions.add_parser(
+        "protect", help="encrypt the CA key with a passphrase, or change its passphrase"
+    )
+    protect.add_argument("--dir", type=Path, required=True)
+    _passphrase_option(protect)
+    protect.add_argument(
+        "--new-passphrase-file", type=Path, metavar="FILE", help="the new passphrase (else a prompt)"
+    )
+    protect.set_defaults(handler=_protect)
 
     opcua = actions.add_parser(
         "opcua", help="the gateway's OPC UA application certificate and key (for opcua buses)"
@@ -110,15 +168,63 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _read_passphrase_file(path: Path) -> bytes:
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError as exc:
+        raise PkiError(f"cannot read the passphrase file {path}: {exc.strerror or exc}") from exc
+    if not lines or not lines[0]:
+        raise PkiError(f"the passphrase file {path} is empty")
+    return lines[0]
+
+
+def _prompt(label: str, *, confirm: bool) -> bytes:
+    if not sys.stdin.isatty():
+        raise PkiError(
+            f"the CA key needs a passphrase: give --ca-passphrase-file FILE or set {PASSPHRASE_ENV}"
+            " (no terminal to ask on)"
+        )
+    first = getpass.getpass(f"{label}: ")
+    if confirm and getpass.getpass(f"{label} (again): ") != first:
+        raise PkiError("the two passphrases differ")
+    return first.encode()
+
+
+def _passphrase(args: argparse.Namespace, *, new: bool = False) -> bytes:
+    """The CA passphrase: the file, the environment, or the terminal (asked twice when new)."""
+    file: Path | None = getattr(args, "ca_passphrase_file", None)
+    if file is not None:
+        return _read_passphrase_file(file)
+    env = os.environ.get(PASSPHRASE_ENV)
+    if env:
+        return env.encode()
+    return _prompt("new CA passphrase" if new else "CA passphrase", confirm=new)
+
+
+def _load_ca(args: argparse.Namespace, layout: PkiLayout) -> Any:
+    """The CA, asking for its passphrase only when the key is encrypted."""
+    return load_ca(layout, passphrase=_passphrase(args) if ca_key_encrypted(layout) else None)
+
+
 def _init(args: argparse.Namespace) -> int:
     layout = PkiLayout(args.dir.resolve())
+    if layout.ca_cert.exists() and not args.force:
+        # before asking for a passphrase that would not be used
+        print(f"gatehouse certs init: {layout.ca_cert} exists; refusing to replace a CA (--force)")
+        return 1
     try:
-        ca = create_ca(layout, now=_now(), valid_days=args.valid_days, overwrite=args.force)
+        passphrase = None if args.no_ca_passphrase else _passphrase(args, new=True)
+        ca = create_ca(
+            layout, now=_now(), valid_days=args.valid_days, overwrite=args.force, passphrase=passphrase
+        )
         issue_server(ca, layout, hostnames=args.broker_host, now=_now())
     except PkiError as exc:
         print(f"gatehouse certs init: {exc}")
         return 1
-    print(f"CA:                 {layout.ca_cert}  (keep {layout.ca_key.name} offline once set up)")
+    state = "unencrypted!" if args.no_ca_passphrase else "encrypted with the passphrase"
+    print(
+        f"CA:                 {layout.ca_cert}  ({layout.ca_key.name} {state}; keep it offline once set up)"
+    )
     print(f"broker certificate: {layout.broker_cert}")
     print(f"broker key:         {layout.broker_key}")
     print(f"password file:      {layout.password_file}  (filled by `certs gateway` / `certs central`)")
@@ -130,7 +236,7 @@ def _gateway(args: argparse.Namespace) -> int:
     layout = PkiLayout(args.dir.resolve())
     try:
         name = validate_client_name(args.gateway_id)
-        ca = load_ca(layout)
+        ca = _load_ca(args, layout)
         creds = issue_client(ca, layout, name, now=_now())
         signing_key = generate_private_key()
         key_path = layout.client_dir(name) / "signing.key"
@@ -171,7 +277,7 @@ def _gateway(args: argparse.Namespace) -> int:
 def _central(args: argparse.Namespace) -> int:
     layout = PkiLayout(args.dir.resolve())
     try:
-        ca = load_ca(layout)
+        ca = _load_ca(args, layout)
         creds = issue_client(ca, layout, CENTRAL_USER, now=_now())
         signing, created = ensure_signing_key(layout.central_signing_key, layout.central_signing_pub)
     except (PkiError, KeyFileError) as exc:
@@ -201,12 +307,52 @@ def _central(args: argparse.Namespace) -> int:
 def _broker(args: argparse.Namespace) -> int:
     layout = PkiLayout(args.dir.resolve())
     try:
-        ca = load_ca(layout)
+        ca = _load_ca(args, layout)
         cert, _key = issue_server(ca, layout, hostnames=args.broker_host, now=_now())
     except PkiError as exc:
         print(f"gatehouse certs broker: {exc}")
         return 1
     print(f"broker certificate: {cert}  (restart the broker to use it; clients keep trusting the CA)")
+    return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    layout = PkiLayout(args.dir.resolve())
+    try:
+        name = validate_client_name(args.gateway_id)
+        ca = _load_ca(args, layout)
+        cert, key = issue_dashboard(
+            ca, layout, name, hostnames=args.host, now=_now(), valid_days=args.valid_days
+        )
+    except PkiError as exc:
+        print(f"gatehouse certs dashboard: {exc}")
+        return 1
+    names = ", ".join(["localhost", "127.0.0.1", *args.host])
+    print(f"dashboard of {name}: certificate {cert} for {names}")
+    print(f"copy both files to the gateway (the key stays 0600); browsers trust {layout.ca_cert}")
+    print("\n# site file (the gateway):")
+    print("dashboard:")
+    print(f"  tls_cert: {json.dumps(str(cert))}")
+    print(f"  tls_key: {json.dumps(str(key))}")
+    return 0
+
+
+def _protect(args: argparse.Namespace) -> int:
+    layout = PkiLayout(args.dir.resolve())
+    try:
+        was_encrypted = ca_key_encrypted(layout)
+        ca = _load_ca(args, layout)
+        if args.new_passphrase_file is not None:
+            new = _read_passphrase_file(args.new_passphrase_file)
+        elif was_encrypted:
+            new = _prompt("new CA passphrase", confirm=True)
+        else:
+            new = _passphrase(args, new=True)
+        protect_ca_key(ca, layout, new)
+    except PkiError as exc:
+        print(f"gatehouse certs protect: {exc}")
+        return 1
+    print(f"{layout.ca_key}: encrypted with the {'new ' if was_encrypted else ''}passphrase")
     return 0
 
 

@@ -26,8 +26,11 @@ def _creds(layout: PkiLayout, name: str) -> ClientCredentials:
     )
 
 
-async def test_certs_commands_make_a_working_site(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_certs_commands_make_a_working_site(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     pki = tmp_path / "pki"
+    monkeypatch.setenv("GATEHOUSE_CA_PASSPHRASE", "site CA passphrase")  # the CA key is encrypted
     assert main(["certs", "init", "--dir", str(pki), "--broker-host", "mq.example.net"]) == 0
     assert main(["certs", "central", "--dir", str(pki)]) == 0
     assert main(["certs", "gateway", "--dir", str(pki), "gw-1"]) == 0
