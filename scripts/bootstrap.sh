@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # chromium: the dashboard's browser tests drive Debian's /usr/bin/chromium through Playwright
 # (never `playwright install`, which downloads its own browser); fonts-noto-cjk so that the
 # Chinese dashboard renders (and its test screenshots show) real glyphs, not empty boxes.
-DEB_PACKAGES=(mosquitto mosquitto-clients chromium fonts-noto-cjk systemd)
+DEB_PACKAGES=(mosquitto mosquitto-clients chromium fonts-noto-cjk systemd postgresql)
 
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
