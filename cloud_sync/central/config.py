@@ -26,6 +26,7 @@ __all__ = [
     "CentralConfigError",
     "EnrolledGateway",
     "EnrolledKey",
+    "RetentionConfig",
     "Scope",
     "TlsFiles",
     "load_central_config",
@@ -93,6 +94,8 @@ class ApiToken(_Model):
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     scopes: tuple[Scope, ...] = _LEGACY_SCOPES
     gateways: tuple[str, ...] | None = None
+    # Limits what the token reads to these estates (None: every estate); others answer 404.
+    estates: tuple[str, ...] | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ApiToken:
@@ -132,6 +135,14 @@ class EnrolledGateway(_Model):
     id: str
     # More than one key lets a gateway rotate: enrol the new key, switch, then drop the old one.
     keys: list[EnrolledKey] = Field(min_length=1)
+    # The estate (site, property) the gateway belongs to; principals may be limited to estates.
+    estate: str | None = Field(None, min_length=1, max_length=200)
+    name: str | None = Field(None, max_length=200)
+
+    @property
+    def estate_id(self) -> str:
+        """The estate, or the gateway's own id when none is configured (one estate per gateway)."""
+        return self.estate if self.estate is not None else self.id
 
     @field_validator("id")
     @classmethod
@@ -141,14 +152,52 @@ class EnrolledGateway(_Model):
         return value
 
 
+class RetentionConfig(_Model):
+    """How long each data class is kept (R3.5); old data goes by whole partitions on PostgreSQL.
+
+    Alarm and vehicle-passage records are kept at least 180 days; raw telemetry shorter; the
+    hourly aggregates longer.
+    """
+
+    telemetry_days: int = Field(90, ge=1)
+    hourly_days: int = Field(730, ge=1)
+    events_days: int = Field(365, ge=180)
+    alarms_days: int = Field(365, ge=180)
+
+
+def _is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
 class CentralConfig(_Model):
-    database: Path
+    # A SQLite file (path) or a PostgreSQL URL (``postgresql://user@host:port/db``).
+    database: Path | str
+    retention: RetentionConfig = RetentionConfig()
     # Central's Ed25519 private key (PEM): signs every ack; gateways pin its public key.
     signing_key: Path
     broker: BrokerConfig | None = None  # None: HTTPS POST ingest only
     api: ApiConfig
     gateways: list[EnrolledGateway] = Field(default_factory=list)
     online_timeout_s: float = Field(300.0, gt=0)
+
+    @field_validator("database", mode="before")
+    @classmethod
+    def _database(cls, value: Any) -> Any:
+        if isinstance(value, str) and not _is_postgres(value):
+            if "://" in value:
+                raise ValueError("database: a SQLite file path or a postgresql:// URL")
+            return Path(value)
+        return value
+
+    @property
+    def postgres(self) -> bool:
+        return isinstance(self.database, str)
+
+    def estate_of(self, gateway_id: str) -> str:
+        for gw in self.gateways:
+            if gw.id == gateway_id:
+                return gw.estate_id
+        return gateway_id
 
 
 def _resolve(obj: Any, base: Path) -> Any:
