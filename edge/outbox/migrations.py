@@ -1,25 +1,19 @@
 """Versioned schema migrations of the outbox database, recorded in ``PRAGMA user_version``.
 
-Each step brings the schema from version ``n - 1`` to ``n`` and runs in its own transaction
-together with the version bump, so a crash mid-migration leaves the previous version intact.
-A database written by a newer release (a version this code does not know) is refused with a
-``StorageError`` rather than guessed at. Steps are append-only: once released, a step is never
-edited; a change of mind is a new step (and a fixture database of the old version in
+The runner is ``edge.outbox.migrator``, shared by every SQLite store: each step brings the
+schema from version ``n - 1`` to ``n`` in its own transaction together with the version bump,
+and a version this code does not know is refused. Steps are append-only: once released, a step
+is never edited; a change of mind is a new step (and a fixture database of the old version in
 ``tests/fixtures/outbox/`` proves the upgrade).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 
-import structlog
-
-from core.errors import StorageError
+from edge.outbox.migrator import Step, run_migrations, schema_version
 
 __all__ = ["CURRENT_VERSION", "MIGRATIONS", "migrate", "schema_version"]
-
-_LOG = structlog.get_logger(__name__)
 
 
 def _v1(conn: sqlite3.Connection) -> None:
@@ -46,40 +40,14 @@ def _v1(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value)")
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_v1,)
+MIGRATIONS: tuple[Step, ...] = (_v1,)
 CURRENT_VERSION = len(MIGRATIONS)
 
 
-def schema_version(conn: sqlite3.Connection) -> int:
-    row = conn.execute("PRAGMA user_version").fetchone()
-    return int(row[0])
-
-
 def migrate(conn: sqlite3.Connection, *, path: str = "") -> int:
-    """Bring the database to ``CURRENT_VERSION``; returns the version found before.
+    """Bring the outbox to ``CURRENT_VERSION``; returns the version found before.
 
     ``conn`` must be in autocommit mode (``isolation_level=None``): each step manages its own
-    transaction.
+    transaction (``edge.outbox.migrator``, the runner every SQLite store shares).
     """
-    found = schema_version(conn)
-    if found > CURRENT_VERSION:
-        raise StorageError(
-            f"{path or 'outbox'}: schema version {found} is newer than this release knows "
-            f"({CURRENT_VERSION}); run the newer gatehouse or restore a matching backup"
-        )
-    for version in range(found + 1, CURRENT_VERSION + 1):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # Re-read under the write lock: another process may have migrated meanwhile.
-            if schema_version(conn) >= version:
-                conn.execute("ROLLBACK")
-                continue
-            MIGRATIONS[version - 1](conn)
-            conn.execute(f"PRAGMA user_version = {version:d}")
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise StorageError(f"{path or 'outbox'}: migration to schema v{version} failed: {exc}") from exc
-        _LOG.info("outbox schema migrated", path=path, version=version)
-    return found
+    return run_migrations(conn, MIGRATIONS, store="outbox", path=path)
