@@ -1,10 +1,11 @@
-"""Signed messages from central to a gateway (acks today): encode + sign, verify + decode. Pure.
+"""Signed messages from central to a gateway (acks and commands): encode + sign, verify + decode. Pure.
 
 The layout is specified in docs/protocol.md §3; in short::
 
     message      = msgpack array [ "GHD1", signed_bytes (bin), signature (bin, 64 bytes) ]
     signed_bytes = msgpack map {v: 1, kind: "ack", gw, kid, dseq, body (bin)}
     body         = for kind "ack": the ack map of cloud_sync.ack (v, lane, acked, missing, ts)
+                   for kind "cmd": a command of cloud_sync.commands (cid, cseq, not_after, action, ...)
 
 The signature is central's Ed25519 signature over ``signed_bytes`` as carried. ``gw`` binds the
 message to one gateway (a captured ack replayed on another gateway's topic does not verify for
@@ -31,6 +32,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from cloud_sync.ack import MAX_ACK_BYTES, AckMessage, decode_ack, encode_ack
+from cloud_sync.commands import KIND_CMD, Command, decode_command, encode_command
 from cloud_sync.errors import EnvelopeError, SignatureError
 from cloud_sync.keys import key_id
 from cloud_sync.ports import Lane
@@ -45,8 +47,10 @@ __all__ = [
     "DownlinkSigner",
     "Freshness",
     "SignedAck",
+    "SignedCommand",
     "encode_downlink",
     "verify_ack",
+    "verify_command",
     "verify_downlink",
 ]
 
@@ -147,6 +151,24 @@ def verify_downlink(payload: bytes, *, keys: Mapping[str, Ed25519PublicKey], gat
     return Downlink(kind=kind, gateway_id=gw, key_id=kid, dseq=dseq, body=body)
 
 
+@dataclass(frozen=True, slots=True)
+class SignedCommand:
+    command: Command
+    dseq: int
+    key_id: str
+
+
+def verify_command(payload: bytes, *, keys: Mapping[str, Ed25519PublicKey], gateway_id: str) -> SignedCommand:
+    """A verified command for ``gateway_id``; ``EnvelopeError`` (reason of :data:`REASONS`).
+
+    Replay and expiry are the receiver's to judge (``cloud_sync.commands.ReplayWindow``): they
+    depend on what it already ran and on its clock."""
+    message = verify_downlink(payload, keys=keys, gateway_id=gateway_id)
+    if message.kind != KIND_CMD:
+        raise EnvelopeError(f"downlink kind {message.kind[:32]!r} is not a command", reason="wrong_kind")
+    return SignedCommand(command=decode_command(message.body), dseq=message.dseq, key_id=message.key_id)
+
+
 def verify_ack(payload: bytes, *, keys: Mapping[str, Ed25519PublicKey], gateway_id: str) -> SignedAck:
     """A verified ack for ``gateway_id``; ``EnvelopeError`` (with a reason of :data:`REASONS`)."""
     message = verify_downlink(payload, keys=keys, gateway_id=gateway_id)
@@ -189,6 +211,15 @@ class DownlinkSigner:
         with self._lock:
             self._last = max(self._last + 1, self._clock_us())
             return self._last
+
+    def sign_command(self, gateway_id: str, command: Command) -> bytes:
+        return encode_downlink(
+            kind=KIND_CMD,
+            gateway_id=gateway_id,
+            dseq=self.next_dseq(),
+            body=encode_command(command),
+            private_key=self._key,
+        )
 
     def sign_ack(self, gateway_id: str, ack: AckMessage) -> bytes:
         return encode_downlink(

@@ -1,0 +1,268 @@
+"""The gateway's side of central's signed commands: judge, run, remember, report.
+
+The uplink hands over every message that arrived on the gateway's command topic, still as bytes.
+:class:`CommandExecutor` verifies it against central's pinned key(s) and this gateway's id
+(``cloud_sync.downlink.verify_command``), refuses a replay or an expired command
+(``cloud_sync.commands.ReplayWindow``), runs it through the same paths an operator on the LAN
+dashboard uses — so an acknowledgement shows who did it and from where, and a point write goes
+through the device's coordinator and its read-back — and reports the outcome as a
+``command.result`` event on the event lane.
+
+What was accepted is written to ``DATA_DIR/commands.json`` (atomically) *before* the command
+runs: a command that crashed the gateway half-way is not run a second time after the restart.
+Messages that fail authentication are counted and logged (``command.rejected``) but produce no
+result event: an unauthenticated sender gets no oracle, and central never sent them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from cloud_sync.commands import RESULT_KIND, Command, CommandResult, ReplayWindow
+from cloud_sync.downlink import verify_command
+from cloud_sync.errors import EnvelopeError
+from core.errors import GatehouseError
+from core.model import Clock, Event
+from edge.rules_host.site import point_targets
+
+__all__ = ["STATE_FILE", "CommandExecutor", "CommandHost", "GatewayCommandHost"]
+
+_LOG = structlog.get_logger(__name__)
+STATE_FILE = "commands.json"
+# Linkage phases during which a rule owns the points it wrote (GB 50116 4.1.4: automation's
+# writes stand until the fire is reset); a remote write to such a point is refused.
+_HOLDING = frozenset({"running", "done", "restoring", "awaiting_confirm"})
+
+
+class CommandHost(Protocol):
+    """What commands act on; the gateway provides it (``edge.app.Gateway``)."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def alarms(self) -> Any:
+        """The running alarm service (``edge.alarm_api.AlarmApi``), or None without rules."""
+
+    def point_target(self, point_id: str) -> tuple[str, str] | None:
+        """(device id, point key) of a point id of this site, or None."""
+
+    async def write(self, device_id: str, key: str, value: Any, *, by: str | None = None) -> Any: ...
+
+    async def emit(self, event: Event) -> None:
+        """Store an event on the event lane (it reaches central like any other)."""
+
+
+Resend = Callable[[str, int, int], Awaitable[int]]
+
+
+class CommandExecutor:
+    def __init__(
+        self,
+        host: CommandHost,
+        *,
+        gateway_id: str,
+        central_keys: Mapping[str, Ed25519PublicKey],
+        data_dir: Path,
+        resend: Resend | None = None,
+    ) -> None:
+        self._host = host
+        self._gateway_id = gateway_id
+        self._keys = dict(central_keys)
+        self._path = Path(data_dir) / STATE_FILE
+        self._resend = resend
+        self.window = self._load()
+        self.rejected: Counter[str] = Counter()
+        self.results: Counter[str] = Counter()
+        self._log_restore_at: float | None = None
+        self._log_restore_level: int | None = None
+
+    def _load(self) -> ReplayWindow:
+        try:
+            return ReplayWindow.from_dict(json.loads(self._path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            return ReplayWindow()
+        except (OSError, ValueError) as exc:
+            # Refusing every command is safer than running old ones again: start above the past.
+            _LOG.error("command record unreadable; refusing numbers it may have held", error=str(exc))
+            return ReplayWindow(highest=2**63)
+
+    def _save(self) -> None:
+        tmp = self._path.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(self.window.to_dict(), fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self._path)
+
+    async def handle(self, payload: bytes) -> CommandResult | None:
+        """Judge and run one message from the command topic; None if it failed authentication."""
+        try:
+            signed = verify_command(payload, keys=self._keys, gateway_id=self._gateway_id)
+        except EnvelopeError as exc:
+            self.rejected[exc.reason] += 1
+            _LOG.warning("command.rejected", reason=exc.reason, error=str(exc)[:200])
+            return None
+        command = signed.command
+        now = self._host.clock.wall()
+        refusal = self.window.check(command, now)
+        if refusal is not None:
+            self.rejected[refusal] += 1
+            result = _result(command, "refused", refusal)
+        else:
+            self.window.accept(command)
+            self._save()
+            result = await self._run(command)
+        self.results[result.status] += 1
+        _LOG.info(
+            "command",
+            cid=command.cid,
+            action=command.action,
+            status=result.status,
+            detail=result.detail,
+            by=command.by,
+            source=command.source,
+        )
+        await self._host.emit(Event(RESULT_KIND, self._gateway_id, now, result.as_event_data()))
+        return result
+
+    async def _run(self, command: Command) -> CommandResult:
+        try:
+            return await _ACTIONS[command.action](self, command)
+        except (KeyError, ValueError, LookupError) as exc:
+            return _result(command, "refused", str(exc)[:200])
+        except (GatehouseError, TimeoutError, OSError) as exc:
+            # A device that did not answer or a store that failed: that is the command's result.
+            _LOG.warning("command failed", cid=command.cid, error=str(exc)[:200])
+            return _result(command, "failed", f"{type(exc).__name__}: {exc}"[:200])
+
+    def _who(self, command: Command) -> str:
+        return f"{command.by}@central" + (f" ({command.source})" if command.source else "")
+
+    async def _alarm_ack(self, command: Command) -> CommandResult:
+        alarms = self._alarms(command)
+        done = await alarms.acknowledge(
+            command.args["key"], by=self._who(command), comment=command.args["comment"]
+        )
+        return _result(command, "done" if done else "refused", "" if done else "nothing to acknowledge")
+
+    async def _alarm_shelve(self, command: Command) -> CommandResult:
+        alarms = self._alarms(command)
+        args = command.args
+        done = await alarms.shelve(
+            args["key"], by=self._who(command), until_wall=args["until"], reason=args["reason"]
+        )
+        return _result(command, "done" if done else "refused", "" if done else "alarm cannot be shelved now")
+
+    def _alarms(self, command: Command) -> Any:
+        alarms = self._host.alarms
+        if alarms is None:
+            raise LookupError("this site has no alarm rules")
+        return alarms
+
+    async def _point_write(self, command: Command) -> CommandResult:
+        point = command.args["point"]
+        target = self._host.point_target(point)
+        if target is None:
+            raise LookupError(f"no point {point!r} on this gateway")
+        holder = self._linkage_holding(point, target)
+        if holder is not None:
+            return _result(command, "refused", f"point is held by fire linkage {holder!r}")
+        readback = await self._host.write(target[0], target[1], command.args["value"], by=self._who(command))
+        return _result(command, "done", value=readback)
+
+    def _linkage_holding(self, point: str, target: tuple[str, str]) -> str | None:
+        alarms = self._host.alarms
+        if alarms is None:
+            return None
+        names = {point, f"{target[0]}.{target[1]}"}
+        for rule in alarms.linkage_rules():
+            if rule.get("state") in _HOLDING and any(w.get("point") in names for w in rule.get("writes", ())):
+                return str(rule.get("id"))
+        return None
+
+    async def _outbox_resend(self, command: Command) -> CommandResult:
+        if self._resend is None:
+            raise LookupError("no uplink running to resend through")
+        args = command.args
+        count = await self._resend(args["lane"], args["first"], args["last"])
+        detail = f"{count} batch(es) queued again" if count else "none of those batches is held any more"
+        return _result(command, "done", detail, value=count)
+
+    async def _log_level(self, command: Command) -> CommandResult:
+        level = logging.getLevelName(command.args["level"].upper())
+        root = logging.getLogger()
+        if self._log_restore_level is None:
+            self._log_restore_level = root.level
+        root.setLevel(level)
+        self._log_restore_at = self._host.clock.monotonic() + 60.0 * command.args["minutes"]
+        return _result(
+            command, "done", f"log level {command.args['level']} for {command.args['minutes']} min"
+        )
+
+    def tick(self) -> None:
+        """Put the log level back once a temporary change has run out (called periodically)."""
+        if self._log_restore_at is not None and self._host.clock.monotonic() >= self._log_restore_at:
+            if self._log_restore_level is not None:
+                logging.getLogger().setLevel(self._log_restore_level)
+            self._log_restore_at = self._log_restore_level = None
+
+
+def _result(command: Command, status: Any, detail: str = "", *, value: Any = None) -> CommandResult:
+    return CommandResult(
+        cid=command.cid,
+        cseq=command.cseq,
+        action=command.action,
+        status=status,
+        detail=detail,
+        value=value,
+        by=command.by,
+        source=command.source,
+    )
+
+
+_ACTIONS: dict[str, Callable[[CommandExecutor, Command], Awaitable[CommandResult]]] = {
+    "alarm.ack": CommandExecutor._alarm_ack,
+    "alarm.shelve": CommandExecutor._alarm_shelve,
+    "point.write": CommandExecutor._point_write,
+    "outbox.resend": CommandExecutor._outbox_resend,
+    "log.level": CommandExecutor._log_level,
+}
+
+
+class GatewayCommandHost:
+    """:class:`CommandHost` over a running gateway (``edge.app.Gateway``)."""
+
+    def __init__(self, gateway: Any) -> None:
+        self._gateway = gateway
+        self._targets: tuple[object, dict[str, tuple[str, str]]] | None = None
+
+    @property
+    def clock(self) -> Clock:
+        clock: Clock = self._gateway.clock
+        return clock
+
+    @property
+    def alarms(self) -> Any:
+        return self._gateway.alarms
+
+    def point_target(self, point_id: str) -> tuple[str, str] | None:
+        site = self._gateway.site
+        if self._targets is None or self._targets[0] is not site:  # rebuilt after a reload
+            self._targets = (site, point_targets(site))
+        return self._targets[1].get(point_id)
+
+    async def write(self, device_id: str, key: str, value: Any, *, by: str | None = None) -> Any:
+        return await self._gateway.write(device_id, key, value, by=by)
+
+    async def emit(self, event: Event) -> None:
+        await self._gateway.outbox.put_event(event)
