@@ -127,6 +127,7 @@ class Topics:
         base = f"{prefix}/{gateway_id}"
         self.state = f"{base}/state"
         self.ack = f"{base}/ack"
+        self.cmd = f"{base}/cmd"
         self._up = {lane: f"{base}/up/{lane.value}" for lane in Lane}
 
     def up(self, lane: Lane) -> str:
@@ -155,8 +156,12 @@ class Uplink:
         sealer: Sealer | None = None,
         rng: random.Random | None = None,
         on_event: EventSink | None = None,
+        on_command: Callable[[bytes], None] | None = None,
     ) -> None:
         self._config = config
+        # Central's commands (docs/protocol.md §12) are handed over as bytes, unverified: the
+        # receiver (edge.commands) judges and runs them off this loop's critical path.
+        self._on_command = on_command
         self._store = store
         self._clock: Clock = clock or _SystemClock()
         self._sealer = sealer
@@ -336,6 +341,8 @@ class Uplink:
     async def _serve(self, session: MqttSession) -> None:
         session.listener = self._wakeup.set
         await session.subscribe(self._topics.ack, qos=1)
+        if self._on_command is not None:
+            await session.subscribe(self._topics.cmd, qos=1)
         self._session = session
         self._connected_since = self._clock.wall()
         for sched in self._lanes.values():
@@ -384,6 +391,9 @@ class Uplink:
                 message = session.messages.get_nowait()
             except asyncio.QueueEmpty:
                 return
+            if message.topic == self._topics.cmd and self._on_command is not None:
+                self._on_command(message.payload)
+                continue
             await self._handle_ack(session, message)
 
     async def _handle_ack(self, session: MqttSession, message: IncomingMessage) -> None:
@@ -453,6 +463,24 @@ class Uplink:
             due = self._lanes[lane].due_resends(now)
             if due:
                 await self._resend(session, lane, due)
+
+    @property
+    def central_keys(self) -> dict[str, Ed25519PublicKey]:
+        """Central's pinned public keys by key id (loaded when the uplink starts)."""
+        return dict(self._central_keys)
+
+    async def resend_range(self, lane_name: str, first: int, last: int) -> int:
+        """Send again the batches ``first`` … ``last`` of a lane that are still held (central's
+        ``outbox.resend`` command); returns how many were queued. Needs a live session."""
+        session = self._session
+        if session is None or session.closed:
+            raise LookupError("the uplink is not connected")
+        lane = Lane(lane_name)
+        batches = await self._store.pending(lane, after_seq=first - 1, limit=min(last - first + 1, 10_000))
+        held = [b.seq for b in batches if b.seq <= last]
+        if held:
+            await self._resend(session, lane, held)
+        return len(held)
 
     async def _resend(self, session: MqttSession, lane: Lane, seqs: tuple[int, ...] | list[int]) -> None:
         wanted = set(seqs)

@@ -55,6 +55,7 @@ class Gateway:
         # Set by edge.rules_host.runtime when the site has rules (alarm lifecycle and linkage);
         # satisfies edge.alarm_api.AlarmService for the dashboard.
         self.alarms: Any = None
+        self.commands: Any = None  # edge.commands.CommandExecutor while the uplink runs
         self._dashboard: Any = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -254,9 +255,21 @@ class Gateway:
         raw = self.site.config.uplink
         if not raw:
             return None
+        from edge.commands import CommandExecutor, CommandInbox, GatewayCommandHost
         from edge.uplink.wiring import enter_uplink
 
-        return await enter_uplink(self._uplink_stack, raw, site=self.site, store=self.outbox)
+        inbox = CommandInbox()
+        stack = self._uplink_stack
+        uplink = await enter_uplink(stack, raw, site=self.site, store=self.outbox, on_command=inbox.submit)
+        executor = CommandExecutor(
+            GatewayCommandHost(self),
+            gateway_id=self.site.config.gateway.id,
+            central_keys=uplink.central_keys,
+            data_dir=self.site.data_dir,
+            resend=uplink.resend_range,
+        )
+        self.commands = await stack.enter_async_context(inbox.running(executor))
+        return uplink
 
     async def _close_uplink(self) -> None:
         self._uplink = None

@@ -16,11 +16,13 @@ result event: an unauthenticated sender gets no oracle, and central never sent t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
-from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,12 +36,13 @@ from core.errors import GatehouseError
 from core.model import Clock, Event
 from edge.rules_host.site import point_targets
 
-__all__ = ["STATE_FILE", "CommandExecutor", "CommandHost", "GatewayCommandHost"]
+__all__ = ["STATE_FILE", "CommandExecutor", "CommandHost", "CommandInbox", "GatewayCommandHost"]
 
 _LOG = structlog.get_logger(__name__)
 STATE_FILE = "commands.json"
 # Linkage phases during which a rule owns the points it wrote (GB 50116 4.1.4: automation's
 # writes stand until the fire is reset); a remote write to such a point is refused.
+_TICK_S = 5.0  # how often a temporary log level is checked for expiry
 _HOLDING = frozenset({"running", "done", "restoring", "awaiting_confirm"})
 
 
@@ -83,6 +86,7 @@ class CommandExecutor:
         self.window = self._load()
         self.rejected: Counter[str] = Counter()
         self.results: Counter[str] = Counter()
+        self.recent: deque[CommandResult] = deque(maxlen=100)  # newest last, for health views
         self._log_restore_at: float | None = None
         self._log_restore_level: int | None = None
 
@@ -123,6 +127,7 @@ class CommandExecutor:
             self._save()
             result = await self._run(command)
         self.results[result.status] += 1
+        self.recent.append(result)
         _LOG.info(
             "command",
             cid=command.cid,
@@ -266,3 +271,43 @@ class GatewayCommandHost:
 
     async def emit(self, event: Event) -> None:
         await self._gateway.outbox.put_event(event)
+
+
+class CommandInbox:
+    """A bounded queue between the uplink (which must never wait on a device) and the executor.
+
+    ``submit`` is what the uplink calls for each message on the command topic; a burst beyond
+    :data:`INBOX_SIZE` is dropped and counted (QoS 1 does not help here: the broker already
+    delivered), which only a flood can cause — central sends commands one operator click at a time.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=size)
+        self.dropped = 0
+
+    def submit(self, payload: bytes) -> None:
+        try:
+            self._queue.put_nowait(payload)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            _LOG.warning("command.dropped", reason="inbox full", dropped=self.dropped)
+
+    @contextlib.asynccontextmanager
+    async def running(self, executor: CommandExecutor) -> AsyncIterator[CommandExecutor]:
+        task = asyncio.create_task(self._serve(executor), name="commands")
+        try:
+            yield executor
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _serve(self, executor: CommandExecutor) -> None:
+        while True:
+            try:
+                payload = await asyncio.wait_for(self._queue.get(), timeout=_TICK_S)
+            except TimeoutError:
+                executor.tick()
+                continue
+            await executor.handle(payload)
+            executor.tick()

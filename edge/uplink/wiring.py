@@ -31,7 +31,7 @@ Example (``gatehouse certs gateway`` prints one)::
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -128,11 +128,19 @@ def _locate(issues: list[Issue], path: Path) -> list[ConfigProblem]:
 
 
 async def enter_uplink(
-    stack: AsyncExitStack, raw: Mapping[str, Any], *, site: Site, store: BatchStore
+    stack: AsyncExitStack,
+    raw: Mapping[str, Any],
+    *,
+    site: Site,
+    store: BatchStore,
+    on_command: Callable[[bytes], None] | None = None,
 ) -> Uplink:
-    """Start the uplink for ``site``; it runs until ``stack`` closes."""
+    """Start the uplink for ``site``; it runs until ``stack`` closes. ``on_command`` receives
+    central's commands (unverified bytes) when given."""
     config = uplink_config(raw, site)
-    uplink = await stack.enter_async_context(Uplink(config, store=store, on_event=_event_sink(store)))
+    uplink = await stack.enter_async_context(
+        Uplink(config, store=store, on_event=_event_sink(store), on_command=on_command)
+    )
     _LOG.info(
         "uplink started",
         gateway=config.gateway_id,
