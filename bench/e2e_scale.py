@@ -249,6 +249,9 @@ def _polls_ok(metrics: dict[str, float]) -> float:
     return sum(ok)
 
 
+_RECORDS_SENT = 'gatehouse_uplink_events_total{counter="records_sent"}'
+
+
 def _metric(metrics: dict[str, float], prefix: str) -> float | None:
     found = [v for k, v in metrics.items() if k.startswith(prefix)]
     return sum(found) if found else None
@@ -322,6 +325,7 @@ def _run_step(
     kept_up = ratio >= KEPT_UP_SHARE and growth <= AGE_GROWTH_S
     rows0 = _metric(m0, 'gatehouse_outbox_rows{lane="telemetry"}')
     rows1 = _metric(m1, 'gatehouse_outbox_rows{lane="telemetry"}')
+    sent = (_metric(m1, _RECORDS_SENT) or 0.0) - (_metric(m0, _RECORDS_SENT) or 0.0)
     bytes0 = _metric(m0, "gatehouse_outbox_used_bytes")
     bytes1 = _metric(m1, "gatehouse_outbox_used_bytes")
     return {
@@ -331,6 +335,7 @@ def _run_step(
         "polled_per_s": round(polled / elapsed),
         "published_per_s": round(published / elapsed),
         "published_over_polled": round(ratio, 3),
+        "gateway_sent_per_s": round(sent / elapsed),
         "cpu_us_per_published_tag": round(cpu * 1e6 / published, 2) if published else None,
         "gateway_cpu_percent": round(100 * cpu / elapsed, 1),
         "rss_mb_peak": round(max(rss) / 2**20, 1) if rss else None,

@@ -30,11 +30,17 @@ async def serve(count: int, base_port: int, change_s: float) -> None:
         print("ready", flush=True)
         devices = list(sim.devices.values())
         points = list(profile.points)
+        # Phase-locked ticks (not a sleep after the work): every device changes exactly once per
+        # period, at the same offset, so a gateway polling each device once per period sees a new
+        # value on every poll and reports every one (the worst case the benches are about).
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
         while True:
             for device in devices:
                 for point in points:
                     device.image.set_point(point, rng.randrange(65536))
-            await asyncio.sleep(change_s)
+            next_tick += change_s
+            await asyncio.sleep(max(0.0, next_tick - loop.time()))
 
 
 def main() -> None:
