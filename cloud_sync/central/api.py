@@ -17,23 +17,47 @@ work to a thread, so the event loop never waits on the database.
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import csv
 import hashlib
 import hmac
+import io
 import json
 import math
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Final
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cloud_sync.central.api_models import (
+    AlarmOut,
+    AlarmStats,
+    Audit,
+    EstateInfo,
+    EventOut,
+    FleetEntry,
+    GatewayInfo,
+    History,
+    HistoryBucket,
+    HistorySample,
+    LanePosition,
+    PointValue,
+    RejectedOut,
+    StatsBucket,
+)
 from cloud_sync.central.config import ApiConfig, ApiToken
 from cloud_sync.central.ingest import Ingestor
-from cloud_sync.central.store import CentralStore
+from cloud_sync.central.principal import Principal
+from cloud_sync.central.storage.alarms import ALARM_STATES
+from cloud_sync.central.storage.common import ALARM_STATS_BY
+from cloud_sync.central.storage.interface import CentralStorage
 from cloud_sync.downlink import DownlinkSigner
 from cloud_sync.envelope import MAX_PAYLOAD_BYTES
 from cloud_sync.ports import Lane
@@ -102,161 +126,185 @@ async def _reply(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class LanePosition(BaseModel):
-    acked: int
-    highest: int
-    missing: list[tuple[int, int]]
-    reported: int | None
+_ACTIVE_STATES: Final = ("active_unacked", "active_acked")
+_KEEPALIVE_S: Final = 15.0
+_STREAM_POLL_S: Final = 0.5
+_CSV_TRIGGERS: Final = ("=", "+", "-", "@", "\t", "\r")
 
 
-class GatewayInfo(BaseModel):
-    gateway_id: str
-    enrolled: bool
-    online: bool
-    state: str
-    first_seen: float | None  # None: enrolled but never heard from
-    last_seen: float | None
-    state_ts: float | None
-    backlog: dict[str, Any]
-    lanes: dict[str, LanePosition]
-
-
-class PointValue(BaseModel):
-    point_id: str
-    gateway_id: str
-    ts: float
-    source_ts: float | None
-    value: bool | int | float | str | None
-    quality: int
-    reason: str
-
-
-class HistorySample(BaseModel):
-    ts: float
-    source_ts: float | None
-    value: bool | int | float | str | None
-    quality: int
-    reason: str
-    historical: bool
-
-
-class HistoryBucket(BaseModel):
-    ts: float  # bucket start
-    count: int  # records in the bucket, any quality
-    avg: float | None  # over good numeric values
-    min: float | None
-    max: float | None
-    last: bool | int | float | str | None  # the newest value in the bucket, any quality
-
-
-class History(BaseModel):
-    point_id: str
-    start: float
-    end: float
-    step_s: float | None
-    samples: list[HistorySample] | None = None
-    buckets: list[HistoryBucket] | None = None
-    truncated: bool = False
-
-
-class EventOut(BaseModel):
-    gateway_id: str
-    seq: int
-    kind: str
-    source: str
-    ts: float
-    data: dict[str, Any]
-    historical: bool
-
-
-class RejectedOut(BaseModel):
-    received_at: float
-    transport: str
-    gateway_id: str
-    lane: str
-    seq: int | None
-    reason: str
-    detail: str
-    size: int
-    digest: str
-
-
-class Audit(BaseModel):
-    counts: dict[str, int]
-    items: list[RejectedOut]
-
-
-def _finite(value: Any) -> Any:
-    # JSON has no NaN or infinity; a value that is not a number is reported as null.
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+def _csv_cell(value: Any) -> Any:
+    """A spreadsheet must not run a cell as a formula: texts starting with a trigger get a quote."""
+    if isinstance(value, str) and value.lstrip("'").startswith(_CSV_TRIGGERS):
+        try:
+            float(value)
+        except ValueError:
+            return "'" + value
     return value
 
 
+def _encode_cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> Any:
+    if cursor is None:
+        return None
+    try:
+        return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HTTPException(422, "cursor is not one this API handed out") from exc
+
+
+def _next_cursor(response: Response, rows: list[Any], limit: int, key: Callable[[Any], Any]) -> None:
+    """Cut the extra row fetched to learn whether another page exists; name it in a header."""
+    if len(rows) > limit:
+        del rows[limit:]
+        response.headers["X-Next-Cursor"] = _encode_cursor(key(rows[-1]))
+
+
+def _float_cursor(cursor: Any, shape: type) -> Any:
+    if cursor is None:
+        return None
+    ok = isinstance(cursor, shape)
+    if ok and shape is list:
+        ok = len(cursor) == 2 and isinstance(cursor[0], int | float) and isinstance(cursor[1], int)
+    if not ok:
+        raise HTTPException(422, "cursor is not one this API handed out")
+    return cursor
+
+
 def create_api(
-    store: CentralStore,
+    store: CentralStorage,
     ingestor: Ingestor,
     config: ApiConfig,
     *,
     signer: DownlinkSigner,
     enrolled: Callable[[str], bool] = lambda _gw: True,
     enrolled_ids: Callable[[], list[str]] = list,
+    estate_of: Callable[[str], str] = lambda gw: gw,
+    name_of: Callable[[str], str | None] = lambda _gw: None,
 ) -> FastAPI:
     tokens = [(t.digest(), t) for t in config.tokens]
 
-    def require_token(
+    def require_principal(
         request: Request,
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
-    ) -> None:
+    ) -> Principal:
         if creds is not None and creds.scheme.lower() == "bearer":
             offered = hashlib.sha256(creds.credentials.encode("utf-8")).hexdigest()
             # Compare against every token so the time taken does not say which one nearly matched.
             matches = [t for d, t in tokens if hmac.compare_digest(offered, d)]
             if matches:
-                request.state.api_token = matches[0]
-                return
+                token = matches[0]
+                request.state.api_token = token
+                request.state.principal = Principal(
+                    token.name,
+                    frozenset(token.scopes),
+                    None if token.estates is None else frozenset(token.estates),
+                    "token",
+                )
+                return request.state.principal  # type: ignore[no-any-return]
+        # The console's session cookie (installed by cloud_sync.central.console), if any.
+        session: Callable[[Request], Principal | None] | None = getattr(
+            request.app.state, "session_principal", None
+        )
+        if session is not None:
+            principal = session(request)
+            if principal is not None:
+                request.state.principal = principal
+                return principal
         raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
 
     def scope(name: str) -> Any:
-        def check(request: Request) -> ApiToken:
-            token: ApiToken = request.state.api_token
-            if name not in token.scopes:
+        def check(request: Request) -> Principal:
+            principal: Principal = request.state.principal
+            if not principal.has(name):
                 raise HTTPException(403, f"this token lacks the {name!r} scope")
-            return token
+            return principal
 
         return Depends(check)
 
-    read, admin, ingest_scope = [scope("read")], [scope("admin")], scope("ingest")
+    read, admin = [scope("read")], [scope("admin")]
+
+    def ingest_token(request: Request) -> ApiToken:
+        token: ApiToken | None = getattr(request.state, "api_token", None)
+        if token is None or "ingest" not in token.scopes:
+            raise HTTPException(403, "this token lacks the 'ingest' scope")
+        return token
+
+    ingest_scope = Depends(ingest_token)
 
     app = FastAPI(
         title="Gatehouse central",
         version="1",
-        description="Read gateway state, point values, history, events and the batch audit; "
-        "ingest signed batches over HTTPS. Wire format: docs/protocol.md.",
+        description="Read gateway state, the fleet and its estates, point values, history, events, "
+        "alarms with their lifecycle (and a live stream of them) and the batch audit; ingest signed "
+        "batches over HTTPS. Lists take `cursor` and `limit` and name the next page's cursor in the "
+        "`X-Next-Cursor` response header (absent on the last page). Wire format: docs/protocol.md.",
     )
     app.add_middleware(BodyLimit, ingest_max_bytes=MAX_PAYLOAD_BYTES, other_max_bytes=config.max_body_bytes)
-    # Router dependencies run before each route's own, so the scope checks see the token.
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
+    # Router dependencies run before each route's own, so the scope checks see the principal.
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_principal)])
 
-    def gateway_info(row: Any) -> GatewayInfo:
-        gw = row["gateway_id"]
-        reported = json.loads(row["reported_seq"])
-        lanes: dict[str, LanePosition] = {}
-        with store.reader() as db:
-            highest = dict(
-                db.execute(
-                    "SELECT lane, max(seq) FROM batches WHERE gateway_id=? GROUP BY lane", (gw,)
-                ).fetchall()
-            )
+    def principal_of(request: Request) -> Principal:
+        principal: Principal = request.state.principal
+        return principal
+
+    def visible(principal: Principal, estate: str | None = None) -> frozenset[str] | None:
+        """Gateway ids the principal may see (within ``estate``); None: no limit at all."""
+        if principal.estates is None and estate is None:
+            return None
+        allowed = principal.estates if principal.estates is not None else frozenset({estate or ""})
+        if estate is not None:
+            allowed = allowed & {estate}
+        ids = {gw for gw in enrolled_ids() if estate_of(gw) in allowed}
+        # A gateway seen but not enrolled is its own estate.
+        ids |= {e for e in allowed if not enrolled(e)}
+        return frozenset(ids)
+
+    def narrow(ids: frozenset[str] | None, gateway: str | None) -> frozenset[str] | None:
+        if gateway is None:
+            return ids
+        return frozenset({gateway}) if ids is None or gateway in ids else frozenset()
+
+    def lane_positions(row: dict[str, Any]) -> dict[str, LanePosition]:
+        reported = row["reported_seq"]
+        out: dict[str, LanePosition] = {}
         for lane in Lane:
-            acked, missing = store.ack_position(gw, lane)
+            info = row["lanes"][lane.value]
             top = reported.get(lane.value)
-            lanes[lane.value] = LanePosition(
-                acked=acked,
-                highest=int(highest.get(lane.value) or 0),
-                missing=list(missing),
+            out[lane.value] = LanePosition(
+                acked=info["acked"],
+                highest=info["highest"],
+                missing=info["missing"],
                 reported=top if type(top) is int else None,
             )
+        return out
+
+    def unseen(gw: str) -> dict[str, Any]:
+        empty = {"acked": 0, "highest": 0, "missing": [], "last_batch_at": None, "last_sealed_at": None}
+        return {
+            "gateway_id": gw,
+            "reported_seq": {},
+            "state": "unknown",
+            "first_seen": None,
+            "last_seen": None,
+            "state_ts": None,
+            "backlog": {},
+            "versions": {},
+            "active_alarms": {},
+            "lanes": {lane.value: dict(empty) for lane in Lane},
+        }
+
+    def all_rows(ids: frozenset[str] | None) -> list[dict[str, Any]]:
+        rows = {r["gateway_id"]: r for r in store.gateway_rows(ids)}
+        for gw in enrolled_ids():
+            if ids is None or gw in ids:
+                rows.setdefault(gw, unseen(gw))
+        return [rows[gw] for gw in sorted(rows)]
+
+    def gateway_info(row: dict[str, Any]) -> GatewayInfo:
+        gw = row["gateway_id"]
         return GatewayInfo(
             gateway_id=gw,
             enrolled=enrolled(gw),
@@ -265,198 +313,387 @@ def create_api(
             first_seen=row["first_seen"],
             last_seen=row["last_seen"],
             state_ts=row["state_ts"],
-            backlog=json.loads(row["backlog"]),
-            lanes=lanes,
+            backlog=row["backlog"],
+            lanes=lane_positions(row),
+            estate=estate_of(gw),
+            name=name_of(gw) or row["versions"].get("site_name"),
         )
 
-    def unseen(gw: str) -> dict[str, Any]:
-        return {
-            "gateway_id": gw,
-            "reported_seq": "{}",
-            "state": "unknown",
-            "first_seen": None,
-            "last_seen": None,
-            "state_ts": None,
-            "backlog": "{}",
-        }
+    def page_of_gateways(rows: list[dict[str, Any]], cursor: str | None, limit: int) -> list[dict[str, Any]]:
+        after = _decode_cursor(cursor)
+        if after is not None and not isinstance(after, str):
+            raise HTTPException(422, "cursor is not one this API handed out")
+        return [r for r in rows if after is None or r["gateway_id"] > after][: limit + 1]
 
     @api.get("/gateways", response_model=list[GatewayInfo], dependencies=read)
-    def list_gateways() -> list[GatewayInfo]:
+    def list_gateways(
+        request: Request,
+        response: Response,
+        estate: str | None = None,
+        cursor: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
+    ) -> list[GatewayInfo]:
         """Every gateway seen or enrolled (enrolled ones never heard from have no last_seen)."""
-        with store.reader() as db:
-            rows: dict[str, Any] = {r["gateway_id"]: r for r in db.execute("SELECT * FROM gateways")}
-        for gw in enrolled_ids():
-            rows.setdefault(gw, unseen(gw))
-        return [gateway_info(rows[gw]) for gw in sorted(rows)]
+        rows = page_of_gateways(all_rows(visible(principal_of(request), estate)), cursor, limit)
+        _next_cursor(response, rows, limit, lambda r: r["gateway_id"])
+        return [gateway_info(r) for r in rows]
 
     @api.get("/gateways/{gateway_id}", response_model=GatewayInfo, dependencies=read)
-    def get_gateway(gateway_id: str) -> GatewayInfo:
-        with store.reader() as db:
-            row = db.execute("SELECT * FROM gateways WHERE gateway_id=?", (gateway_id,)).fetchone()
-        if row is None:
+    def get_gateway(request: Request, gateway_id: str) -> GatewayInfo:
+        ids = visible(principal_of(request))
+        if ids is not None and gateway_id not in ids:
+            raise HTTPException(404, "no such gateway is enrolled or has been seen")
+        rows = store.gateway_rows(frozenset({gateway_id}))
+        if not rows:
             if not enrolled(gateway_id):
                 raise HTTPException(404, "no such gateway is enrolled or has been seen")
             return gateway_info(unseen(gateway_id))
-        return gateway_info(row)
+        return gateway_info(rows[0])
+
+    def fleet_entry(row: dict[str, Any], now: float) -> FleetEntry:
+        gw = row["gateway_id"]
+        reported = row["backlog"].get("lanes")
+        backlog: dict[str, dict[str, Any]] = {}
+        oldest: float | None = None
+        if isinstance(reported, dict):
+            for lane, info in reported.items():
+                if not isinstance(info, dict):
+                    continue
+                backlog[str(lane)] = {k: info.get(k) for k in ("rows", "batches", "batch_bytes")}
+                ts = info.get("oldest_ts")
+                if isinstance(ts, int | float) and not isinstance(ts, bool) and math.isfinite(ts):
+                    oldest = ts if oldest is None else min(oldest, ts)
+        batches = [row["lanes"][lane]["last_batch_at"] for lane in row["lanes"]]
+        versions = row["versions"]
+        return FleetEntry(
+            gateway_id=gw,
+            estate=estate_of(gw),
+            name=name_of(gw) or versions.get("site_name"),
+            online=row["state"] == "online",
+            last_seen=row["last_seen"],
+            last_batch_at=max((b for b in batches if b is not None), default=None),
+            backlog=backlog,
+            oldest_unacked_age_s=None if oldest is None else max(0.0, now - oldest),
+            firmware_version=versions.get("firmware_version"),
+            config_version=versions.get("config_version"),
+            active_alarms=row["active_alarms"],
+        )
+
+    @api.get("/fleet", response_model=list[FleetEntry], dependencies=read)
+    def fleet(
+        request: Request,
+        response: Response,
+        estate: str | None = None,
+        cursor: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
+    ) -> list[FleetEntry]:
+        """Every gateway of the visible estates with what it reports (one read, no query per gateway)."""
+        rows = page_of_gateways(all_rows(visible(principal_of(request), estate)), cursor, limit)
+        _next_cursor(response, rows, limit, lambda r: r["gateway_id"])
+        now = time.time()
+        return [fleet_entry(r, now) for r in rows]
+
+    @api.get("/estates", response_model=list[EstateInfo], dependencies=read)
+    def estates(request: Request) -> list[EstateInfo]:
+        """Per estate: gateways, how many are online or not, active alarms by class."""
+        out: dict[str, EstateInfo] = {}
+        for row in all_rows(visible(principal_of(request))):
+            name = estate_of(row["gateway_id"])
+            info = out.setdefault(
+                name, EstateInfo(estate=name, gateways=0, online=0, offline=0, active_alarms={})
+            )
+            info.gateways += 1
+            if row["state"] == "online":
+                info.online += 1
+            else:
+                info.offline += 1
+            for klass, n in row["active_alarms"].items():
+                info.active_alarms[klass] = info.active_alarms.get(klass, 0) + n
+        return [out[k] for k in sorted(out)]
+
+    def point_value(r: dict[str, Any]) -> PointValue:
+        return PointValue(**r, estate=estate_of(r["gateway_id"]))
 
     @api.get("/points", response_model=list[PointValue], dependencies=read)
     def latest_points(
+        request: Request,
+        response: Response,
         gateway: str | None = None,
+        estate: str | None = None,
         prefix: str | None = None,
+        q: Annotated[str | None, Query(max_length=200, description="substring of the point id")] = None,
+        cursor: str | None = None,
         limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
     ) -> list[PointValue]:
-        sql = "SELECT * FROM latest WHERE 1=1"
-        args: list[Any] = []
-        if gateway is not None:
-            sql += " AND gateway_id=?"
-            args.append(gateway)
-        if prefix is not None:
-            # substr() rather than LIKE: point ids may contain % and _.
-            sql += " AND substr(point_id, 1, ?)=?"
-            args += [len(prefix), prefix]
-        sql += " ORDER BY point_id LIMIT ?"
-        args.append(limit)
-        with store.reader() as db:
-            rows = db.execute(sql, args).fetchall()
-        return [
-            PointValue(
-                point_id=r["point_id"],
-                gateway_id=r["gateway_id"],
-                ts=r["ts"],
-                source_ts=r["source_ts"],
-                value=bool(r["value"]) if r["is_bool"] else _finite(r["value"]),
-                quality=r["quality"],
-                reason=r["reason"],
-            )
-            for r in rows
-        ]
+        """Latest value and quality of each point (newest receipt time wins, whatever the arrival order)."""
+        after = _decode_cursor(cursor)
+        if after is not None and not isinstance(after, str):
+            raise HTTPException(422, "cursor is not one this API handed out")
+        ids = narrow(visible(principal_of(request), estate), gateway)
+        rows = store.latest(gateways=ids, prefix=prefix, q=q, after=after, limit=limit + 1)
+        _next_cursor(response, rows, limit, lambda r: r["point_id"])
+        return [point_value(r) for r in rows]
 
-    @api.get("/points/{point_id:path}/history", response_model=History, dependencies=read)
+    def check_point(request: Request, point_id: str) -> None:
+        ids = visible(principal_of(request))
+        if ids is None:
+            return  # unrestricted: an unknown point has an empty history, as always
+        gw = store.point_gateway(point_id)
+        if gw is None or gw not in ids:
+            raise HTTPException(404, "no such point")
+
+    @api.get(
+        "/points/{point_id:path}/history",
+        response_model=History,
+        dependencies=read,
+        responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with format=csv"}},
+    )
     def point_history(
+        request: Request,
         point_id: Annotated[str, Path()],
         start: Annotated[float, Query(alias="from", allow_inf_nan=False, description=_TIME)],
         end: Annotated[float, Query(alias="to", allow_inf_nan=False, description=_TIME)],
         step: Annotated[
             float | None, Query(gt=0, allow_inf_nan=False, description="bucket width, seconds")
         ] = None,
-    ) -> History:
+        format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",  # noqa: A002
+    ) -> Any:
         if end <= start:
             raise HTTPException(422, "'to' must be after 'from'")
+        check_point(request, point_id)
         if step is None:
             limit = config.history_max_rows
-            with store.reader() as db:
-                rows = db.execute(
-                    "SELECT ts, source_ts, value, quality, reason, historical FROM telemetry"
-                    " WHERE point=(SELECT id FROM points WHERE point_id=?) AND ts>=? AND ts<?"
-                    " ORDER BY ts LIMIT ?",
-                    (point_id, start, end, limit + 1),
-                ).fetchall()
-            samples = [
-                HistorySample(
-                    **{**dict(r), "value": _finite(r["value"]), "historical": bool(r["historical"])}
-                )
-                for r in rows[:limit]
-            ]
-            return History(
+            rows = store.history(point_id, start, end, limit + 1)
+            history = History(
                 point_id=point_id,
                 start=start,
                 end=end,
                 step_s=None,
-                samples=samples,
+                samples=[HistorySample(**r) for r in rows[:limit]],
                 truncated=len(rows) > limit,
             )
-        if (end - start) / step > _MAX_BUCKETS:
-            raise HTTPException(422, f"at most {_MAX_BUCKETS} buckets per request")
-        bucket = "CAST((ts - ?) / ? AS INTEGER)"
-        where = "point=(SELECT id FROM points WHERE point_id=?) AND ts>=? AND ts<?"
-        with store.reader() as db:
-            stats = db.execute(
-                f"SELECT {bucket} AS b, count(*),"
-                " avg(CASE WHEN quality=0 AND typeof(value) IN ('integer','real') THEN value END),"
-                " min(CASE WHEN quality=0 AND typeof(value) IN ('integer','real') THEN value END),"
-                " max(CASE WHEN quality=0 AND typeof(value) IN ('integer','real') THEN value END)"
-                f" FROM telemetry WHERE {where} GROUP BY b ORDER BY b",
-                (start, step, point_id, start, end),
-            ).fetchall()
-            # SQLite returns the bare column from the row that holds max(ts): the bucket's last value.
-            lasts = dict(
-                (r[0], r[1])
-                for r in db.execute(
-                    f"SELECT {bucket} AS b, value, max(ts) FROM telemetry WHERE {where} GROUP BY b",
-                    (start, step, point_id, start, end),
+        else:
+            if (end - start) / step > _MAX_BUCKETS:
+                raise HTTPException(422, f"at most {_MAX_BUCKETS} buckets per request")
+            buckets = [HistoryBucket(**b) for b in store.history_buckets(point_id, start, end, step)]
+            history = History(point_id=point_id, start=start, end=end, step_s=step, buckets=buckets)
+        if format == "json":
+            return history
+        return csv_response(history)
+
+    def csv_response(history: History) -> Response:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        if history.samples is not None:
+            writer.writerow(["ts", "source_ts", "value", "quality", "reason", "historical"])
+            for s in history.samples:
+                writer.writerow(
+                    [s.ts, s.source_ts, _csv_cell(s.value), s.quality, _csv_cell(s.reason), s.historical]
                 )
-            )
-        buckets = [
-            HistoryBucket(
-                ts=start + b * step,
-                count=n,
-                avg=_finite(a),
-                min=_finite(lo),
-                max=_finite(hi),
-                last=_finite(lasts.get(b)),
-            )
-            for b, n, a, lo, hi in stats
-        ]
-        return History(point_id=point_id, start=start, end=end, step_s=step, buckets=buckets)
+        else:
+            writer.writerow(["ts", "count", "avg", "min", "max", "last"])
+            for b in history.buckets or []:
+                writer.writerow([b.ts, b.count, b.avg, b.min, b.max, _csv_cell(b.last)])
+        safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in history.point_id)[:100]
+        return Response(
+            out.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{safe_name}.csv"'},
+        )
+
+    def event_page(
+        request: Request,
+        response: Response,
+        *,
+        gateway: str | None,
+        kind: str | None,
+        start: float | None,
+        end: float | None,
+        cursor: str | None,
+        limit: int,
+    ) -> list[EventOut]:
+        after = _float_cursor(_decode_cursor(cursor), list)
+        ids = narrow(visible(principal_of(request)), gateway)
+        rows = store.events(
+            gateways=ids,
+            kind=kind,
+            start=start,
+            end=end,
+            after=None if after is None else (float(after[0]), int(after[1])),
+            limit=limit + 1,
+        )
+        _next_cursor(response, rows, limit, lambda r: [r["ts"], r["id"]])
+        return [EventOut(**{k: v for k, v in r.items() if k != "id"}) for r in rows]
 
     @api.get("/events", response_model=list[EventOut], dependencies=read)
     def list_events(
+        request: Request,
+        response: Response,
         gateway: str | None = None,
         kind: str | None = None,
         start: Annotated[float | None, Query(alias="from", allow_inf_nan=False, description=_TIME)] = None,
         end: Annotated[float | None, Query(alias="to", allow_inf_nan=False, description=_TIME)] = None,
+        cursor: str | None = None,
         limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
     ) -> list[EventOut]:
-        sql = "SELECT * FROM events WHERE 1=1"
-        args: list[Any] = []
-        for clause, value in (
-            (" AND gateway_id=?", gateway),
-            (" AND kind=?", kind),
-            (" AND ts>=?", start),
-            (" AND ts<?", end),
-        ):
-            if value is not None:
-                sql += clause
-                args.append(value)
-        sql += " ORDER BY ts, id LIMIT ?"
-        args.append(limit)
-        with store.reader() as db:
-            rows = db.execute(sql, args).fetchall()
-        return [
-            EventOut(
-                gateway_id=r["gateway_id"],
-                seq=r["seq"],
-                kind=r["kind"],
-                source=r["source"],
-                ts=r["ts"],
-                data=json.loads(r["data"]),
-                historical=bool(r["historical"]),
+        return event_page(
+            request, response, gateway=gateway, kind=kind, start=start, end=end, cursor=cursor, limit=limit
+        )
+
+    def alarm_out(r: dict[str, Any]) -> AlarmOut:
+        return AlarmOut(**{k: v for k, v in r.items() if k != "version"}, estate=estate_of(r["gateway_id"]))
+
+    def alarm_states(state: str | None, active: bool | None) -> list[str] | None:
+        states: set[str] | None = None
+        if state is not None:
+            states = {s for s in state.split(",") if s}
+            if not states <= set(ALARM_STATES):
+                raise HTTPException(422, f"state is one or more of {', '.join(ALARM_STATES)}")
+        if active is not None:
+            chosen = set(_ACTIVE_STATES) if active else set(ALARM_STATES) - set(_ACTIVE_STATES)
+            states = chosen if states is None else states & chosen
+        return None if states is None else sorted(states)
+
+    @api.get("/alarms", response_model=list[AlarmOut], dependencies=read)
+    def list_alarms(
+        request: Request,
+        response: Response,
+        estate: str | None = None,
+        gateway: str | None = None,
+        alarm_class: Annotated[str | None, Query(alias="class")] = None,
+        priority: str | None = None,
+        state: Annotated[str | None, Query(description="comma-separated: " + ", ".join(ALARM_STATES))] = None,
+        active: bool | None = None,
+        start: Annotated[float | None, Query(alias="from", allow_inf_nan=False, description=_TIME)] = None,
+        end: Annotated[float | None, Query(alias="to", allow_inf_nan=False, description=_TIME)] = None,
+        cursor: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    ) -> list[AlarmOut]:
+        """Alarm episodes, newest first, with their lifecycle (materialised from alarm events)."""
+        after = _decode_cursor(cursor)
+        if after is not None and not isinstance(after, int):
+            raise HTTPException(422, "cursor is not one this API handed out")
+        rows = store.alarms(
+            gateways=narrow(visible(principal_of(request), estate), gateway),
+            alarm_class=alarm_class,
+            priority=priority,
+            states=alarm_states(state, active),
+            start=start,
+            end=end,
+            after=after,
+            limit=limit + 1,
+        )
+        _next_cursor(response, rows, limit, lambda r: r["id"])
+        return [alarm_out(r) for r in rows]
+
+    @api.get("/alarms/stats", response_model=AlarmStats, dependencies=read)
+    def alarm_stats(
+        request: Request,
+        by: Annotated[str, Query(pattern="^(" + "|".join(ALARM_STATS_BY) + ")$")] = "class",
+        estate: str | None = None,
+        start: Annotated[float | None, Query(alias="from", allow_inf_nan=False, description=_TIME)] = None,
+        end: Annotated[float | None, Query(alias="to", allow_inf_nan=False, description=_TIME)] = None,
+    ) -> AlarmStats:
+        """Alarm episodes raised in [from, to) counted by class, priority, estate, gateway, state,
+        day or hour (UTC)."""
+        ids = visible(principal_of(request), estate)
+        counts = store.alarm_counts(
+            gateways=ids, start=start, end=end, by="gateway" if by == "estate" else by
+        )
+        if by == "estate":
+            merged: dict[str, int] = {}
+            for gw, n in counts:
+                merged[estate_of(gw)] = merged.get(estate_of(gw), 0) + n
+            counts = sorted(merged.items())
+        return AlarmStats(by=by, buckets=[StatsBucket(key=k, count=n) for k, n in counts])
+
+    @api.get(
+        "/alarms/stream",
+        dependencies=read,
+        responses={
+            200: {"content": {"text/event-stream": {}}, "description": "event: alarm, data: AlarmOut"}
+        },
+    )
+    async def alarm_stream(
+        request: Request,
+        estate: str | None = None,
+        alarm_class: Annotated[str | None, Query(alias="class")] = None,
+        priority: str | None = None,
+    ) -> StreamingResponse:
+        """Server-Sent Events: `event: alarm` with the alarm's JSON on every change; `: keepalive` every 15 s.
+
+        Follows the database, so it sees what every ingest process stores."""
+        ids = visible(principal_of(request), estate)
+        since = await run_in_threadpool(store.alarm_version)
+
+        def changes(version: int) -> list[dict[str, Any]]:
+            return store.alarms(
+                gateways=ids, alarm_class=alarm_class, priority=priority, since_version=version, limit=1000
             )
-            for r in rows
-        ]
+
+        async def stream() -> AsyncIterator[str]:
+            nonlocal since
+            quiet = 0.0
+            yield ": stream open\n\n"
+            while not await request.is_disconnected():
+                rows = await run_in_threadpool(changes, since)
+                for r in rows:
+                    since = max(since, int(r["version"]))
+                    yield f"event: alarm\ndata: {alarm_out(r).model_dump_json()}\n\n"
+                if rows:
+                    quiet = 0.0
+                    continue
+                await asyncio.sleep(_STREAM_POLL_S)
+                quiet += _STREAM_POLL_S
+                if quiet >= _KEEPALIVE_S:
+                    quiet = 0.0
+                    yield ": keepalive\n\n"
+
+        return StreamingResponse(
+            stream(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
 
     @api.get("/audit/rejected", response_model=Audit, dependencies=admin)
     def audit_rejected(
+        request: Request,
+        response: Response,
         gateway: str | None = None,
         reason: str | None = None,
+        cursor: str | None = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     ) -> Audit:
         ingestor.flush_audit()  # what was rejected a moment ago is waiting in the buffer
-        sql = "SELECT * FROM rejected WHERE 1=1"
-        args: list[Any] = []
-        if gateway is not None:
-            sql += " AND gateway_id=?"
-            args.append(gateway)
-        if reason is not None:
-            sql += " AND reason=?"
-            args.append(reason)
-        sql += " ORDER BY id DESC LIMIT ?"
-        args.append(limit)
-        with store.reader() as db:
-            counts = dict(db.execute("SELECT reason, count(*) FROM rejected GROUP BY reason").fetchall())
-            rows = db.execute(sql, args).fetchall()
-        items = [RejectedOut(**{**dict(r), "digest": bytes(r["digest"]).hex()}) for r in rows]
-        return Audit(counts=counts, items=items)
+        before = _decode_cursor(cursor)
+        if before is not None and not isinstance(before, int):
+            raise HTTPException(422, "cursor is not one this API handed out")
+        ids = narrow(visible(principal_of(request)), gateway)
+        counts, rows = store.rejected(gateways=ids, reason=reason, before=before, limit=limit + 1)
+        _next_cursor(response, rows, limit, lambda r: r["id"])
+        return Audit(
+            counts=counts, items=[RejectedOut(**{k: v for k, v in r.items() if k != "id"}) for r in rows]
+        )
+
+    @api.get("/audit/gaps", response_model=list[EventOut], dependencies=admin)
+    def audit_gaps(
+        request: Request,
+        response: Response,
+        gateway: str | None = None,
+        cursor: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    ) -> list[EventOut]:
+        """The gateways' evicted-data records (``outbox.gap``: sequence numbers that will never come)."""
+        return event_page(
+            request,
+            response,
+            gateway=gateway,
+            kind="outbox.gap",
+            start=None,
+            end=None,
+            cursor=cursor,
+            limit=limit,
+        )
 
     @api.post(
         "/ingest/{gateway_id}/{lane}",

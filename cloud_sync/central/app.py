@@ -23,7 +23,7 @@ from cloud_sync.central.ingest import KeyRegistry
 from cloud_sync.central.metrics import MeteredIngestor
 from cloud_sync.central.mqtt import CentralMqtt
 from cloud_sync.central.ops import add_ops_routes
-from cloud_sync.central.store import CentralStore
+from cloud_sync.central.storage.interface import CentralStorage, open_store
 from cloud_sync.downlink import DownlinkSigner
 from cloud_sync.errors import CentralStoreError, ServiceStartError
 from cloud_sync.keys import load_private_key
@@ -55,8 +55,9 @@ class CentralService:
         self.signer = DownlinkSigner(
             load_private_key(config.signing_key), clock_us=lambda: time.time_ns() // 1000
         )
-        self.store = CentralStore(config.database)
+        self.store: CentralStorage = open_store(config.database)
         self.registry = KeyRegistry.from_config(config.gateways)
+        self._names = {gw.id: gw.name for gw in config.gateways if gw.name}
         # The ingestor with its counters for /metrics (cloud_sync.central.metrics).
         self.ingestor = MeteredIngestor(self.store, self.registry, clock=clock)
         self.app = create_api(
@@ -66,6 +67,8 @@ class CentralService:
             signer=self.signer,
             enrolled=self.registry.knows,
             enrolled_ids=lambda: self.registry.gateway_ids,
+            estate_of=config.estate_of,
+            name_of=lambda gw: self._names.get(gw),
         )
         add_ops_routes(self.app, self)  # /healthz and /metrics (cloud_sync.central.ops)
         self.mqtt: CentralMqtt | None = None

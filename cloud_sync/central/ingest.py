@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from cloud_sync.ack import AckMessage
 from cloud_sync.central.config import EnrolledGateway
-from cloud_sync.central.store import BatchMeta, CentralStore, Rejection
+from cloud_sync.central.storage.interface import CentralStorage
+from cloud_sync.central.store import BatchMeta, Rejection
 from cloud_sync.envelope import decode_header, decode_records, valid_gateway_id, verify_envelope
 from cloud_sync.errors import EnvelopeError
 from cloud_sync.keys import key_id, load_public_key, parse_public_key
@@ -113,7 +114,7 @@ def parse_uplink_topic(topic: str) -> tuple[str, str] | None:
 
 
 class Ingestor:
-    def __init__(self, store: CentralStore, registry: KeyRegistry, *, clock: Callable[[], float]) -> None:
+    def __init__(self, store: CentralStorage, registry: KeyRegistry, *, clock: Callable[[], float]) -> None:
         self._store = store
         self._registry = registry
         self._clock = clock

@@ -17,7 +17,6 @@ Scrapes read SQLite: call ``generate_latest`` in a thread, never on the event lo
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter
@@ -254,8 +253,10 @@ class CentralCollector(Collector):
         size = GaugeMetricFamily(
             f"{NAMESPACE}_database_bytes", "Size of the database files on disk", labels=["file"]
         )
-        for kind, n in database_files(self._service.store.path).items():
-            size.add_metric([kind], n)
+        path = getattr(self._service.store, "path", None)
+        if isinstance(path, Path):  # SQLite; PostgreSQL reports its own size
+            for kind, n in database_files(path).items():
+                size.add_metric([kind], n)
         yield size
 
     def _gateway_families(self) -> Iterator[Metric]:
@@ -311,20 +312,15 @@ class CentralCollector(Collector):
         quota = GaugeMetricFamily(
             f"{NAMESPACE}_gateway_outbox_quota_bytes", "Its outbox's quota, as reported", labels=g
         )
-        with store.reader() as db:
-            rows = {r["gateway_id"]: r for r in db.execute("SELECT * FROM gateways")}
-            lanes = {(r[0], r[1]): r[2] for r in db.execute("SELECT gateway_id, lane, acked FROM lanes")}
-            newest: dict[tuple[str, str], tuple[int, float, float]] = {}
-            for gw in rows:
-                for lane in sorted(_LANES):
-                    # The primary key (gateway_id, lane, seq) answers this without a scan.
-                    top = db.execute(
-                        "SELECT seq, received_at, sealed_at FROM batches WHERE gateway_id=? AND lane=?"
-                        " ORDER BY seq DESC LIMIT 1",
-                        (gw, lane),
-                    ).fetchone()
-                    if top is not None:
-                        newest[(gw, lane)] = (int(top[0]), float(top[1]), float(top[2]))
+        # One snapshot: a lane's acked and highest seq come from the same read.
+        rows = {r["gateway_id"]: r for r in store.gateway_rows()}
+        lanes = {(gw, lane): info["acked"] for gw, r in rows.items() for lane, info in r["lanes"].items()}
+        newest: dict[tuple[str, str], tuple[int, float, float]] = {
+            (gw, lane): (info["highest"], info["last_batch_at"], info["last_sealed_at"])
+            for gw, r in rows.items()
+            for lane, info in r["lanes"].items()
+            if info["last_batch_at"] is not None
+        }
         known = set(service.registry.gateway_ids)
         for gw in sorted(known | set(rows)):
             enrolled.add_metric([gw], 1.0 if gw in known else 0.0)
@@ -336,11 +332,7 @@ class CentralCollector(Collector):
             seen_age.add_metric([gw], max(0.0, now - row["last_seen"]))
             if row["state_ts"] is not None:
                 state_age.add_metric([gw], max(0.0, now - row["state_ts"]))
-            try:
-                backlog = json.loads(row["backlog"]) or {}
-                seqs = json.loads(row["reported_seq"]) or {}
-            except ValueError:
-                backlog, seqs = {}, {}
+            backlog, seqs = row["backlog"], row["reported_seq"]
             backlog = backlog if isinstance(backlog, dict) else {}
             seqs = seqs if isinstance(seqs, dict) else {}
             for family, key in ((used, "used_bytes"), (quota, "quota_bytes")):

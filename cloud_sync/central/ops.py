@@ -81,17 +81,22 @@ async def health(service: CentralService) -> dict[str, Any]:
             {"check": "broker", "detail": f"not connected and subscribed to {broker.host}:{broker.port}"}
         )
 
-    path = service.store.path
+    path = getattr(service.store, "path", None)
+    check: Any = getattr(service.store, "check_writable", None)
     try:
         async with asyncio.timeout(_DB_CHECK_DEADLINE_S):
-            error = await asyncio.to_thread(database_writable, path)
+            if isinstance(path, Path):
+                error = await asyncio.to_thread(database_writable, path)
+            else:  # PostgreSQL: a write transaction on a pooled connection
+                error = await asyncio.to_thread(check)
     except TimeoutError:
         error = f"no answer from the database within {_DB_CHECK_DEADLINE_S:g} s"
     free: int | None = None
-    try:
-        free = shutil.disk_usage(path.parent).free
-    except OSError as exc:
-        error = error or f"cannot read the disk of {path.parent}: {exc.strerror}"
+    if isinstance(path, Path):
+        try:
+            free = shutil.disk_usage(path.parent).free
+        except OSError as exc:
+            error = error or f"cannot read the disk of {path.parent}: {exc.strerror}"
     checks["database"] = {"writable": error is None, "free_bytes": free}
     if error is not None:
         problems.append({"check": "database", "detail": error})

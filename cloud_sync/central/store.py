@@ -12,7 +12,7 @@ import json
 import operator
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,9 @@ from typing import Any, Final
 import structlog
 
 from cloud_sync.ack import MAX_MISSING_RANGES
+from cloud_sync.central.config import RetentionConfig
+from cloud_sync.central.storage.alarms import alarm_change
+from cloud_sync.central.storage.common import finite, missing_ranges, state_versions
 from cloud_sync.errors import CentralStoreError
 from cloud_sync.ports import EventRow, Lane, TelemetryRow
 
@@ -36,7 +39,7 @@ _MAX_EVICTED_RANGE: Final = 1_000_000
 _POINT_TS: Final = operator.itemgetter(0, 1)
 
 # Bumped with every schema change; a migration from the previous version goes with it.
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS gateways (
@@ -118,6 +121,34 @@ CREATE TABLE IF NOT EXISTS rejected (
 );
 """
 
+# Versioned migrations: _MIGRATIONS[n] takes a version-n database to version n + 1, in one
+# transaction with the new user_version. Version 1 is _SCHEMA above (as first released).
+_MIGRATIONS: Final[dict[int, str]] = {
+    1: """
+ALTER TABLE gateways ADD COLUMN versions TEXT NOT NULL DEFAULT '{}';
+CREATE INDEX IF NOT EXISTS events_gateway_kind ON events (gateway_id, kind, ts);
+CREATE TABLE IF NOT EXISTS alarms (
+    id INTEGER PRIMARY KEY,
+    gateway_id TEXT NOT NULL,
+    alarm_key TEXT NOT NULL,
+    point_id TEXT,
+    alarm_class TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    state TEXT NOT NULL,
+    message TEXT NOT NULL,
+    raised_at REAL NOT NULL,
+    acked_at REAL,
+    acked_by TEXT,
+    cleared_at REAL,
+    updated_at REAL NOT NULL,
+    version INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS alarms_open ON alarms (gateway_id, alarm_key) WHERE state <> 'closed';
+CREATE INDEX IF NOT EXISTS alarms_raised ON alarms (raised_at);
+CREATE INDEX IF NOT EXISTS alarms_version ON alarms (version);
+""",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class BatchMeta:
@@ -167,24 +198,40 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _migrate(db: sqlite3.Connection, version: int) -> None:
+    if version == 0:
+        db.executescript(f"BEGIN; {_SCHEMA} PRAGMA user_version=1; COMMIT;")
+        version = 1
+    while version < SCHEMA_VERSION:
+        db.executescript(f"BEGIN; {_MIGRATIONS[version]} PRAGMA user_version={version + 1}; COMMIT;")
+        version += 1
+
+
 class CentralStore:
+    """The SQLite backend (the default): one file, one writer."""
+
+    backend: Final = "sqlite"
+
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = _connect(path)
             (version,) = self._db.execute("PRAGMA user_version").fetchone()
-            if version not in (0, SCHEMA_VERSION):
+            if not 0 <= version <= SCHEMA_VERSION:
                 self._db.close()
                 raise CentralStoreError(
                     f"{path}: schema version {version}, this central knows {SCHEMA_VERSION} (no migration)"
                 )
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            _migrate(self._db, version)
         except (sqlite3.Error, OSError) as exc:
             raise CentralStoreError(f"{path}: cannot open central database: {exc}") from exc
         self._lock = threading.Lock()
         self._rejections = 0
+        # Alarm row versions increase with every change; the SSE stream follows them.
+        self._alarm_version = int(
+            self._db.execute("SELECT coalesce(max(version), 0) FROM alarms").fetchone()[0]
+        )
         # point id → integer id in ``points``; filled lazily, cleared when a transaction fails.
         self._point_ids: dict[str, int] = {}
 
@@ -295,6 +342,7 @@ class CentralStore:
                 [(gw, seq, r.kind, r.source, r.ts, json.dumps(r.data), hist) for r in records],  # type: ignore[union-attr]
             )
             self._note_evictions(db, gw, records, received_at)  # type: ignore[arg-type]
+            self._apply_alarms(db, gw, records)  # type: ignore[arg-type]
         self._advance(db, gw, lane)
         return StoreResult(stored=True, same_bytes=True)
 
@@ -419,6 +467,62 @@ class CentralStore:
             )
             self._advance(db, gw, lane)
 
+    def _apply_alarms(self, db: sqlite3.Connection, gw: str, records: Sequence[EventRow]) -> None:
+        for r in records:
+            change = alarm_change(r)
+            if change is None:
+                continue
+            self._alarm_version += 1
+            version = self._alarm_version
+            open_row = db.execute(
+                "SELECT id FROM alarms WHERE gateway_id=? AND alarm_key=? AND state<>'closed'",
+                (gw, change.key),
+            ).fetchone()
+            if open_row is None:
+                if change.state == "closed":
+                    continue  # closing an episode central never saw open: nothing to show
+                db.execute(
+                    "INSERT INTO alarms (gateway_id, alarm_key, point_id, alarm_class, priority, state,"
+                    " message, raised_at, acked_at, acked_by, cleared_at, updated_at, version)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        gw,
+                        change.key,
+                        change.point_id,
+                        change.alarm_class,
+                        change.priority,
+                        change.state,
+                        change.message,
+                        change.at,
+                        change.at if change.acked_by else None,
+                        change.acked_by,
+                        change.at if change.cleared else None,
+                        change.at,
+                        version,
+                    ),
+                )
+                continue
+            db.execute(
+                "UPDATE alarms SET state=?, updated_at=?, version=?,"
+                " acked_at=CASE WHEN ? IS NOT NULL THEN ? ELSE acked_at END,"
+                " acked_by=coalesce(?, acked_by),"
+                " cleared_at=CASE WHEN ? AND cleared_at IS NULL THEN ? ELSE cleared_at END,"
+                " message=CASE WHEN ?<>'' THEN ? ELSE message END WHERE id=?",
+                (
+                    change.state,
+                    change.at,
+                    version,
+                    change.acked_by,
+                    change.at,
+                    change.acked_by,
+                    int(change.cleared),
+                    change.at,
+                    change.message,
+                    change.message,
+                    open_row[0],
+                ),
+            )
+
     def record_rejection(self, **fields: Any) -> None:
         """One audit row in its own transaction (tests, tools); ingest batches them instead."""
         self.record_rejections([Rejection(**fields)])
@@ -463,12 +567,14 @@ class CentralStore:
         with self._transaction() as db:
             self._touch(db, gateway_id, received_at)
             db.execute(
-                "UPDATE gateways SET state=?, state_ts=?, backlog=?, reported_seq=? WHERE gateway_id=?",
+                "UPDATE gateways SET state=?, state_ts=?, backlog=?, reported_seq=?, versions=?"
+                " WHERE gateway_id=?",
                 (
                     str(state.get("state", "unknown")),
                     received_at,
                     json.dumps(state.get("backlog") or {}),
                     json.dumps(state.get("seq") or {}),
+                    json.dumps(state_versions(state)),
                     gateway_id,
                 ),
             )
@@ -514,6 +620,9 @@ class CentralStore:
             raise CentralStoreError(f"central database: {exc}") from exc
         conn.row_factory = sqlite3.Row
         try:
+            # One read transaction: every statement of a request sees the same snapshot (a lane's
+            # acked and highest seq are then never read on two sides of a commit).
+            conn.execute("BEGIN")
             yield conn
         except sqlite3.Error as exc:
             raise CentralStoreError(f"central database: {exc}") from exc
@@ -525,3 +634,325 @@ class CentralStore:
             raise ValueError(table)
         with self.reader() as db:
             return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
+
+    # -- queries for the API (the PostgreSQL backend answers the same ones) ----------------------
+
+    def gateway_rows(self, ids: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """Every gateway seen (limited to ``ids``) with its lanes and active alarms, one snapshot."""
+        with self.reader() as db:
+            gws = [dict(r) for r in db.execute("SELECT * FROM gateways ORDER BY gateway_id")]
+            if ids is not None:
+                gws = [g for g in gws if g["gateway_id"] in ids]
+            lanes: dict[tuple[str, str], dict[str, Any]] = {}
+            for gw, lane, acked in db.execute("SELECT gateway_id, lane, acked FROM lanes"):
+                lanes[(gw, lane)] = {"acked": acked, "seqs": []}
+            for r in db.execute(
+                "SELECT l.gateway_id, l.lane, b.seq FROM lanes l JOIN batches b"
+                " ON b.gateway_id=l.gateway_id AND b.lane=l.lane AND b.seq>l.acked ORDER BY 1, 2, 3"
+            ):
+                lanes[(r[0], r[1])]["seqs"].append(r[2])
+            tops: dict[tuple[str, str], tuple[int, float, float]] = {}
+            for g in gws:
+                for lane in _LANES:
+                    top = db.execute(
+                        "SELECT seq, received_at, sealed_at FROM batches WHERE gateway_id=? AND lane=?"
+                        " ORDER BY seq DESC LIMIT 1",
+                        (g["gateway_id"], lane),
+                    ).fetchone()
+                    if top is not None:
+                        tops[(g["gateway_id"], lane)] = (int(top[0]), float(top[1]), float(top[2]))
+            active: dict[str, dict[str, int]] = {}
+            for gw, klass, n in db.execute(
+                "SELECT gateway_id, alarm_class, count(*) FROM alarms"
+                " WHERE state IN ('active_unacked', 'active_acked') GROUP BY 1, 2"
+            ):
+                active.setdefault(gw, {})[klass] = n
+        return [_gateway_row(g, lanes, tops, active) for g in gws]
+
+    def latest(
+        self,
+        *,
+        gateways: Collection[str] | None,
+        prefix: str | None = None,
+        q: str | None = None,
+        after: str | None = None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM latest WHERE 1=1"
+        args: list[Any] = []
+        if gateways is not None:
+            sql += f" AND gateway_id IN ({_marks(gateways)})"
+            args += list(gateways)
+        if prefix is not None:
+            # substr() rather than LIKE: point ids may contain % and _.
+            sql += " AND substr(point_id, 1, ?)=?"
+            args += [len(prefix), prefix]
+        if q is not None:
+            sql += " AND instr(lower(point_id), lower(?)) > 0"
+            args.append(q)
+        if after is not None:
+            sql += " AND point_id>?"
+            args.append(after)
+        sql += " ORDER BY point_id LIMIT ?"
+        args.append(limit)
+        with self.reader() as db:
+            return [
+                {
+                    "point_id": r["point_id"],
+                    "gateway_id": r["gateway_id"],
+                    "ts": r["ts"],
+                    "source_ts": r["source_ts"],
+                    "value": bool(r["value"]) if r["is_bool"] else finite(r["value"]),
+                    "quality": r["quality"],
+                    "reason": r["reason"],
+                }
+                for r in db.execute(sql, args)
+            ]
+
+    def point_gateway(self, point_id: str) -> str | None:
+        with self.reader() as db:
+            row = db.execute("SELECT gateway_id FROM points WHERE point_id=?", (point_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def history(self, point_id: str, start: float, end: float, limit: int) -> list[dict[str, Any]]:
+        with self.reader() as db:
+            rows = db.execute(
+                "SELECT ts, source_ts, value, quality, reason, historical FROM telemetry"
+                " WHERE point=(SELECT id FROM points WHERE point_id=?) AND ts>=? AND ts<?"
+                " ORDER BY ts LIMIT ?",
+                (point_id, start, end, limit),
+            ).fetchall()
+        return [{**dict(r), "value": finite(r["value"]), "historical": bool(r["historical"])} for r in rows]
+
+    def history_buckets(self, point_id: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
+        bucket = "CAST((ts - ?) / ? AS INTEGER)"
+        where = "point=(SELECT id FROM points WHERE point_id=?) AND ts>=? AND ts<?"
+        num = "CASE WHEN quality=0 AND typeof(value) IN ('integer','real') THEN value END"
+        with self.reader() as db:
+            stats = db.execute(
+                f"SELECT {bucket} AS b, count(*), avg({num}), min({num}), max({num})"
+                f" FROM telemetry WHERE {where} GROUP BY b ORDER BY b",
+                (start, step, point_id, start, end),
+            ).fetchall()
+            # SQLite returns the bare column from the row that holds max(ts): the bucket's last value.
+            lasts = {
+                r[0]: r[1]
+                for r in db.execute(
+                    f"SELECT {bucket} AS b, value, max(ts) FROM telemetry WHERE {where} GROUP BY b",
+                    (start, step, point_id, start, end),
+                )
+            }
+        return [
+            {
+                "ts": start + b * step,
+                "count": n,
+                "avg": finite(a),
+                "min": finite(lo),
+                "max": finite(hi),
+                "last": finite(lasts.get(b)),
+            }
+            for b, n, a, lo, hi in stats
+        ]
+
+    def events(
+        self,
+        *,
+        gateways: Collection[str] | None,
+        kind: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        after: tuple[float, int] | None = None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM events WHERE 1=1"
+        args: list[Any] = []
+        if gateways is not None:
+            sql += f" AND gateway_id IN ({_marks(gateways)})"
+            args += list(gateways)
+        for clause, value in ((" AND kind=?", kind), (" AND ts>=?", start), (" AND ts<?", end)):
+            if value is not None:
+                sql += clause
+                args.append(value)
+        if after is not None:
+            sql += " AND (ts>? OR (ts=? AND id>?))"
+            args += [after[0], after[0], after[1]]
+        sql += " ORDER BY ts, id LIMIT ?"
+        args.append(limit)
+        with self.reader() as db:
+            return [
+                {
+                    "id": r["id"],
+                    "gateway_id": r["gateway_id"],
+                    "seq": r["seq"],
+                    "kind": r["kind"],
+                    "source": r["source"],
+                    "ts": r["ts"],
+                    "data": json.loads(r["data"]),
+                    "historical": bool(r["historical"]),
+                }
+                for r in db.execute(sql, args)
+            ]
+
+    def rejected(
+        self,
+        *,
+        gateways: Collection[str] | None,
+        reason: str | None = None,
+        before: int | None = None,
+        limit: int,
+    ) -> tuple[dict[str, int], list[dict[str, Any]]]:
+        where = " WHERE 1=1"
+        args: list[Any] = []
+        if gateways is not None:
+            where += f" AND gateway_id IN ({_marks(gateways)})"
+            args += list(gateways)
+        with self.reader() as db:
+            counts = dict(
+                db.execute(f"SELECT reason, count(*) FROM rejected{where} GROUP BY reason", args).fetchall()
+            )
+            if reason is not None:
+                where += " AND reason=?"
+                args.append(reason)
+            if before is not None:
+                where += " AND id<?"
+                args.append(before)
+            rows = db.execute(
+                f"SELECT * FROM rejected{where} ORDER BY id DESC LIMIT ?", [*args, limit]
+            ).fetchall()
+        return counts, [{**dict(r), "digest": bytes(r["digest"]).hex()} for r in rows]
+
+    def alarms(
+        self,
+        *,
+        gateways: Collection[str] | None,
+        alarm_class: str | None = None,
+        priority: str | None = None,
+        states: Collection[str] | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        after: int | None = None,
+        since_version: int | None = None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM alarms WHERE 1=1"
+        args: list[Any] = []
+        if gateways is not None:
+            sql += f" AND gateway_id IN ({_marks(gateways)})"
+            args += list(gateways)
+        if states is not None:
+            sql += f" AND state IN ({_marks(states)})"
+            args += list(states)
+        for clause, value in (
+            (" AND alarm_class=?", alarm_class),
+            (" AND priority=?", priority),
+            (" AND raised_at>=?", start),
+            (" AND raised_at<?", end),
+        ):
+            if value is not None:
+                sql += clause
+                args.append(value)
+        if since_version is not None:
+            sql += " AND version>? ORDER BY version LIMIT ?"
+            args += [since_version, limit]
+        else:
+            if after is not None:
+                sql += " AND id<?"
+                args.append(after)
+            sql += " ORDER BY id DESC LIMIT ?"
+            args.append(limit)
+        with self.reader() as db:
+            return [dict(r) for r in db.execute(sql, args)]
+
+    def alarm_version(self) -> int:
+        with self.reader() as db:
+            return int(db.execute("SELECT coalesce(max(version), 0) FROM alarms").fetchone()[0])
+
+    def alarm_counts(
+        self, *, gateways: Collection[str] | None, start: float | None, end: float | None, by: str
+    ) -> list[tuple[str, int]]:
+        """Alarm episodes raised in [start, end) counted by class, priority, gateway, state, day or hour."""
+        column = {
+            "class": "alarm_class",
+            "priority": "priority",
+            "gateway": "gateway_id",
+            "state": "state",
+            "day": "strftime('%Y-%m-%d', raised_at, 'unixepoch')",
+            "hour": "strftime('%Y-%m-%dT%H:00', raised_at, 'unixepoch')",
+        }[by]
+        sql = f"SELECT {column} AS k, count(*) FROM alarms WHERE 1=1"
+        args: list[Any] = []
+        if gateways is not None:
+            sql += f" AND gateway_id IN ({_marks(gateways)})"
+            args += list(gateways)
+        if start is not None:
+            sql += " AND raised_at>=?"
+            args.append(start)
+        if end is not None:
+            sql += " AND raised_at<?"
+            args.append(end)
+        sql += " GROUP BY k ORDER BY k"
+        with self.reader() as db:
+            return [(str(k), int(n)) for k, n in db.execute(sql, args)]
+
+    def apply_retention(self, retention: RetentionConfig, now: float) -> dict[str, int]:
+        """Delete what is older than its data class keeps (SQLite has no partitions to drop)."""
+        day = 86400.0
+        with self._transaction() as db:
+            telemetry = db.execute(
+                "DELETE FROM telemetry WHERE ts<?", (now - retention.telemetry_days * day,)
+            )
+            events = db.execute("DELETE FROM events WHERE ts<?", (now - retention.events_days * day,))
+            alarms = db.execute(
+                "DELETE FROM alarms WHERE state='closed' AND updated_at<?",
+                (now - retention.alarms_days * day,),
+            )
+        return {"telemetry": telemetry.rowcount, "events": events.rowcount, "alarms": alarms.rowcount}
+
+
+_LANES: Final = (Lane.EVENT.value, Lane.TELEMETRY.value)
+
+
+def _marks(values: Collection[Any]) -> str:
+    return ", ".join("?" * len(values)) or "NULL"
+
+
+def _gateway_row(
+    g: dict[str, Any],
+    lanes: dict[tuple[str, str], dict[str, Any]],
+    tops: dict[tuple[str, str], tuple[int, float, float]],
+    active: dict[str, dict[str, int]],
+) -> dict[str, Any]:
+    gw = g["gateway_id"]
+    out: dict[str, Any] = {
+        "gateway_id": gw,
+        "first_seen": g["first_seen"],
+        "last_seen": g["last_seen"],
+        "state": g["state"],
+        "state_ts": g["state_ts"],
+        "backlog": _json_dict(g["backlog"]),
+        "reported_seq": _json_dict(g["reported_seq"]),
+        "versions": _json_dict(g.get("versions") or "{}"),
+        "active_alarms": active.get(gw, {}),
+        "lanes": {},
+    }
+    for lane in _LANES:
+        info = lanes.get((gw, lane), {"acked": 0, "seqs": []})
+        top = tops.get((gw, lane))
+        out["lanes"][lane] = {
+            "acked": int(info["acked"]),
+            "highest": max(top[0] if top else 0, int(info["acked"])),
+            "missing": missing_ranges(int(info["acked"]), info["seqs"], MAX_MISSING_RANGES),
+            "last_batch_at": top[1] if top else None,
+            "last_sealed_at": top[2] if top else None,
+        }
+    return out
+
+
+def _json_dict(text: Any) -> dict[str, Any]:
+    if isinstance(text, dict):
+        return text
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}

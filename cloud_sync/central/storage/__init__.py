@@ -1,0 +1,1 @@
+"""Central's storage backends (SQLite, the default, and PostgreSQL) behind one interface."""
