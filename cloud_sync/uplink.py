@@ -105,6 +105,11 @@ class UplinkConfig(BaseModel):
     backoff_slow_after: int = Field(default=5, ge=1)  # consecutive refusals before the slow cap
     keepalive_s: int = Field(default=30, ge=5)
     connect_timeout_s: float = Field(default=15.0, gt=0)
+    # The "uplink behind" alarm (edge.uplink.watch): raised when the oldest unacknowledged record
+    # is this old, cleared once it is back within behind_clear_s; the backlog checked this often.
+    behind_alarm_s: float = Field(default=60.0, gt=0)
+    behind_clear_s: float = Field(default=10.0, ge=0)
+    behind_check_s: float = Field(default=5.0, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -119,6 +124,8 @@ class UplinkConfig(BaseModel):
             raise ValueError("a password needs a username")
         if self.client_cert is None and not has_password:
             raise ValueError("configure a client certificate or a username and password")
+        if self.behind_clear_s >= self.behind_alarm_s:
+            raise ValueError("behind_clear_s must be below behind_alarm_s")
         return self
 
 
@@ -463,6 +470,10 @@ class Uplink:
             due = self._lanes[lane].due_resends(now)
             if due:
                 await self._resend(session, lane, due)
+
+    @property
+    def config(self) -> UplinkConfig:
+        return self._config
 
     @property
     def central_keys(self) -> dict[str, Ed25519PublicKey]:

@@ -56,6 +56,7 @@ class Gateway:
         # satisfies edge.alarm_api.AlarmService for the dashboard.
         self.alarms: Any = None
         self.commands: Any = None  # edge.commands.CommandExecutor while the uplink runs
+        self.uplink_watch: Any = None  # edge.uplink.watch.UplinkWatch while the uplink runs
         self._dashboard: Any = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -269,10 +270,32 @@ class Gateway:
             resend=uplink.resend_range,
         )
         self.commands = await stack.enter_async_context(inbox.running(executor))
+        self.uplink_watch = await stack.enter_async_context(self._uplink_watch(uplink.config))
         return uplink
+
+    def _uplink_watch(self, config: Any) -> contextlib.AbstractAsyncContextManager[Any]:
+        """The "uplink behind" alarm (edge.uplink.watch), for as long as the uplink runs."""
+        from edge.uplink.watch import UplinkWatch, watching
+
+        async def on_change(change: Any) -> None:
+            # The alarm's own point, like a port's SITE/_bus/BUS: the dashboard, rules and central.
+            point = self.site.point_id("_uplink", "behind")
+            sample = Sample(point, change.active, Quality.GOOD, self.clock.wall(), Reason.NONE)
+            await self._on_samples([sample])
+
+        watch = UplinkWatch(
+            self.outbox,
+            on_change=on_change,
+            raise_s=config.behind_alarm_s,
+            clear_s=config.behind_clear_s,
+            wall=self.clock.wall,
+            monotonic=self.clock.monotonic,
+        )
+        return watching(watch, every_s=config.behind_check_s)
 
     async def _close_uplink(self) -> None:
         self._uplink = None
+        self.uplink_watch = None
         await self._uplink_stack.aclose()
         self._uplink_stack = AsyncExitStack()
 

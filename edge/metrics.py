@@ -228,6 +228,31 @@ class GatewayCollector(Collector):
             in_flight.add_metric([lane], info.get("in_flight") or 0)
             refusals.add_metric([lane], info.get("refused") or 0)
         yield from (connected, sent, acked, rejected, events, lane_acked, in_flight, refusals)
+        yield from self._behind_families()
+
+    def _behind_families(self) -> Iterator[Metric]:
+        """The "uplink behind" alarm and its figures (edge.uplink.watch), once it has looked."""
+        watch = getattr(self._gateway, "uplink_watch", None)
+        if watch is None or watch.latest is None:
+            return
+        trend = watch.latest
+        active = GaugeMetricFamily("gatehouse_uplink_behind", "1 while the uplink-behind alarm is raised")
+        active.add_metric([], 1.0 if watch.active else 0.0)
+        behind = GaugeMetricFamily(
+            "gatehouse_uplink_behind_seconds", "Age of the oldest record central has not acknowledged"
+        )
+        behind.add_metric([], trend.behind_s)
+        growth = GaugeMetricFamily(
+            "gatehouse_outbox_growth_bytes_per_second", "Outbox growth, least squares over the last minute"
+        )
+        growth.add_metric([], trend.growth_bytes_per_s)
+        yield from (active, behind, growth)
+        if trend.quota_full_in_s is not None:
+            full = GaugeMetricFamily(
+                "gatehouse_outbox_quota_full_in_seconds", "At the current growth; absent while not growing"
+            )
+            full.add_metric([], trend.quota_full_in_s)
+            yield full
 
     def _alarm_families(self) -> Iterator[Metric]:
         alarms = self._gateway.alarms
