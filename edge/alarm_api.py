@@ -77,8 +77,10 @@ class AlarmService(Protocol):
         text: str | None = None,
         limit: int = 200,
         offset: int = 0,
+        before: tuple[float, int] | None = None,
     ) -> list[dict[str, Any]]:
-        """Alarm transitions, newest first, filtered (R2.8)."""
+        """Alarm transitions, newest first, filtered (R2.8); ``before`` is the ``(ts, id)`` of
+        the last row of the previous page. Called on a worker thread (a search can take long)."""
         ...
 
     def statistics(self, *, since: float, until: float) -> dict[str, Any]:

@@ -76,8 +76,11 @@ def policy_of(site: Any) -> RetentionPolicy:
 
 def _dashboard(site: Any) -> dict[str, Any]:
     raw = site.config.dashboard or {}
+    db = Path(site.data_dir) / str(raw.get("db", "dashboard.db"))
     return {
-        "db": Path(site.data_dir) / str(raw.get("db", "dashboard.db")),
+        "db": db,
+        # the trend history has its own file (edge.dashboard.history.trends_path)
+        "trends": db.with_name(f"{db.stem}-trends{db.suffix or '.db'}"),
         "history_days": float(raw.get("history_days", 7.0)),
         "deleted_history_days": float(raw.get("deleted_history_days", 180.0)),
         "audit_days": float(raw.get("audit_days", 365.0)),
@@ -107,8 +110,10 @@ def sweep(site: Any, now: float) -> dict[str, int]:
             n += conn.execute("DELETE FROM linkage_log WHERE ts < ?", (cutoff,)).rowcount
             conn.commit()
             out["alarms"] = n
-    if dash["db"].exists():
-        with contextlib.closing(sqlite3.connect(dash["db"], timeout=30)) as conn:
+    for trend_db in (dash["trends"], dash["db"]):  # dashboard.db: an older release's trends
+        if not trend_db.exists():
+            continue
+        with contextlib.closing(sqlite3.connect(trend_db, timeout=30)) as conn:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if "trend" in tables:
                 n = 0
@@ -118,7 +123,7 @@ def sweep(site: Any, now: float) -> dict[str, int]:
                         "DELETE FROM trend WHERE point >= ? AND point < ? AND bucket < ?",
                         (prefix, prefix + "\uffff", cutoff),
                     ).rowcount
-                out["passages"] = n
+                out["passages"] = out.get("passages", 0) + n
                 n = 0
                 for device, deleted_at in _deleted(site).items():
                     if now - deleted_at >= dash["deleted_history_days"] * _DAY_S:
@@ -126,7 +131,7 @@ def sweep(site: Any, now: float) -> dict[str, int]:
                         n += conn.execute(
                             "DELETE FROM trend WHERE point >= ? AND point < ?", (prefix, prefix + "\uffff")
                         ).rowcount
-                out["deleted_devices"] = n
+                out["deleted_devices"] = out.get("deleted_devices", 0) + n
             conn.commit()
     return out
 
@@ -148,6 +153,7 @@ def retention_report(site: Any) -> dict[str, Any]:
     dash = _dashboard(site)
     rules_db = Path(site.data_dir) / "rules.db"
     prefixes = passage_prefixes(site, policy)
+    trends = dash["trends"] if dash["trends"].exists() else dash["db"]
     passages = " OR ".join(f"point LIKE '{p.replace(chr(39), '')}%'" for p in prefixes) or "0"
     return {
         "alarms": {
@@ -157,9 +163,9 @@ def retention_report(site: Any) -> dict[str, Any]:
         },
         "passages": {
             "keep_days": policy.passages_days,
-            "store": str(dash["db"]),
+            "store": str(dash["trends"]),
             "devices": len(prefixes),
-            **_span(dash["db"], f"SELECT count(*), min(bucket) FROM trend WHERE {passages}"),  # noqa: S608
+            **_span(trends, f"SELECT count(*), min(bucket) FROM trend WHERE {passages}"),  # noqa: S608
         },
         "telemetry": {
             "keep": "outbox quota; dashboard trends by history_days",

@@ -14,6 +14,7 @@ from edge.dashboard.accounts import AccountStore
 from edge.dashboard.config import DashboardConfig
 from edge.dashboard.events import EventHub
 from edge.dashboard.history import TrendStore
+from edge.dashboard.supervise import Supervisor
 from edge.dashboard.throttle import LoginThrottle
 from edge.live import LiveState
 
@@ -54,6 +55,7 @@ class DashboardContext:
     extra: dict[str, Any] = field(default_factory=dict)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)  # sign-in and setup, per address
     setup_code: str | None = None  # the one-time code of the first administrator (None: no setup)
+    tasks: Supervisor = field(default_factory=Supervisor)  # background loops, restarted on a crash
 
     @property
     def clock(self) -> Clock:

@@ -5,7 +5,15 @@ sum, max; ``history_interval_s`` wide). At each bucket boundary the finished buc
 in one transaction on a worker thread, so the event loop only does dictionary updates. Only
 numeric values of good or uncertain quality are kept (a bool counts as 0/1): a chart of a
 string or of a comm failure says nothing. A purge deletes rows older than ``history_days``
-every hour. ``query`` downsamples in SQL to at most ``max_points`` rows.
+every hour, in chunks so that the writer never holds the file long. ``query`` downsamples in
+SQL to at most ``max_points`` rows, on a worker thread.
+
+The trends have a file of their own (``trends_path``: ``dashboard-trends.db`` beside
+``dashboard.db``): its big writes and deletes happen on worker threads, and sharing a file with
+the accounts, whose small queries run on the event loop, made a sign-in wait out SQLite's
+busy timeout (5 s) behind an hourly purge. Trends of an older release that kept them in
+``dashboard.db`` are moved over once, at start. The schema goes through the shared migration
+runner (``edge.outbox.migrator``).
 """
 
 from __future__ import annotations
@@ -21,27 +29,43 @@ import structlog
 
 from core.errors import StorageError
 from core.model import Clock, Quality, Sample
+from edge.outbox.migrator import Step, run_migrations
 
-__all__ = ["TrendStore"]
+__all__ = ["MIGRATIONS", "TrendStore", "trends_path"]
 
 _LOG = structlog.get_logger(__name__)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS trend (
-    point TEXT NOT NULL,
-    bucket REAL NOT NULL,
-    n INTEGER NOT NULL,
-    min REAL NOT NULL,
-    avg REAL NOT NULL,
-    max REAL NOT NULL,
-    PRIMARY KEY (point, bucket)
-) WITHOUT ROWID;
-"""
+
+def _v1(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS trend (point TEXT NOT NULL, bucket REAL NOT NULL, n INTEGER NOT NULL,"
+        " min REAL NOT NULL, avg REAL NOT NULL, max REAL NOT NULL, PRIMARY KEY (point, bucket)) WITHOUT ROWID"
+    )
+
+
+MIGRATIONS: tuple[Step, ...] = (_v1,)
 _PURGE_EVERY_S = 3600.0
+_PURGE_CHUNK = 5000  # rows per delete transaction: the file is never locked for long
+_BUSY_TIMEOUT_MS = 30_000  # waits happen on worker threads only
+
+
+def trends_path(dashboard_db: Path) -> Path:
+    """The trend file that goes with a dashboard database: ``dashboard.db`` → ``dashboard-trends.db``."""
+    return dashboard_db.with_name(f"{dashboard_db.stem}-trends{dashboard_db.suffix or '.db'}")
 
 
 class TrendStore:
-    def __init__(self, path: Path, *, interval_s: float, history_days: float, clock: Clock) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        interval_s: float,
+        history_days: float,
+        clock: Clock,
+        legacy: Path | None = None,
+    ) -> None:
+        """``path``: the trend file; ``legacy``: a ``dashboard.db`` whose ``trend`` table (an
+        older release's) is moved into it."""
         self.path = path
         self.retain_prefixes: tuple[str, ...] = ()
         self.interval_s = interval_s
@@ -52,7 +76,10 @@ class TrendStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS:d}")
+            run_migrations(self._db, MIGRATIONS, store="trend history", path=str(path))
+            if legacy is not None and legacy.exists():
+                self._adopt(legacy)
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"{path}: cannot open the trend history: {exc}") from exc
         # point -> [bucket start, n, min, sum, max]
@@ -64,6 +91,32 @@ class TrendStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def _adopt(self, legacy: Path) -> None:
+        """Move the ``trend`` table of an older ``dashboard.db`` here (idempotent: a crash
+        between the copy and the drop copies again, and the primary key ignores the repeats)."""
+        db = self._db
+        db.execute("ATTACH DATABASE ? AS legacy", (str(legacy),))
+        try:
+            found = db.execute(
+                "SELECT 1 FROM legacy.sqlite_master WHERE type = 'table' AND name = 'trend'"
+            ).fetchone()
+            if found is None:
+                return
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO main.trend (point, bucket, n, min, avg, max)"
+                    " SELECT point, bucket, n, min, avg, max FROM legacy.trend"
+                )
+                db.execute("DROP TABLE legacy.trend")
+                db.execute("COMMIT")
+            except sqlite3.Error:
+                db.execute("ROLLBACK")
+                raise
+            _LOG.info("dashboard.trends_moved", rows=cur.rowcount, source=str(legacy), target=str(self.path))
+        finally:
+            db.execute("DETACH DATABASE legacy")
 
     # -- collecting --------------------------------------------------------------------------
 
@@ -126,19 +179,28 @@ class TrendStore:
         self.rows_written += len(rows)
 
     def purge(self, now: float) -> int:
+        """Delete rows past ``history_days`` (worker thread), a chunk per transaction."""
+        cutoff = now - self.keep_s
+        where = "bucket < ?"
+        args: list[Any] = [cutoff]
+        if self.retain_prefixes:
+            # Points of longer-kept classes (vehicle passages, edge.retention) stay.
+            where += "".join(" AND NOT (point >= ? AND point < ?)" for _ in self.retain_prefixes)
+            args += [x for p in self.retain_prefixes for x in (p, p + "\uffff")]
+        sql = (
+            "DELETE FROM trend WHERE (point, bucket) IN"  # noqa: S608 - only placeholders are added
+            f" (SELECT point, bucket FROM trend WHERE {where} LIMIT {_PURGE_CHUNK:d})"
+        )
+        deleted = 0
         try:
-            with self._lock:
-                cutoff = now - self.keep_s
-                if not self.retain_prefixes:
-                    cur = self._db.execute("DELETE FROM trend WHERE bucket < ?", (cutoff,))
-                else:
-                    # Points of longer-kept classes (vehicle passages, edge.retention) stay.
-                    keep = " AND ".join("NOT (point >= ? AND point < ?)" for _ in self.retain_prefixes)
-                    args = [x for p in self.retain_prefixes for x in (p, p + "\uffff")]
-                    cur = self._db.execute(f"DELETE FROM trend WHERE bucket < ? AND {keep}", (cutoff, *args))
+            while True:
+                with self._lock:
+                    count = self._db.execute(sql, args).rowcount
+                deleted += count
+                if count < _PURGE_CHUNK:
+                    return deleted
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: cannot purge trend rows: {exc}") from exc
-        return cur.rowcount
 
     async def run(self) -> None:
         """Write finished buckets at each boundary and purge hourly, until cancelled."""

@@ -59,6 +59,16 @@ async def healthz(ctx: Ctx) -> JSONResponse:
     cache = _backlog(ctx)
     await cache.refresh()
     body = health(ctx.gateway, cache)
+    # The dashboard's own background loops: one that crashed is being restarted (and says why).
+    body["checks"]["dashboard_tasks"] = ctx.tasks.status()
+    for state in ctx.tasks.failing():
+        body["problems"].append(
+            {
+                "check": "dashboard",
+                "detail": f"task {state.name} crashed ({state.last_error}); restarted {state.restarts}x",
+            }
+        )
+        body["healthy"] = False
     return JSONResponse(
         body, status_code=200 if body["healthy"] else 503, headers={"Cache-Control": "no-store"}
     )

@@ -240,7 +240,11 @@ async def health(ctx: Ctx, _: Annotated[Caller, Depends(require("view"))]) -> di
             "last_ack_wall": last_ack,
             "devices": devices,
             "system": _system(ctx),
-            "dashboard": {"sse_clients": ctx.hub.clients, "sse_dropped": ctx.hub.dropped_clients},
+            "dashboard": {
+                "sse_clients": ctx.hub.clients,
+                "sse_dropped": ctx.hub.dropped_clients,
+                "tasks": ctx.tasks.status(),
+            },
             "uptime_s": time.monotonic() - ctx.started_mono,
             "server_time": ctx.now(),
         }

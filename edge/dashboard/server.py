@@ -1,10 +1,11 @@
 """The dashboard server: uvicorn inside the gateway's event loop, as named tasks.
 
-``DashboardServer`` is an async context manager. Entering opens the dashboard database, binds
-the listening socket (so a port in use fails here, as an error, rather than inside uvicorn,
-which would call ``sys.exit``), and starts three named tasks: the HTTP server, the event hub's
-flusher and the trend writer. Leaving ends every event stream, asks uvicorn to shut down
-(bounded by a grace period) and closes the stores.
+``DashboardServer`` is an async context manager. Entering opens the dashboard database and the
+trend file beside it, binds the listening socket (so a port in use fails here, as an error,
+rather than inside uvicorn, which would call ``sys.exit``), and starts the HTTP server and, under
+a ``Supervisor`` (restarted after a crash and shown on ``/healthz`` and the health page), the
+event hub's flusher, the trend writer and the session/audit housekeeping. Leaving ends every
+event stream, asks uvicorn to shut down (bounded by a grace period) and closes the stores.
 
 uvicorn's ``Server.serve`` installs SIGINT/SIGTERM handlers when run in the main thread, which
 would take the gateway's own signal handling (SIGTERM flush, SIGHUP reload) away; the subclass
@@ -31,7 +32,7 @@ from edge.dashboard.app import build_app
 from edge.dashboard.config import DashboardConfig
 from edge.dashboard.context import DashboardContext, GatewayView
 from edge.dashboard.events import EventHub
-from edge.dashboard.history import TrendStore
+from edge.dashboard.history import TrendStore, trends_path
 from edge.dashboard.setup_code import new_setup_code, remove_setup_code
 
 __all__ = ["DashboardError", "DashboardServer"]
@@ -64,6 +65,7 @@ class DashboardServer:
         self._server: _EmbeddedServer | None = None
         self._socket: socket.socket | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._unsubscribe_trend: Any = None
         # The one-time code for creating the first administrator; None once an account exists.
         self.setup_code: str | None = None
 
@@ -85,7 +87,11 @@ class DashboardServer:
             lockout_min=cfg.lockout_min,
         )
         trends = TrendStore(
-            db_path, interval_s=cfg.history_interval_s, history_days=cfg.history_days, clock=gw.clock
+            trends_path(db_path),
+            interval_s=cfg.history_interval_s,
+            history_days=cfg.history_days,
+            clock=gw.clock,
+            legacy=db_path,
         )
         hub = EventHub(
             gw.live,
@@ -115,13 +121,15 @@ class DashboardServer:
             )
             self._server = _EmbeddedServer(config)
             hub.start()
-            unsubscribe_trend = gw.live.subscribe(trends.add)
+            self._unsubscribe_trend = gw.live.subscribe(trends.add)
             self._tasks = [
-                asyncio.create_task(self._server.serve(sockets=[self._socket]), name="dashboard:http"),
-                asyncio.create_task(hub.run(), name="dashboard:events"),
-                asyncio.create_task(self._trend(trends, unsubscribe_trend), name="dashboard:trend"),
-                asyncio.create_task(self._housekeeping(accounts), name="dashboard:sessions"),
+                asyncio.create_task(self._server.serve(sockets=[self._socket]), name="dashboard:http")
             ]
+            tasks = self.ctx.tasks
+            tasks.wall = gw.clock.wall
+            tasks.start("events", hub.run)
+            tasks.start("trend", trends.run)
+            tasks.start("sessions", lambda: self._housekeeping(accounts))
             await self._started()
         except BaseException:
             await self._close()
@@ -178,12 +186,6 @@ class DashboardServer:
                 raise DashboardError("dashboard: the HTTP server did not start in time")
             await asyncio.sleep(0.01)
 
-    async def _trend(self, trends: TrendStore, unsubscribe: Any) -> None:
-        try:
-            await trends.run()
-        finally:
-            unsubscribe()
-
     async def _housekeeping(self, accounts: AccountStore) -> None:
         """Drop dead sessions and audit rows past ``audit_days``, so the database stays bounded."""
         keep_s = self.config.audit_days * 86400.0
@@ -215,6 +217,11 @@ class DashboardServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if ctx is not None:
+            await ctx.tasks.stop()
+        if self._unsubscribe_trend is not None:
+            self._unsubscribe_trend()
+            self._unsubscribe_trend = None
         if self._socket is not None:
             self._socket.close()
             self._socket = None

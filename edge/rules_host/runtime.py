@@ -495,8 +495,10 @@ class RulesRuntime:
         text: str | None = None,
         limit: int = 200,
         offset: int = 0,
+        before: tuple[float, int] | None = None,
     ) -> list[dict[str, Any]]:
         return self.store.history(
+            before=before,
             since=since,
             until=until,
             priority=priority,

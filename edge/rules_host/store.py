@@ -26,13 +26,13 @@ import structlog
 
 from core.errors import StorageError
 from core.model import Event
+from edge.outbox.migrator import Step, run_migrations
 
-__all__ = ["RulesStore", "history_row", "linkage_dict", "linkage_row"]
+__all__ = ["MIGRATIONS", "RulesStore", "history_row", "linkage_dict", "linkage_row"]
 
 _LOG = structlog.get_logger(__name__)
 
-_SCHEMA_VERSION = 2
-_SCHEMA = (
+_V1 = (
     "CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), site TEXT NOT NULL,"
     " saved_at REAL NOT NULL, data TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS alarm_history (id INTEGER PRIMARY KEY, ts REAL NOT NULL,"
@@ -46,6 +46,28 @@ _SCHEMA = (
     " point TEXT, device TEXT, value TEXT, attempt INTEGER, by TEXT, detail TEXT NOT NULL DEFAULT '')",
     "CREATE INDEX IF NOT EXISTS linkage_log_ts ON linkage_log (ts)",
 )
+
+
+def _v1(conn: sqlite3.Connection) -> None:
+    # IF NOT EXISTS: a store from before versioning (user_version 0) already has these tables.
+    for statement in _V1:
+        conn.execute(statement)
+
+
+def _v2(conn: sqlite3.Connection) -> None:
+    # Alarms raised during a drill are marked. (A v2 store written before the shared runner
+    # has the column and says so in user_version, so this step does not run on it.)
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(alarm_history)")}
+    if "drill" not in columns:
+        conn.execute("ALTER TABLE alarm_history ADD COLUMN drill INTEGER NOT NULL DEFAULT 0")
+
+
+def _v3(conn: sqlite3.Connection) -> None:
+    # The history is paged by key, newest first: (ts, id) < cursor.
+    conn.execute("CREATE INDEX IF NOT EXISTS alarm_history_ts_id ON alarm_history (ts, id)")
+
+
+MIGRATIONS: tuple[Step, ...] = (_v1, _v2, _v3)
 
 _HISTORY_COLUMNS = (
     "ts, key, transition, by, priority, class, message_zh, message_en, point, zone, device, value,"
@@ -146,14 +168,7 @@ class RulesStore:
             # FULL: an acknowledgement the operator saw succeed survives a power cut too; the
             # writes are few (one per batch of transitions), so the fsync is affordable.
             conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("BEGIN IMMEDIATE")
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            columns = {r[1] for r in conn.execute("PRAGMA table_info(alarm_history)")}
-            if "drill" not in columns:  # version 2: alarms raised during a drill are marked
-                conn.execute("ALTER TABLE alarm_history ADD COLUMN drill INTEGER NOT NULL DEFAULT 0")
-            conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-            conn.execute("COMMIT")
+            run_migrations(conn, MIGRATIONS, store="rules store", path=str(self.path))
             row = conn.execute("SELECT site, data FROM snapshot WHERE id = 1").fetchone()
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: cannot open the rules store: {exc}") from exc
@@ -243,7 +258,11 @@ class RulesStore:
         text: str | None = None,
         limit: int = 200,
         offset: int = 0,
+        before: tuple[float, int] | None = None,
     ) -> list[dict[str, Any]]:
+        """Rows newest first. Page with ``before``: the ``(ts, id)`` of the last row of the page
+        before, which an index finds directly (``offset`` reads and drops every skipped row; it
+        is kept for old clients)."""
         where: list[str] = []
         args: list[Any] = []
         for column, op, value in (
@@ -260,6 +279,9 @@ class RulesStore:
             where.append("(key LIKE ? OR message_zh LIKE ? OR message_en LIKE ? OR comment LIKE ?)")
             pattern = f"%{text}%"
             args.extend([pattern] * 4)
+        if before is not None:
+            where.append("(ts < ? OR (ts = ? AND id < ?))")
+            args.extend([before[0], before[0], int(before[1])])
         sql = "SELECT * FROM alarm_history"
         if where:
             sql += " WHERE " + " AND ".join(where)

@@ -129,11 +129,13 @@ class FakeAlarms:
         text: str | None = None,
         limit: int = 200,
         offset: int = 0,
+        before: tuple[float, int] | None = None,
     ) -> list[dict[str, Any]]:
         rows = [
             r
             for r in self.log
-            if (since is None or r["ts"] >= since)
+            if (before is None or (r["ts"], r["id"]) < before)
+            and (since is None or r["ts"] >= since)
             and (until is None or r["ts"] <= until)
             and (priority is None or r["priority"] == priority)
             and (klass is None or r["class"] == klass)
@@ -158,7 +160,12 @@ class FakeAlarms:
 
 class FakeOutbox:
     async def backlog(self) -> dict[str, Any]:
-        return {"lanes": {"telemetry": {"rows": 3, "batches": 0, "batch_bytes": 0, "oldest_ts": None}}}
+        return {
+            "lanes": {"telemetry": {"rows": 3, "batches": 0, "batch_bytes": 0, "oldest_ts": None}},
+            "used_bytes": 4096,
+            "quota_bytes": 1 << 30,
+            "telemetry_refused": False,
+        }
 
 
 class FakeGateway:

@@ -53,6 +53,18 @@ function outboxHtml(o) {
     ${extra ? `<dl class="kv" style="margin-top:.5rem">${extra}</dl>` : ""}`;
 }
 
+// The dashboard's background loops: a crashed one is restarted by the gateway and listed here.
+function tasksHtml(tasks) {
+  const failed = (tasks || []).filter((x) => x.restarts > 0);
+  if (!failed.length) return esc(t("bg_tasks_ok"));
+  return failed
+    .map(
+      (x) => `<div class="${x.running ? "" : "error"}">${esc(x.name)}: ${esc(t("bg_task_restarts", { n: x.restarts }))}
+        ${x.last_failed_at ? esc(fmtTime(x.last_failed_at)) : ""} <small>${esc(x.last_error || "")}</small></div>`,
+    )
+    .join("");
+}
+
 function render(h) {
   const s = h.system || {};
   const diskPct = s.disk_total_bytes ? 100 - (100 * s.disk_free_bytes) / s.disk_total_bytes : null;
@@ -76,7 +88,8 @@ function render(h) {
         <dt>${esc(t("memory"))}</dt><dd>${esc(fmtPct(s.mem_percent))}${s.rss_mb ? ` <small>RSS ${Math.round(s.rss_mb)} MB</small>` : ""}${meter(s.mem_percent)}</dd>
         <dt>${esc(t("disk"))}</dt><dd>${esc(fmtBytes(s.disk_free_bytes))} / ${esc(fmtBytes(s.disk_total_bytes))}${diskPct == null ? "" : meter(diskPct)}</dd>
         <dt>${esc(t("load"))}</dt><dd>${esc((s.load_avg || []).map((x) => Number(x).toFixed(2)).join(" "))}</dd>
-        <dt>${esc(t("uptime"))}</dt><dd>${esc(fmtDuration(h.uptime_s))}</dd></dl></section>
+        <dt>${esc(t("uptime"))}</dt><dd>${esc(fmtDuration(h.uptime_s))}</dd>
+        <dt>${esc(t("bg_tasks"))}</dt><dd data-testid="health-tasks">${tasksHtml((h.dashboard || {}).tasks)}</dd></dl></section>
     </div>
     <section style="margin-top:.8rem"><h2>${esc(t("device_polls"))}</h2><div class="tbl-wrap"><table class="tbl" data-testid="health-devices">
       <thead><tr><th>${esc(t("device"))}</th><th>${esc(t("state"))}</th><th class="num">${esc(t("success_rate"))}</th>

@@ -45,7 +45,11 @@ export function mount(el) {
   const form = el.querySelector("#hfilters");
   const body = el.querySelector("#hrows");
   const csv = el.querySelector("#csv");
-  let offset = 0;
+  // Paged by key: cursors[i] is the `before` of page i (null: the newest rows), so going back
+  // re-reads a page the server finds by index rather than by counting skipped rows.
+  let cursors = [null];
+  let page = 0;
+  let next = null;
 
   function params() {
     const f = new FormData(form);
@@ -64,7 +68,8 @@ export function mount(el) {
     csv.href = `/api/alarms/history.csv${query(p)}`;
     body.innerHTML = `<tr><td colspan="8" class="muted">${esc(t("loading"))}</td></tr>`;
     try {
-      const data = await get(`/api/alarms/history${query({ ...p, limit: PAGE, offset })}`);
+      const before = cursors[page];
+      const data = await get(`/api/alarms/history${query({ ...p, limit: PAGE, ...(before ? { before } : {}) })}`);
       await siteReady;
       const rows = data.rows || [];
       body.innerHTML = rows.length
@@ -80,10 +85,11 @@ export function mount(el) {
             })
             .join("")
         : `<tr><td colspan="8" class="muted">${esc(t("no_data"))}</td></tr>`;
-      const total = data.total != null ? data.total : offset + rows.length;
-      el.querySelector("#hcount").textContent = `${offset + (rows.length ? 1 : 0)}–${offset + rows.length} · ${t("rows_n", { n: total })}`;
-      el.querySelector("#prev").disabled = offset === 0;
-      el.querySelector("#next").disabled = data.total != null ? offset + rows.length >= data.total : rows.length < PAGE;
+      const offset = page * PAGE;
+      next = data.next || null;
+      el.querySelector("#hcount").textContent = `${offset + (rows.length ? 1 : 0)}–${offset + rows.length} · ${t("rows_n", { n: offset + rows.length })}`;
+      el.querySelector("#prev").disabled = page === 0;
+      el.querySelector("#next").disabled = !next;
     } catch (err) {
       body.innerHTML = `<tr><td colspan="8" class="error">${esc(errorText(err))}</td></tr>`;
     }
@@ -91,15 +97,18 @@ export function mount(el) {
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    offset = 0;
+    cursors = [null];
+    page = 0;
     load();
   });
   el.querySelector("#prev").addEventListener("click", () => {
-    offset = Math.max(0, offset - PAGE);
+    page = Math.max(0, page - 1);
     load();
   });
   el.querySelector("#next").addEventListener("click", () => {
-    offset += PAGE;
+    if (!next) return;
+    cursors[page + 1] = next;
+    page += 1;
     load();
   });
   load();
