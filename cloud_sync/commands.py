@@ -28,6 +28,9 @@ Actions and their ``args``:
                    fire linkage holds the point
 ``outbox.resend``  ``{lane: "telemetry"|"event", first: uint, last: uint}``
 ``log.level``      ``{level: "debug"|"info"|"warning"|"error", minutes: 1..1440}``
+``config.push``    ``{text: str (the whole site file, ≤ 1 MiB UTF-8), version: str,
+                   health_s: 10..900}`` — checked as ``gatehouse check`` does, applied
+                   atomically, rolled back unless healthy within ``health_s``
 =================  =============================================================================
 
 The gateway answers every command it could authenticate with a ``command.result`` event (status
@@ -51,6 +54,7 @@ __all__ = [
     "ACTIONS",
     "KIND_CMD",
     "MAX_LIFETIME_S",
+    "MAX_SITE_BYTES",
     "RESULT_KIND",
     "WINDOW",
     "Command",
@@ -62,12 +66,14 @@ __all__ = [
 
 KIND_CMD: Final = "cmd"
 RESULT_KIND: Final = "command.result"
-ACTIONS: Final = ("alarm.ack", "alarm.shelve", "point.write", "outbox.resend", "log.level")
+ACTIONS: Final = ("alarm.ack", "alarm.shelve", "point.write", "outbox.resend", "log.level", "config.push")
 WINDOW: Final = 256
 MAX_LIFETIME_S: Final = 86_400.0
 _MAX_UINT64: Final = 2**64 - 1
 _TEXT_MAX: Final = 512
-_LIMITS: Final = Limits(array=8, map=16, str=_TEXT_MAX, bin=0)
+# A pushed site file; the largest real sites (2,000 devices) are about 400 KB of YAML.
+MAX_SITE_BYTES: Final = 1024 * 1024
+_LIMITS: Final = Limits(array=8, map=16, str=MAX_SITE_BYTES, bin=0)
 _LEVELS: Final = ("debug", "info", "warning", "error")
 _LANES: Final = ("telemetry", "event")
 
@@ -165,6 +171,7 @@ def _args(action: str, raw: Any) -> dict[str, Any]:
         "point.write": {"point", "value"},
         "outbox.resend": {"lane", "first", "last"},
         "log.level": {"level", "minutes"},
+        "config.push": {"text", "version", "health_s"},
     }[action]
     extra = set(raw) - allowed
     if extra:
@@ -195,6 +202,14 @@ def _args(action: str, raw: Any) -> dict[str, Any]:
         if last < first or last - first >= 1_000_000:
             raise _bad("resend range must be first ≤ last, at most 1,000,000 batches")
         out.update(lane=lane, first=first, last=last)
+    elif action == "config.push":
+        text = raw.get("text")
+        if not isinstance(text, str) or not text.strip() or len(text.encode()) > MAX_SITE_BYTES:
+            raise _bad(f"text must be the site file, 1 byte … {MAX_SITE_BYTES} bytes")
+        health_s = raw.get("health_s", 120)
+        if type(health_s) is not int or not 10 <= health_s <= 900:
+            raise _bad("health_s must be an integer 10 … 900")
+        out.update(text=text, version=_text(raw.get("version"), "version"), health_s=health_s)
     else:
         level = raw.get("level")
         if level not in _LEVELS:

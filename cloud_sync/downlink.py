@@ -32,7 +32,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from cloud_sync.ack import MAX_ACK_BYTES, AckMessage, decode_ack, encode_ack
-from cloud_sync.commands import KIND_CMD, Command, decode_command, encode_command
+from cloud_sync.commands import KIND_CMD, MAX_SITE_BYTES, Command, decode_command, encode_command
 from cloud_sync.errors import EnvelopeError, SignatureError
 from cloud_sync.keys import key_id
 from cloud_sync.ports import Lane
@@ -57,8 +57,9 @@ __all__ = [
 DOWNLINK_MAGIC: Final = "GHD1"
 DOWNLINK_VERSION: Final = 1
 KIND_ACK: Final = "ack"
-# An ack body is at most MAX_ACK_BYTES; the header and signature add well under 1 KiB.
-MAX_DOWNLINK_BYTES: Final = MAX_ACK_BYTES + 1024
+# An ack body is at most MAX_ACK_BYTES, a command (a pushed site file) MAX_SITE_BYTES plus its
+# other fields; the header and signature add well under 1 KiB.
+MAX_DOWNLINK_BYTES: Final = max(MAX_ACK_BYTES, MAX_SITE_BYTES + 4096) + 1024
 _KEYS: Final = ("v", "kind", "gw", "kid", "dseq", "body")
 _KEY_ID = re.compile(r"[0-9a-f]{16}")
 _MAX_UINT64: Final = 2**64 - 1

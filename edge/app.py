@@ -257,6 +257,7 @@ class Gateway:
         if not raw:
             return None
         from edge.commands import CommandExecutor, CommandInbox, GatewayCommandHost
+        from edge.config_push import ConfigPush
         from edge.uplink.wiring import enter_uplink
 
         inbox = CommandInbox()
@@ -268,6 +269,7 @@ class Gateway:
             central_keys=uplink.central_keys,
             data_dir=self.site.data_dir,
             resend=uplink.resend_range,
+            config_push=ConfigPush(self),
         )
         self.commands = await stack.enter_async_context(inbox.running(executor))
         self.uplink_watch = await stack.enter_async_context(self._uplink_watch(uplink.config))

@@ -34,6 +34,7 @@ from cloud_sync.downlink import verify_command
 from cloud_sync.errors import EnvelopeError
 from core.errors import GatehouseError
 from core.model import Clock, Event
+from edge.config_push import ConfigPush
 from edge.rules_host.site import point_targets
 
 __all__ = ["STATE_FILE", "CommandExecutor", "CommandHost", "CommandInbox", "GatewayCommandHost"]
@@ -77,8 +78,10 @@ class CommandExecutor:
         central_keys: Mapping[str, Ed25519PublicKey],
         data_dir: Path,
         resend: Resend | None = None,
+        config_push: ConfigPush | None = None,
     ) -> None:
         self._host = host
+        self._config_push = config_push
         self._gateway_id = gateway_id
         self._keys = dict(central_keys)
         self._path = Path(data_dir) / STATE_FILE
@@ -214,6 +217,16 @@ class CommandExecutor:
             command, "done", f"log level {command.args['level']} for {command.args['minutes']} min"
         )
 
+    async def _push(self, command: Command) -> CommandResult:
+        if self._config_push is None:
+            raise LookupError("configuration push is not available on this gateway")
+        args = command.args
+        outcome = await self._config_push.apply(
+            args["text"], args["version"], args["health_s"], by=self._who(command)
+        )
+        status = "done" if outcome.ok else ("refused" if outcome.refused else "failed")
+        return _result(command, status, outcome.detail, value=args["version"])
+
     def tick(self) -> None:
         """Put the log level back once a temporary change has run out (called periodically)."""
         if self._log_restore_at is not None and self._host.clock.monotonic() >= self._log_restore_at:
@@ -241,6 +254,7 @@ _ACTIONS: dict[str, Callable[[CommandExecutor, Command], Awaitable[CommandResult
     "point.write": CommandExecutor._point_write,
     "outbox.resend": CommandExecutor._outbox_resend,
     "log.level": CommandExecutor._log_level,
+    "config.push": CommandExecutor._push,
 }
 
 

@@ -43,10 +43,15 @@ def register(sub: Any) -> None:
 
 def _handle(args: argparse.Namespace) -> int:
     from edge.config.loader import load_site
+    from edge.config_push import recover_interrupted_push
     from edge.logs import configure_logging
 
     try:
         site = load_site(args.config)
+        # A pushed site file whose trial never ended (the daemon was killed or crashed by it)
+        # gives way to the file that ran before it.
+        if recover_interrupted_push(site.path, site.data_dir):
+            site = load_site(args.config)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

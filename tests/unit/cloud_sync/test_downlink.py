@@ -12,6 +12,7 @@ from cloud_sync.ack import AckMessage, encode_ack
 from cloud_sync.downlink import (
     DOWNLINK_MAGIC,
     KIND_ACK,
+    MAX_DOWNLINK_BYTES,
     DownlinkSigner,
     Freshness,
     SignedAck,
@@ -94,7 +95,7 @@ def test_refusals_name_their_reason() -> None:
     assert reason_of(signed(gw="gw-b")) == "wrong_gateway"
     assert reason_of(b"") == "malformed"
     assert reason_of(b"\x93\xa4GHD1") == "malformed"
-    assert reason_of(b"x" * 70_000) == "too_large"
+    assert reason_of(b"x" * (MAX_DOWNLINK_BYTES + 1)) == "too_large"
     # The right key id but another key's signature: forged.
     outer = msgpack.unpackb(signed(), raw=False)
     forged = msgpack.packb([outer[0], outer[1], OTHER.sign(outer[1])], use_bin_type=True)
