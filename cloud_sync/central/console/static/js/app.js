@@ -107,8 +107,14 @@ async function route() {
   const view = document.getElementById("view");
   const module = await VIEWS[found.view]();
   if (seq !== routeSeq) return;
-  view.innerHTML = "";
-  cleanup = (await module.render(view, found.arg ?? (match[1] ? decodeURIComponent(match[1]) : null))) || null;
+  // Each view gets a container of its own: a late answer to a view already left then lands in
+  // its detached container, never in the next view's.
+  const container = document.createElement("div");
+  container.className = `view-${found.view}`;
+  view.replaceChildren(container);
+  const done = (await module.render(container, found.arg ?? (match[1] ? decodeURIComponent(match[1]) : null))) || null;
+  if (seq === routeSeq) cleanup = done;
+  else if (done) done(); // left while it was loading
 }
 
 async function start() {
