@@ -1,11 +1,15 @@
-"""Fixtures for central: enrolled gateway keys, a self-signed HTTPS certificate, a running service."""
+"""Fixtures for central: enrolled gateway keys, a self-signed HTTPS certificate, a running service.
+
+``database`` runs a test once per storage backend: SQLite (a file in tmp_path) and PostgreSQL (a
+fresh database on a private server started once per session, tests/pg.py).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +28,10 @@ from cloud_sync.envelope import make_sealer
 from cloud_sync.keys import key_id, public_key_pem, save_public_key
 from cloud_sync.ports import EventRow, Lane, Sealer, TelemetryRow
 from tests.integration.sync.helpers import central_signing_key
+from tests.pg import Postgres, start_postgres
 
 TOKEN = "test-token-123"
+ESTATE_A_TOKEN = "estate-a-token-456"
 
 
 @dataclass
@@ -89,8 +95,29 @@ def self_signed(dir_: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    with start_postgres() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> str | None:
+    """None: SQLite in tmp_path; else the URL of a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return None
+    server: Postgres = request.getfixturevalue("postgres")
+    return server.create_database()
+
+
 def central_config(
-    tmp_path: Path, gateways: list[Gateway], *, broker: dict[str, Any] | None = None
+    tmp_path: Path,
+    gateways: list[Gateway],
+    *,
+    broker: dict[str, Any] | None = None,
+    database: str | None = None,
+    estates: dict[str, str] | None = None,
+    tokens: list[dict[str, Any]] | None = None,
 ) -> CentralConfig:
     cert, key = self_signed(tmp_path)
     enrolled: list[dict[str, Any]] = []
@@ -102,16 +129,19 @@ def central_config(
             enrolled.append({"id": gw.id, "keys": [{"file": str(path)}]})
         else:
             enrolled.append({"id": gw.id, "keys": [{"pem": public_key_pem(gw.key.public_key())}]})
+    for entry in enrolled:
+        if estates and entry["id"] in estates:
+            entry["estate"] = estates[entry["id"]]
     return CentralConfig.model_validate(
         {
-            "database": str(tmp_path / "central.db"),
+            "database": database or str(tmp_path / "central.db"),
             "signing_key": str(central_signing_key(tmp_path)),
             "broker": broker,
             "api": {
                 "host": "127.0.0.1",
                 "port": 0,
                 "tls": {"cert_file": str(cert), "key_file": str(key)},
-                "tokens": [{"name": "ops", "token": TOKEN}],
+                "tokens": [{"name": "ops", "token": TOKEN}, *(tokens or [])],
             },
             "gateways": enrolled,
         }
@@ -126,8 +156,23 @@ class RunningCentral:
 
 
 @pytest.fixture
-async def central(tmp_path: Path, gw_a: Gateway, gw_b: Gateway) -> AsyncIterator[RunningCentral]:
-    config = central_config(tmp_path, [gw_a, gw_b])
+async def central(
+    tmp_path: Path, gw_a: Gateway, gw_b: Gateway, database: str | None
+) -> AsyncIterator[RunningCentral]:
+    config = central_config(
+        tmp_path,
+        [gw_a, gw_b],
+        database=database,
+        estates={"gw-a": "estate-a", "gw-b": "estate-b"},
+        tokens=[
+            {
+                "name": "estate-a-reader",
+                "token": ESTATE_A_TOKEN,
+                "scopes": ["read", "admin"],
+                "estates": ["estate-a"],
+            }
+        ],
+    )
     assert config.api.tls is not None
     ctx = ssl.create_default_context(cafile=str(config.api.tls.cert_file))
     async with CentralService(config) as service:

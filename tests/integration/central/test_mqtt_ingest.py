@@ -73,12 +73,13 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 
 @pytest.fixture
 async def central(
-    tmp_path: Path, broker: Broker, gw_a: Gateway, gw_b: Gateway
+    tmp_path: Path, broker: Broker, gw_a: Gateway, gw_b: Gateway, database: str | None
 ) -> AsyncIterator[CentralService]:
     user, password = broker.credentials(CENTRAL_USER)
     config = central_config(
         tmp_path,
         [gw_a, gw_b],
+        database=database,
         broker={
             "host": broker.host,
             "port": broker.port,
@@ -151,8 +152,8 @@ async def test_forged_and_cross_gateway_batches_over_mqtt_are_rejected(
         await wait_until(lambda: central.ingestor.counters["rejected"] == 5, message="five rejections")
         await wait_until(lambda: central.store.count("rejected") == 5, message="five audited")
         assert central.store.count("batches") == 0 and central.store.count("telemetry") == 0
-        with central.store.reader() as db:
-            rejected = db.execute("SELECT reason, lane FROM rejected WHERE transport='mqtt'").fetchall()
+        _, items = central.store.rejected(gateways=None, limit=100)
+        rejected = [(r["reason"], r["lane"]) for r in items if r["transport"] == "mqtt"]
         assert sorted(r[0] for r in rejected) == [
             "bad_route",
             "bad_route",
@@ -210,12 +211,13 @@ async def test_central_with_certificate_auth(tmp_path: Path, gw_a: Gateway, gw_b
 
 
 async def test_batches_sent_while_central_is_down_wait_at_the_broker(
-    tmp_path: Path, broker: Broker, gw_a: Gateway, gw_b: Gateway
+    tmp_path: Path, broker: Broker, gw_a: Gateway, gw_b: Gateway, database: str | None
 ) -> None:
     user, password = broker.credentials(CENTRAL_USER)
     config = central_config(
         tmp_path,
         [gw_a, gw_b],
+        database=database,
         broker={
             "host": broker.host,
             "port": broker.port,
