@@ -231,6 +231,14 @@ def _site_yaml(step: Step, broker: Broker, base_port: int, dashboard_port: int) 
     return path
 
 
+@dataclass(frozen=True)
+class Probe:
+    """Optional looks inside the gateway (they cost CPU and memory: not for the headline runs)."""
+
+    memory_dir: Path | None = None  # tracemalloc breakdown (bench.memory_probe)
+    py_spy_dir: Path | None = None  # sampled stacks (py-spy)
+
+
 # -- one step ---------------------------------------------------------------------------------
 def _scrape(port: int) -> dict[str, float]:
     """The few families the bench needs from the gateway's ``/metrics``."""
@@ -266,6 +274,7 @@ def _run_step(
     warmup_s: float,
     window_s: float,
     base_port: int,
+    probe: Probe,
 ) -> dict[str, Any]:
     logs = step.folder
     dashboard_port = free_port()
@@ -282,16 +291,30 @@ def _run_step(
         assert sim.stdout is not None
         if sim.stdout.readline().strip() != b"ready":
             raise RuntimeError("the simulator process did not start")
-        gateway = _popen(
-            [sys.executable, "-m", "edge", "run", "--config", str(site), "--log-level", "warning"],
-            logs / "gateway.log",
-        )
+        command = ["run", "--config", str(site), "--log-level", "warning"]
+        if probe.memory_dir is not None:
+            out = probe.memory_dir / f"memory-{step.count}.json"
+            after = str(warmup_s + window_s / 2)
+            command = ["-m", "bench.memory_probe", "--after-s", after, "--out", str(out), "--", *command]
+        else:
+            command = ["-m", "edge", *command]
+        gateway = _popen([sys.executable, *command], logs / "gateway.log")
         gw_proc = gateway
         _wait(lambda: gw_proc.poll() is not None or counter.heard(step.gw), 120, f"{step.gw}'s first values")
         if gateway.poll() is not None:
             raise RuntimeError((logs / "gateway.log").read_text()[-3000:])
         time.sleep(warmup_s)  # a measurement window, not synchronisation: let start-up settle
         pids = {"simulator": sim.pid, **others}
+        spy = None
+        if probe.py_spy_dir is not None:
+            # Sampled stacks of the gateway over the window (py-spy, collapsed format).
+            out = probe.py_spy_dir / f"py-spy-{step.count}.txt"
+            spy = subprocess.Popen(
+                ["py-spy", "record", "-p", str(gateway.pid), "-d", str(int(window_s)), "-r", "50"]
+                + ["-f", "raw", "-o", str(out), "--nonblocking"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         m0 = _scrape(dashboard_port)
         cpu0 = _tree_cpu_s(gateway.pid)
         other0 = {name: _cpu_s(pid) for name, pid in pids.items()}
@@ -306,6 +329,8 @@ def _run_step(
         t1 = time.time()
         cpu = _tree_cpu_s(gateway.pid) - cpu0
         other = {name: round(_cpu_s(pid) - other0[name], 2) for name, pid in pids.items()}
+        if spy is not None:
+            spy.wait(60)
         # Values published inside the window may still be on their way to the subscriber.
         time.sleep(2.0)
         lines = counter.lines(step.gw, t0, t1)
@@ -417,6 +442,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--all", action="store_true", help="measure every count even after one fell behind")
     parser.add_argument("--base-port", type=int, default=int(os.environ.get("GH_BENCH_PORT", "23000")))
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--memory", type=Path, help="folder for tracemalloc breakdowns (memory-N.json)")
+    parser.add_argument("--py-spy", type=Path, help="folder for py-spy stacks (py-spy-N.txt)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     counts = [int(c) for c in args.counts.split(",") if c]
     runs: list[dict[str, Any]] = []
@@ -438,6 +465,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     warmup_s=args.warmup_s,
                     window_s=args.window_s,
                     base_port=args.base_port,
+                    probe=Probe(args.memory, args.py_spy),
                 )
                 print(json.dumps(result), flush=True)
                 runs.append(result)
