@@ -121,7 +121,7 @@ def _require_xhr(request: Request) -> None:
 
 
 def _set_cookies(ctx: DashboardContext, response: Response, token: str, csrf: str) -> None:
-    secure = ctx.config.tls
+    secure = ctx.config.https
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", path="/", secure=secure)
     response.set_cookie(CSRF_COOKIE, csrf, httponly=False, samesite="strict", path="/", secure=secure)
 

@@ -12,8 +12,9 @@ Example::
       db: dashboard.db            # relative to gateway.data_dir
       session_timeout_min: 30
       history_days: 7
-      tls_cert: pki/dashboard.crt # relative to the site file's folder
+      tls_cert: pki/dashboard.crt # relative to the site file's folder (gatehouse certs dashboard)
       tls_key: pki/dashboard.key
+      # tls: off                  # plain HTTP on the network: only when the site file says so
       simulator_api: http://127.0.0.1:8470
       metrics_token_file: pki/metrics.token   # /metrics for a bearer token (Prometheus)
       metrics_allow: [127.0.0.1/32, 10.1.0.0/24]  # ... or for these peers (default: loopback)
@@ -36,9 +37,19 @@ from edge.config.checks import Issue, issues_from_validation
 from edge.config.site import Site
 from edge.config.yaml_doc import format_loc, read_yaml
 
-__all__ = ["DashboardConfig", "check_dashboard", "dashboard_config"]
+__all__ = ["DashboardConfig", "check_dashboard", "dashboard_config", "is_loopback"]
 
 _LOC = ("dashboard",)
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class DashboardConfig(BaseModel):
@@ -60,6 +71,9 @@ class DashboardConfig(BaseModel):
     # The browser declares the gateway unreachable after three missed heartbeats (15 s by
     # default), well inside GB 4717's 100 s for showing a loss of communication.
     heartbeat_s: float = Field(default=5.0, ge=0.5, le=30, description="SSE heartbeat interval")
+    # HTTPS from the site CA (``gatehouse certs dashboard``) unless this says ``off``. Left out,
+    # HTTPS is required on the network and optional on loopback, which no other host can reach.
+    tls: bool | None = Field(default=None, description="serve HTTPS (default: yes, unless on loopback)")
     tls_cert: str | None = None
     tls_key: str | None = None
     simulator_api: str | None = Field(default=None, description="simulator control API base URL")
@@ -107,6 +121,8 @@ class DashboardConfig(BaseModel):
     def _tls_pair(self) -> DashboardConfig:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together: give both or neither")
+        if self.tls is False and self.tls_cert is not None:
+            raise ValueError("tls: off and a tls_cert: drop the certificate, or tls: off")
         return self
 
     @property
@@ -119,8 +135,15 @@ class DashboardConfig(BaseModel):
         return int(self.listen.rpartition(":")[2])
 
     @property
-    def tls(self) -> bool:
-        return self.tls_cert is not None
+    def https(self) -> bool:
+        """The dashboard serves HTTPS (with ``tls_cert``/``tls_key``)."""
+        return self.tls is not False and self.tls_cert is not None
+
+    @property
+    def needs_certificate(self) -> bool:
+        """HTTPS is required but no certificate is given (a ``check_dashboard`` issue)."""
+        wanted = self.tls is True or (self.tls is None and not is_loopback(self.host))
+        return wanted and self.tls_cert is None
 
 
 def _with_paths(raw: Mapping[str, Any], base_dir: Path) -> dict[str, Any]:
@@ -144,6 +167,16 @@ def check_dashboard(raw: Any, *, base_dir: Path) -> list[Issue]:
     except ValidationError as exc:
         return issues_from_validation(exc, data, DashboardConfig, prefix=_LOC)
     issues: list[Issue] = []
+    if config.needs_certificate:
+        where = "tls" if "tls" in data else "listen" if "listen" in data else None
+        issues.append(
+            Issue(
+                (*_LOC, where) if where else _LOC,
+                f"the dashboard serves HTTPS on {config.listen}: give tls_cert and tls_key (issue them with"
+                " `gatehouse certs dashboard --dir PKI GATEWAY_ID --host NAME`), or set tls: off to serve"
+                " plain HTTP (passwords then cross the network readable)",
+            )
+        )
     for key in ("tls_cert", "tls_key", "metrics_token_file"):
         path = getattr(config, key)
         if path is not None and not Path(path).is_file():

@@ -29,7 +29,7 @@ import uvicorn
 from core.errors import GatehouseError
 from edge.dashboard.accounts import AccountStore
 from edge.dashboard.app import build_app
-from edge.dashboard.config import DashboardConfig
+from edge.dashboard.config import DashboardConfig, is_loopback
 from edge.dashboard.context import DashboardContext, GatewayView
 from edge.dashboard.events import EventHub
 from edge.dashboard.history import TrendStore, trends_path
@@ -71,7 +71,7 @@ class DashboardServer:
 
     @property
     def url(self) -> str:
-        scheme = "https" if self.config.tls else "http"
+        scheme = "https" if self.config.https else "http"
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         if ":" in host:
             host = f"[{host}]"
@@ -116,8 +116,8 @@ class DashboardServer:
                 proxy_headers=False,  # the client IP in the audit log is the peer's, never a header's
                 server_header=False,
                 timeout_graceful_shutdown=int(_GRACE_S),
-                ssl_certfile=cfg.tls_cert,
-                ssl_keyfile=cfg.tls_key,
+                ssl_certfile=cfg.tls_cert if cfg.https else None,
+                ssl_keyfile=cfg.tls_key if cfg.https else None,
             )
             self._server = _EmbeddedServer(config)
             hub.start()
@@ -142,10 +142,11 @@ class DashboardServer:
                 setup_code=self.setup_code,
                 file=str(gw.site.data_dir / "dashboard-setup-code"),
             )
-        if not cfg.tls and self.host not in ("127.0.0.1", "::1", "localhost"):
+        if not cfg.https and not is_loopback(self.host):
+            # only when the site file says tls: off (check_dashboard refuses it otherwise)
             _LOG.warning(
-                "dashboard serves plain HTTP on the network: passwords and session cookies cross the LAN"
-                " readable; set dashboard.tls_cert and tls_key (docs/dashboard.md)",
+                "dashboard serves plain HTTP on the network (dashboard.tls: off): passwords and session"
+                " cookies cross the LAN readable; see docs/dashboard.md for HTTPS from the site CA",
                 listen=cfg.listen,
             )
         return self

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigError
-from edge.dashboard import DashboardError, check_dashboard, dashboard_config, enter_dashboard
+from edge.dashboard import DashboardConfig, DashboardError, check_dashboard, dashboard_config, enter_dashboard
 from tests.unit.dashboard.fakes import make_gateway
 
 
@@ -19,8 +19,40 @@ def _messages(raw: object, tmp_path: Path) -> list[str]:
 
 
 def test_defaults_are_valid(tmp_path: Path) -> None:
-    assert check_dashboard({}, base_dir=tmp_path) == []
+    assert check_dashboard({"listen": "127.0.0.1:8080"}, base_dir=tmp_path) == []
     assert check_dashboard(None, base_dir=tmp_path) == []
+
+
+def test_https_by_default_http_only_when_the_site_file_says_so(tmp_path: Path) -> None:
+    # On the network (the default listen 0.0.0.0:8080) the dashboard needs its certificate ...
+    (problem,) = _messages({}, tmp_path)
+    assert problem.startswith("dashboard: the dashboard serves HTTPS on 0.0.0.0:8080")
+    assert "gatehouse certs dashboard" in problem and "tls: off" in problem
+    (problem,) = _messages({"listen": "10.1.2.3:8443"}, tmp_path)
+    assert problem.startswith("dashboard.listen: ")
+    # ... plain HTTP only when the file says so ("off" as YAML 1.2 leaves it, or false)
+    for off in ("off", False, "no"):
+        config = dashboard_config_of({"tls": off}, tmp_path)
+        assert config.tls is False and not config.https
+    assert any(p.startswith("dashboard.tls: ") for p in _messages({"tls": "on"}, tmp_path))
+    (tmp_path / "d.crt").write_text("x")
+    (tmp_path / "d.key").write_text("x")
+    config = dashboard_config_of({"tls_cert": "d.crt", "tls_key": "d.key"}, tmp_path)
+    assert config.https and config.tls_cert == str(tmp_path / "d.crt")
+    assert any(
+        "tls: off" in p for p in _messages({"tls": False, "tls_cert": "d.crt", "tls_key": "d.key"}, tmp_path)
+    )
+    # loopback: no other host can listen in, so HTTP unless a certificate is given
+    for host in ("127.0.0.1", "[::1]", "localhost"):
+        assert not dashboard_config_of({"listen": f"{host}:8080"}, tmp_path).https
+
+
+def dashboard_config_of(raw: dict[str, object], tmp_path: Path) -> DashboardConfig:
+    assert check_dashboard(raw, base_dir=tmp_path) == []
+    data = {
+        k: (str(tmp_path / v) if k.startswith("tls_") and isinstance(v, str) else v) for k, v in raw.items()
+    }
+    return DashboardConfig.model_validate(data)
 
 
 def test_errors_name_the_field(tmp_path: Path) -> None:
