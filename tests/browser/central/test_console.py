@@ -25,6 +25,7 @@ from tests.browser.central.conftest import (
     ensure_console,
     login,
 )
+from tests.browser.conftest import screenshot
 from tests.integration.central.conftest import central_config
 
 pytestmark = pytest.mark.asyncio(loop_scope="package")
@@ -125,6 +126,9 @@ async def test_a_fire_alarm_on_the_estate_appears_in_the_console_without_reload(
         row = fire_rows.first
         assert ESTATE_A in await row.inner_text()
         assert GW_A in await row.inner_text()
+        # the totals by class follow the stream too
+        await page.get_by_test_id("alarm-summary").filter(has_text="火警").wait_for(timeout=30_000)
+        await screenshot(page, "central-alarms")
     finally:
         await fleet.sim_api.delete("/devices/fire-panel/scenarios")
     await context.close()
@@ -141,12 +145,14 @@ async def test_history_charts_render(fleet: Fleet) -> None:
     await chart.wait_for(timeout=30_000)
     assert int(await chart.get_attribute("data-points") or 0) >= 1
     assert await chart.locator("polyline").count() == 1
+    await screenshot(page, "central-points")
     csv = await page.get_by_test_id("point-csv").get_attribute("href")
     assert csv is not None and "format=csv" in csv
     await page.get_by_test_id("nav-history").click()
     await page.get_by_test_id("chart-class").wait_for(timeout=30_000)
     await page.get_by_test_id("chart-estate").wait_for()
     await page.get_by_test_id("chart-time").wait_for()
+    await screenshot(page, "central-history")
     await context.close()
 
 
@@ -177,6 +183,7 @@ async def test_an_operator_of_estate_a_sees_nothing_of_estate_b(fleet: Fleet) ->
     admin_page = await admin.new_page()
     await login(admin_page, *ADMIN)
     await admin_page.get_by_test_id("fleet-row").first.wait_for()
+    await screenshot(admin_page, "central-fleet")
     status, body = await api_status(admin_page, "/api/v1/fleet")
     assert {g["estate"] for g in body} == {ESTATE_A, "estate-b"}
     status, body = await api_status(admin_page, "/api/v1/points?q=cuihu")

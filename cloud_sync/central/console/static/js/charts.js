@@ -11,11 +11,11 @@ function svg(w, h, testid, body, extra = "") {
   return `<svg class="chart" viewBox="0 0 ${w} ${h}" role="img" data-testid="${esc(testid)}" ${extra}>${body}</svg>`;
 }
 
-/** "Nice" upper bound and tick step for counts up to `top`. */
+/** A whole-number upper bound and tick step for counts up to `top` (at most `ticks` steps). */
 function scale(top, ticks = 5) {
   const raw = Math.max(1, top) / ticks;
   const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+  const step = Math.max(1, [1, 2, 5, 10].map((m) => m * mag).find((x) => x >= raw));
   return { step, max: step * Math.ceil(Math.max(1, top) / step) };
 }
 
@@ -52,7 +52,8 @@ export function barChart(items, { width = 520, height = 220, testid = "bars" } =
   const slot = (width - L - 6) / Math.max(1, items.length);
   const bw = Math.max(3, Math.min(48, slot * 0.7));
   const parts = [];
-  for (let v = 0; v <= max; v += step) {
+  for (let i = 0; i * step <= max; i++) {
+    const v = i * step;
     const y = T + plotH - (plotH * v) / max;
     parts.push(`<line class="grid" x1="${L}" x2="${width}" y1="${y}" y2="${y}"/><text x="${L - 4}" y="${y + 4}" text-anchor="end">${v}</text>`);
   }
@@ -72,8 +73,9 @@ function tickLabel(ts, span) {
   return span > 2 * 86400 ? `${pad(d.getMonth() + 1)}-${pad(d.getDate())}` : `${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
-/** A time line of rows [{ts, v, lo?, hi?}] over [from, to]; `lo`/`hi` draw a band. */
-export function lineChart(rows, from, to, { width = 760, height = 260, testid = "line", empty = "" } = {}) {
+/** A time line of rows [{ts, v, lo?, hi?}] over [from, to]; `lo`/`hi` draw a band. `counts`:
+ *  whole numbers from zero on the axis (alarm counts). */
+export function lineChart(rows, from, to, { width = 760, height = 260, testid = "line", empty = "", counts = false } = {}) {
   const L = 56, R = 10, T = 10, B = 24;
   const plotW = width - L - R, plotH = height - T - B;
   const extra = `data-points="${rows.length}"`;
@@ -83,15 +85,23 @@ export function lineChart(rows, from, to, { width = 760, height = 260, testid = 
     lo = Math.min(lo, r.lo ?? r.v);
     hi = Math.max(hi, r.hi ?? r.v);
   }
-  if (lo === hi) { lo -= 1; hi += 1; }
-  const margin = (hi - lo) * 0.05;
-  lo -= margin; hi += margin;
+  let ticks = 4;
+  if (counts) {
+    const { step, max } = scale(hi, 4);
+    lo = 0;
+    hi = max;
+    ticks = max / step;
+  } else {
+    if (lo === hi) { lo -= 1; hi += 1; }
+    const margin = (hi - lo) * 0.05;
+    lo -= margin; hi += margin;
+  }
   const x = (ts) => L + ((ts - from) / Math.max(1e-9, to - from)) * plotW;
   const y = (v) => T + plotH - ((v - lo) / (hi - lo)) * plotH;
-  const digits = Math.min(4, Math.max(0, Math.ceil(-Math.log10((hi - lo) / 4)) + 1));
+  const digits = counts ? 0 : Math.min(4, Math.max(0, Math.ceil(-Math.log10((hi - lo) / 4)) + 1));
   const parts = [];
-  for (let i = 0; i <= 4; i++) {
-    const v = lo + ((hi - lo) * i) / 4;
+  for (let i = 0; i <= ticks; i++) {
+    const v = lo + ((hi - lo) * i) / ticks;
     parts.push(`<line class="grid" x1="${L}" x2="${width - R}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}"/><text x="${L - 5}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${v.toFixed(digits)}</text>`);
   }
   for (let i = 0; i <= 5; i++) {

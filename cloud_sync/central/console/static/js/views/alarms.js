@@ -124,14 +124,21 @@ export async function render(root) {
       if (during) during.set(a.id, a);
       apply(a);
       draw();
+      // the totals by class, at most every 2 s however many alarms stream in
+      if (!summaryTimer) summaryTimer = setTimeout(() => ((summaryTimer = null), summary()), 2000);
     });
   }
 
+  let estatesListed = false;
+  let summaryTimer = null;
   async function summary() {
     const estates = await get("/api/v1/estates").catch(() => null);
-    if (!estates) return;
-    const select = $("alarm-estate");
-    for (const e of estates) select.insertAdjacentHTML("beforeend", `<option value="${esc(e.estate)}">${esc(e.estate)}</option>`);
+    if (!estates || closed) return;
+    if (!estatesListed) {
+      estatesListed = true;
+      const select = $("alarm-estate");
+      for (const e of estates) select.insertAdjacentHTML("beforeend", `<option value="${esc(e.estate)}">${esc(e.estate)}</option>`);
+    }
     const sum = {};
     for (const e of estates) for (const [c, n] of Object.entries(e.active_alarms || {})) sum[c] = (sum[c] || 0) + n;
     $("alarm-summary").innerHTML = `<div class="card"><h3>${esc(t("active_alarms"))}</h3>${alarmBadges(sum) || esc(t("no_alarms"))}</div>`;
@@ -147,6 +154,7 @@ export async function render(root) {
   restart();
   return () => {
     closed = true;
+    clearTimeout(summaryTimer);
     if (source) source.close();
   };
 }

@@ -48,9 +48,12 @@ export async function render(root) {
       const items = (stats, prefix) =>
         stats.buckets.map((b, i) => ({ label: prefix ? label(prefix, b.key) : b.key, value: b.count, colour: colourOf(b.key, i) }));
       $("stats-class").innerHTML = pieChart(items(byClass, "cls"), { testid: "chart-class" });
-      $("stats-estate").innerHTML = barChart(items(byEstate), { testid: "chart-estate" });
-      $("stats-priority").innerHTML = barChart(items(byPriority), { testid: "chart-priority" });
-      $("stats-time").innerHTML = lineChart(timeRows(byTime.buckets), from, to, { testid: "chart-time", empty: t("no_data") });
+      // drawn at the panel's own width, so the labels keep their size
+      const width = (id) => Math.max(320, $(id).clientWidth || 0);
+      $("stats-estate").innerHTML = barChart(items(byEstate), { testid: "chart-estate", width: width("stats-estate") });
+      $("stats-priority").innerHTML = barChart(items(byPriority), { testid: "chart-priority", width: width("stats-priority") });
+      const size = by === "hour" ? 3600 : 86400;
+      $("stats-time").innerHTML = lineChart(timeRows(byTime.buckets, from, to, size), from, to, { testid: "chart-time", empty: t("no_data"), counts: true, width: width("stats-time") });
       root.querySelector("tbody").innerHTML = records.map(alarmRow).join("") || `<tr><td colspan="8" class="muted">${esc(t("no_data"))}</td></tr>`;
       root.dataset.loaded = "1";
     } catch (err) {
@@ -68,14 +71,17 @@ export async function render(root) {
   await load();
 }
 
-/** Buckets keyed by a time (epoch seconds or an ISO date/hour) as line rows. */
-function timeRows(buckets) {
-  return buckets
-    .map((b) => {
-      const n = Number(b.key);
-      const ts = Number.isFinite(n) ? n : Date.parse(b.key.length === 13 ? `${b.key}:00` : b.key) / 1000;
-      return { ts, v: b.count };
-    })
-    .filter((r) => Number.isFinite(r.ts))
-    .sort((a, b) => a.ts - b.ts);
+/** Buckets keyed by a UTC day ("2026-12-04") or hour ("2026-12-04T19:00") as line rows, one per
+ *  bucket of the range (zero where nothing was raised), each at its bucket's middle. */
+function timeRows(buckets, from, to, size) {
+  const counts = new Map();
+  for (const b of buckets) {
+    const ts = Date.parse(b.key.length > 10 ? `${b.key}:00Z` : `${b.key}T00:00:00Z`) / 1000;
+    if (Number.isFinite(ts)) counts.set(ts, b.count);
+  }
+  const rows = [];
+  for (let ts = Math.floor(from / size) * size; ts < to; ts += size) {
+    rows.push({ ts: Math.min(Math.max(ts + size / 2, from), to), v: counts.get(ts) || 0 });
+  }
+  return rows;
 }

@@ -51,7 +51,7 @@ export async function render(root, selected) {
       <h2>${esc(t("history_of", { p: pointId }))}</h2>
       <div data-testid="point-latest">${latest ? `${esc(fmtValue(latest.value))} · <span class="q-${esc(latest.quality)}">${esc(label("q", latest.quality))}</span> · ${esc(fmtTime(latest.ts))}` : ""}</div>
       <div class="toolbar">
-        <select data-testid="point-range">${Object.keys(RANGES).map((k) => `<option value="${k}" ${k === "last_day" ? "selected" : ""}>${esc(t(k))}</option>`).join("")}</select>
+        <select data-testid="point-range">${Object.keys(RANGES).map((k) => `<option value="${k}" ${k === "last_hour" ? "selected" : ""}>${esc(t(k))}</option>`).join("")}</select>
         <a class="btn btn-ghost btn-small" data-testid="point-csv" download>${esc(t("export_csv"))}</a>
       </div>
       <div data-testid="point-chart-box"></div>`;
@@ -67,7 +67,11 @@ export async function render(root, selected) {
         const rows = (history.buckets || [])
           .filter((b) => b.avg != null)
           .map((b) => ({ ts: b.ts + step / 2, v: b.avg, lo: b.min, hi: b.max }));
-        panel.querySelector('[data-testid="point-chart-box"]').innerHTML = lineChart(rows, from, to, { testid: "point-chart", empty: t("no_data") });
+        panel.querySelector('[data-testid="point-chart-box"]').innerHTML = lineChart(rows, from, to, {
+          testid: "point-chart",
+          empty: t("no_data"),
+          width: Math.max(320, panel.clientWidth - 24),
+        });
       } catch (err) {
         panel.querySelector('[data-testid="point-chart-box"]').innerHTML = `<p class="error">${esc(errorText(err))}</p>`;
       }
