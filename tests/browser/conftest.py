@@ -1,15 +1,25 @@
 """The dashboard in real headless Chromium (Debian's /usr/bin/chromium through Playwright).
 
 One estate for the whole package: the demo estate's simulators, the real gateway
-(``edge.app.Gateway``) with the real rules engine, and the LAN dashboard it serves. Users of every
-role are created through the API once; each test opens its own browser context (fresh cookies).
+(``edge.app.Gateway``) with the real rules engine, and the LAN dashboard it serves over HTTPS with
+a certificate from a test site CA, as an installed gateway does. Users of every role are created
+through the API once; each test opens its own browser context (fresh cookies).
+
+Trust: the test's API clients verify the dashboard against the site CA (chain and host name).
+Chromium has no option to add a CA short of an NSS database (``certutil``, not installed here),
+so it is started with ``--ignore-certificate-errors-spki-list`` naming the public key of exactly
+that dashboard certificate: any other certificate is still refused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import datetime as dt
+import hashlib
 import re
 import shutil
+import ssl
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -19,8 +29,11 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from cloud_sync.certs import PkiLayout, create_ca, issue_dashboard
 from edge.app import Gateway
 from edge.config.loader import load_site
 from edge.dashboard.setup_code import read_setup_code
@@ -56,6 +69,37 @@ USERS = {
 }
 
 
+@dataclass(frozen=True)
+class SitePki:
+    """A test site CA and the estate dashboard's certificate issued from it."""
+
+    ca_cert: Path
+    cert: Path
+    key: Path
+
+    def trust(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_cert))
+
+    def chromium_pin(self) -> str:
+        """The flag that makes Chromium accept this one certificate (see the module docstring)."""
+        leaf = x509.load_pem_x509_certificate(self.cert.read_bytes())
+        spki = leaf.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return (
+            "--ignore-certificate-errors-spki-list="
+            + base64.b64encode(hashlib.sha256(spki).digest()).decode()
+        )
+
+
+def make_site_pki(folder: Path) -> SitePki:
+    layout = PkiLayout(folder)
+    now = dt.datetime.now(dt.UTC)
+    ca = create_ca(layout, now=now, common_name="Browser test site CA")
+    cert, key = issue_dashboard(ca, layout, "browser-gw", now=now)
+    return SitePki(layout.ca_cert, cert, key)
+
+
 @dataclass
 class Estate:
     gateway: Gateway
@@ -64,8 +108,13 @@ class Estate:
     site_id: str
     browser: Browser
     api: httpx.AsyncClient  # the simulators' control API
+    pki: SitePki
 
     page_errors: list[str] = field(default_factory=list)
+
+    def client(self) -> httpx.AsyncClient:
+        """An API client of the dashboard that trusts the site CA (and nothing else)."""
+        return httpx.AsyncClient(base_url=self.url, verify=self.pki.trust(), timeout=30.0)
 
     async def context(self, *, locale: str = "zh-CN", width: int = 1366, height: int = 768) -> BrowserContext:
         context = await self.browser.new_context(
@@ -87,8 +136,8 @@ class Estate:
         assert response.status_code == 200, response.text
 
 
-def demo_site(tmp: Path, dashboard_port: int, control_port: int) -> Path:
-    """The demo estate on free ports, its data in ``tmp``, with the dashboard switched on."""
+def demo_site(tmp: Path, dashboard_port: int, control_port: int, pki: SitePki) -> Path:
+    """The demo estate on free ports, its data in ``tmp``, with the dashboard switched on (HTTPS)."""
     text = DEMO.read_text(encoding="utf-8")
     text = re.sub(r"port: 150\d\d", lambda _m: f"port: {free_port()}", text)
     text = re.sub(r"data_dir: \S+", f"data_dir: {tmp / 'data'}", text, count=1)
@@ -101,17 +150,19 @@ def demo_site(tmp: Path, dashboard_port: int, control_port: int) -> Path:
         "  db: dashboard.db\n"
         "  history_interval_s: 2\n"
         f"  simulator_api: http://127.0.0.1:{control_port}\n"
+        f"  tls_cert: {pki.cert}\n"
+        f"  tls_key: {pki.key}\n"
     )
     path = tmp / "estate.yaml"
     path.write_text(text, encoding="utf-8")
     return path
 
 
-async def create_users(url: str, data_dir: Path) -> None:
+async def create_users(url: str, data_dir: Path, *, verify: ssl.SSLContext | bool = True) -> None:
     """The administrator (with the setup code the gateway wrote to ``data_dir``) and USERS."""
     code = read_setup_code(data_dir)
     assert code is not None, f"no dashboard setup code in {data_dir}"
-    async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
+    async with httpx.AsyncClient(base_url=url, verify=verify, timeout=30.0) as client:
         response = await client.post(
             "/api/setup",
             json={"username": ADMIN[0], "password": ADMIN[1], "name": "系统管理员", "phone": "13800000000",
@@ -132,10 +183,21 @@ def chromium() -> str:
     return CHROMIUM
 
 
+@pytest.fixture(scope="package")
+def site_pki() -> Iterator[SitePki]:
+    folder = Path(tempfile.mkdtemp(prefix="gh-browser-pki-"))
+    try:
+        yield make_site_pki(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest_asyncio.fixture(scope="package", loop_scope="package")
-async def browser(chromium: str) -> AsyncIterator[Browser]:
+async def browser(chromium: str, site_pki: SitePki) -> AsyncIterator[Browser]:
     async with async_playwright() as pw:
-        launched = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        launched = await pw.chromium.launch(
+            executable_path=chromium, args=[*CHROMIUM_ARGS, site_pki.chromium_pin()], headless=True
+        )
         try:
             yield launched
         finally:
@@ -143,10 +205,10 @@ async def browser(chromium: str) -> AsyncIterator[Browser]:
 
 
 @pytest_asyncio.fixture(scope="package", loop_scope="package")
-async def estate(browser: Browser) -> AsyncIterator[Estate]:
+async def estate(browser: Browser, site_pki: SitePki) -> AsyncIterator[Estate]:
     tmp = Path(tempfile.mkdtemp(prefix="gh-browser-"))
     control_port = free_port()
-    site_path = demo_site(tmp, free_port(), control_port)
+    site_path = demo_site(tmp, free_port(), control_port, site_pki)
     site = load_site(site_path)
     plan = read_site_plan(site_path)
     try:
@@ -159,12 +221,13 @@ async def estate(browser: Browser) -> AsyncIterator[Estate]:
             try:
                 assert gateway.dashboard is not None and gateway.alarms is not None
                 url = gateway.dashboard.url
+                assert url.startswith("https://"), url
                 fire_panel = f"{site.id}/fire-panel/zone1_fire"
                 await wait_until(
                     lambda: fire_panel in gateway.live.latest, timeout_s=60, message="the fire panel polled"
                 )
-                await create_users(url, site.data_dir)
-                yield Estate(gateway, sim, url, site.id, browser, api)
+                await create_users(url, site.data_dir, verify=site_pki.trust())
+                yield Estate(gateway, sim, url, site.id, browser, api, site_pki)
             finally:
                 gateway.stop()
                 await stop_run(run)

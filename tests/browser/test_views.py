@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 
-import httpx
 import pytest
 from playwright.async_api import Page, expect
 
@@ -211,7 +210,7 @@ async def test_admin_users_and_audit(estate: Estate) -> None:
     night = table.locator('[data-user="night"]')
     await expect(night).to_contain_text("值班员", timeout=DEADLINE_MS)
     # Three wrong passwords lock the new account; the administrator unlocks it here.
-    async with httpx.AsyncClient(base_url=estate.url, timeout=30.0) as client:
+    async with estate.client() as client:
         for attempt in range(3):
             body = {"username": "night", "password": f"wrong-{attempt}"}
             await client.post("/api/login", json=body, headers=XHR)
@@ -226,7 +225,7 @@ async def test_admin_users_and_audit(estate: Estate) -> None:
     await expect(page.get_by_test_id("user-dialog").locator('input[name="unlock"]')).to_be_checked()
     await page.get_by_test_id("dialog-ok").click()
     await expect(night).not_to_contain_text("已锁定", timeout=DEADLINE_MS)
-    async with httpx.AsyncClient(base_url=estate.url, timeout=30.0) as client:
+    async with estate.client() as client:
         response = await client.post(
             "/api/login", json={"username": "night", "password": "Night-shift-2026"}, headers=XHR
         )
