@@ -47,27 +47,34 @@ class _LoopProbe:
         self.loop_ran.set()
 
 
-async def test_history_search_and_csv_run_off_the_loop(
-    dash: Running, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("history", "/api/alarms/history"),
+        ("history", "/api/alarms/history.csv"),
+        ("statistics", "/api/alarms/stats"),
+        ("linkage_log", "/api/linkage"),
+    ],
+)
+async def test_history_statistics_and_logs_run_off_the_loop(
+    dash: Running, monkeypatch: pytest.MonkeyPatch, method: str, path: str
 ) -> None:
     await setup_admin(dash.client)
     alarms = dash.gateway.alarms
     alarms.raise_alarm("testsite/m1/smoke/fire", zh="火警", en="Fire")
-    real = alarms.history
-    for path in ("/api/alarms/history", "/api/alarms/history.csv"):
-        probe = _LoopProbe()
+    real = getattr(alarms, method)
+    probe = _LoopProbe()
 
-        def slow_history(*args: Any, probe: _LoopProbe = probe, **kwargs: Any) -> list[dict[str, Any]]:
-            probe.query()
-            result: list[dict[str, Any]] = real(*args, **kwargs)
-            return result
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        probe.query()
+        return real(*args, **kwargs)
 
-        monkeypatch.setattr(alarms, "history", slow_history)
-        watcher = asyncio.create_task(probe.watch())
-        response = await dash.client.get(path, params={"text": "火"})
-        await watcher
-        assert response.status_code == 200, response.text
-        assert probe.calls == [True], f"{path}: the search ran on the event loop"
+    monkeypatch.setattr(alarms, method, slow)
+    watcher = asyncio.create_task(probe.watch())
+    response = await dash.client.get(path, params={"text": "火"} if method == "history" else None)
+    await watcher
+    assert response.status_code == 200, response.text
+    assert probe.calls == [True], f"{path}: the query ran on the event loop"
 
 
 async def test_history_pages_by_key(dash: Running) -> None:
