@@ -22,6 +22,20 @@ function cookie(name) {
   return "";
 }
 
+/** The response js/prefetch.js started for `path` before the modules loaded, once. */
+function takePrefetched(path) {
+  const store = window.__ghcPrefetch;
+  if (!store || !store[path]) return null;
+  const promise = store[path];
+  delete store[path];
+  return promise;
+}
+
+/** Forget what was fetched before signing in (it belongs to no session). */
+export function dropPrefetched() {
+  window.__ghcPrefetch = null;
+}
+
 /** {data, next, status} of one request; throws ApiError on a non-2xx answer. */
 export async function request(method, path, body) {
   const headers = { Accept: "application/json" };
@@ -36,7 +50,8 @@ export async function request(method, path, body) {
   }
   let response;
   try {
-    response = await fetch(path, init);
+    const early = method === "GET" ? takePrefetched(path) : null;
+    response = await (early || fetch(path, init));
   } catch (err) {
     throw new ApiError(0, { error: "network", detail: String(err) });
   }

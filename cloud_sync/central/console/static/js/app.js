@@ -1,5 +1,5 @@
 // The console shell: session, header and navigation, and the hash router.
-import { get, post, setUnauthorizedHandler } from "./api.js";
+import { dropPrefetched, get, post, setUnauthorizedHandler } from "./api.js";
 import { t, lang, setLang, onLangChange } from "./i18n.js";
 import { esc } from "./util.js";
 
@@ -49,6 +49,7 @@ async function loadSession() {
 
 /** After a successful login or setup: the account's own language wins over the browser's. */
 export async function signedIn() {
+  dropPrefetched();
   await loadSession();
   if (session.user && session.user.lang && session.user.lang !== lang()) setLang(session.user.lang);
   location.hash = "#/fleet";

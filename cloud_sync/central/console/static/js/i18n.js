@@ -70,6 +70,7 @@ const STRINGS = {
   live_on: { zh: "实时", en: "Live" },
   live_off: { zh: "实时连接中断，正在重连…", en: "Live stream lost, reconnecting…" },
   alarms_shown: { zh: "显示 {a} 条，共 {n} 条活动报警", en: "{a} shown of {n} active alarms" },
+  alarms_newest: { zh: "显示最新的 {a} 条活动报警（总数见上方）", en: "The newest {a} active alarms (totals above)" },
   no_alarms: { zh: "无活动报警", en: "No active alarms" },
   cls_fire: { zh: "火警", en: "Fire" },
   cls_supervisory: { zh: "监管", en: "Supervisory" },
