@@ -146,6 +146,15 @@ CREATE TABLE IF NOT EXISTS alarms (
 CREATE UNIQUE INDEX IF NOT EXISTS alarms_open ON alarms (gateway_id, alarm_key) WHERE state <> 'closed';
 CREATE INDEX IF NOT EXISTS alarms_raised ON alarms (raised_at);
 CREATE INDEX IF NOT EXISTS alarms_version ON alarms (version);
+-- Every change of an alarm row, as it was then: the live stream sends each one, not only the last.
+CREATE TABLE IF NOT EXISTS alarm_changes (
+    version INTEGER PRIMARY KEY,
+    gateway_id TEXT NOT NULL,
+    alarm_class TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    at REAL NOT NULL,
+    data TEXT NOT NULL
+);
 """,
 }
 
@@ -501,6 +510,7 @@ class CentralStore:
                         version,
                     ),
                 )
+                self._log_alarm_change(db, version)
                 continue
             db.execute(
                 "UPDATE alarms SET state=?, updated_at=?, version=?,"
@@ -522,6 +532,24 @@ class CentralStore:
                     open_row[0],
                 ),
             )
+            self._log_alarm_change(db, version)
+
+    @staticmethod
+    def _log_alarm_change(db: sqlite3.Connection, version: int) -> None:
+        cur = db.execute("SELECT * FROM alarms WHERE version=?", (version,))
+        names = [d[0] for d in cur.description]
+        row = dict(zip(names, cur.fetchone(), strict=True))
+        db.execute(
+            "INSERT INTO alarm_changes VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                version,
+                row["gateway_id"],
+                row["alarm_class"],
+                row["priority"],
+                row["updated_at"],
+                json.dumps(row),
+            ),
+        )
 
     def record_rejection(self, **fields: Any) -> None:
         """One audit row in its own transaction (tests, tools); ingest batches them instead."""
@@ -852,20 +880,40 @@ class CentralStore:
                 sql += clause
                 args.append(value)
         if since_version is not None:
-            sql += " AND version>? ORDER BY version LIMIT ?"
-            args += [since_version, limit]
-        else:
-            if after is not None:
-                sql += " AND id<?"
-                args.append(after)
-            sql += " ORDER BY id DESC LIMIT ?"
-            args.append(limit)
+            return self._alarm_changes(gateways, alarm_class, priority, since_version, limit)
+        if after is not None:
+            sql += " AND id<?"
+            args.append(after)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(limit)
         with self.reader() as db:
             return [dict(r) for r in db.execute(sql, args)]
 
+    def _alarm_changes(
+        self,
+        gateways: Collection[str] | None,
+        alarm_class: str | None,
+        priority: str | None,
+        since: int,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        sql = "SELECT data FROM alarm_changes WHERE version>?"
+        args: list[Any] = [since]
+        if gateways is not None:
+            sql += f" AND gateway_id IN ({_marks(gateways)})"
+            args += list(gateways)
+        for clause, value in ((" AND alarm_class=?", alarm_class), (" AND priority=?", priority)):
+            if value is not None:
+                sql += clause
+                args.append(value)
+        sql += " ORDER BY version LIMIT ?"
+        args.append(limit)
+        with self.reader() as db:
+            return [json.loads(r[0]) for r in db.execute(sql, args)]
+
     def alarm_version(self) -> int:
         with self.reader() as db:
-            return int(db.execute("SELECT coalesce(max(version), 0) FROM alarms").fetchone()[0])
+            return int(db.execute("SELECT coalesce(max(version), 0) FROM alarm_changes").fetchone()[0])
 
     def alarm_counts(
         self, *, gateways: Collection[str] | None, start: float | None, end: float | None, by: str

@@ -493,6 +493,7 @@ class PostgresStore:
                 change.acked_by,
                 change.at if change.cleared else None,
             )
+            await PostgresStore._log_alarm_change(conn, gw, change.key)
             return
         await conn.execute(
             "UPDATE alarms SET state=$1, updated_at=$2, version=nextval('alarm_versions'),"
@@ -506,6 +507,17 @@ class PostgresStore:
             change.cleared,
             change.message,
             open_id,
+        )
+        await PostgresStore._log_alarm_change(conn, gw, change.key)
+
+    @staticmethod
+    async def _log_alarm_change(conn: asyncpg.Connection, gw: str, key: str) -> None:
+        # The newest row of this alarm is the one just written (its version is the newest).
+        await conn.execute(
+            "INSERT INTO alarm_changes SELECT version, gateway_id, alarm_class, priority, updated_at,"
+            " to_jsonb(a) FROM alarms a WHERE gateway_id=$1 AND alarm_key=$2 ORDER BY version DESC LIMIT 1",
+            gw,
+            key,
         )
 
     def record_rejection(self, **fields: Any) -> None:
@@ -835,11 +847,9 @@ class PostgresStore:
         since_version: int | None = None,
         limit: int,
     ) -> list[dict[str, Any]]:
-        order = (
-            "version>$8 ORDER BY version"
-            if since_version is not None
-            else "($8::bigint IS NULL OR id<$8) ORDER BY id DESC"
-        )
+        if since_version is not None:
+            return self._alarm_changes(gateways, alarm_class, priority, since_version, limit)
+        order = "($8::bigint IS NULL OR id<$8) ORDER BY id DESC"
         rows = self._run(
             self._fetch(
                 "SELECT * FROM alarms WHERE ($1::text[] IS NULL OR gateway_id = ANY($1))"
@@ -853,13 +863,36 @@ class PostgresStore:
                 start,
                 end,
                 limit,
-                since_version if since_version is not None else after,
+                after,
             )
         )
         return [dict(r) for r in rows]
 
+    def _alarm_changes(
+        self,
+        gateways: Collection[str] | None,
+        alarm_class: str | None,
+        priority: str | None,
+        since: int,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        rows = self._run(
+            self._fetch(
+                "SELECT data FROM alarm_changes WHERE version>$1"
+                " AND ($2::text[] IS NULL OR gateway_id = ANY($2))"
+                " AND ($3::text IS NULL OR alarm_class=$3) AND ($4::text IS NULL OR priority=$4)"
+                " ORDER BY version LIMIT $5",
+                since,
+                None if gateways is None else list(gateways),
+                alarm_class,
+                priority,
+                limit,
+            )
+        )
+        return [_json(r[0]) for r in rows]
+
     def alarm_version(self) -> int:
-        rows = self._run(self._fetch("SELECT coalesce(max(version), 0) FROM alarms"))
+        rows = self._run(self._fetch("SELECT coalesce(max(version), 0) FROM alarm_changes"))
         return int(rows[0][0])
 
     def alarm_counts(
@@ -878,13 +911,13 @@ class PostgresStore:
                 f"SELECT {column} AS k, count(*) FROM alarms"
                 " WHERE ($1::text[] IS NULL OR gateway_id = ANY($1))"
                 " AND ($2::float8 IS NULL OR raised_at>=$2) AND ($3::float8 IS NULL OR raised_at<$3)"
-                ' GROUP BY k ORDER BY k COLLATE "C"',
+                " GROUP BY 1",
                 None if gateways is None else list(gateways),
                 start,
                 end,
             )
         )
-        return [(str(r[0]), int(r[1])) for r in rows]
+        return sorted((str(r[0]), int(r[1])) for r in rows)
 
     # -- retention ----------------------------------------------------------------------------
 
@@ -936,6 +969,11 @@ class PostgresStore:
                 "DELETE FROM alarms WHERE state='closed' AND updated_at<$1", now - retention.alarms_days * day
             )
             dropped["alarms"] = int(status.split()[-1])
+            # The change log only feeds live streams; a day of it is plenty for a reconnect.
+            await conn.execute(
+                "DELETE FROM alarm_changes WHERE at<$1 AND version<(SELECT max(version) FROM alarm_changes)",
+                now - day,
+            )
         return dropped
 
 

@@ -196,6 +196,15 @@ CREATE TABLE alarms (
 CREATE UNIQUE INDEX alarms_open ON alarms (gateway_id, alarm_key) WHERE state <> 'closed';
 CREATE INDEX alarms_raised ON alarms (raised_at);
 CREATE INDEX alarms_version ON alarms (version);
+-- Every change of an alarm row, as it was then: the live stream sends each one, not only the last.
+CREATE TABLE alarm_changes (
+    version bigint PRIMARY KEY,
+    gateway_id text NOT NULL,
+    alarm_class text NOT NULL,
+    priority text NOT NULL,
+    at float8 NOT NULL,
+    data jsonb NOT NULL
+);
 CREATE INDEX alarms_active ON alarms (gateway_id, alarm_class)
     WHERE state IN ('active_unacked', 'active_acked');
 """,

@@ -154,6 +154,7 @@ async def test_https_ingest_counted_and_token_scope(
         assert body["checks"]["broker"] == {"configured": False, "connected": False}
 
         # Another writer holds the database: central cannot commit, and says so.
+        assert isinstance(config.database, Path)  # SQLite's write lock
         lock = await asyncio.to_thread(hold_write_lock, config.database)
         try:
             r = await client.get("/healthz")
@@ -266,6 +267,7 @@ async def test_mqtt_backlog_queue_and_broker_health(
         assert wanted and wanted <= exposed, wanted - exposed
 
         # The store is held by another writer: ingest stalls, the queue fills, central says so.
+        assert isinstance(config.database, Path)  # SQLite's write lock
         lock = await asyncio.to_thread(hold_write_lock, config.database)
         try:
 

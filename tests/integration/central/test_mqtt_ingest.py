@@ -13,6 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud_sync.ack import AckMessage
 from cloud_sync.central.app import CentralService
+from cloud_sync.central.store import CentralStore
 from cloud_sync.certs import CENTRAL_USER
 from cloud_sync.downlink import verify_ack
 from cloud_sync.keys import key_id
@@ -283,6 +284,7 @@ async def test_an_alarm_overtakes_telemetry_queued_ahead_of_it(
             await wait_until(
                 lambda: second.ingestor.counters["stored"] == backlog + 1, timeout_s=120, message="all stored"
             )
+            assert isinstance(second.store, CentralStore)  # this test reads SQLite directly
             with second.store.reader() as db:
                 (alarm_at,) = db.execute("SELECT received_at FROM batches WHERE lane = 'event'").fetchone()
                 before = db.execute(
