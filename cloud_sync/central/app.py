@@ -13,12 +13,14 @@ import ssl
 import time
 from collections.abc import Callable, Generator
 from types import TracebackType
+from typing import Literal
 
 import structlog
 import uvicorn
 
 from cloud_sync.central.api import create_api
 from cloud_sync.central.config import CentralConfig
+from cloud_sync.central.console import console_data_dir, mount_console
 from cloud_sync.central.ingest import KeyRegistry
 from cloud_sync.central.metrics import MeteredIngestor
 from cloud_sync.central.mqtt import CentralMqtt
@@ -28,7 +30,9 @@ from cloud_sync.downlink import DownlinkSigner
 from cloud_sync.errors import CentralStoreError, ServiceStartError
 from cloud_sync.keys import load_private_key
 
-__all__ = ["CentralService"]
+__all__ = ["CentralService", "Role"]
+
+Role = Literal["all", "api", "ingest"]
 
 _LOG = structlog.get_logger(__name__)
 
@@ -49,8 +53,13 @@ class CentralService:
     ``api_port`` is the port the API actually listens on (useful with ``port: 0`` in tests).
     """
 
-    def __init__(self, config: CentralConfig, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, config: CentralConfig, *, clock: Callable[[], float] = time.time, role: Role = "all"
+    ) -> None:
         self.config = config
+        # "all": API and MQTT ingest; "api": the API only (HTTPS ingest included); "ingest": MQTT
+        # ingest only, no listening socket (``gatehouse central --workers N``).
+        self.role = role
         # Loaded before the database opens: a missing key is a configuration error, not a crash later.
         self.signer = DownlinkSigner(
             load_private_key(config.signing_key), clock_us=lambda: time.time_ns() // 1000
@@ -71,6 +80,12 @@ class CentralService:
             name_of=lambda gw: self._names.get(gw),
         )
         add_ops_routes(self.app, self)  # /healthz and /metrics (cloud_sync.central.ops)
+        # The fleet operator's web console at /console/, its accounts in console.db on this node.
+        self.console = mount_console(
+            self.app,
+            data_dir=console_data_dir(config.database, config.signing_key),
+            secure_cookies=config.api.tls is not None,
+        )
         self.mqtt: CentralMqtt | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -99,6 +114,8 @@ class CentralService:
         return sock
 
     async def __aenter__(self) -> CentralService:
+        if self.role == "ingest":
+            return await self._enter_ingest_only()
         api = self.config.api
         uv_config = uvicorn.Config(
             self.app,
@@ -122,7 +139,7 @@ class CentralService:
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
         try:
-            if self.config.broker is not None:
+            if self.config.broker is not None and self.role == "all":
                 self.mqtt = CentralMqtt(self.config.broker, self.ingestor, self.signer)
                 await self.mqtt.__aenter__()
                 self._tasks.append(self._tg.create_task(self.mqtt.run(), name="central-mqtt-ingest"))
@@ -136,6 +153,23 @@ class CentralService:
             await self.__aexit__(type(exc), exc, exc.__traceback__)
             raise
         _LOG.info("central running", api=f"{api.host}:{self.api_port}", mqtt=self.mqtt is not None)
+        return self
+
+    async def _enter_ingest_only(self) -> CentralService:
+        if self.config.broker is None:
+            self.store.close()
+            raise ServiceStartError("an ingest-only central needs a broker: section")
+        self._tg = asyncio.TaskGroup()
+        await self._tg.__aenter__()
+        try:
+            self.mqtt = CentralMqtt(self.config.broker, self.ingestor, self.signer)
+            await self.mqtt.__aenter__()
+            self._tasks.append(self._tg.create_task(self.mqtt.run(), name="central-mqtt-ingest"))
+            self._tasks.append(self._tg.create_task(self._flush_audit_forever(), name="central-audit"))
+        except BaseException as exc:
+            await self.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        _LOG.info("central ingest running", client_id=self.config.broker.client_id)
         return self
 
     async def _flush_audit_forever(self) -> None:
@@ -165,4 +199,5 @@ class CentralService:
             if self._socket is not None:
                 self._socket.close()
             self.store.close()
+            self.console.close()
             _LOG.info("central stopped", counters=self.ingestor.counters)

@@ -6,6 +6,6 @@ node), and a static client that reads central's ``/api/v1`` with the session coo
 
 from __future__ import annotations
 
-from cloud_sync.central.console.mount import mount_console
+from cloud_sync.central.console.mount import console_data_dir, mount_console
 
-__all__ = ["mount_console"]
+__all__ = ["console_data_dir", "mount_console"]

@@ -3,6 +3,7 @@ central's FastAPI app (``cloud_sync.central.app`` calls it once)."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,7 @@ from cloud_sync.central.console.session import SessionPrincipal, session_princip
 from cloud_sync.webauth.accounts import AccountStore
 from cloud_sync.webauth.setup_code import new_setup_code, remove_setup_code
 
-__all__ = ["CONSOLE_DB", "STATIC_DIR", "mount_console"]
+__all__ = ["CONSOLE_DB", "STATIC_DIR", "console_data_dir", "mount_console"]
 
 _LOG = structlog.get_logger(__name__)
 
@@ -69,6 +70,16 @@ class ConsoleHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+def console_data_dir(database: Path | str, signing_key: Path) -> Path:
+    """Where ``console.db`` and the setup code live on this central node: beside a SQLite
+    database; with PostgreSQL, systemd's ``STATE_DIRECTORY`` (``/var/lib/gatehouse-central``
+    under the shipped unit), else the folder of central's signing key."""
+    if isinstance(database, Path):
+        return database.parent
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(state) if state else signing_key.parent
 
 
 def mount_console(
