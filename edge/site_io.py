@@ -169,7 +169,11 @@ def export_site_file(path: Path) -> bytes:
 def decode_csv(raw: bytes) -> str:
     """UTF-8 (BOM or not), else GB18030 (Excel on a Chinese Windows)."""
     if raw.startswith(b"\xef\xbb\xbf"):
-        return raw[3:].decode("utf-8")
+        try:
+            return raw[3:].decode("utf-8")
+        except UnicodeDecodeError as exc:  # a BOM, then bytes that are not UTF-8 (found by tests/fuzz)
+            row = raw[: exc.start + 3].count(b"\n") + 1
+            raise CsvError([CsvProblem(row, "-", f"marked UTF-8 but is not: {exc.reason}")]) from exc
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:

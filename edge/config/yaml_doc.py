@@ -101,11 +101,40 @@ class YamlDocument:
         return ConfigProblem(self.file, line, col, format_loc(issue.loc), issue.message)
 
 
+# Deeper than any site or profile needs; deeper documents would exhaust Python's recursion
+# limit in the parser or the validation after it (found by tests/fuzz).
+MAX_DEPTH = 64
+
+
 def read_yaml(path: Path) -> YamlDocument:
     """Parse one YAML file. Raises ``OSError`` if it cannot be read and ``ConfigError`` (with
     the parser's own position) if it is not valid YAML: bad indentation, a tab, a duplicate key."""
-    raw = path.read_bytes()
     file = str(path)
+    try:
+        doc = _read_yaml(path, file)
+    except RecursionError:
+        doc = None
+    if doc is None or _too_deep(doc.data):
+        message = f"nested more than {MAX_DEPTH} levels deep; a configuration file needs only a few"
+        raise ConfigError([ConfigProblem(file, 1, 1, "(file)", message)])
+    return doc
+
+
+def _too_deep(data: Any) -> bool:
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return False
+
+
+def _read_yaml(path: Path, file: str) -> YamlDocument:
+    raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -38,7 +38,9 @@ def _mutate(draw: st.DrawFn, seeds: Sequence[bytes]) -> bytes:
             i = draw(st.integers(0, n - 1))
             data[i] ^= 1 << draw(st.integers(0, 7))
         elif op == "set" and n:
-            data[draw(st.integers(0, n - 1))] = draw(st.sampled_from((0, 1, 0x7F, 0x80, 0xC0, 0xFF, 0xDC, 0xDD)))
+            data[draw(st.integers(0, n - 1))] = draw(
+                st.sampled_from((0, 1, 0x7F, 0x80, 0xC0, 0xFF, 0xDC, 0xDD))
+            )
         elif op == "cut" and n:
             data = data[: draw(st.integers(0, n - 1))]
         elif op == "insert":

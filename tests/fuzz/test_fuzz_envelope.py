@@ -36,7 +36,9 @@ SEAL = make_sealer(GW, KID, KEY)
 
 
 def _seeds() -> list[bytes]:
-    rows = [TelemetryRow(f"s/d/p{i}", v, 0, "", 1.7e9 + i, None) for i, v in enumerate([1.5, 2, True, "x", None])]
+    rows = [
+        TelemetryRow(f"s/d/p{i}", v, 0, "", 1.7e9 + i, None) for i, v in enumerate([1.5, 2, True, "x", None])
+    ]
     events = [EventRow("alarm.raised", "s/d/p", 1.7e9, {"n": 1, "nested": [1, {"a": None}]})]
     return [
         SEAL(lane=Lane.TELEMETRY, seq=1, rows=rows, historical=False, sealed_at=1.7e9),
@@ -65,7 +67,9 @@ _msgpack_values = st.recursive(
 def _column_maps() -> st.SearchStrategy[Any]:
     """Records that look like the column layout: the right keys, wrong shapes and types."""
     keys = ["p", "v", "q", "r", "t", "s", "k", "src", "d", "ts"]
-    return st.dictionaries(st.sampled_from(keys), st.lists(_msgpack_values, max_size=6) | _msgpack_values, max_size=8)
+    return st.dictionaries(
+        st.sampled_from(keys), st.lists(_msgpack_values, max_size=6) | _msgpack_values, max_size=8
+    )
 
 
 @st.composite
@@ -136,7 +140,9 @@ def test_signed_garbage_raises_only_envelope_errors(payload: bytes) -> None:
     st.one_of(mutated(SEEDS, max_random=400), signed_garbage()),
     st.sampled_from([(GW, "telemetry"), (GW, "event"), ("gw-other", "telemetry"), ("../x", "telemetry")]),
 )
-def test_central_ingest_answers_every_payload(ingestor: Ingestor, payload: bytes, route: tuple[str, str]) -> None:
+def test_central_ingest_answers_every_payload(
+    ingestor: Ingestor, payload: bytes, route: tuple[str, str]
+) -> None:
     gateway_id, lane = route
     outcome = ingestor.ingest(payload, gateway_id=gateway_id, lane=lane, transport="mqtt")
     assert outcome.status in ("stored", "duplicate", "rejected")
