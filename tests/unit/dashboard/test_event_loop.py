@@ -103,6 +103,32 @@ async def test_history_pages_by_key(dash: Running) -> None:
     assert bad.status_code == 422
 
 
+async def test_csv_export_reads_the_history_page_by_page(
+    dash: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edge.dashboard import routes_alarms
+
+    monkeypatch.setattr(routes_alarms, "_CSV_PAGE", 2)
+    await setup_admin(dash.client)
+    alarms = dash.gateway.alarms
+    for i in range(5):
+        alarms.raise_alarm(f"testsite/m1/p{i}/fire", zh=f"火警{i}", en=f"Fire {i}")
+    calls: list[Any] = []
+    real = alarms.history
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs.get("before"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(alarms, "history", counted)
+    body = (await dash.client.get("/api/alarms/history.csv")).content.decode("utf-8-sig")
+    keys = [line.split(",")[1] for line in body.strip().splitlines()[1:]]
+    assert keys == [f"testsite/m1/p{i}/fire" for i in reversed(range(5))]
+    assert len(calls) == 3 and calls[0] is None and all(c is not None for c in calls[1:])
+    limited = (await dash.client.get("/api/alarms/history.csv", params={"limit": 3})).content
+    assert len(limited.decode("utf-8-sig").strip().splitlines()) == 1 + 3
+
+
 async def test_trend_writer_holding_its_file_does_not_stall_sign_in(dash: Running) -> None:
     await setup_admin(dash.client)
     db = dash.gateway.site.data_dir / "dashboard.db"
