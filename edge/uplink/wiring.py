@@ -42,12 +42,13 @@ from pydantic import ValidationError
 from cloud_sync.errors import KeyFileError
 from cloud_sync.keys import load_public_keys
 from cloud_sync.ports import BatchStore
-from cloud_sync.uplink import EventSink, Uplink, UplinkConfig
+from cloud_sync.uplink import EventSink, UplinkConfig
 from core.errors import ConfigError, ConfigProblem
 from core.model import Event
 from edge.config.checks import Issue, issues_from_validation
 from edge.config.site import Site
 from edge.config.yaml_doc import format_loc, read_yaml
+from edge.uplink.thread import UplinkThread
 
 __all__ = ["FILE_KEYS", "check_uplink", "enter_uplink", "uplink_config"]
 
@@ -134,12 +135,13 @@ async def enter_uplink(
     site: Site,
     store: BatchStore,
     on_command: Callable[[bytes], None] | None = None,
-) -> Uplink:
+) -> UplinkThread:
     """Start the uplink for ``site``; it runs until ``stack`` closes. ``on_command`` receives
     central's commands (unverified bytes) when given."""
     config = uplink_config(raw, site)
+    # On a loop and thread of its own, so that a busy polling loop cannot starve it (thread.py).
     uplink = await stack.enter_async_context(
-        Uplink(config, store=store, on_event=_event_sink(store), on_command=on_command)
+        UplinkThread(config, store=store, on_event=_event_sink(store), on_command=on_command)
     )
     _LOG.info(
         "uplink started",
