@@ -26,8 +26,10 @@ class GatewayView(Protocol):
 
     site: Site
     live: LiveState
-    clock: Clock
     alarms: Any
+
+    @property
+    def clock(self) -> Clock: ...  # read-only here, so a fake may hold a ManualClock
 
     @property
     def outbox(self) -> Any: ...

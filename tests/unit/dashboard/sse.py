@@ -11,7 +11,7 @@ import httpx
 
 async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, Any]]:
     """Yield (event, parsed data) for each event of the stream; comments are skipped."""
-    event, data = "message", []
+    event, data = "message", list[str]()
     async for line in response.aiter_lines():
         if line == "":
             if data:
