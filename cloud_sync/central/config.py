@@ -62,6 +62,10 @@ class BrokerConfig(_Model):
     queue_max_bytes: int = Field(64 * 1024 * 1024, ge=8 * 1024 * 1024)
     # paho's reconnect backoff doubles from 1 s up to this cap.
     reconnect_max_s: int = Field(30, ge=1, le=3600)
+    # MQTT v5 shared subscription group ($share/<group>/...): several central ingest processes
+    # (``--workers``, or central on several hosts) then share the gateways' topics, each message
+    # going to one of them. None: a plain subscription (one ingest process).
+    shared_group: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
 
     @model_validator(mode="after")
     def _one_password_source(self) -> BrokerConfig:

@@ -106,6 +106,13 @@ class CentralMqtt:
         return {"telemetry": self._queue, "event": self._priority}
 
     @property
+    def filters(self) -> list[str]:
+        """What central subscribes; with ``shared_group`` as MQTT v5 shared subscriptions."""
+        group = self._config.shared_group
+        plain = [UPLINK_FILTER, STATE_FILTER]
+        return plain if group is None else [f"$share/{group}/{f}" for f in plain]
+
+    @property
     def subscribed(self) -> asyncio.Event:
         """Set once the subscriptions are granted; cleared while disconnected."""
         return self._subscribed
@@ -158,13 +165,13 @@ class CentralMqtt:
             _LOG.error("central mqtt connect refused", reason=str(reason))
             return
         _LOG.info("central mqtt connected")
-        client.subscribe([(UPLINK_FILTER, 1), (STATE_FILTER, 1)])
+        client.subscribe([(f, 1) for f in self.filters])
 
     def _on_subscribe(self, _c: mqtt.Client, _ud: Any, _mid: int, reasons: list[Any], _props: Any) -> None:
         if any(r.is_failure for r in reasons):
             _LOG.error("central mqtt subscription refused", reasons=[str(r) for r in reasons])
             return
-        _LOG.info("central mqtt subscribed", filters=[UPLINK_FILTER, STATE_FILTER])
+        _LOG.info("central mqtt subscribed", filters=self.filters)
         self._call_in_loop(self._subscribed.set)
 
     def _on_disconnect(self, _c: mqtt.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:

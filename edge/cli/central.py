@@ -28,6 +28,12 @@ def register(sub: Any) -> None:
     parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
     parser.add_argument("--console-logs", action="store_true", help="human-readable logs, not JSON")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="MQTT ingest processes sharing the topics (PostgreSQL only)"
+    )
+    parser.add_argument(
+        "--role", choices=("all", "api", "ingest"), default="all", help="run the API, the ingest, or both"
+    )
     parser.set_defaults(handler=_handle)
 
 
@@ -56,6 +62,11 @@ def _handle(args: argparse.Namespace) -> int:
     from cloud_sync.errors import SyncError
 
     try:
+        if args.workers != 1 or args.role != "all":
+            from cloud_sync.central.workers import check_layout, run_central
+
+            check_layout(config, args.workers, args.role)
+            return asyncio.run(run_central(args.config, config, workers=args.workers, role=args.role))
         return asyncio.run(_main(config))
     except SyncError as exc:
         print(f"gatehouse central: {exc}", file=sys.stderr)
