@@ -22,7 +22,7 @@ import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, overload
 
 import msgpack
 import zstandard
@@ -46,6 +46,7 @@ __all__ = [
     "AckMessage",
     "Envelope",
     "EnvelopeHeader",
+    "TelemetryColumns",
     "decode_ack",
     "decode_envelope",
     "decode_header",
@@ -156,7 +157,68 @@ def _undelta(deltas: list[int]) -> list[int]:
     return list(itertools.accumulate(deltas))
 
 
+class TelemetryColumns(Sequence[TelemetryRow]):
+    """Telemetry rows held column by column, as a store reads them: the sealer packs these lists
+    as they are instead of building one ``TelemetryRow`` per record and taking it apart again
+    (a third of the gateway's sealing time). ``names`` are the distinct point ids, ``p`` each
+    record's index into them. Indexing still yields ``TelemetryRow``s for any other consumer.
+    The bytes sealed are exactly those of the same rows as ``TelemetryRow``s."""
+
+    __slots__ = ("names", "p", "q", "r", "receipt", "source", "v")
+
+    def __init__(
+        self,
+        names: list[str],
+        p: list[int],
+        v: list[Any],
+        q: list[int],
+        r: list[str],
+        receipt: list[float],
+        source: list[float | None],
+    ) -> None:
+        if not len(p) == len(v) == len(q) == len(r) == len(receipt) == len(source):
+            raise ValueError("telemetry columns differ in length")
+        self.names, self.p, self.v, self.q, self.r = names, p, v, q, r
+        self.receipt, self.source = receipt, source
+
+    def __len__(self) -> int:
+        return len(self.p)
+
+    @overload
+    def __getitem__(self, i: int) -> TelemetryRow: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[TelemetryRow]: ...
+    def __getitem__(self, i: int | slice) -> TelemetryRow | list[TelemetryRow]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return TelemetryRow(
+            self.names[self.p[i]], self.v[i], self.q[i], self.r[i], self.receipt[i], self.source[i]
+        )
+
+    def columns(self) -> dict[str, Any]:
+        t_us = [round(ts * 1_000_000) for ts in self.receipt]
+        s: list[int | None]
+        if any(x is not None for x in self.source):
+            s = [
+                None if x is None else round(x * 1_000_000) - t
+                for x, t in zip(self.source, t_us, strict=True)
+            ]
+        else:
+            s = [None] * len(t_us)
+        return {
+            "pid": self.names,
+            "p": self.p,
+            "v": self.v,
+            "q": self.q,
+            "r": self.r,
+            "t": _delta(t_us),
+            "s": s,
+        }
+
+
 def _telemetry_columns(rows: Sequence[TelemetryRow]) -> dict[str, Any]:
+    if isinstance(rows, TelemetryColumns):
+        return rows.columns()
     index: dict[str, int] = {}
     p: list[int] = []
     t_us: list[int] = []

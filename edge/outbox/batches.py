@@ -12,6 +12,7 @@ from typing import Any
 
 import msgpack
 
+from cloud_sync.envelope import TelemetryColumns
 from cloud_sync.ports import EventRow, Lane, SealMode, TelemetryRow
 from edge.outbox.schema import BOOL_FLAG, NAN_FLAG, decode_flags, decode_value
 
@@ -23,7 +24,7 @@ _TELEMETRY_COLS = "id, point, value, flags, receipt_ts, source_ts"
 
 @dataclass(frozen=True, slots=True)
 class Taken:
-    rows: list[TelemetryRow] | list[EventRow]
+    rows: TelemetryColumns | list[EventRow]
     first_ts: float
     last_ts: float
     delete_sql: str
@@ -50,6 +51,26 @@ def live_start_id(conn: sqlite3.Connection, cutoff_ts: float) -> int:
         else:
             lo = int(row[0]) + 1
     return lo
+
+
+def telemetry_columns(raw: list[tuple[Any, ...]], names: dict[int, str]) -> TelemetryColumns:
+    """The rows as columns for the sealer (``cloud_sync.envelope.TelemetryColumns``): transposed
+    in C (``zip``), flags decoded once per distinct value, values fixed only where flagged."""
+    _ids, points, values, flags, receipt, source = (list(col) for col in zip(*raw, strict=True))
+    index: dict[int, int] = {}
+    p = [index.setdefault(point, len(index)) for point in points]
+    decoded = {f: decode_flags(f) for f in set(flags)}
+    if any(f & _SPECIAL_FLAGS for f in decoded):
+        values = [decode_value(v, f) if f & _SPECIAL_FLAGS else v for v, f in zip(values, flags, strict=True)]
+    return TelemetryColumns(
+        [names[point] for point in index],
+        p,
+        values,
+        [decoded[f][0] for f in flags],
+        [decoded[f][1] for f in flags],
+        receipt,
+        source,
+    )
 
 
 def decode_telemetry(raw: list[tuple[Any, ...]], names: dict[int, str]) -> list[TelemetryRow]:
@@ -99,6 +120,5 @@ def take_rows(
         args = (raw[-1][0],) if raw else ()
     if not raw:
         return None
-    rows = decode_telemetry(raw, names)
-    stamps = [r.receipt_ts for r in rows]
-    return Taken(rows, min(stamps), max(stamps), delete, args)
+    columns = telemetry_columns(raw, names)
+    return Taken(columns, min(columns.receipt), max(columns.receipt), delete, args)
