@@ -37,6 +37,9 @@ Role = Literal["all", "api", "ingest"]
 _LOG = structlog.get_logger(__name__)
 
 _AUDIT_FLUSH_S = 1.0
+# Retention runs this long after start, then every hour (one process: the API's, or "all").
+_RETENTION_FIRST_S = 60.0
+_RETENTION_EVERY_S = 3600.0
 
 
 class _Server(uvicorn.Server):
@@ -147,6 +150,7 @@ class CentralService:
                 self._tg.create_task(self._server.serve(sockets=[self._socket]), name="central-api")
             )
             self._tasks.append(self._tg.create_task(self._flush_audit_forever(), name="central-audit"))
+            self._tasks.append(self._tg.create_task(self._retention_forever(), name="central-retention"))
             # No need to wait for uvicorn's start-up: the socket is already listening, so early
             # connections wait in the backlog until uvicorn accepts them.
         except BaseException as exc:
@@ -172,6 +176,16 @@ class CentralService:
         _LOG.info("central ingest running", client_id=self.config.broker.client_id)
         return self
 
+    async def _retention_forever(self) -> None:
+        await asyncio.sleep(_RETENTION_FIRST_S)
+        while True:
+            try:
+                done = await asyncio.to_thread(self.store.apply_retention, self.config.retention, time.time())
+                _LOG.info("retention applied", **done)
+            except CentralStoreError as exc:
+                _LOG.error("retention not applied", error=str(exc))
+            await asyncio.sleep(_RETENTION_EVERY_S)
+
     async def _flush_audit_forever(self) -> None:
         while True:
             await asyncio.sleep(_AUDIT_FLUSH_S)
@@ -190,7 +204,7 @@ class CentralService:
             if self.mqtt is not None:
                 await self.mqtt.__aexit__(exc_type, exc, tb)
             for task in self._tasks:
-                if task.get_name() in ("central-mqtt-ingest", "central-audit"):
+                if task.get_name() in ("central-mqtt-ingest", "central-audit", "central-retention"):
                     task.cancel()
             if self._tg is not None:
                 await self._tg.__aexit__(exc_type, exc, tb)
