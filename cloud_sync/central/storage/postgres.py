@@ -244,10 +244,11 @@ class PostgresStore:
         points: dict[str, str] = {}
         for meta, records in batches:
             if meta.lane is Lane.TELEMETRY:
-                for r in records:
-                    r_t: TelemetryRow = r  # type: ignore[assignment]
-                    telemetry_times.add(r_t.receipt_ts // 3600 * 3600)
-                    points.setdefault(r_t.point_id, meta.gateway_id)
+                # Comprehensions rather than one loop: this runs for every record of a backlog.
+                telemetry_times.update({r[4] // 86400 * 86400 for r in records if r[4] == r[4]})  # type: ignore[index]
+                for point in {r[0] for r in records}:  # type: ignore[index]
+                    if point not in self._point_ids:
+                        points.setdefault(point, meta.gateway_id)
             else:
                 event_times.update(r.ts for r in records)  # type: ignore[union-attr]
         await self._ensure_partitions(TELEMETRY, telemetry_times)
@@ -340,14 +341,31 @@ class PostgresStore:
             lanes.add((gw, lane))
             hist = meta.historical
             if meta.lane is Lane.TELEMETRY:
+                append = copy_rows.append
                 for r in records:
                     point, value, quality, reason, receipt_ts, source_ts = r  # type: ignore[misc]
-                    vnum, vtext, vkind = _encode(value)
-                    copy_rows.append(
-                        (ids[point], receipt_ts, source_ts, vnum, vtext, vkind, quality, reason, hist, seq)
-                    )
+                    if type(value) is float:  # the common case, without a call
+                        append(
+                            (ids[point], receipt_ts, source_ts, value, None, 3, quality, reason, hist, seq)
+                        )
+                    else:
+                        vnum, vtext, vkind = _encode(value)
+                        append(
+                            (
+                                ids[point],
+                                receipt_ts,
+                                source_ts,
+                                vnum,
+                                vtext,
+                                vkind,
+                                quality,
+                                reason,
+                                hist,
+                                seq,
+                            )
+                        )
                     seen = newest.get(point)
-                    if seen is None or receipt_ts >= seen[1].receipt_ts:
+                    if seen is None or receipt_ts >= seen[1][4]:
                         newest[point] = (gw, r)  # type: ignore[assignment]
             else:
                 for e in records:
