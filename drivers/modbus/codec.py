@@ -46,6 +46,7 @@ __all__ = [
     "encode",
     "get_bit",
     "set_bit",
+    "shared_decoder",
 ]
 
 Decoder = Callable[[Sequence[int], int], Value]
@@ -193,6 +194,15 @@ def compile_decoder(spec: RegisterSpec) -> Decoder:
     if data_type is DataType.STRING:
         return _string_decoder(spec.order, register_count(data_type, spec.length))
     return _number_decoder(data_type, spec.order, float(spec.scale), float(spec.offset))
+
+
+def shared_decoder(spec: RegisterSpec) -> Decoder:
+    """``compile_decoder``, one function shared by every spec that decodes alike: a site of
+    15,000 uint16 points holds one decoder, not 15,000 closures (about 2 MB at 500 devices)."""
+    if spec.type is DataType.BIT and (spec.bit is None or not 0 <= spec.bit <= 15):
+        return compile_decoder(spec)  # raises, naming the point
+    scale, offset = float(spec.scale), float(spec.offset)
+    return _cached_decoder(spec.type, spec.order, spec.bit, spec.length, scale, offset)
 
 
 @functools.lru_cache(maxsize=1024)

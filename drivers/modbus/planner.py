@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from drivers.modbus.codec import Decoder, compile_decoder
+from drivers.modbus.codec import Decoder, shared_decoder
 from drivers.modbus.types import RegisterSpec, Table, register_count
 
 __all__ = [
@@ -165,7 +165,7 @@ def _block(
     table: Table, interval_s: float, start: int, end: int, members: list[tuple[int, int, RegisterSpec]]
 ) -> ReadBlock:
     points = tuple(
-        BlockPoint(key=spec.id, offset=address - start, count=count, decode=compile_decoder(spec))
+        BlockPoint(key=spec.id, offset=address - start, count=count, decode=shared_decoder(spec))
         for address, count, spec in members
     )
     return ReadBlock(table=table, start=start, count=end - start, interval_s=interval_s, points=points)
