@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 ALL = (
+    "e2e_scale",  # the headline: N devices to the broker, measured from outside
     "outbox",
     "modbus_client",
     "poll_scale",
