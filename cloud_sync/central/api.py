@@ -494,7 +494,9 @@ def create_api(
             writer.writerow(["ts", "count", "avg", "min", "max", "last"])
             for b in history.buckets or []:
                 writer.writerow([b.ts, b.count, b.avg, b.min, b.max, _csv_cell(b.last)])
-        safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in history.point_id)[:100]
+        # ASCII only: a header is latin-1, so "Ā" (alphanumeric) made a 500 (found by tests/fuzz)
+        keep = (c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in history.point_id)
+        safe_name = "".join(keep)[:100]
         return Response(
             out.getvalue(),
             media_type="text/csv; charset=utf-8",

@@ -100,7 +100,7 @@ def signed_garbage(draw: st.DrawFn) -> bytes:
     if draw(st.booleans()):
         header.pop(draw(st.sampled_from(sorted(header))))
     signed = msgpack.packb(header, use_bin_type=True)
-    return msgpack.packb([MAGIC, signed, KEY.sign(signed)], use_bin_type=True)
+    return bytes(msgpack.packb([MAGIC, signed, KEY.sign(signed)], use_bin_type=True))
 
 
 @pytest.fixture(scope="module")
