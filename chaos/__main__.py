@@ -77,6 +77,9 @@ async def _run(names: list[str], root: Path, durations: Durations) -> list[Resul
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from edge.logs import configure_logging
+
+    configure_logging("warning", json=False)  # the harness's own progress lines are enough
     names = list(args.scenarios) or list(SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:

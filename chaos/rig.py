@@ -235,6 +235,21 @@ class Rig:
         )
         return tally(self.watcher, self.contents(), last_seq=last)
 
+    def device_states(self) -> dict[str, str]:
+        """Each device's latest ``device.online``/``device.offline`` event kind, by event time."""
+        latest: dict[str, tuple[int, str]] = {}
+        for kind, source, ts in self.watcher.events | set(self.contents().events):
+            if kind in ("device.online", "device.offline") and ts >= latest.get(source, (-1, ""))[0]:
+                latest[source] = (ts, kind)
+        return {source: kind for source, (_ts, kind) in latest.items()}
+
+    async def wait_devices_online(self, *, timeout_s: float = 60.0) -> None:
+        def online() -> bool:
+            states = self.device_states()
+            return all(states.get(d) == "device.online" for d in self.sim_devices)
+
+        await self.wait(online, message="every simulated device online", timeout_s=timeout_s, interval_s=0.2)
+
     def _offline_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for kind, source, _ts in self.watcher.events | set(self.contents().events):
@@ -262,19 +277,35 @@ def _make_files(root: Path, options: RigOptions, *, sim_port: int, rogue_port: i
     key = generate_private_key()
     save_private_key(key, gw_dir / "signing.key")
     save_public_key(key.public_key(), gw_dir / "signing.pub")
-    devices: list[dict[str, Any]] = [
-        {
-            "id": f"m{i}",
-            "bus": "lan",
-            "unit": i,
-            "profile": "eastron-sdm630",
-            "poll_interval_s": options.poll_interval_s,
-        }
-        for i in range(1, options.devices + 1)
-    ]
-    buses: list[dict[str, Any]] = [
-        {"id": "lan", "type": "modbus_tcp", "host": "127.0.0.1", "port": sim_port, "timeout_ms": 500}
-    ]
+    # At most 200 unit ids per simulated endpoint (Modbus allows 247): a soak's 500 devices
+    # are spread over several buses, each its own simulator port.
+    per_bus = 200
+    devices: list[dict[str, Any]] = []
+    buses: list[dict[str, Any]] = []
+    for index in range((options.devices + per_bus - 1) // per_bus):
+        bus_id = "lan" if index == 0 else f"lan{index}"
+        # A short backoff: a device whose fault is cleared is back within seconds.
+        buses.append(
+            {
+                "id": bus_id,
+                "type": "modbus_tcp",
+                "host": "127.0.0.1",
+                "port": sim_port if index == 0 else _free_port(),
+                "timeout_ms": 500,
+                "backoff_max_s": 2.0,
+            }
+        )
+        first = index * per_bus + 1
+        for i in range(first, min(options.devices, first + per_bus - 1) + 1):
+            devices.append(
+                {
+                    "id": f"m{i}",
+                    "bus": bus_id,
+                    "unit": i - index * per_bus,
+                    "profile": "eastron-sdm630",
+                    "poll_interval_s": options.poll_interval_s,
+                }
+            )
     if rogue_port is not None:
         buses.append(
             {"id": "rogue", "type": "modbus_tcp", "host": "127.0.0.1", "port": rogue_port, "timeout_ms": 300}

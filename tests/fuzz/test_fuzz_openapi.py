@@ -172,6 +172,7 @@ class _Dashboard:
             self.url = running.server.url
             self.csrf = await setup_admin(running.client)
             self.cookies = dict(running.client.cookies)
+            assert running.server.ctx is not None
             self.spec = build_app(running.server.ctx).openapi()
             self.ready.set()
             await asyncio.to_thread(self.stop.wait)
