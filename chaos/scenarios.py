@@ -221,11 +221,12 @@ async def disk_full(root: Path, d: Durations) -> Result:
                 notes["eviction_failed"] = rig.gateway.tail(20_000).count("could not make room")
             await rig.hold(d.disk_full_hold_s)
             await rig.clear_device_faults("m1")
-            await rig.wait_devices_online()
             notes["system_alarms"] = rig.watcher.event_kinds.get("system.alarm", 0)
             ballast.remove()
             await rig.start_broker()
             await _timed_recovery(rig, "space and the broker came back", notes)
+            # Its return could only be committed once there was room again.
+            await rig.wait_devices_online()
             survived = _survived(rig, notes)
             tally = await rig.settle()
             notes["gap_records"] = sum(1 for g in rig.watcher.gaps if g.get("reason") == "disk_full")
