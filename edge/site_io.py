@@ -209,7 +209,11 @@ class Imported:
 
 def import_rows(text: str) -> Imported:
     """Parse the sheet; raises ``CsvError`` naming every row and column at fault."""
-    reader = csv.reader(io.StringIO(text))
+    parser = csv.reader(io.StringIO(text))
+    try:
+        reader = iter(list(parser))
+    except csv.Error as exc:  # e.g. a lone carriage return in an unquoted cell (found by tests/fuzz)
+        raise CsvError([CsvProblem(parser.line_num, "-", f"not a valid CSV sheet: {exc}")]) from exc
     try:
         header = next(reader)
     except StopIteration:

@@ -124,3 +124,10 @@ def test_csv_with_a_bom_and_bad_utf8_is_a_csv_error() -> None:
     with pytest.raises(CsvError) as caught:
         decode_csv(b"\xef\xbb\xbfkind,id\n\x80")
     assert caught.value.problems[0].row == 2
+
+
+def test_csv_with_a_lone_carriage_return_is_a_csv_error() -> None:
+    # Found by the fuzzer above: csv.Error escaped import_rows.
+    with pytest.raises(CsvError) as caught:
+        import_rows('kind,id\nbus,a\rb"\n')
+    assert "not a valid CSV sheet" in caught.value.problems[0].message
