@@ -8,6 +8,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from cloud_sync.central.console.context import SETUP_CODE_FILE as CONSOLE_CODE_FILE
+from cloud_sync.webauth.setup_code import read_setup_code as read_code_file
 from edge.demo.layout import DemoPaths, DemoPorts
 
 __all__ = ["DemoSummary", "gatehouse_command", "render_summary"]
@@ -70,6 +72,15 @@ def render_summary(s: DemoSummary) -> str:
             lines += ["                    sign in with the administrator account made on an earlier run"]
     else:
         lines += ["  LAN dashboard     off (--no-dashboard, or not part of this build)"]
+    console_code = read_code_file(s.paths.central, file_name=CONSOLE_CODE_FILE)
+    lines += [f"  Central dashboard {central}/console/"]
+    if console_code is not None:
+        lines += [
+            f"                    first visit: create the platform admin with the setup code {console_code}",
+            f"                    (no default password; the code is also in central/{CONSOLE_CODE_FILE})",
+        ]
+    else:
+        lines += ["                    sign in with the platform administrator made on an earlier run"]
     lines += [
         f"  Central REST API  {central}/api/v1/   token: {s.token}",
         f"  OpenAPI docs      {central}/docs   (contract: {central}/openapi.json)",
