@@ -190,3 +190,22 @@ async def test_an_operator_of_estate_a_sees_nothing_of_estate_b(fleet: Fleet) ->
     assert len(body) == 5
     await context.close()
     await admin.close()
+
+
+async def test_the_batch_audit_lists_a_rejected_batch(fleet: Fleet) -> None:
+    forged = await fleet.api.post(
+        f"/api/v1/ingest/{GW_B}/telemetry",
+        content=b"not a signed batch",
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert forged.status_code >= 400
+    context = await fleet.context(locale="en-US")
+    page = await context.new_page()
+    await login(page, *ADMIN)
+    await page.get_by_test_id("nav-audit").click()
+    row = page.locator(f'[data-testid="rejected-row"]:has-text("{GW_B}")')
+    await row.first.wait_for(timeout=30_000)
+    await page.get_by_test_id("gap-list").wait_for()
+    assert await page.get_by_test_id("rejected-error").inner_text() == ""
+    assert await page.get_by_test_id("gaps-error").inner_text() == ""
+    await context.close()
