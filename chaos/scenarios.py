@@ -216,7 +216,7 @@ async def disk_full(root: Path, d: Durations) -> Result:
             await rig.wait(disk_full_seen, message="the outbox meeting the full disk", timeout_s=180)
             # The promise: old telemetry evicted under a gap record. Give it a moment to happen.
             try:
-                await rig.wait(evicted, message="eviction with a gap record", timeout_s=20)
+                await rig.wait(evicted, message="eviction with a gap record", timeout_s=10)
             except AssertionError:
                 notes["eviction_failed"] = rig.gateway.tail(20_000).count("could not make room")
             await rig.hold(d.disk_full_hold_s)
