@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import sys
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -34,7 +33,6 @@ _LOG = structlog.get_logger(__name__)
 
 
 _PORT_EVENTS = frozenset({"bus.port_open", "bus.port_lost"})
-_SWITCH_INTERVAL_S = 0.0005
 
 
 class Gateway:
@@ -64,11 +62,6 @@ class Gateway:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def __aenter__(self) -> Gateway:
-        # The outbox and dashboard threads hand the GIL back and forth for every SQLite row (the
-        # sqlite3 module releases it around each step): at the default 5 ms switch interval a
-        # busy event loop makes each of those steps wait up to 5 ms, and the outbox falls behind
-        # with the CPU half idle. A short interval bounds that wait (issue 19, docs/architecture.md).
-        sys.setswitchinterval(_SWITCH_INTERVAL_S)
         cfg = self.site.config.outbox
         self.site.data_dir.mkdir(parents=True, exist_ok=True)
         self._outbox = await self._stack.enter_async_context(
