@@ -44,7 +44,7 @@ from cloud_sync.uplink import Uplink
 from core.model import Event, Quality, Sample
 from edge.outbox import Outbox
 from tests.broker import Broker, start_broker
-from tests.integration.sync.helpers import signing_key, uplink_config
+from tests.integration.sync.helpers import central_signing_key, signing_key, uplink_config
 from tests.support import free_port, wait_until
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sync.json"
@@ -81,6 +81,8 @@ def _central_yaml(folder: Path, broker: Broker, public_pem: str) -> Path:
     user, password = broker.credentials(CENTRAL_USER)
     config = {
         "database": str(folder / "central.db"),
+        # central signs its acks with the test central key the gateway's config pins
+        "signing_key": str(central_signing_key(folder)),
         "broker": {
             "host": broker.host,
             "port": broker.port,
