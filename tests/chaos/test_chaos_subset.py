@@ -57,7 +57,7 @@ async def test_device_faults(tmp_path: Path) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="issue 17: on a full disk the outbox cannot evict (the eviction itself needs disk space): "
-    "no gap record and no system alarm; edge/outbox/db.py must keep a reserve",
+    "no gap record (and not always a system alarm); edge/outbox/db.py must keep a reserve",
 )
 async def test_disk_full_on_the_outbox(tmp_path: Path) -> None:
     result = await _run("disk_full", tmp_path)
