@@ -35,8 +35,8 @@ from cloud_sync.errors import CentralStoreError
 from cloud_sync.ports import Lane
 
 if TYPE_CHECKING:
-    from cloud_sync.central.app import CentralService
     from cloud_sync.central.mqtt import CentralMqtt
+    from cloud_sync.central.service_view import ServiceView
 
 __all__ = ["CentralCollector", "IngestTally", "MeteredIngestor", "build_registry", "ingest_queues"]
 
@@ -154,9 +154,9 @@ def _number(value: Any) -> float | None:
 
 
 class CentralCollector(Collector):
-    """Prometheus families read from a running :class:`CentralService` at scrape time."""
+    """Prometheus families read from a running :class:`ServiceView` at scrape time."""
 
-    def __init__(self, service: CentralService) -> None:
+    def __init__(self, service: ServiceView) -> None:
         self._service = service
 
     def collect(self) -> Iterator[Metric]:
@@ -363,7 +363,7 @@ class CentralCollector(Collector):
         yield from (b_rows, b_batches, b_bytes, b_age, used, quota)
 
 
-def build_registry(service: CentralService) -> CollectorRegistry:
+def build_registry(service: ServiceView) -> CollectorRegistry:
     """A registry of its own with the central collector and the process collector."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(CentralCollector(service))

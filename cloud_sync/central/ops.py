@@ -32,7 +32,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from cloud_sync.central.metrics import build_registry, ingest_queues
 
 if TYPE_CHECKING:
-    from cloud_sync.central.app import CentralService
+    from cloud_sync.central.service_view import ServiceView
 
 __all__ = ["METRICS_SCOPES", "add_ops_routes", "database_writable", "health"]
 
@@ -68,7 +68,7 @@ def database_writable(path: Path, wait_s: float | None = None) -> str | None:
     return None
 
 
-async def health(service: CentralService) -> dict[str, Any]:
+async def health(service: ServiceView) -> dict[str, Any]:
     problems: list[dict[str, str]] = []
     checks: dict[str, Any] = {}
 
@@ -127,7 +127,7 @@ async def health(service: CentralService) -> dict[str, Any]:
     return {"healthy": not problems, "problems": problems, "checks": checks}
 
 
-def add_ops_routes(app: FastAPI, service: CentralService) -> None:
+def add_ops_routes(app: FastAPI, service: ServiceView) -> None:
     """``/healthz`` and ``/metrics`` on central's API server (outside ``/api/v1``)."""
     registry = build_registry(service)
     tokens = [(t.digest(), t) for t in service.config.api.tokens]
