@@ -22,6 +22,7 @@ from cloud_sync.ports import Lane, SealedBatch, Sealer, SealMode
 from core.errors import StorageError
 from core.model import Clock, Sample
 from edge.outbox import batches, migrations, quota
+from edge.outbox.reserve import DiskReserve
 from edge.outbox.schema import (
     BOOL_FLAG,
     NAN_FLAG,
@@ -80,6 +81,9 @@ def _require_wal(path: Path, mode: object) -> None:
         raise StorageError(f"{path}: could not switch to WAL (journal_mode={mode})")
 
 
+_RESERVE_CHECK_S = 10.0
+
+
 def _is_disk_full(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     return code is not None and (code & 0xFF) == _SQLITE_FULL
@@ -101,6 +105,8 @@ class OutboxDb:
         self._seq_path = seq_path(path)
         self.refused = False
         self.low_water_bytes = int(options.quota_bytes * 0.9)
+        self._reserve_file = DiskReserve(path, options.quota_bytes)
+        self._reserve_checked_at = float("-inf")
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -132,6 +138,7 @@ class OutboxDb:
             self._load_state()
             self._start_session()
             self._enforce_quota()
+            self._reserve_file.take()
         except sqlite3.Error as exc:
             self._close_quietly()
             raise StorageError(f"{self.path}: cannot open the outbox: {exc}") from exc
@@ -300,6 +307,7 @@ class OutboxDb:
         self._rows[Lane.TELEMETRY] += len(rows)
         self._rows[Lane.EVENT] += len(events)
         self._enforce_quota()
+        self._retake_reserve()
         return len(rows)
 
     def _insert(
@@ -382,11 +390,45 @@ class OutboxDb:
         }
 
     def _make_room_after_disk_full(self) -> None:
-        """The disk (not the quota) is full: give up old telemetry as if the quota were lower."""
+        """The disk (not the quota) is full: give up old telemetry as if the quota were lower.
+
+        Deleting needs disk too (the WAL), so the reserve is given back first; the checkpoint
+        afterwards moves the freed pages out of the WAL so that new rows reuse them."""
+        self._reserve_file.release()
         try:
             self._enforce_quota(target_bytes=int(self.used_bytes() * 0.9), reason="disk_full")
-        except StorageError as exc:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._disk_full_alarm(True)
+        except (StorageError, sqlite3.Error) as exc:
             _LOG.error("outbox could not make room on a full disk", error=str(exc))
+
+    def _disk_full_alarm(self, active: bool) -> None:
+        """Raise (or clear) the ``disk_full`` system alarm once per full-disk episode."""
+        if (self._meta("disk_full") == 1) == active:
+            return
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            data = {"code": "disk_full", "active": active, "reserve_bytes": self._reserve_file.size}
+            self._insert_event("system.alarm", "outbox", data)
+            self._set_meta("disk_full", 1 if active else 0)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            _LOG.error("outbox disk-full alarm not stored", active=active, error=str(exc))
+            return
+        if active:
+            _LOG.error("outbox: the disk is full; old telemetry evicted to keep recording")
+        else:
+            _LOG.info("outbox: the disk has room again")
+
+    def _retake_reserve(self) -> None:
+        """After a full disk: hold the reserve again once there is room (checked every 10 s)."""
+        now = self._clock.monotonic()
+        if now - self._reserve_checked_at >= _RESERVE_CHECK_S:
+            self._reserve_checked_at = now
+            if self._reserve_file.take():
+                self._disk_full_alarm(False)
 
     # -- sequence numbers --------------------------------------------------------------------
 

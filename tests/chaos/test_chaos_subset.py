@@ -54,11 +54,6 @@ async def test_device_faults(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a size-limited tmpfs needs root")
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 17: on a full disk the outbox cannot evict (the eviction itself needs disk space): "
-    "no gap record (and not always a system alarm); edge/outbox/db.py must keep a reserve",
-)
 async def test_disk_full_on_the_outbox(tmp_path: Path) -> None:
     result = await _run("disk_full", tmp_path)
     assert result.notes["gap_records"] >= 1 and result.notes["system_alarms"] >= 1, result.notes
