@@ -82,6 +82,7 @@ class DemoOptions:
     ports: str | None = None  # None: the documented defaults; "auto"; or a base port
     dashboard: bool = True
     duration_s: float | None = None
+    postgres: bool = False  # central on a private PostgreSQL (initdb + pg_ctl), not SQLite
 
 
 def _say(text: str) -> None:
@@ -212,7 +213,9 @@ def _fire_panel(source: SourceSite) -> str | None:
     return None
 
 
-async def _start_all(p: _Prepared, stack: AsyncExitStack, stop: asyncio.Event) -> tuple[list[Child], int]:
+async def _start_all(
+    p: _Prepared, stack: AsyncExitStack, stop: asyncio.Event, *, postgres: bool = False
+) -> tuple[list[Child], int]:
     """Start the four parts in order; return them and the number of points central holds."""
     paths, ports = p.paths, p.ports
     http = await stack.enter_async_context(httpx.AsyncClient(timeout=5.0))
@@ -241,6 +244,16 @@ async def _start_all(p: _Prepared, stack: AsyncExitStack, stop: asyncio.Event) -
             what="the broker",
         ),
     )
+    if postgres:
+        from cloud_sync.central.storage.local_pg import start_postgres
+
+        _say("starting a private PostgreSQL for central (initdb + pg_ctl in a temporary folder) ...")
+        server = stack.enter_context(start_postgres(durable=True))
+        database = server.create_database()
+        write_central_yaml(
+            paths, ports, p.creds, gateway_id=p.source.gateway_id, token=p.token, database=database
+        )
+        _say(f"central's database: {database}")
     _say(f"starting central (REST API on 127.0.0.1:{ports.central}) ...")
     central = await start(_python_child("central", paths, "central", "--config", str(paths.central_yaml)))
     await _unless_stopped(
@@ -320,11 +333,16 @@ async def _watch(children: Sequence[Child], stop: asyncio.Event, duration_s: flo
 
 
 async def _run_started(
-    prepared: _Prepared, stack: AsyncExitStack, stop: asyncio.Event, duration_s: float | None
+    prepared: _Prepared,
+    stack: AsyncExitStack,
+    stop: asyncio.Event,
+    duration_s: float | None,
+    *,
+    postgres: bool = False,
 ) -> int:
     """Start everything into ``stack``, print the summary, run until told to stop."""
     try:
-        children, points = await _start_all(prepared, stack, stop)
+        children, points = await _start_all(prepared, stack, stop, postgres=postgres)
     except _Interrupted:
         _say("interrupted while starting")
         return 0
@@ -369,7 +387,7 @@ async def run_demo(options: DemoOptions) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         async with AsyncExitStack() as stack:
-            code = await _run_started(prepared, stack, stop, options.duration_s)
+            code = await _run_started(prepared, stack, stop, options.duration_s, postgres=options.postgres)
             _say("stopping: gateway, central, simulators, broker ...")
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -398,6 +416,11 @@ def build_parser() -> argparse.ArgumentParser:
         "'auto' picks free ports (default: 18883, 18443, 18080, 8470, Modbus as in the site file)",
     )
     parser.add_argument("--no-dashboard", action="store_true", help="do not serve the LAN dashboard")
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="central on a private PostgreSQL (Debian's server) instead of SQLite",
+    )
     parser.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
     return parser
 
@@ -413,5 +436,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         ports=args.ports,
         dashboard=not args.no_dashboard,
         duration_s=args.duration,
+        postgres=args.postgres,
     )
     return asyncio.run(run_demo(options))

@@ -72,12 +72,15 @@ def render_summary(s: DemoSummary) -> str:
             lines += ["                    sign in with the administrator account made on an earlier run"]
     else:
         lines += ["  LAN dashboard     off (--no-dashboard, or not part of this build)"]
-    console_code = read_code_file(s.paths.central, file_name=CONSOLE_CODE_FILE)
+    # Beside central.db with SQLite; beside central's signing key (pki/) with PostgreSQL.
+    console_code = read_code_file(s.paths.central, file_name=CONSOLE_CODE_FILE) or read_code_file(
+        s.paths.pki, file_name=CONSOLE_CODE_FILE
+    )
     lines += [f"  Central dashboard {central}/console/"]
     if console_code is not None:
         lines += [
             f"                    first visit: create the platform admin with the setup code {console_code}",
-            f"                    (no default password; the code is also in central/{CONSOLE_CODE_FILE})",
+            f"                    (no default password; the code is also in {CONSOLE_CODE_FILE})",
         ]
     else:
         lines += ["                    sign in with the platform administrator made on an earlier run"]

@@ -280,7 +280,13 @@ def write_derived_site(
 
 
 def write_central_yaml(
-    paths: DemoPaths, ports: DemoPorts, creds: DemoCredentials, *, gateway_id: str, token: str
+    paths: DemoPaths,
+    ports: DemoPorts,
+    creds: DemoCredentials,
+    *,
+    gateway_id: str,
+    token: str,
+    database: str = "central.db",
 ) -> Path:
     """Central's configuration: the demo broker, central's ack-signing key, the enrolled gateway
     key, the API token's digest."""
@@ -289,7 +295,7 @@ def write_central_yaml(
         return str(Path("..") / path.resolve().relative_to(paths.root.resolve()))
 
     config: Mapping[str, Any] = {
-        "database": "central.db",
+        "database": database,
         "signing_key": rel(creds.central_signing_key),
         "broker": {
             "host": "127.0.0.1",

@@ -258,6 +258,31 @@ def test_small_site_stops_by_itself_and_a_second_run_reuses_the_credentials(
     assert site_file.read_text() == SMALL_SITE
 
 
+def test_postgres_demo_runs_central_on_a_private_postgresql(tmp_path: Path, demo_runs: list[DemoRun]) -> None:
+    """`make demo DEMO_ARGS=--postgres`: central's data in a PostgreSQL the demo starts itself."""
+    site_file = tmp_path / "small.yaml"
+    site_file.write_text(SMALL_SITE)
+    data_dir = tmp_path / "demo-data"
+    run = _start(data_dir, "--site", str(site_file), "--no-dashboard", "--postgres", "--duration", "30")
+    demo_runs.append(run)
+    run.wait_ready()
+    database = (data_dir / "central" / "central.yaml").read_text()
+    assert "database: postgresql://gatehouse@127.0.0.1:" in database
+    assert ":5432/" not in database  # never the machine's own server
+    base, token = run.central()
+    with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=10.0) as client:
+        wait_until_sync(
+            lambda: any(p.startswith("demo-small/meter-1/") for p in _live_points(client, base, "gw-small")),
+            timeout_s=25,
+            interval_s=0.5,
+            message="the meter's values at central, in PostgreSQL",
+        )
+    assert "first visit: create the platform admin with the setup code" in run.output()
+    assert run.wait_exit() == 0, run.output()
+    run.assert_no_child_left()
+    assert not (data_dir / "central" / "central.db").exists()
+
+
 def test_missing_mosquitto_is_a_clear_error(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "edge.demo", "--data-dir", str(tmp_path / "d"), "--duration", "1"],
