@@ -12,11 +12,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from cloud_sync.keys import ensure_signing_key, generate_private_key, save_public_key
+from tests.support import free_port, wait_until_sync
 
 EXAMPLES = int(os.environ.get("GATEHOUSE_OPENAPI_EXAMPLES", "8"))
 TOKEN = "fuzz-token-0123456789"
@@ -40,24 +39,19 @@ _fuzz = settings(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _answers(url: str, proc: subprocess.Popen[bytes] | None) -> bool:
+    if proc is not None and proc.poll() is not None:
+        raise AssertionError(f"exited with {proc.returncode}")
+    try:
+        return httpx.get(url, timeout=2.0).status_code < 500
+    except httpx.HTTPError:
+        return False
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2.0).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer within {timeout_s:.0f} s")
+    wait_until_sync(
+        lambda: _answers(url, proc), timeout_s=timeout_s, interval_s=0.1, message=f"{url} to answer"
+    )
 
 
 # -- central --------------------------------------------------------------------------------------
@@ -71,7 +65,7 @@ def central_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     key_path, pub_path = folder / "central-signing.key", folder / "central-signing.pub"
     ensure_signing_key(key_path, pub_path)
     save_public_key(generate_private_key().public_key(), folder / "gw-fuzz.pub")
-    port = _free_port()
+    port = free_port()
     config = {
         "database": str(folder / "central.db"),
         "signing_key": str(key_path),
