@@ -41,6 +41,7 @@ from chaos.rogue_modbus import MODES, RogueModbus
 from cloud_sync.broker_config import write_broker_config
 from cloud_sync.certs import CENTRAL_USER, PkiLayout, create_ca, issue_client, issue_server
 from cloud_sync.keys import ensure_signing_key, generate_private_key, save_private_key, save_public_key
+from core import ports
 
 __all__ = ["GW", "Rig", "RigOptions", "chaos_rig"]
 
@@ -76,9 +77,7 @@ class RigOptions:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return ports.free_port()
 
 
 def _tls_up(port: int, ca: Path) -> bool:

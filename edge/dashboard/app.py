@@ -156,7 +156,9 @@ def build_app(ctx: DashboardContext) -> FastAPI:
         finally:
             ctx.hub.disconnect(client)
 
-    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    @app.api_route(
+        "/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False
+    )
     async def unknown_api(rest: str) -> JSONResponse:
         return JSONResponse({"error": "not_found", "path": f"/api/{rest}"}, status_code=404)
 

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import structlog
 
+from core import ports
+
 __all__ = [
     "DEFAULT_PORTS",
     "DemoPaths",
@@ -80,11 +82,7 @@ def parse_port_spec(text: str) -> int | None:
 
 
 def _free_port() -> int:
-    # Bound and released at once: another program could take it before the child binds, which
-    # is acceptable for a demo (the child then fails with a clear "address in use").
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return ports.free_port()
 
 
 def plan_ports(spec: str | None, modbus_endpoints: Iterable[tuple[str, int]]) -> DemoPorts:

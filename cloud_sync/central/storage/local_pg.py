@@ -21,12 +21,13 @@ import contextlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from core import ports
 
 __all__ = ["PG_BIN", "Postgres", "free_port", "start_postgres"]
 
@@ -41,10 +42,7 @@ def _pg_bin() -> Path:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return ports.free_port()
 
 
 PG_BIN = _pg_bin()

@@ -46,19 +46,9 @@ rules:
 """
 
 
-def _free_udp_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_fire_linkage_writes_bacnet_fans_at_priority_and_relinquishes(tmp_path: Path) -> None:
     path = tmp_path / "site.yaml"
-    path.write_text(
-        SITE.format(tcp=free_port(), local=_free_udp_port(), fans=_free_udp_port()), encoding="utf-8"
-    )
+    path.write_text(SITE.format(tcp=free_port(), local=free_port(), fans=free_port()), encoding="utf-8")
     site = load_site(path)
     async with (
         SimulationRunner(read_site_plan(path).devices, tick_s=0.25, control_port=0, site_path=path) as sim,
@@ -110,7 +100,7 @@ async def test_fire_linkage_writes_bacnet_fans_at_priority_and_relinquishes(tmp_
 
 
 def test_a_step_priority_on_a_point_without_a_priority_array_is_a_config_error(tmp_path: Path) -> None:
-    text = SITE.format(tcp=free_port(), local=_free_udp_port(), fans=_free_udp_port())
+    text = SITE.format(tcp=free_port(), local=free_port(), fans=free_port())
     step = "{write: fans.sef1-c, value: true, timeout_s: 5}"
     assert step in text
     text = text.replace(step, "{write: panel.silence, value: true, priority: 4}")

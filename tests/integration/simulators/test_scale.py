@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from core.model import Quality
+from core.ports import free_port_block
 from drivers.modbus import ModbusTcpLink
 from simulators.runner import SimulationRunner
 from simulators.scale import plan_scale
@@ -22,23 +20,6 @@ from tests.integration.simulators.gateway import profile_points, read_all
 from tests.support import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def free_port_block(count: int) -> int:
-    """The first of ``count`` consecutive free ports, below the ephemeral range (where client
-    connections would otherwise take ports out from under a consecutive block)."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20_000, 30_000 - count)
-        try:
-            with contextlib.ExitStack() as stack:
-                for port in range(base, base + count):
-                    sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise AssertionError("no block of free ports")
 
 
 async def test_every_scaled_device_answers_with_good_values() -> None:
