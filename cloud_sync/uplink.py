@@ -40,7 +40,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -91,6 +91,12 @@ class UplinkConfig(BaseModel):
     signing_key: Path
     # Central's Ed25519 public key(s), PEM (several blocks during a rotation): acks must verify.
     central_key: Path
+    # End-to-end encryption (docs/protocol.md §2.7): batches sealed to central's X25519 public
+    # key ``central_e2e_key`` with this suite; "off" sends records in clear (inside TLS).
+    encrypt: Literal["off", "x25519-aes256gcm", "x25519-sm4gcm"] = "off"
+    central_e2e_key: Path | None = None
+    # The gateway's own X25519 private key: commands central encrypts to the gateway open with it.
+    e2e_key: Path | None = None
     topic_prefix: str = "gh/v1"
     batch_max_records: int = Field(default=5000, ge=1, le=100_000)
     inflight_window: int = Field(default=32, ge=1, le=1000)  # batches per lane
@@ -124,6 +130,8 @@ class UplinkConfig(BaseModel):
             raise ValueError("a password needs a username")
         if self.client_cert is None and not has_password:
             raise ValueError("configure a client certificate or a username and password")
+        if self.encrypt != "off" and self.central_e2e_key is None:
+            raise ValueError(f"encrypt: {self.encrypt} needs central_e2e_key (central's X25519 public key)")
         if self.behind_clear_s >= self.behind_alarm_s:
             raise ValueError("behind_clear_s must be below behind_alarm_s")
         return self

@@ -21,6 +21,7 @@ from cloud_sync.errors import SyncError
 __all__ = [
     "ApiConfig",
     "ApiToken",
+    "BrokerAccess",
     "BrokerConfig",
     "CentralConfig",
     "CentralConfigError",
@@ -29,6 +30,7 @@ __all__ = [
     "RetentionConfig",
     "Scope",
     "TlsFiles",
+    "TrustConfig",
     "load_central_config",
 ]
 
@@ -156,6 +158,48 @@ class EnrolledGateway(_Model):
         return value
 
 
+class BrokerAccess(_Model):
+    """The broker files central keeps in step with its trust store (enrolment, revocation).
+
+    Central rewrites them atomically and asks the broker to reload (SIGHUP to the process in
+    ``pid_file``, or ``reload_command``): a revoked gateway loses its ACL block, its password
+    line and (certificate mode) its certificate lands in the CRL, without editing files by hand.
+    """
+
+    acl_file: Path
+    password_file: Path | None = None  # password / both modes: enrolled gateways get a password
+    crl_file: Path | None = None  # certificate mode: the CA's revocation list, PEM
+    pid_file: Path | None = None
+    reload_command: list[str] | None = None
+
+
+class TrustConfig(_Model):
+    """Central's private CA and the enrolment policy (docs/operations.md, "Enrolment")."""
+
+    ca_cert: Path
+    ca_key: Path
+    ca_passphrase_file: Path | None = None
+    # What enrolled gateways are told to connect to.
+    broker_host: str
+    broker_port: int = Field(8883, ge=1, le=65535)
+    certificate_days: int = Field(90, ge=1, le=3650)
+    # A gateway renews its certificate and keys once this little validity is left.
+    renew_before_days: int = Field(30, ge=1)
+    token_max_hours: float = Field(168.0, gt=0)
+    # Batches signed with a gateway's previous key are accepted this long after a rotation, so
+    # what was sealed before the switch drains from the outbox.
+    old_key_grace_days: int = Field(30, ge=1)
+    # New enrolments encrypt their batches to central's ``e2e_key`` unless told otherwise.
+    e2e_default: bool = True
+    broker_access: BrokerAccess | None = None
+
+    @model_validator(mode="after")
+    def _renew_inside_validity(self) -> TrustConfig:
+        if self.renew_before_days >= self.certificate_days:
+            raise ValueError("renew_before_days must be below certificate_days")
+        return self
+
+
 class RetentionConfig(_Model):
     """How long each data class is kept (R3.5); old data goes by whole partitions on PostgreSQL.
 
@@ -179,7 +223,12 @@ class CentralConfig(_Model):
     retention: RetentionConfig = RetentionConfig()
     # Central's Ed25519 private key (PEM): signs every ack; gateways pin its public key.
     signing_key: Path
+    # Central's X25519 private key (PEM): batches encrypted end to end are sealed to its public
+    # key (docs/protocol.md §2.7). None: central accepts only batches in clear.
+    e2e_key: Path | None = None
     broker: BrokerConfig | None = None  # None: HTTPS POST ingest only
+    # Enrolment with tokens, renewal and revocation; None: gateways are enrolled by hand (gateways:).
+    trust: TrustConfig | None = None
     api: ApiConfig
     gateways: list[EnrolledGateway] = Field(default_factory=list)
     online_timeout_s: float = Field(300.0, gt=0)

@@ -62,6 +62,8 @@ FILE_KEYS: tuple[str, ...] = (
     "password_file",
     "signing_key",
     "central_key",
+    "central_e2e_key",
+    "e2e_key",
 )
 _LOC = ("uplink",)
 _NO_CENTRAL_KEY = (
