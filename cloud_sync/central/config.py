@@ -81,7 +81,7 @@ class BrokerConfig(_Model):
         return self.password
 
 
-Scope = Literal["read", "ingest", "admin", "metrics"]
+Scope = Literal["read", "ingest", "admin", "metrics", "command", "trust"]
 # A token configured without scopes keeps what every token could do before scopes existed.
 _LEGACY_SCOPES: Final[tuple[Scope, ...]] = ("read", "ingest", "admin")
 
@@ -91,7 +91,8 @@ class ApiToken(_Model):
 
     ``scopes``: ``read`` (gateways, points, history, events), ``ingest`` (HTTPS POST of batches),
     ``admin`` (the rejection audit), ``metrics`` (``/metrics`` only, for Prometheus; ``admin``
-    may read it too). ``gateways`` limits an ``ingest`` token to those gateway ids
+    may read it too), ``command`` (send signed commands and site files to gateways), ``trust``
+    (enrolment tokens, revocation). ``gateways`` limits an ``ingest`` token to those gateway ids
     (give every HTTPS gateway its own token). Without ``scopes`` a token has all three.
     """
 

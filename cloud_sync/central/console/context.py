@@ -33,10 +33,11 @@ class ConsoleContext:
     monotonic: Callable[[], float] = time.monotonic
 
     def principal(self, user: User) -> Principal:
+        estates = self.grants.estates_of(user.username)
         return Principal(
             name=user.username,
-            scopes=scopes_of(user.role),
-            estates=self.grants.estates_of(user.username),
+            scopes=scopes_of(user.role, limited=estates is not None),
+            estates=estates,
             source="session",
         )
 

@@ -22,7 +22,7 @@ async def test_roles_and_estates_become_the_api_principal(console: Console) -> N
     me = (await admin.get("/api/v1/whoami")).json()["principal"]
     assert me == {
         "name": "root",
-        "scopes": ["admin", "metrics", "read"],
+        "scopes": ["admin", "command", "metrics", "read", "trust"],
         "estates": None,
         "source": "session",
     }
@@ -33,7 +33,7 @@ async def test_roles_and_estates_become_the_api_principal(console: Console) -> N
     principal = (await op.get("/api/v1/whoami")).json()["principal"]
     assert principal == {
         "name": "op-a",
-        "scopes": ["read"],
+        "scopes": ["command", "read"],
         "estates": ["estate-A"],
         "source": "session",
     }
