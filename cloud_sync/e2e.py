@@ -14,9 +14,10 @@ Per batch (docs/protocol.md §2.7)::
     blob       = "E1" || recipient key id (8 bytes) || ephemeral.public (32 bytes)
                  || AEAD(key, nonce, plain, aad = context)
 
-``context`` binds the ciphertext to where it belongs (gateway id, lane and sequence number), so a
-blob moved into another batch does not decrypt. A fresh ephemeral key per batch means a fresh
-AEAD key per batch, so the derived nonce is never reused under one key.
+``context`` binds the ciphertext to where it belongs (:func:`batch_context`: gateway id, lane and
+sequence number; :func:`command_context`: gateway id and downlink sequence number), so a blob
+moved into another batch or message does not decrypt. A fresh ephemeral key per message means a
+fresh AEAD key per message, so the derived nonce is never reused under one key.
 
 Two suites:
 
@@ -49,6 +50,7 @@ __all__ = [
     "SUITE_AES",
     "SUITE_SM4",
     "batch_context",
+    "command_context",
     "decrypt",
     "encrypt",
     "encryption_key_id",
@@ -76,7 +78,14 @@ def encryption_key_id(public: X25519PublicKey) -> str:
 
 
 def batch_context(gateway_id: str, lane: str, seq: int) -> bytes:
-    return f"{gateway_id}\x00{lane}\x00{seq}".encode()
+    """What a batch's records are bound to. The leading label keeps a batch's context and a
+    command's apart whatever the ids (ids never hold NUL, so the fields cannot run together)."""
+    return f"batch\x00{gateway_id}\x00{lane}\x00{seq}".encode()
+
+
+def command_context(gateway_id: str, dseq: int) -> bytes:
+    """What a command's body is bound to: its addressee and central's downlink sequence number."""
+    return f"cmd\x00{gateway_id}\x00{dseq}".encode()
 
 
 def _derive(suite: str, shared: bytes, salt: bytes, context: bytes) -> tuple[bytes, bytes]:
@@ -108,9 +117,21 @@ def _open(suite: str, key: bytes, nonce: bytes, sealed: bytes, aad: bytes) -> by
     return decryptor.update(body) + decryptor.finalize()
 
 
-def encrypt(plain: bytes, *, recipient: X25519PublicKey, suite: str = SUITE_AES, context: bytes) -> bytes:
-    """``plain`` sealed for ``recipient``'s private key only."""
-    ephemeral = X25519PrivateKey.generate()
+def encrypt(
+    plain: bytes,
+    *,
+    recipient: X25519PublicKey,
+    suite: str = SUITE_AES,
+    context: bytes,
+    ephemeral: X25519PrivateKey | None = None,
+) -> bytes:
+    """``plain`` sealed for ``recipient``'s private key only.
+
+    ``ephemeral`` exists for published test vectors: a fixed ephemeral key makes the output
+    reproducible. Never pass one otherwise; reusing it would reuse the AEAD key and nonce.
+    """
+    if ephemeral is None:
+        ephemeral = X25519PrivateKey.generate()
     epk, rpk = _raw(ephemeral.public_key()), _raw(recipient)
     key, nonce = _derive(suite, ephemeral.exchange(recipient), epk + rpk, context)
     kid = bytes.fromhex(encryption_key_id(recipient))

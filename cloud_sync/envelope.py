@@ -4,15 +4,18 @@ The byte layout is specified in ``docs/protocol.md``; this module is one impleme
 In short::
 
     envelope     = msgpack array [ "GH1", signed_bytes (bin), signature (bin, 64 bytes) ]
-    signed_bytes = msgpack map {v, gw, lane, seq, sealed_at, n, kid, hist, codec, records}
-    records      = one zstd frame holding a msgpack map of columns
+    signed_bytes = msgpack map {v, gw, lane, seq, sealed_at, n, kid, hist, codec, [enc,] records}
+    records      = one zstd frame holding a msgpack map of columns,
+                   or, with ``enc``, that frame encrypted to central (cloud_sync.e2e, §2.7)
 
 The signature is Ed25519 over ``signed_bytes`` exactly as carried, so a verifier never has to
 re-encode anything. Sealing is deterministic (same rows, same arguments → same bytes), but a
 resend never re-seals: the outbox stores the bytes once and sends them as they are.
 
 A receiver should call :func:`decode_header` (cheap, bounded), look up the key, verify, and only
-then :func:`decode_records`, so that unauthenticated input is never decompressed.
+then :func:`decode_records`, so that unauthenticated input is never decrypted or decompressed.
+Encryption comes before signing: the signature covers the ciphertext, so a receiver rejects a
+forgery without spending a key agreement on it, and anyone can check a batch without the key.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, overload
 
@@ -28,8 +31,10 @@ import msgpack
 import zstandard
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from cloud_sync.ack import AckMessage, decode_ack, encode_ack
+from cloud_sync.e2e import SUITE_AES, SUITES, batch_context, decrypt, encrypt
 from cloud_sync.errors import EnvelopeError, SignatureError
 from cloud_sync.ports import EventRow, Lane, Sealer, TelemetryRow
 from cloud_sync.wire import Limits, bounded_unpackb, scalar_map, split_signed
@@ -70,6 +75,8 @@ SIGNATURE_BYTES: Final = 64
 ZSTD_LEVEL: Final = 3
 
 _HEADER_KEYS: Final = ("v", "gw", "lane", "seq", "sealed_at", "n", "kid", "hist", "codec", "records")
+# An encrypted batch's header: ``enc`` (the suite) right before the records it describes.
+_ENC_HEADER_KEYS: Final = (*_HEADER_KEYS[:-1], "enc", "records")
 _TELEMETRY_KEYS: Final = ("pid", "p", "v", "q", "r", "t", "s")
 _EVENT_KEYS: Final = ("k", "src", "t", "d")
 _GATEWAY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -116,6 +123,8 @@ class EnvelopeHeader:
     records_blob: bytes
     signed_bytes: bytes
     signature: bytes
+    # The suite (cloud_sync.e2e.SUITES) when records_blob is encrypted to central, else None.
+    encryption: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +140,7 @@ class Envelope:
     records: list[TelemetryRow] | list[EventRow]
     signed_bytes: bytes
     signature: bytes
+    encryption: str | None = None
 
 
 # --- sealing -------------------------------------------------------------------------------
@@ -261,12 +271,26 @@ def _pack(obj: Any) -> bytes:
     return packed
 
 
-def make_sealer(gateway_id: str, key_id: str, private_key: Ed25519PrivateKey) -> Sealer:
-    """A :class:`~cloud_sync.ports.Sealer` that signs with ``private_key`` as ``gateway_id``."""
+def make_sealer(
+    gateway_id: str,
+    key_id: str,
+    private_key: Ed25519PrivateKey,
+    *,
+    encrypt_to: X25519PublicKey | None = None,
+    suite: str = SUITE_AES,
+) -> Sealer:
+    """A :class:`~cloud_sync.ports.Sealer` that signs with ``private_key`` as ``gateway_id``.
+
+    With ``encrypt_to`` (central's X25519 public key) the compressed records are encrypted to it
+    with ``suite`` and the header says so (``enc``); without it the bytes are exactly those of an
+    unencrypted version 1 batch.
+    """
     if not valid_gateway_id(gateway_id):
         raise ValueError(f"invalid gateway id {gateway_id!r}")
     if _KEY_ID.fullmatch(key_id) is None:
         raise ValueError(f"invalid key id {key_id!r}: 16 lower-case hex characters expected")
+    if encrypt_to is not None and suite not in SUITES:
+        raise ValueError(f"unknown encryption suite {suite!r}: one of {', '.join(SUITES)}")
     compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True, write_checksum=False)
 
     def seal(
@@ -290,7 +314,8 @@ def make_sealer(gateway_id: str, key_id: str, private_key: Ed25519PrivateKey) ->
         raw = _pack(columns)
         if len(raw) > MAX_RECORDS_BYTES:
             raise EnvelopeError("records exceed the decompressed size limit", reason="too_large")
-        header = {
+        blob = compressor.compress(raw)
+        header: dict[str, Any] = {
             "v": VERSION,
             "gw": gateway_id,
             "lane": str(lane),
@@ -300,8 +325,14 @@ def make_sealer(gateway_id: str, key_id: str, private_key: Ed25519PrivateKey) ->
             "kid": key_id,
             "hist": bool(historical),
             "codec": CODEC_ZSTD,
-            "records": compressor.compress(raw),
         }
+        if encrypt_to is not None:
+            # Compress first: ciphertext does not compress.
+            header["enc"] = suite
+            blob = encrypt(
+                blob, recipient=encrypt_to, suite=suite, context=batch_context(gateway_id, lane.value, seq)
+            )
+        header["records"] = blob
         signed_bytes = _pack(header)
         payload = _pack([MAGIC, signed_bytes, private_key.sign(signed_bytes)])
         if len(payload) > MAX_PAYLOAD_BYTES:
@@ -323,6 +354,19 @@ def _is_uint(value: Any) -> bool:
     return type(value) is int and 0 <= value <= _MAX_UINT64
 
 
+def _map_size(data: bytes) -> int | None:
+    """Entries of the msgpack map ``data`` starts with (any of the three map forms), else None."""
+    if not data:
+        return None
+    tag = data[0]
+    if 0x80 <= tag <= 0x8F:
+        return tag & 0x0F
+    width = {0xDE: 2, 0xDF: 4}.get(tag)
+    if width is None or len(data) < 1 + width:
+        return None
+    return int.from_bytes(data[1 : 1 + width], "big")
+
+
 def decode_header(payload: bytes) -> EnvelopeHeader:
     """Parse the outer array and the signed header; the records stay compressed.
 
@@ -332,7 +376,8 @@ def decode_header(payload: bytes) -> EnvelopeHeader:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise EnvelopeError(f"payload of {len(payload)} bytes exceeds the limit", reason="too_large")
     signed_bytes, signature = split_signed(payload, MAGIC)
-    header = scalar_map(signed_bytes, _HEADER_KEYS, "signed part")
+    keys = _ENC_HEADER_KEYS if _map_size(signed_bytes) == len(_ENC_HEADER_KEYS) else _HEADER_KEYS
+    header = scalar_map(signed_bytes, keys, "signed part")
     version = header["v"]
     if version != VERSION or type(version) is not int:
         raise EnvelopeError(f"unsupported envelope version {version!r}", reason="unsupported_version")
@@ -347,6 +392,8 @@ def decode_header(payload: bytes) -> EnvelopeHeader:
     _want(type(hist) is bool, "hist is not a boolean")
     _want(codec == CODEC_ZSTD, f"unknown codec {codec!r}")
     _want(isinstance(blob, bytes), "records is not bin")
+    enc = header.get("enc")
+    _want(enc is None or enc in SUITES, f"unknown encryption suite {str(enc)[:40]!r}")
     return EnvelopeHeader(
         version=version,
         gateway_id=gw,
@@ -360,6 +407,7 @@ def decode_header(payload: bytes) -> EnvelopeHeader:
         records_blob=blob,
         signed_bytes=signed_bytes,
         signature=signature,
+        encryption=enc,
     )
 
 
@@ -463,18 +511,39 @@ def _event_rows(columns: dict[str, Any]) -> list[EventRow]:
     return [EventRow(kind=k[i], source=src[i], ts=from_us(t[i]), data=d[i]) for i in range(len(k))]
 
 
-def decode_records(header: EnvelopeHeader) -> list[TelemetryRow] | list[EventRow]:
-    """Decompress and decode the records; call this only after :func:`verify_envelope`."""
-    raw = _decompress(header.records_blob)
+def _plain_blob(header: EnvelopeHeader, e2e_keys: Mapping[str, X25519PrivateKey] | None) -> bytes:
+    if header.encryption is None:
+        return header.records_blob
+    if not e2e_keys:
+        raise EnvelopeError(
+            f"records are encrypted ({header.encryption}) and this receiver holds no decryption key",
+            reason="undecryptable",
+        )
+    return decrypt(
+        header.records_blob,
+        keys=e2e_keys,
+        suite=header.encryption,
+        context=batch_context(header.gateway_id, header.lane.value, header.seq),
+    )
+
+
+def decode_records(
+    header: EnvelopeHeader, *, e2e_keys: Mapping[str, X25519PrivateKey] | None = None
+) -> list[TelemetryRow] | list[EventRow]:
+    """Decrypt (when encrypted), decompress and decode the records; call this only after
+    :func:`verify_envelope`. ``e2e_keys``: the receiver's X25519 keys by key id
+    (``cloud_sync.e2e.encryption_key_id``); an encrypted batch without the key its blob names
+    raises ``EnvelopeError`` with reason ``undecryptable``."""
+    raw = _decompress(_plain_blob(header, e2e_keys))
     if header.lane is Lane.TELEMETRY:
         return _telemetry_rows(_columns(raw, _TELEMETRY_KEYS, header.record_count))
     return _event_rows(_columns(raw, _EVENT_KEYS, header.record_count))
 
 
-def decode_envelope(payload: bytes) -> Envelope:
+def decode_envelope(payload: bytes, *, e2e_keys: Mapping[str, X25519PrivateKey] | None = None) -> Envelope:
     """Decode everything (not verified: call :func:`verify_envelope` before trusting it)."""
     header = decode_header(payload)
-    records = decode_records(header)
+    records = decode_records(header, e2e_keys=e2e_keys)
     return Envelope(
         version=header.version,
         gateway_id=header.gateway_id,
@@ -487,4 +556,5 @@ def decode_envelope(payload: bytes) -> Envelope:
         records=records,
         signed_bytes=header.signed_bytes,
         signature=header.signature,
+        encryption=header.encryption,
     )
