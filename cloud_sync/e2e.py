@@ -54,6 +54,7 @@ __all__ = [
     "decrypt",
     "encrypt",
     "encryption_key_id",
+    "keys_by_id",
     "new_private_key",
 ]
 
@@ -75,6 +76,12 @@ def _raw(public: X25519PublicKey) -> bytes:
 def encryption_key_id(public: X25519PublicKey) -> str:
     """16 hex characters naming an encryption key (the first 8 bytes of SHA-256 of its raw form)."""
     return hashlib.sha256(_raw(public)).digest()[:_KID_BYTES].hex()
+
+
+def keys_by_id(*private: X25519PrivateKey) -> dict[str, X25519PrivateKey]:
+    """The ``keys`` argument of :func:`decrypt` (and of the envelope and command decoders): a
+    receiver may hold several keys while it rotates, and each blob names the one it needs."""
+    return {encryption_key_id(key.public_key()): key for key in private}
 
 
 def batch_context(gateway_id: str, lane: str, seq: int) -> bytes:

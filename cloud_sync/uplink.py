@@ -49,7 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from cloud_sync.downlink import REASONS, Freshness, verify_ack
 from cloud_sync.envelope import make_sealer, valid_gateway_id
 from cloud_sync.errors import EnvelopeError
-from cloud_sync.keys import key_id, load_private_key, load_public_keys
+from cloud_sync.keys import key_id, load_private_key, load_public_keys, load_x25519_public
 from cloud_sync.mqtt_client import (
     IncomingMessage,
     MqttConnectError,
@@ -231,7 +231,15 @@ class Uplink:
         self._central_keys = load_public_keys(self._config.central_key)
         if self._sealer is None:
             key = load_private_key(self._config.signing_key)
-            self._sealer = make_sealer(self._config.gateway_id, key_id(key.public_key()), key)
+            # End to end (docs/protocol.md §2.7): records readable by central only, not the broker.
+            central_e2e = None if self._config.encrypt == "off" else self._config.central_e2e_key
+            self._sealer = make_sealer(
+                self._config.gateway_id,
+                key_id(key.public_key()),
+                key,
+                encrypt_to=None if central_e2e is None else load_x25519_public(central_e2e),
+                suite=self._config.encrypt,
+            )
         self._task_group = asyncio.TaskGroup()
         await self._task_group.__aenter__()
         self._task = self._task_group.create_task(self._run(), name=f"uplink:{self._config.gateway_id}")

@@ -27,8 +27,9 @@ from cloud_sync.central.mqtt import CentralMqtt
 from cloud_sync.central.ops import add_ops_routes
 from cloud_sync.central.storage.interface import CentralStorage, open_store
 from cloud_sync.downlink import DownlinkSigner
+from cloud_sync.e2e import keys_by_id
 from cloud_sync.errors import CentralStoreError, ServiceStartError
-from cloud_sync.keys import load_private_key
+from cloud_sync.keys import load_private_key, load_x25519_private
 
 __all__ = ["CentralService", "Role"]
 
@@ -67,11 +68,15 @@ class CentralService:
         self.signer = DownlinkSigner(
             load_private_key(config.signing_key), clock_us=lambda: time.time_ns() // 1000
         )
+        # End-to-end encryption (docs/protocol.md §2.7): central's X25519 key(s) by key id.
+        self.e2e_keys = (
+            keys_by_id() if config.e2e_key is None else keys_by_id(load_x25519_private(config.e2e_key))
+        )
         self.store: CentralStorage = open_store(config.database)
         self.registry = KeyRegistry.from_config(config.gateways)
         self._names = {gw.id: gw.name for gw in config.gateways if gw.name}
         # The ingestor with its counters for /metrics (cloud_sync.central.metrics).
-        self.ingestor = MeteredIngestor(self.store, self.registry, clock=clock)
+        self.ingestor = MeteredIngestor(self.store, self.registry, clock=clock, e2e_keys=self.e2e_keys)
         self.app = create_api(
             self.store,
             self.ingestor,

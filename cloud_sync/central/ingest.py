@@ -17,12 +17,13 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from cloud_sync.ack import AckMessage
 from cloud_sync.central.config import EnrolledGateway
@@ -114,9 +115,20 @@ def parse_uplink_topic(topic: str) -> tuple[str, str] | None:
 
 
 class Ingestor:
-    def __init__(self, store: CentralStorage, registry: KeyRegistry, *, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        store: CentralStorage,
+        registry: KeyRegistry,
+        *,
+        clock: Callable[[], float],
+        e2e_keys: Mapping[str, X25519PrivateKey] | None = None,
+    ) -> None:
         self._store = store
         self._registry = registry
+        # Central's X25519 keys by key id (CentralConfig.e2e_key): encrypted batches open with them.
+        # Without the key a batch names it is rejected as ``undecryptable`` and never acked, so
+        # the gateway keeps it until central has the key.
+        self._e2e_keys = dict(e2e_keys or {})
         self._clock = clock
         self.counters: dict[str, int] = {
             "stored": 0,
@@ -301,7 +313,7 @@ class Ingestor:
             return reject("unknown_key", f"key id {header.key_id} is not enrolled for this gateway")
         try:
             verify_envelope(header, public_key)
-            records = decode_records(header)
+            records = decode_records(header, e2e_keys=self._e2e_keys)
         except EnvelopeError as exc:  # SignatureError is one
             return reject(exc.reason, str(exc))
         meta = BatchMeta(

@@ -40,7 +40,7 @@ import structlog
 from pydantic import ValidationError
 
 from cloud_sync.errors import KeyFileError
-from cloud_sync.keys import load_public_keys
+from cloud_sync.keys import load_public_keys, load_x25519_public
 from cloud_sync.ports import BatchStore
 from cloud_sync.uplink import EventSink, UplinkConfig
 from core.errors import ConfigError, ConfigProblem
@@ -109,6 +109,11 @@ def check_uplink(raw: Any, *, gateway_id: str, base_dir: Path) -> list[Issue]:
             load_public_keys(config.central_key)
         except KeyFileError as exc:
             issues.append(Issue((*_LOC, "central_key"), f"{exc} (an Ed25519 public key in PEM is expected)"))
+    if config.central_e2e_key is not None and Path(config.central_e2e_key).is_file():
+        try:
+            load_x25519_public(config.central_e2e_key)
+        except KeyFileError as exc:
+            issues.append(Issue((*_LOC, "central_e2e_key"), f"{exc} (central's X25519 public key in PEM)"))
     return issues
 
 
