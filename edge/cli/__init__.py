@@ -8,11 +8,25 @@ from collections.abc import Sequence
 
 from edge.cli import backup as backup_cmd
 from edge.cli import buffer, central, certs, check, discover, run, simulate, site_csv, users
+from edge.cli import enroll as enroll_cmd
 from edge.cli import rules as rules_cmd
 
 __all__ = ["main"]
 
-_COMMANDS = (run, check, discover, buffer, central, certs, simulate, rules_cmd, users, backup_cmd, site_csv)
+_COMMANDS = (
+    run,
+    check,
+    discover,
+    buffer,
+    central,
+    certs,
+    simulate,
+    rules_cmd,
+    users,
+    backup_cmd,
+    site_csv,
+    enroll_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
