@@ -137,6 +137,19 @@ class UplinkConfig(BaseModel):
         return self
 
 
+def _make_sealer(config: UplinkConfig) -> Sealer:
+    key = load_private_key(config.signing_key)
+    # End to end (docs/protocol.md §2.7): records readable by central only, not the broker.
+    central_e2e = None if config.encrypt == "off" else config.central_e2e_key
+    return make_sealer(
+        config.gateway_id,
+        key_id(key.public_key()),
+        key,
+        encrypt_to=None if central_e2e is None else load_x25519_public(central_e2e),
+        suite=config.encrypt,
+    )
+
+
 class Topics:
     def __init__(self, prefix: str, gateway_id: str) -> None:
         base = f"{prefix}/{gateway_id}"
@@ -222,6 +235,9 @@ class Uplink:
         }
         self._last_error: str | None = None
         self._last_refusal: dict[str, Any] | None = None
+        # CONNACK reason code of the last refused connect, None once a connect succeeds.
+        self._connect_refused: int | None = None
+        self._reconnect_now = False  # set by switch_identity: end the session, connect anew
         self._last_ack_wall: dict[Lane, float | None] = dict.fromkeys(Lane)
         self._connected_since: float | None = None
 
@@ -230,16 +246,7 @@ class Uplink:
         # Before anything connects: without central's key no ack could ever be trusted.
         self._central_keys = load_public_keys(self._config.central_key)
         if self._sealer is None:
-            key = load_private_key(self._config.signing_key)
-            # End to end (docs/protocol.md §2.7): records readable by central only, not the broker.
-            central_e2e = None if self._config.encrypt == "off" else self._config.central_e2e_key
-            self._sealer = make_sealer(
-                self._config.gateway_id,
-                key_id(key.public_key()),
-                key,
-                encrypt_to=None if central_e2e is None else load_x25519_public(central_e2e),
-                suite=self._config.encrypt,
-            )
+            self._sealer = _make_sealer(self._config)
         self._task_group = asyncio.TaskGroup()
         await self._task_group.__aenter__()
         self._task = self._task_group.create_task(self._run(), name=f"uplink:{self._config.gateway_id}")
@@ -258,6 +265,21 @@ class Uplink:
 
     def wake(self) -> None:
         """Look for new rows now (the daemon may call this when it writes an alarm)."""
+        self._wakeup.set()
+
+    async def switch_identity(self, config: UplinkConfig) -> None:
+        """Carry on with a renewed identity (``edge.identity.renewal``): batches sealed from now
+        on are signed with ``config``'s key; the session ends and the next one connects with
+        ``config``'s certificate or password. Batches already sealed stay as they are and are
+        sent byte-identical (central accepts the old key for a grace period), so none is lost
+        or sent twice under two names. Call on the uplink's loop; same gateway and topics only."""
+        if (config.gateway_id, config.topic_prefix) != (self._config.gateway_id, self._config.topic_prefix):
+            raise ValueError("a switched identity must keep the gateway id and topic prefix")
+        central_keys = load_public_keys(config.central_key)
+        sealer = _make_sealer(config)  # both loaded before anything changes: all or nothing
+        self._config, self._central_keys, self._sealer = config, central_keys, sealer
+        # Only a live session is ended; a connect under way used the old, still valid, credentials.
+        self._reconnect_now = self._session is not None
         self._wakeup.set()
 
     def status(self) -> dict[str, Any]:
@@ -279,6 +301,7 @@ class Uplink:
             "counters": dict(self._counters),
             "last_error": self._last_error,
             "last_refusal": self._last_refusal,
+            "connect_refused": self._connect_refused,
             "rejected_acks": {k: v for k, v in self._rejected_acks.items() if v},
             "central_keys": sorted(self._central_keys),
         }
@@ -317,6 +340,7 @@ class Uplink:
                 self._counters["connect_failures"] += 1
                 self._last_error = f"connect: {exc}"
                 code = exc.reason_code if isinstance(exc, MqttConnectError) else None
+                self._connect_refused = code
                 delay_s = self._reconnect.connect_failed(reason_code=code, jitter=self._rng.random())
                 _LOG.warning("uplink.connect_failed", error=str(exc), retry_in_s=round(delay_s, 2))
                 await self._sleep_unless_stopping(delay_s)
@@ -367,6 +391,8 @@ class Uplink:
         if self._on_command is not None:
             await session.subscribe(self._topics.cmd, qos=1)
         self._session = session
+        self._connect_refused = None
+        self._reconnect_now = False  # this session already uses the current identity
         self._connected_since = self._clock.wall()
         for sched in self._lanes.values():
             sched.new_session()
@@ -375,6 +401,10 @@ class Uplink:
         while not self._stopping.is_set():
             if session.closed:
                 raise MqttDisconnected(session.close_reason)
+            if self._reconnect_now:
+                self._reconnect_now = False
+                _LOG.info("uplink.reconnecting", reason="identity switched")
+                return
             self._wakeup.clear()
             await self._handle_messages(session)
             await self._resend_due(session)
