@@ -19,6 +19,14 @@ import structlog
 import uvicorn
 
 from cloud_sync.central.api import create_api
+from cloud_sync.central.commands import (
+    COMMANDS_DB,
+    CommandLedger,
+    CommandService,
+    IngestMqttPublisher,
+    MqttCommandPublisher,
+    command_router,
+)
 from cloud_sync.central.config import CentralConfig
 from cloud_sync.central.console import console_data_dir, mount_console
 from cloud_sync.central.ingest import KeyRegistry
@@ -94,6 +102,22 @@ class CentralService:
             data_dir=console_data_dir(config.database, config.signing_key),
             secure_cookies=config.api.tls is not None,
         )
+        # Signed commands to the gateways (cloud_sync.central.commands), their ledger beside
+        # console.db; the publisher is chosen in __aenter__, once the MQTT side is known.
+        self.commands = CommandService(
+            CommandLedger(console_data_dir(config.database, config.signing_key) / COMMANDS_DB),
+            self.store,
+            self.signer,
+            None,
+        )
+        self.app.include_router(
+            command_router(
+                self.commands,
+                tokens=config.api.tokens,
+                enrolled=self.registry.knows,
+                estate_of=config.estate_of,
+            )
+        )
         self.mqtt: CentralMqtt | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -151,6 +175,10 @@ class CentralService:
                 self.mqtt = CentralMqtt(self.config.broker, self.ingestor, self.signer)
                 await self.mqtt.__aenter__()
                 self._tasks.append(self._tg.create_task(self.mqtt.run(), name="central-mqtt-ingest"))
+                self.commands.publisher = IngestMqttPublisher(self.mqtt)
+            elif self.config.broker is not None:
+                # --role api: no ingest connection here, so commands get a small one of their own.
+                self.commands.publisher = MqttCommandPublisher(self.config.broker)
             self._tasks.append(
                 self._tg.create_task(self._server.serve(sockets=[self._socket]), name="central-api")
             )
@@ -208,6 +236,7 @@ class CentralService:
         try:
             if self.mqtt is not None:
                 await self.mqtt.__aexit__(exc_type, exc, tb)
+            await self.commands.close()
             for task in self._tasks:
                 if task.get_name() in ("central-mqtt-ingest", "central-audit", "central-retention"):
                     task.cancel()

@@ -271,6 +271,11 @@ class CentralMqtt:
                 self._client.ack(item.mid, item.qos)
         return acks
 
+    def publish_command(self, gateway_id: str, payload: bytes) -> mqtt.MQTTMessageInfo:
+        """Publish a signed command (QoS 1) on ``gh/v1/{gateway_id}/cmd``; thread-safe (paho's
+        publish is). The caller waits on the returned info (``cloud_sync.central.commands``)."""
+        return self._client.publish(f"gh/v1/{gateway_id}/cmd", payload, qos=1)
+
     def _publish_ack(self, gateway_id: str, ack: AckMessage) -> None:
         info = self._client.publish(ack_topic(gateway_id), self._signer.sign_ack(gateway_id, ack), qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
