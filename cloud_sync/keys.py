@@ -185,7 +185,7 @@ def save_x25519_public(public_key: X25519PublicKey, path: Path) -> None:
 def load_x25519_private(path: Path) -> X25519PrivateKey:
     key = _load_private_pem(path)
     if not isinstance(key, X25519PrivateKey):
-        raise KeyFileError(f"{path}: not an X25519 key (end-to-end encryption needs one)")
+        raise KeyFileError(f"{path}: not an X25519 key")
     return key
 
 
@@ -196,7 +196,7 @@ def parse_x25519_public(pem: str | bytes, *, origin: str = "public key") -> X255
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise KeyFileError(f"{origin}: not a PEM public key") from exc
     if not isinstance(key, X25519PublicKey):
-        raise KeyFileError(f"{origin}: not an X25519 key (end-to-end encryption needs one)")
+        raise KeyFileError(f"{origin}: not an X25519 key")
     return key
 
 

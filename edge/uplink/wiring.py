@@ -113,7 +113,8 @@ def check_uplink(raw: Any, *, gateway_id: str, base_dir: Path) -> list[Issue]:
         try:
             load_x25519_public(config.central_e2e_key)
         except KeyFileError as exc:
-            issues.append(Issue((*_LOC, "central_e2e_key"), f"{exc} (central's X25519 public key in PEM)"))
+            why = f"{exc} (central's X25519 encryption key is expected, not its signing key)"
+            issues.append(Issue((*_LOC, "central_e2e_key"), why))
     return issues
 
 
