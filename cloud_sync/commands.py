@@ -21,17 +21,19 @@ when it was enrolled. The body (docs/protocol.md §9) is a msgpack map::
 
 Actions and their ``args``:
 
-=================  =============================================================================
-``alarm.ack``      ``{key: str, comment?: str}``
-``alarm.shelve``   ``{key: str, until: float (epoch s), reason: str}``
-``point.write``    ``{point: str (point id), value: bool|int|float|str}`` — refused while a
-                   fire linkage holds the point
-``outbox.resend``  ``{lane: "telemetry"|"event", first: uint, last: uint}``
-``log.level``      ``{level: "debug"|"info"|"warning"|"error", minutes: 1..1440}``
-``config.push``    ``{text: str (the whole site file, ≤ 1 MiB UTF-8), version: str,
-                   health_s: 10..900}`` — checked as ``gatehouse check`` does, applied
-                   atomically, rolled back unless healthy within ``health_s``
-=================  =============================================================================
+===================  =============================================================================
+``alarm.ack``        ``{key: str, comment?: str}``
+``alarm.shelve``     ``{key: str, until: float (epoch s), reason: str}``
+``point.write``      ``{point: str (point id), value: bool|int|float|str}`` — refused while a
+                     fire linkage holds the point
+``outbox.resend``    ``{lane: "telemetry"|"event", first: uint, last: uint}``
+``log.level``        ``{level: "debug"|"info"|"warning"|"error", minutes: 1..1440}``
+``config.push``      ``{text: str (the whole site file, ≤ 1 MiB UTF-8), version: str,
+                     health_s: 10..900}`` — checked as ``gatehouse check`` does, applied
+                     atomically, rolled back unless healthy within ``health_s``
+``gateway.revoked``  ``{reason: str}`` — central revoked this gateway (sent just before its broker
+                     access is cut): the gateway remembers it and shows it on the LAN dashboard
+===================  =============================================================================
 
 The gateway answers every command it could authenticate with a ``command.result`` event (status
 ``done``, ``refused`` or ``failed`` and a detail), which travels back on the event lane like any
@@ -66,7 +68,15 @@ __all__ = [
 
 KIND_CMD: Final = "cmd"
 RESULT_KIND: Final = "command.result"
-ACTIONS: Final = ("alarm.ack", "alarm.shelve", "point.write", "outbox.resend", "log.level", "config.push")
+ACTIONS: Final = (
+    "alarm.ack",
+    "alarm.shelve",
+    "point.write",
+    "outbox.resend",
+    "log.level",
+    "config.push",
+    "gateway.revoked",
+)
 WINDOW: Final = 256
 MAX_LIFETIME_S: Final = 86_400.0
 _MAX_UINT64: Final = 2**64 - 1
@@ -172,6 +182,7 @@ def _args(action: str, raw: Any) -> dict[str, Any]:
         "outbox.resend": {"lane", "first", "last"},
         "log.level": {"level", "minutes"},
         "config.push": {"text", "version", "health_s"},
+        "gateway.revoked": {"reason"},
     }[action]
     extra = set(raw) - allowed
     if extra:
@@ -210,6 +221,8 @@ def _args(action: str, raw: Any) -> dict[str, Any]:
         if type(health_s) is not int or not 10 <= health_s <= 900:
             raise _bad("health_s must be an integer 10 … 900")
         out.update(text=text, version=_text(raw.get("version"), "version"), health_s=health_s)
+    elif action == "gateway.revoked":
+        out["reason"] = _text(raw.get("reason"), "reason")
     else:
         level = raw.get("level")
         if level not in _LEVELS:
