@@ -64,11 +64,15 @@ __all__ = [
     "issue_client",
     "issue_dashboard",
     "issue_server",
+    "build_crl",
+    "certificate_pem",
     "load_ca",
+    "load_ca_files",
     "protect_ca_key",
     "new_password",
     "password_line",
     "set_password",
+    "sign_csr",
     "validate_client_name",
 ]
 
@@ -272,25 +276,35 @@ def ca_key_encrypted(layout: PkiLayout) -> bool:
 
 def load_ca(layout: PkiLayout, *, passphrase: bytes | None = None) -> CertificateAuthority:
     """The CA; ``passphrase`` is needed when its key is encrypted (and ignored when it is not)."""
-    encrypted = ca_key_encrypted(layout)
+    if not layout.ca_cert.exists() or not layout.ca_key.exists():
+        raise PkiError(f"no CA in {layout.root}: run `gatehouse certs init` first")
+    return load_ca_files(layout.ca_cert, layout.ca_key, passphrase=passphrase)
+
+
+def load_ca_files(
+    cert_path: Path, key_path: Path, *, passphrase: bytes | None = None
+) -> CertificateAuthority:
+    """The CA from its two files wherever they are (central.yaml's ``trust: ca_cert, ca_key``)."""
+    try:
+        key_pem = key_path.read_bytes()
+        cert_pem = cert_path.read_bytes()
+    except FileNotFoundError as exc:
+        raise PkiError(f"CA file missing: {exc.filename}") from exc
+    encrypted = b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in key_pem
     if encrypted and passphrase is None:
         raise PkiError(
-            f"{layout.ca_key} is encrypted: give its passphrase (--ca-passphrase-file, "
+            f"{key_path} is encrypted: give its passphrase (--ca-passphrase-file, "
             "GATEHOUSE_CA_PASSPHRASE or the prompt)"
         )
     try:
-        cert = x509.load_pem_x509_certificate(layout.ca_cert.read_bytes())
-        key = serialization.load_pem_private_key(
-            layout.ca_key.read_bytes(), password=passphrase if encrypted else None
-        )
-    except FileNotFoundError as exc:
-        raise PkiError(f"no CA in {layout.root}: run `gatehouse certs init` first") from exc
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        key = serialization.load_pem_private_key(key_pem, password=passphrase if encrypted else None)
     except ValueError as exc:
         if encrypted:
-            raise PkiError(f"{layout.ca_key}: wrong passphrase (or the file is damaged)") from exc
-        raise PkiError(f"CA files in {layout.root} are not readable PEM: {exc}") from exc
+            raise PkiError(f"{key_path}: wrong passphrase (or the file is damaged)") from exc
+        raise PkiError(f"CA files {cert_path}, {key_path} are not readable PEM: {exc}") from exc
     if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise PkiError(f"{layout.ca_key} is not an EC key")
+        raise PkiError(f"{key_path} is not an EC key")
     return CertificateAuthority(cert=cert, key=key)
 
 
@@ -308,7 +322,7 @@ def _leaf(
     ca: CertificateAuthority,
     *,
     common_name: str,
-    key: ec.EllipticCurvePrivateKey,
+    public_key: ec.EllipticCurvePublicKey,
     usage: x509.ObjectIdentifier,
     now: dt.datetime,
     valid_days: int,
@@ -319,7 +333,7 @@ def _leaf(
         x509.CertificateBuilder()
         .subject_name(_name(common_name))
         .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
@@ -339,7 +353,7 @@ def _leaf(
             critical=True,
         )
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
         )
@@ -382,7 +396,7 @@ def issue_server(
     cert = _leaf(
         ca,
         common_name=common_name,
-        key=key,
+        public_key=key.public_key(),
         usage=ExtendedKeyUsageOID.SERVER_AUTH,
         now=now,
         valid_days=valid_days,
@@ -433,7 +447,7 @@ def issue_client(
     cert = _leaf(
         ca,
         common_name=name,
-        key=key,
+        public_key=key.public_key(),
         usage=ExtendedKeyUsageOID.CLIENT_AUTH,
         now=now,
         valid_days=valid_days,
@@ -490,3 +504,63 @@ def set_password(password_file: Path, username: str, password: str) -> None:
         ]
     lines.append(password_line(username, password))
     _write_private(password_file, ("\n".join(lines) + "\n").encode())
+
+
+def sign_csr(
+    ca: CertificateAuthority, csr_pem: str | bytes, *, common_name: str, now: dt.datetime, valid_days: int
+) -> x509.Certificate:
+    """A client certificate (CN = ``common_name``, client-auth EKU) for the key of a PKCS#10 CSR.
+
+    Only the CSR's public key is used: its subject and any extensions it asks for are ignored,
+    so a gateway cannot name itself or request server or CA rights. The key must be EC P-256
+    (what Mosquitto 2.0.11 and every gateway TLS stack accept) and the CSR must be signed by it,
+    which proves the requester holds the private half.
+    """
+    validate_client_name(common_name)
+    data = csr_pem.encode("ascii", errors="replace") if isinstance(csr_pem, str) else csr_pem
+    try:
+        csr = x509.load_pem_x509_csr(data)
+    except ValueError as exc:
+        raise PkiError(f"the CSR is not a PEM PKCS#10 request: {exc}") from exc
+    public_key = csr.public_key()
+    if not isinstance(public_key, ec.EllipticCurvePublicKey) or not isinstance(
+        public_key.curve, ec.SECP256R1
+    ):
+        raise PkiError("the CSR's key must be EC P-256")
+    if not csr.is_signature_valid:
+        raise PkiError("the CSR's signature does not verify with its own key")
+    return _leaf(
+        ca,
+        common_name=common_name,
+        public_key=public_key,
+        usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+        now=now,
+        valid_days=valid_days,
+        san=None,
+    )
+
+
+def certificate_pem(cert: x509.Certificate) -> str:
+    return _cert_pem(cert).decode("ascii")
+
+
+def build_crl(
+    ca: CertificateAuthority,
+    revoked: Iterable[tuple[int, dt.datetime]],
+    *,
+    now: dt.datetime,
+    next_update_days: int = 30,
+) -> bytes:
+    """A CRL (PEM) of ``(serial, revoked_at)`` pairs signed by the CA. An empty list is a valid
+    CRL too: a broker configured with ``crlfile`` needs the file to exist from the start."""
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.cert.subject)
+        .last_update(now - dt.timedelta(minutes=5))
+        .next_update(now + dt.timedelta(days=next_update_days))
+    )
+    for serial, at in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(at).build()
+        )
+    return builder.sign(ca.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
