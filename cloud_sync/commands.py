@@ -58,6 +58,7 @@ __all__ = [
     "MAX_LIFETIME_S",
     "MAX_SITE_BYTES",
     "RESULT_KIND",
+    "SYSTEM_ACTIONS",
     "WINDOW",
     "Command",
     "CommandResult",
@@ -68,15 +69,11 @@ __all__ = [
 
 KIND_CMD: Final = "cmd"
 RESULT_KIND: Final = "command.result"
-ACTIONS: Final = (
-    "alarm.ack",
-    "alarm.shelve",
-    "point.write",
-    "outbox.resend",
-    "log.level",
-    "config.push",
-    "gateway.revoked",
-)
+# What an operator may ask a gateway to do (central's command API offers exactly these).
+ACTIONS: Final = ("alarm.ack", "alarm.shelve", "point.write", "outbox.resend", "log.level", "config.push")
+# What central itself sends, never on an operator's request: revocation notice (the trust code).
+SYSTEM_ACTIONS: Final = ("gateway.revoked",)
+_ALL_ACTIONS: Final = ACTIONS + SYSTEM_ACTIONS
 WINDOW: Final = 256
 MAX_LIFETIME_S: Final = 86_400.0
 _MAX_UINT64: Final = 2**64 - 1
@@ -242,8 +239,8 @@ def decode_command(body: bytes) -> Command:
     if raw.get("v") != 1 or type(raw.get("v")) is not int:
         raise EnvelopeError(f"unsupported command version {raw.get('v')!r}", reason="unsupported_version")
     action = raw.get("action")
-    if action not in ACTIONS:
-        raise _bad(f"unknown action {str(action)[:40]!r}; one of {ACTIONS}")
+    if action not in _ALL_ACTIONS:
+        raise _bad(f"unknown action {str(action)[:40]!r}; one of {_ALL_ACTIONS}")
     return Command(
         cid=_text(raw.get("cid"), "cid"),
         cseq=_uint(raw.get("cseq"), "cseq", low=1),
