@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud_sync.central.app import CentralService
-from cloud_sync.central.config import CentralConfig
+from cloud_sync.central.commands import MqttCommandPublisher
+from cloud_sync.central.config import BrokerConfig, CentralConfig
 from cloud_sync.certs import CENTRAL_USER
 from cloud_sync.envelope import make_sealer
 from cloud_sync.keys import key_id, load_private_key
@@ -218,3 +221,43 @@ async def test_estates_scopes_arguments_and_a_cseq_that_survives_a_restart(
     async with _api(config) as (_service, client):
         again = await client.post("/api/v1/gateways/gw-a/commands", json=write)
         assert again.json()["cseq"] == 4  # the counter was kept: a restart never reuses a number
+
+
+async def test_an_api_only_process_publishes_on_a_connection_of_its_own_and_reopens_it(
+    tmp_path: Path,
+) -> None:
+    with start_broker(tmp_path / "mq", gateways=("gw-a",)) as broker:
+        user, password = broker.credentials(CENTRAL_USER)
+        publisher = MqttCommandPublisher(
+            BrokerConfig(
+                host=broker.host, port=broker.port, ca_file=broker.ca_path, username=user, password=password
+            )
+        )
+        got: list[bytes] = []
+        listener = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="listen-gw-a", protocol=mqtt.MQTTv5)
+        listener.tls_set_context(broker.ssl_context())
+        listener.username_pw_set(*broker.credentials("gw-a"))
+        listener.on_connect = lambda c, *_: c.subscribe("gh/v1/gw-a/cmd", qos=1)
+        listener.on_message = lambda _c, _u, msg: got.append(bytes(msg.payload))
+        listener.connect(broker.host, broker.port)
+        listener.loop_start()
+        try:
+            # Until the listener's subscription is in place a publish reaches nobody: repeat it.
+            await wait_until(lambda: _sent_and_seen(publisher, b"one", got), message="first command seen")
+            broker.stop()
+            broker.start()  # both sessions dropped; the publisher's next command opens a new one
+            await wait_until(
+                lambda: _sent_and_seen(publisher, b"two", got), message="second command seen after the outage"
+            )
+            # The ACL lets only central publish commands: nothing else reaches the topic.
+            assert set(got) <= {b"one", b"two"}
+        finally:
+            listener.disconnect()
+            listener.loop_stop()
+            await publisher.close()
+
+
+async def _sent_and_seen(publisher: MqttCommandPublisher, payload: bytes, got: list[bytes]) -> bool:
+    if payload not in got:
+        await publisher.publish("gw-a", payload)
+    return payload in got
