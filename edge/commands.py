@@ -10,6 +10,13 @@ through the device's coordinator and its read-back — and reports the outcome a
 
 What was accepted is written to ``DATA_DIR/commands.json`` (atomically) *before* the command
 runs: a command that crashed the gateway half-way is not run a second time after the restart.
+The same file remembers a ``gateway.revoked`` notice (:attr:`CommandExecutor.revoked`), which the
+LAN dashboard and ``/healthz`` show until the gateway is enrolled again.
+
+Commands central encrypted to this gateway (docs/protocol.md §2.7) open with its X25519 key,
+asked of the host for each command (``CommandHost.e2e_keys``) so that a renewed identity's key is
+used as soon as the uplink switches; keys seen before stay usable for the rest of the run, for a
+command encrypted just before a renewal.
 Messages that fail authentication are counted and logged (``command.rejected``) but produce no
 result event: an unauthenticated sender gets no oracle, and central never sent them.
 """
@@ -28,19 +35,30 @@ from typing import Any, Protocol
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from cloud_sync.commands import RESULT_KIND, Command, CommandResult, ReplayWindow
 from cloud_sync.downlink import verify_command
-from cloud_sync.errors import EnvelopeError
+from cloud_sync.e2e import encryption_key_id
+from cloud_sync.errors import EnvelopeError, KeyFileError
+from cloud_sync.keys import load_x25519_private
 from core.errors import GatehouseError
 from core.model import Clock, Event
 from edge.config_push import ConfigPush
 from edge.rules_host.site import point_targets
 
-__all__ = ["STATE_FILE", "CommandExecutor", "CommandHost", "CommandInbox", "GatewayCommandHost"]
+__all__ = [
+    "REVOKED_KIND",
+    "STATE_FILE",
+    "CommandExecutor",
+    "CommandHost",
+    "CommandInbox",
+    "GatewayCommandHost",
+]
 
 _LOG = structlog.get_logger(__name__)
 STATE_FILE = "commands.json"
+REVOKED_KIND = "gateway.revoked"  # the event the gateway stores when central revokes it
 # Linkage phases during which a rule owns the points it wrote (GB 50116 4.1.4: automation's
 # writes stand until the fire is reset); a remote write to such a point is refused.
 _TICK_S = 5.0  # how often a temporary log level is checked for expiry
@@ -65,6 +83,9 @@ class CommandHost(Protocol):
     async def emit(self, event: Event) -> None:
         """Store an event on the event lane (it reaches central like any other)."""
 
+    def e2e_keys(self) -> Mapping[str, X25519PrivateKey]:
+        """This gateway's current X25519 private key(s) by key id; empty when it has none."""
+
 
 Resend = Callable[[str, int, int], Awaitable[int]]
 
@@ -86,6 +107,9 @@ class CommandExecutor:
         self._keys = dict(central_keys)
         self._path = Path(data_dir) / STATE_FILE
         self._resend = resend
+        # Central's revocation notice ({reason, at, cid, by}), kept across restarts; None if none.
+        self.revoked: dict[str, Any] | None = None
+        self._e2e_seen: dict[str, X25519PrivateKey] = {}
         self.window = self._load()
         self.rejected: Counter[str] = Counter()
         self.results: Counter[str] = Counter()
@@ -95,7 +119,10 @@ class CommandExecutor:
 
     def _load(self) -> ReplayWindow:
         try:
-            return ReplayWindow.from_dict(json.loads(self._path.read_text(encoding="utf-8")))
+            raw = json.loads(self._path.read_text(encoding="utf-8"))
+            revoked = raw.get("revoked") if isinstance(raw, dict) else None
+            self.revoked = dict(revoked) if isinstance(revoked, dict) else None
+            return ReplayWindow.from_dict(raw)
         except FileNotFoundError:
             return ReplayWindow()
         except (OSError, ValueError) as exc:
@@ -106,7 +133,10 @@ class CommandExecutor:
     def _save(self) -> None:
         tmp = self._path.with_suffix(".tmp")
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(self.window.to_dict(), fh)
+            state = self.window.to_dict()
+            if self.revoked is not None:
+                state["revoked"] = self.revoked
+            json.dump(state, fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self._path)
@@ -114,7 +144,9 @@ class CommandExecutor:
     async def handle(self, payload: bytes) -> CommandResult | None:
         """Judge and run one message from the command topic; None if it failed authentication."""
         try:
-            signed = verify_command(payload, keys=self._keys, gateway_id=self._gateway_id)
+            signed = verify_command(
+                payload, keys=self._keys, gateway_id=self._gateway_id, e2e_keys=self._e2e_keys()
+            )
         except EnvelopeError as exc:
             self.rejected[exc.reason] += 1
             _LOG.warning("command.rejected", reason=exc.reason, error=str(exc)[:200])
@@ -142,6 +174,17 @@ class CommandExecutor:
         )
         await self._host.emit(Event(RESULT_KIND, self._gateway_id, now, result.as_event_data()))
         return result
+
+    def _e2e_keys(self) -> dict[str, X25519PrivateKey]:
+        source = getattr(self._host, "e2e_keys", None)  # hosts written before e2e may lack it
+        if source is None:
+            return self._e2e_seen
+        try:
+            self._e2e_seen.update(source())
+        except KeyFileError as exc:
+            # An unreadable key refuses encrypted commands (undecryptable), not plain ones.
+            _LOG.error("command.e2e_key_unreadable", error=str(exc))
+        return self._e2e_seen
 
     async def _run(self, command: Command) -> CommandResult:
         try:
@@ -227,6 +270,16 @@ class CommandExecutor:
         status = "done" if outcome.ok else ("refused" if outcome.refused else "failed")
         return _result(command, status, outcome.detail, value=args["version"])
 
+    async def _gateway_revoked(self, command: Command) -> CommandResult:
+        """Central has revoked this gateway and is about to cut its broker access: say so loudly
+        on the LAN, where someone can act on it, and keep saying it across restarts."""
+        now = self._host.clock.wall()
+        self.revoked = {"reason": command.args["reason"], "at": now, "cid": command.cid, "by": command.by}
+        self._save()
+        _LOG.error("gateway.revoked", reason=command.args["reason"], by=command.by, cid=command.cid)
+        await self._host.emit(Event(REVOKED_KIND, self._gateway_id, now, dict(self.revoked)))
+        return _result(command, "done", "revocation noted")
+
     def tick(self) -> None:
         """Put the log level back once a temporary change has run out (called periodically)."""
         if self._log_restore_at is not None and self._host.clock.monotonic() >= self._log_restore_at:
@@ -255,6 +308,7 @@ _ACTIONS: dict[str, Callable[[CommandExecutor, Command], Awaitable[CommandResult
     "outbox.resend": CommandExecutor._outbox_resend,
     "log.level": CommandExecutor._log_level,
     "config.push": CommandExecutor._push,
+    "gateway.revoked": CommandExecutor._gateway_revoked,
 }
 
 
@@ -285,6 +339,14 @@ class GatewayCommandHost:
 
     async def emit(self, event: Event) -> None:
         await self._gateway.outbox.put_event(event)
+
+    def e2e_keys(self) -> Mapping[str, X25519PrivateKey]:
+        uplink = self._gateway.uplink
+        path = None if uplink is None else uplink.config.e2e_key
+        if path is None:
+            return {}
+        key = load_x25519_private(path)
+        return {encryption_key_id(key.public_key()): key}
 
 
 class CommandInbox:

@@ -15,7 +15,7 @@ What crosses threads, and how:
 * events for the outbox's event lane (``on_event``) and central's commands (``on_command``) are
   handed to the daemon's loop (``run_coroutine_threadsafe`` / ``call_soon_threadsafe``);
 * ``status()``, ``config`` and ``central_keys`` are read as they are (plain values, read whole);
-  ``wake()`` and ``resend_range()`` are forwarded to the uplink's loop.
+  ``wake()``, ``resend_range()`` and ``switch_identity()`` are forwarded to the uplink's loop.
 """
 
 from __future__ import annotations
@@ -56,6 +56,9 @@ class UplinkThread:
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._started: concurrent.futures.Future[None] = concurrent.futures.Future()
+        # The identity's renewal task (edge.identity.renewal.Renewer) when the uplink runs on an
+        # enrolled identity: its status() is shown with the uplink's.
+        self.renewal: Any = None
 
     # -- lifecycle (called on the daemon's loop) -----------------------------------------------
     async def __aenter__(self) -> Self:
@@ -146,7 +149,17 @@ class UplinkThread:
         return self._running().central_keys
 
     def status(self) -> dict[str, Any]:
-        return self._running().status()
+        status = self._running().status()
+        if self.renewal is not None:
+            status["identity"] = self.renewal.status()
+        return status
+
+    async def switch_identity(self, config: UplinkConfig) -> None:
+        """``Uplink.switch_identity`` on the uplink's loop; ``config`` is what ``config`` says after."""
+        uplink, loop = self._running(), self._loop
+        assert loop is not None
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(uplink.switch_identity(config), loop))
+        self._config = config
 
     def wake(self) -> None:
         uplink, loop = self._running(), self._loop

@@ -11,12 +11,21 @@ owns its meaning:
   the site file's folder, like ``gateway.data_dir``;
 * :func:`enter_uplink` is the hook ``edge.app.Gateway`` calls: it enters the uplink into the
   gateway's exit stack (so it stops before the outbox closes) and returns it. Rejected acks
-  (forged, unsigned, replayed) become ``system.ack_rejected`` events in the outbox's event lane.
+  (forged, unsigned, replayed) become ``system.ack_rejected`` events in the outbox's event lane;
+* ``identity: DIR`` (a folder written by ``gatehouse enroll``, ``edge.identity``) supplies every
+  setting central issued — gateway id, broker, CA, client certificate, signing and e2e keys,
+  central's keys, ``encrypt`` — under whatever the section sets itself, and starts the renewal
+  task (``edge.identity.renewal``), which switches the running uplink to each renewed identity.
 
 ``central_key`` is required: the gateway deletes a batch only on an ack signed by central, so
 without central's public key the uplink does not start (there is no unsigned mode).
 
-Example (``gatehouse certs gateway`` prints one)::
+Example (enrolled with ``gatehouse enroll``)::
+
+    uplink:
+      identity: /var/lib/gatehouse/identity
+
+Example (keys made by hand; ``gatehouse certs gateway`` prints one)::
 
     uplink:
       broker_host: mqtt.example.net
@@ -48,6 +57,9 @@ from core.model import Event
 from edge.config.checks import Issue, issues_from_validation
 from edge.config.site import Site
 from edge.config.yaml_doc import format_loc, read_yaml
+from edge.identity.folder import Identity, IdentityError, read_identity
+from edge.identity.renewal import Renewer, renewing
+from edge.identity.settings import merge_settings
 from edge.uplink.thread import UplinkThread
 
 __all__ = ["FILE_KEYS", "check_uplink", "enter_uplink", "uplink_config"]
@@ -73,13 +85,31 @@ _NO_CENTRAL_KEY = (
 )
 
 
-def _with_defaults(raw: Mapping[str, Any], *, gateway_id: str, base_dir: Path) -> dict[str, Any]:
-    data = dict(raw)
-    data.setdefault("gateway_id", gateway_id)
+def _identity_folder(raw: Mapping[str, Any], base_dir: Path) -> Path | None:
+    value = raw.get("identity")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise IdentityError("expected the path of an identity folder (made by `gatehouse enroll`)")
+    return base_dir / value  # an absolute value stays absolute
+
+
+def _read_identity(raw: Mapping[str, Any], base_dir: Path) -> Identity | None:
+    folder = _identity_folder(raw, base_dir)
+    return None if folder is None else read_identity(folder)
+
+
+def _with_defaults(
+    raw: Mapping[str, Any], *, gateway_id: str, base_dir: Path, identity: Identity | None = None
+) -> dict[str, Any]:
+    data = {k: v for k, v in raw.items() if k != "identity"}
     for key in FILE_KEYS:
         value = data.get(key)
         if isinstance(value, str) and value:
             data[key] = str(base_dir / value)  # an absolute value stays absolute
+    if identity is not None:
+        data = merge_settings(data, identity)
+    data.setdefault("gateway_id", gateway_id)
     return data
 
 
@@ -89,7 +119,18 @@ def check_uplink(raw: Any, *, gateway_id: str, base_dir: Path) -> list[Issue]:
         return []
     if not isinstance(raw, Mapping):
         return [Issue(_LOC, "expected a mapping of 'key: value' entries")]
-    data = _with_defaults(raw, gateway_id=gateway_id, base_dir=base_dir)
+    try:
+        identity = _read_identity(raw, base_dir)
+    except IdentityError as exc:
+        return [Issue((*_LOC, "identity"), str(exc))]
+    if identity is not None and "gateway_id" not in raw and identity.gateway_id != gateway_id:
+        # Commands from central and the point ids use gateway.id: they must name the same gateway.
+        message = (
+            f"enrolled as gateway {identity.gateway_id!r}, but gateway.id is {gateway_id!r}; "
+            f"set gateway.id: {identity.gateway_id}"
+        )
+        return [Issue((*_LOC, "identity"), message)]
+    data = _with_defaults(raw, gateway_id=gateway_id, base_dir=base_dir, identity=identity)
     try:
         config = UplinkConfig.model_validate(data)
     except ValidationError as exc:
@@ -124,7 +165,9 @@ def uplink_config(raw: Mapping[str, Any], site: Site) -> UplinkConfig:
     issues = check_uplink(raw, gateway_id=gateway_id, base_dir=base_dir)
     if issues:
         raise ConfigError(_locate(issues, site.path))
-    return UplinkConfig.model_validate(_with_defaults(raw, gateway_id=gateway_id, base_dir=base_dir))
+    identity = _read_identity(raw, base_dir)
+    data = _with_defaults(raw, gateway_id=gateway_id, base_dir=base_dir, identity=identity)
+    return UplinkConfig.model_validate(data)
 
 
 def _locate(issues: list[Issue], path: Path) -> list[ConfigProblem]:
@@ -151,6 +194,14 @@ async def enter_uplink(
     uplink = await stack.enter_async_context(
         UplinkThread(config, store=store, on_event=_event_sink(store), on_command=on_command)
     )
+    identity = _read_identity(raw, site.path.parent)
+    if identity is not None:
+
+        async def switch(_renewed: Identity) -> None:
+            # Built exactly as at start-up, so keys the site file sets itself still win.
+            await uplink.switch_identity(uplink_config(raw, site))
+
+        uplink.renewal = await stack.enter_async_context(renewing(Renewer(identity, switch=switch)))
     _LOG.info(
         "uplink started",
         gateway=config.gateway_id,
