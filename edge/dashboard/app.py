@@ -31,6 +31,7 @@ from edge.dashboard import (
     routes_panel,
     routes_site,
     routes_tech,
+    routes_trust,
 )
 from edge.dashboard.auth import ApiError, Caller, session_caller, still_valid
 from edge.dashboard.context import DashboardContext, get_context
@@ -121,6 +122,7 @@ def build_app(ctx: DashboardContext) -> FastAPI:
         routes_admin,
         routes_devices,
         routes_ops,
+        routes_trust,
     ):
         app.include_router(module.router)
 

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from edge.dashboard.context import DashboardContext, get_context
+from edge.dashboard.routes_trust import trust_problems, trust_status
 from edge.metrics import BacklogCache, build_registry, health
 
 __all__ = ["router"]
@@ -61,6 +62,13 @@ async def healthz(ctx: Ctx) -> JSONResponse:
     body = health(ctx.gateway, cache)
     # The dashboard's own background loops: one that crashed is being restarted (and says why).
     body["checks"]["dashboard_tasks"] = ctx.tasks.status()
+    # Revoked, refused at the broker, certificate expired: central gets nothing, say why.
+    trust = trust_status(ctx.gateway)
+    body["checks"]["trust"] = {k: v for k, v in trust.items() if k != "identity"}
+    body["checks"]["identity"] = trust["identity"]
+    for problem in trust_problems(trust):
+        body["problems"].append(problem)
+        body["healthy"] = False
     for state in ctx.tasks.failing():
         body["problems"].append(
             {

@@ -20,6 +20,7 @@ from edge.dashboard.context import DashboardContext, get_context
 from edge.dashboard.events import clean, json_value
 from edge.dashboard.names import names_for
 from edge.dashboard.routes_alarms import alarm_rows
+from edge.dashboard.routes_trust import trust_status
 
 __all__ = ["router"]
 
@@ -236,6 +237,7 @@ async def health(ctx: Ctx, _: Annotated[Caller, Depends(require("view"))]) -> di
     body: dict[str, Any] = clean(
         {
             "uplink": uplink,
+            "trust": trust_status(gw),
             "outbox": outbox,
             "last_ack_wall": last_ack,
             "devices": devices,

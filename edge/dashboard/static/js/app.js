@@ -3,6 +3,7 @@ import { get, post, setCsrf, setUnauthorizedHandler } from "./api.js";
 import { t, lang, setLang, onLangChange, nameOf } from "./i18n.js";
 import { connect, disconnect, on, counts, state as live, setSessionGoneHandler, isStale } from "./live.js";
 import { startAlert, stopAlert, silence } from "./alert.js";
+import { startTrust, stopTrust, rerenderTrust } from "./trust.js";
 import { esc, fmtTime, errorText } from "./util.js";
 import { toast } from "./dialog.js";
 
@@ -81,6 +82,7 @@ export async function signedIn() {
   }
   connect();
   startAlert(document.getElementById("banner"));
+  startTrust(document.getElementById("revoked"));
   renderShell();
   location.hash = "#/duty";
   route();
@@ -219,6 +221,7 @@ function sessionLost(body) {
   session.user = null;
   disconnect();
   stopAlert();
+  stopTrust();
   renderShell();
   location.hash = "#/login";
   toast(errorText({ body }), "error");
@@ -233,6 +236,7 @@ async function logout() {
   session.user = null;
   disconnect();
   stopAlert();
+  stopTrust();
   renderShell();
   location.hash = "#/login";
 }
@@ -256,6 +260,7 @@ async function boot() {
   window.addEventListener("hashchange", route);
   onLangChange(() => {
     renderShell();
+    rerenderTrust();
     route();
   });
   on("alarms", updateBadge);
@@ -278,6 +283,7 @@ async function boot() {
     if (session.user.lang && session.user.lang !== lang() && !localStorage.getItem("gh_lang")) setLang(session.user.lang);
     connect();
     startAlert(document.getElementById("banner"));
+    startTrust(document.getElementById("revoked"));
   }
   renderShell();
   tickClock();

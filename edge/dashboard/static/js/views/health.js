@@ -11,9 +11,27 @@ function meter(pct) {
 
 const wallOrRaw = (v) => (typeof v === "number" && v > 1e9 ? fmtTime(v) : v ?? "—");
 
-function uplinkHtml(u) {
+// The uplink's state in words: a broker that refuses the login is not "offline" (trust.py).
+function uplinkState(u, trust) {
+  if (u.connected) return { text: t("connected"), ok: true };
+  if (trust && trust.broker_refuses_credentials) return { text: t("broker_refuses"), ok: false, testid: "broker-refuses" };
+  return { text: t("disconnected"), ok: false };
+}
+
+function identityHtml(id) {
+  if (!id) return "";
+  const state = `identity_${id.state}`;
+  return `<dl class="kv" data-testid="identity" style="margin-top:.5rem"><dt>${esc(t("identity"))}</dt><dd>${esc(id.gateway_id)} · v${esc(id.version)} · <span class="mono">${esc(id.kid)}</span></dd>
+    <dt>${esc(t("identity_state"))}</dt><dd class="${id.state === "ok" || id.state === "due" || id.state === "renewing" ? "" : "error"}" data-testid="identity-state">${esc(has(state) ? t(state) : id.state)}</dd>
+    <dt>${esc(t("identity_not_after"))}</dt><dd>${esc(fmtTime(id.not_after))}</dd>
+    <dt>${esc(t("identity_renew_after"))}</dt><dd>${esc(fmtTime(id.next_attempt_at ?? id.renew_after))}</dd>
+    ${id.last_error ? `<dt>${esc(t("last_error"))}</dt><dd class="error">${esc(id.last_error)}</dd>` : ""}</dl>`;
+}
+
+function uplinkHtml(u, trust) {
   if (!u) return `<p class="muted">${esc(t("uplink_none"))}</p>`;
   const connected = Boolean(u.connected);
+  const shown = uplinkState(u, trust);
   const lanes = Object.entries(u.lanes || {})
     .map(([lane, v]) => `<tr><td>${esc(has(`lane_${lane}`) ? t(`lane_${lane}`) : lane)}</td><td class="num">${esc(v.acked ?? "—")}</td>
       <td class="num">${esc(v.in_flight ?? "—")}</td><td class="num">${esc(v.refused ?? "—")}</td>
@@ -22,15 +40,14 @@ function uplinkHtml(u) {
   const counters = Object.entries(u.counters || {})
     .map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`)
     .join("");
-  return `<p class="big-num" style="color:var(${connected ? "--ok" : "--bad"})" data-testid="uplink-state">${esc(
-    connected ? t("connected") : t("disconnected"),
-  )}</p>
+  return `<p class="big-num" style="color:var(${shown.ok ? "--ok" : "--bad"})" data-testid="uplink-state">${esc(shown.text)}</p>
     <dl class="kv"><dt>${esc(t("gateway_id"))}</dt><dd>${esc(u.gateway_id ?? "—")}</dd>
       <dt>${esc(t("connected_since"))}</dt><dd>${esc(connected ? wallOrRaw(u.connected_since) : "—")}</dd>
       ${u.last_error ? `<dt>${esc(t("last_error"))}</dt><dd class="error">${esc(u.last_error)}</dd>` : ""}
       ${u.last_refusal ? `<dt>${esc(t("last_refusal"))}</dt><dd class="error">${esc(typeof u.last_refusal === "object" ? JSON.stringify(u.last_refusal) : u.last_refusal)}</dd>` : ""}</dl>
     ${lanes ? `<table class="tbl" style="margin-top:.5rem"><thead><tr><th>${esc(t("lane"))}</th><th class="num">${esc(t("acked_n"))}</th>
       <th class="num">${esc(t("in_flight"))}</th><th class="num">${esc(t("refused"))}</th><th>${esc(t("last_ack"))}</th></tr></thead><tbody>${lanes}</tbody></table>` : ""}
+    ${identityHtml(u.identity)}
     ${counters ? `<details><summary class="muted">${esc(t("counters"))}</summary><dl class="kv">${counters}</dl></details>` : ""}`;
 }
 
@@ -80,7 +97,7 @@ function render(h) {
     .join("");
   return `
     <div class="grid3">
-      <section class="card" data-testid="health-uplink"><h2>${esc(t("uplink"))}</h2>${uplinkHtml(h.uplink)}</section>
+      <section class="card" data-testid="health-uplink"><h2>${esc(t("uplink"))}</h2>${uplinkHtml(h.uplink, h.trust)}</section>
       <section class="card" data-testid="health-outbox"><h2>${esc(t("outbox"))}</h2>${outboxHtml(h.outbox)}</section>
       <section class="card" data-testid="health-system"><h2>${esc(t("system"))}</h2>
         <dl class="kv"><dt>${esc(t("last_ack"))}</dt><dd>${esc(h.last_ack_wall ? fmtTime(h.last_ack_wall) : t("never"))}</dd>
