@@ -34,7 +34,15 @@ from cloud_sync.errors import EnvelopeError
 from cloud_sync.keys import key_id, load_public_key, parse_public_key
 from cloud_sync.ports import EventRow, Lane, TelemetryRow
 
-__all__ = ["MAX_PENDING_AUDIT", "IngestOutcome", "Ingestor", "KeyRegistry", "Prepared", "parse_uplink_topic"]
+__all__ = [
+    "MAX_PENDING_AUDIT",
+    "IngestOutcome",
+    "Ingestor",
+    "KeyRegistry",
+    "Prepared",
+    "TrustedGateway",
+    "parse_uplink_topic",
+]
 
 _LOG = structlog.get_logger(__name__)
 
@@ -46,11 +54,34 @@ _AUDIT_FLUSH_S: Final = 1.0
 Status = Literal["stored", "duplicate", "rejected"]
 
 
-class KeyRegistry:
-    """Enrolled gateways and their public keys, by key id."""
+@dataclass(frozen=True, slots=True)
+class TrustedGateway:
+    """A gateway enrolled with a token (cloud_sync.central.trust), as ingest sees it."""
 
-    def __init__(self, keys: dict[str, dict[str, Ed25519PublicKey]] | None = None) -> None:
+    estate: str | None
+    name: str | None
+    revoked: bool
+    # kid → (key, valid until); None: the current key, a time: a retired key still accepted.
+    keys: Mapping[str, tuple[Ed25519PublicKey, float | None]]
+
+
+class KeyRegistry:
+    """Enrolled gateways and their public keys, by key id.
+
+    Two layers: central.yaml's ``gateways:`` (fixed for the life of the process) and the trust
+    store's gateways, replaced as a whole by :meth:`replace_trusted` whenever ``trust.db``
+    changes. Readers in the ingest threads see the old mapping or the new one, never half.
+    """
+
+    def __init__(
+        self,
+        keys: dict[str, dict[str, Ed25519PublicKey]] | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._keys: dict[str, dict[str, Ed25519PublicKey]] = {gw: dict(ks) for gw, ks in (keys or {}).items()}
+        self._trusted: Mapping[str, TrustedGateway] = {}
+        self._clock = clock
 
     @classmethod
     def from_config(cls, gateways: Iterable[EnrolledGateway]) -> KeyRegistry:
@@ -69,15 +100,40 @@ class KeyRegistry:
         self._keys.setdefault(gateway_id, {})[kid] = public_key
         return kid
 
+    def replace_trusted(self, gateways: Mapping[str, TrustedGateway]) -> None:
+        self._trusted = dict(gateways)
+
     def lookup(self, gateway_id: str, kid: str) -> Ed25519PublicKey | None:
-        return self._keys.get(gateway_id, {}).get(kid)
+        key = self._keys.get(gateway_id, {}).get(kid)
+        if key is not None:
+            return key
+        trusted = self._trusted.get(gateway_id)
+        found = trusted.keys.get(kid) if trusted is not None else None
+        if found is None:
+            return None
+        public_key, valid_until = found
+        if valid_until is not None and self._clock() > valid_until:
+            return None
+        return public_key
 
     def knows(self, gateway_id: str) -> bool:
-        return gateway_id in self._keys
+        return gateway_id in self._keys or gateway_id in self._trusted
+
+    def revoked(self, gateway_id: str) -> bool:
+        trusted = self._trusted.get(gateway_id)
+        return trusted is not None and trusted.revoked
+
+    def estate_of(self, gateway_id: str) -> str | None:
+        trusted = self._trusted.get(gateway_id)
+        return trusted.estate if trusted is not None else None
+
+    def name_of(self, gateway_id: str) -> str | None:
+        trusted = self._trusted.get(gateway_id)
+        return trusted.name if trusted is not None else None
 
     @property
     def gateway_ids(self) -> list[str]:
-        return sorted(self._keys)
+        return sorted(set(self._keys) | set(self._trusted))
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +355,8 @@ class Ingestor:
             return reject("bad_route", "gateway id or lane in the topic/URL is invalid")
         if not self._registry.knows(gateway_id):
             return reject("unknown_gateway", "gateway is not enrolled")
+        if self._registry.revoked(gateway_id):
+            return reject("revoked", "gateway was revoked; nothing it sends is stored")
         try:
             header = decode_header(payload)
         except EnvelopeError as exc:
