@@ -11,6 +11,7 @@ const VIEWS = {
   points: () => import("./views/points.js"),
   audit: () => import("./views/audit.js"),
   users: () => import("./views/users.js"),
+  commands: () => import("./views/commands.js"),
 };
 
 const ROUTES = [
@@ -22,6 +23,7 @@ const ROUTES = [
   { re: /^\/points(?:\/(.+))?$/, view: "points", nav: "points" },
   { re: /^\/audit$/, view: "audit", nav: "audit", perm: "batch_audit" },
   { re: /^\/users$/, view: "users", nav: "users", perm: "users" },
+  { re: /^\/commands(?:\/(.+))?$/, view: "commands", nav: "commands", perm: "commands" },
 ];
 
 const NAV = [
@@ -29,6 +31,7 @@ const NAV = [
   { id: "alarms" },
   { id: "history" },
   { id: "points" },
+  { id: "commands", perm: "commands" },
   { id: "audit", perm: "batch_audit" },
   { id: "users", perm: "console_audit" },
 ];

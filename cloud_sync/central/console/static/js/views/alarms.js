@@ -4,6 +4,8 @@ import { request, get } from "../api.js";
 import { t, label } from "../i18n.js";
 import { esc, fmtTime, query, errorText, coalesce } from "../util.js";
 import { alarmBadges } from "./fleet.js";
+import { can } from "../app.js";
+import { alarmCommand } from "./commands.js";
 
 // The newest this many active alarms are listed; the totals by class above count them all.
 const MAX_ROWS = 500;
@@ -26,7 +28,20 @@ export function alarmRow(a) {
 export const alarmHead = () =>
   ["time", "estate", "gateway", "point", "class", "priority", "state", "message"].map((k) => `<th>${esc(t(k))}</th>`).join("");
 
+// Operators acknowledge or shelve at the alarm's gateway: central sends a signed command, and
+// the gateway's LAN dashboard shows who did it and from where. The list follows the stream.
+const ACKABLE = new Set(["active_unacked", "cleared_unacked"]);
+
+function withActions(a) {
+  const buttons = [
+    ACKABLE.has(a.state) ? `<button class="btn btn-small" data-act="alarm.ack" data-id="${esc(a.id)}" data-testid="alarm-ack">${esc(t("ack"))}</button>` : "",
+    a.state !== "shelved" ? `<button class="btn btn-ghost btn-small" data-act="alarm.shelve" data-id="${esc(a.id)}" data-testid="alarm-shelve">${esc(t("shelve"))}</button>` : "",
+  ];
+  return alarmRow(a).replace(/<\/tr>\s*$/, `<td>${buttons.join(" ")}</td></tr>`);
+}
+
 export async function render(root) {
+  const commands = can("commands");
   const options = (values, prefix) => values.map((v) => `<option value="${esc(v)}">${esc(prefix ? label(prefix, v) : v)}</option>`).join("");
   root.innerHTML = `
     <div class="cards" data-testid="alarm-summary"></div>
@@ -40,7 +55,8 @@ export async function render(root) {
     </div>
     <div class="error" data-testid="alarm-error"></div>
     <div class="muted" data-testid="alarm-count"></div>
-    <div class="scroll"><table data-testid="alarm-list"><thead><tr>${alarmHead()}</tr></thead><tbody></tbody></table></div>`;
+    <div class="muted" data-testid="alarm-command-sent"></div>
+    <div class="scroll"><table data-testid="alarm-list"><thead><tr>${alarmHead()}${commands ? `<th></th>` : ""}</tr></thead><tbody></tbody></table></div>`;
   const $ = (id) => root.querySelector(`[data-testid="${id}"]`);
   const alarms = new Map();
   let source = null;
@@ -69,8 +85,8 @@ export async function render(root) {
   const draw = coalesce(() => {
     const rows = [...alarms.values()].sort((a, b) => (b.raised_at || 0) - (a.raised_at || 0)).slice(0, MAX_ROWS);
     root.querySelector("tbody").innerHTML = rows.length
-      ? rows.map(alarmRow).join("")
-      : `<tr><td colspan="8" class="muted">${esc(t("no_alarms"))}</td></tr>`;
+      ? rows.map((a) => (commands ? withActions(a) : alarmRow(a))).join("")
+      : `<tr><td colspan="${commands ? 9 : 8}" class="muted">${esc(t("no_alarms"))}</td></tr>`;
     // a full first page: more may be active than were loaded (the totals by class are above)
     $("alarm-count").textContent = truncated
       ? t("alarms_newest", { a: rows.length })
@@ -166,6 +182,26 @@ export async function render(root) {
     load();
   };
   for (const id of ["alarm-estate", "alarm-class", "alarm-priority", "alarm-state"]) $(id).addEventListener("change", restart);
+  root.querySelector("tbody").addEventListener("click", async (ev) => {
+    const button = ev.target.closest("button[data-act]");
+    const alarm = button && alarms.get(Number(button.dataset.id));
+    if (!alarm) return;
+    const extra = {};
+    if (button.dataset.act === "alarm.shelve") {
+      const reason = prompt(t("shelve_reason"), "");
+      if (reason === null) return;
+      extra.reason = reason.trim() || t("shelve_default_reason");
+      extra.minutes = 60;
+    }
+    button.disabled = true;
+    try {
+      const sent = await alarmCommand(alarm, button.dataset.act, extra);
+      $("alarm-command-sent").textContent = t("alarm_command_sent", { gw: alarm.gateway_id, cseq: sent.cseq });
+    } catch (err) {
+      $("alarm-error").textContent = errorText(err);
+      button.disabled = false;
+    }
+  });
   restart();
   return () => {
     closed = true;
