@@ -32,7 +32,8 @@ def trust_status(gateway: Any) -> dict[str, Any]:
     uplink = gateway.uplink
     status: dict[str, Any] = {} if uplink is None else uplink.status()
     identity = status.get("identity")
-    revoked = getattr(gateway.commands, "revoked", None)
+    # The command executor runs only with the uplink; a gateway without one has no notice.
+    revoked = getattr(getattr(gateway, "commands", None), "revoked", None)
     if revoked is None and identity is not None and identity.get("refused") == "revoked":
         revoked = {"reason": "renewal refused: revoked", "at": None}
     code = status.get("connect_refused")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
@@ -162,8 +163,10 @@ def parse_grant(raw: Any, keys: KeySet) -> Grant:
     ca = _load_cert(body.ca_cert, "ca_cert")
     if cert.public_key() != keys.tls_key.public_key():
         raise GrantError("client_cert is not for the key this gateway sent")
-    if cert.issuer != ca.subject:
-        raise GrantError("client_cert was not issued by ca_cert")
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise GrantError("client_cert was not issued by ca_cert") from exc
     if not isinstance(_load_public(body.central_signing_key, "central_signing_key"), Ed25519PublicKey):
         raise GrantError("central_signing_key is not an Ed25519 key")
     if body.central_e2e_key is not None and not isinstance(

@@ -2,7 +2,7 @@
 
 The site file may still set any of these keys itself; what it sets wins (a broker reached through
 a local name, a CA bundle of the site's own). Settings that only make sense together are taken
-or left together: a client certificate with its key, a username with its password.
+or left together: a client certificate with its key, a password given inline or in a file.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from edge.identity.folder import Identity
 
 __all__ = ["merge_settings", "uplink_settings"]
 
-_TOGETHER = (("client_cert", "client_key"), ("username", "password", "password_file"))
+_TOGETHER = (("client_cert", "client_key"), ("password", "password_file"))
 
 
 def uplink_settings(identity: Identity) -> dict[str, Any]:
