@@ -72,6 +72,7 @@ _REJECT_STATUS = {
     "too_large": 413,
     "unknown_gateway": 403,
     "unknown_key": 403,
+    "revoked": 403,
     "bad_signature": 403,
     "gateway_mismatch": 403,
     "lane_mismatch": 400,

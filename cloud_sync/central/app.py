@@ -34,6 +34,14 @@ from cloud_sync.central.metrics import MeteredIngestor
 from cloud_sync.central.mqtt import CentralMqtt
 from cloud_sync.central.ops import add_ops_routes
 from cloud_sync.central.storage.interface import CentralStorage, open_store
+from cloud_sync.central.trust import (
+    TRUST_DB,
+    TrustService,
+    TrustStore,
+    TrustWatcher,
+    enrolment_router,
+    trust_router,
+)
 from cloud_sync.downlink import DownlinkSigner
 from cloud_sync.e2e import keys_by_id
 from cloud_sync.errors import CentralStoreError, ServiceStartError
@@ -83,6 +91,16 @@ class CentralService:
         self.store: CentralStorage = open_store(config.database)
         self.registry = KeyRegistry.from_config(config.gateways)
         self._names = {gw.id: gw.name for gw in config.gateways if gw.name}
+        # Gateways enrolled with tokens (cloud_sync.central.trust): trust.db beside console.db,
+        # watched by every process so that enrolments and revocations reach ingest within ~1 s.
+        self.trust: TrustService | None = None
+        self.trust_watcher: TrustWatcher | None = None
+        if config.trust is not None:
+            trust_store = TrustStore(console_data_dir(config.database, config.signing_key) / TRUST_DB)
+            self.trust_watcher = TrustWatcher(trust_store, self.registry)
+            self.trust_watcher.check()
+            if role != "ingest":
+                self.trust = TrustService(config, trust_store)
         # The ingestor with its counters for /metrics (cloud_sync.central.metrics).
         self.ingestor = MeteredIngestor(self.store, self.registry, clock=clock, e2e_keys=self.e2e_keys)
         self.app = create_api(
@@ -92,8 +110,8 @@ class CentralService:
             signer=self.signer,
             enrolled=self.registry.knows,
             enrolled_ids=lambda: self.registry.gateway_ids,
-            estate_of=config.estate_of,
-            name_of=lambda gw: self._names.get(gw),
+            estate_of=self.estate_of,
+            name_of=lambda gw: self._names.get(gw) or self.registry.name_of(gw),
         )
         add_ops_routes(self.app, self)  # /healthz and /metrics (cloud_sync.central.ops)
         # The fleet operator's web console at /console/, its accounts in console.db on this node.
@@ -115,14 +133,25 @@ class CentralService:
                 self.commands,
                 tokens=config.api.tokens,
                 enrolled=self.registry.knows,
-                estate_of=config.estate_of,
+                estate_of=self.estate_of,
             )
         )
+        if self.trust is not None and self.trust_watcher is not None:
+            watcher = self.trust_watcher
+            # The enrolment routes carry no bearer token; the admin routes need the trust scope.
+            self.app.include_router(enrolment_router(self.trust, after_change=watcher.check))
+            self.app.include_router(
+                trust_router(self.trust, tokens=config.api.tokens, after_change=watcher.check)
+            )
         self.mqtt: CentralMqtt | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._server: _Server | None = None
         self._socket: socket.socket | None = None
+
+    def estate_of(self, gateway_id: str) -> str:
+        """A token-enrolled gateway's estate from the trust store, else central.yaml's."""
+        return self.registry.estate_of(gateway_id) or self.config.estate_of(gateway_id)
 
     @property
     def api_port(self) -> int:
@@ -184,6 +213,7 @@ class CentralService:
             )
             self._tasks.append(self._tg.create_task(self._flush_audit_forever(), name="central-audit"))
             self._tasks.append(self._tg.create_task(self._retention_forever(), name="central-retention"))
+            self._start_trust_tasks()
             # No need to wait for uvicorn's start-up: the socket is already listening, so early
             # connections wait in the backlog until uvicorn accepts them.
         except BaseException as exc:
@@ -203,11 +233,28 @@ class CentralService:
             await self.mqtt.__aenter__()
             self._tasks.append(self._tg.create_task(self.mqtt.run(), name="central-mqtt-ingest"))
             self._tasks.append(self._tg.create_task(self._flush_audit_forever(), name="central-audit"))
+            self._start_trust_tasks()
         except BaseException as exc:
             await self.__aexit__(type(exc), exc, exc.__traceback__)
             raise
         _LOG.info("central ingest running", client_id=self.config.broker.client_id)
         return self
+
+    def _start_trust_tasks(self) -> None:
+        assert self._tg is not None
+        if self.trust_watcher is not None:
+            self._tasks.append(self._tg.create_task(self.trust_watcher.run(), name="central-trust-watch"))
+        if self.trust is not None:
+            # Central owns the broker files: bring them in step with trust.db at every start.
+            self._tasks.append(self._tg.create_task(self._sync_broker_files(), name="central-trust-sync"))
+
+    async def _sync_broker_files(self) -> None:
+        assert self.trust is not None
+        try:
+            await asyncio.to_thread(self.trust.sync_broker)
+        except OSError as exc:
+            # Central keeps serving; the next enrolment or revocation writes the files again.
+            _LOG.error("broker access files not written", error=str(exc))
 
     async def _retention_forever(self) -> None:
         await asyncio.sleep(_RETENTION_FIRST_S)
@@ -238,7 +285,12 @@ class CentralService:
                 await self.mqtt.__aexit__(exc_type, exc, tb)
             await self.commands.close()
             for task in self._tasks:
-                if task.get_name() in ("central-mqtt-ingest", "central-audit", "central-retention"):
+                if task.get_name() in (
+                    "central-mqtt-ingest",
+                    "central-audit",
+                    "central-retention",
+                    "central-trust-watch",
+                ):
                     task.cancel()
             if self._tg is not None:
                 await self._tg.__aexit__(exc_type, exc, tb)
@@ -248,4 +300,6 @@ class CentralService:
                 self._socket.close()
             self.store.close()
             self.console.close()
+            if self.trust_watcher is not None:
+                self.trust_watcher.store.close()
             _LOG.info("central stopped", counters=self.ingestor.counters)
