@@ -13,14 +13,22 @@ central's acks). Measured:
   central's commit time of the batch holding it (``batches.received_at``) minus the time the
   alarm was handed to the outbox (its ``ts``). Same machine, same clock. p50 / p99 / max.
 
-Targets (issue 3): ≥ 100,000 points/s, 5 M drained in ≤ 2 min, alarm p99 ≤ 1 s.
+Targets (issue 3): ≥ 100,000 points/s, 5 M drained in ≤ 2 min, alarm p99 ≤ 1 s. With end-to-end
+encryption (issue 15, docs/protocol.md §2.7: the gateway encrypts every batch to central's X25519
+key, central decrypts after verifying): ≥ 100,000 points/s and at most 15 % below the same run in
+clear.
 
-Run: ``.venv/bin/python -m bench.sync [SAMPLES]`` (or ``GATEHOUSE_BENCH_SYNC_SAMPLES``; default
-5,000,000; e.g. 500000 for a quick check). Writes ``bench/results/sync.json``.
+Run: ``.venv/bin/python -m bench.sync [SAMPLES] [--encrypt SUITE | --compare]`` (or
+``GATEHOUSE_BENCH_SYNC_SAMPLES`` and ``GATEHOUSE_BENCH_SYNC_ENCRYPT``; default 5,000,000 samples,
+e.g. 500000 for a quick check). In clear it writes ``bench/results/sync.json``; with ``--encrypt
+x25519-aes256gcm`` (or ``x25519-sm4gcm``) ``bench/results/sync_encrypted.json``, which also
+records the overhead against ``sync.json`` when that was measured with as many samples.
+``--compare`` runs both, in clear first, and writes both files.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -38,7 +46,8 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from cloud_sync.certs import CENTRAL_USER
-from cloud_sync.keys import public_key_pem
+from cloud_sync.e2e import SUITES, new_private_key
+from cloud_sync.keys import public_key_pem, save_x25519_private, save_x25519_public
 from cloud_sync.ports import Lane
 from cloud_sync.uplink import Uplink
 from core.model import Event, Quality, Sample
@@ -48,6 +57,7 @@ from tests.integration.sync.helpers import central_signing_key, signing_key, upl
 from tests.support import free_port, wait_until
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sync.json"
+RESULTS_ENCRYPTED = RESULTS.with_name("sync_encrypted.json")
 GW = "gw-a"
 DEFAULT_SAMPLES = 5_000_000
 BATCH_RECORDS = 5_000
@@ -57,6 +67,8 @@ ALARM_EVERY_S = 0.5
 TARGET_POINTS_PER_S = 100_000
 TARGET_DRAIN_5M_S = 120.0
 TARGET_ALARM_P99_MS = 1_000.0
+# Encryption may cost at most this fraction of the throughput in clear.
+TARGET_ENCRYPTION_OVERHEAD = 0.15
 
 
 async def _fill(outbox: Outbox, samples: int, ts0: float) -> None:
@@ -77,9 +89,9 @@ async def _fill(outbox: Outbox, samples: int, ts0: float) -> None:
     await outbox.flush()
 
 
-def _central_yaml(folder: Path, broker: Broker, public_pem: str) -> Path:
+def _central_yaml(folder: Path, broker: Broker, public_pem: str, e2e_key: Path | None) -> Path:
     user, password = broker.credentials(CENTRAL_USER)
-    config = {
+    config: dict[str, Any] = {
         "database": str(folder / "central.db"),
         # central signs its acks with the test central key the gateway's config pins
         "signing_key": str(central_signing_key(folder)),
@@ -94,6 +106,8 @@ def _central_yaml(folder: Path, broker: Broker, public_pem: str) -> Path:
         "api": {"host": "127.0.0.1", "port": free_port(), "tokens": [{"name": "bench", "token": "bench"}]},
         "gateways": [{"id": GW, "keys": [{"pem": public_pem}]}],
     }
+    if e2e_key is not None:
+        config["e2e_key"] = str(e2e_key)
     path = folder / "central.yaml"
     with path.open("w", encoding="utf-8") as fh:
         YAML().dump(config, fh)
@@ -154,15 +168,27 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-async def _run(samples: int, workdir: Path) -> dict[str, Any]:
+async def _run(samples: int, workdir: Path, encrypt: str = "off") -> dict[str, Any]:
     broker = start_broker(workdir / "mq", gateways=(GW,))
     try:
         key_path, key = signing_key(workdir)
         central_db = workdir / "central" / "central.db"
         (workdir / "central").mkdir()
-        central_yaml = _central_yaml(workdir / "central", broker, public_key_pem(key.public_key()))
+        e2e: dict[str, Any] = {}
+        central_e2e_key: Path | None = None
+        if encrypt != "off":
+            # Central's encryption key pair: the private half in central.yaml, the public half pinned
+            # by the gateway, as `gatehouse enroll` would set it up.
+            central_e2e_key = workdir / "central" / "central-e2e.key"
+            private = new_private_key()
+            save_x25519_private(private, central_e2e_key)
+            save_x25519_public(private.public_key(), workdir / "central-e2e.pub")
+            e2e = {"encrypt": encrypt, "central_e2e_key": workdir / "central-e2e.pub"}
+        central_yaml = _central_yaml(
+            workdir / "central", broker, public_key_pem(key.public_key()), central_e2e_key
+        )
         config = uplink_config(
-            broker, key_path, batch_max_records=BATCH_RECORDS, inflight_window=WINDOW, idle_poll_s=0.05
+            broker, key_path, batch_max_records=BATCH_RECORDS, inflight_window=WINDOW, idle_poll_s=0.05, **e2e
         )
         # Central first: its persistent session must exist before the gateway publishes (on its
         # very first connection the broker has nowhere to queue earlier batches).
@@ -225,6 +251,7 @@ async def _run(samples: int, workdir: Path) -> dict[str, Any]:
     drain_5m_s = DEFAULT_SAMPLES / points_per_s
     p50, p99 = _percentile(latencies, 0.5), _percentile(latencies, 0.99)
     summary = {
+        "encrypt": encrypt,
         "samples": samples,
         "points_per_s": round(points_per_s),
         "drain_s": round(drain_s, 1),
@@ -264,15 +291,56 @@ async def _run(samples: int, workdir: Path) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    env = os.environ.get("GATEHOUSE_BENCH_SYNC_SAMPLES")
-    samples = int(args[0]) if args else int(env) if env else DEFAULT_SAMPLES
+def _measure(samples: int, encrypt: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
-        result = asyncio.run(_run(samples, Path(tmp)))
+        return asyncio.run(_run(samples, Path(tmp), encrypt))
+
+
+def _write(path: Path, result: dict[str, Any]) -> None:
     print(json.dumps(result, indent=2))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+def _with_overhead(encrypted: dict[str, Any], clear: dict[str, Any] | None) -> dict[str, Any]:
+    """The encrypted result, with its cost against a run in clear of as many samples, if any."""
+    summary = encrypted["summary"]
+    summary["met"]["points_per_s"] = summary["points_per_s"] >= TARGET_POINTS_PER_S
+    encrypted["targets"]["encryption_overhead_max"] = TARGET_ENCRYPTION_OVERHEAD
+    if clear is None or clear["summary"]["samples"] != summary["samples"]:
+        summary["clear_points_per_s"] = None
+        summary["overhead"] = None
+        return encrypted
+    clear_rate = clear["summary"]["points_per_s"]
+    overhead = 1 - summary["points_per_s"] / clear_rate
+    summary["clear_points_per_s"] = clear_rate
+    summary["overhead"] = round(overhead, 3)
+    summary["met"]["overhead"] = overhead <= TARGET_ENCRYPTION_OVERHEAD
+    return encrypted
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.sync")
+    env = os.environ.get("GATEHOUSE_BENCH_SYNC_SAMPLES")
+    parser.add_argument("samples", nargs="?", type=int, default=int(env) if env else DEFAULT_SAMPLES)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--encrypt",
+        choices=("off", *SUITES),
+        default=os.environ.get("GATEHOUSE_BENCH_SYNC_ENCRYPT", "off"),
+        help="end-to-end encryption suite of the gateway's batches (default off)",
+    )
+    mode.add_argument("--compare", action="store_true", help="in clear, then x25519-aes256gcm")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    clear: dict[str, Any] | None
+    if args.encrypt == "off" or args.compare:
+        clear = _measure(args.samples, "off")
+        _write(RESULTS, clear)
+    else:
+        clear = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else None
+    if args.compare or args.encrypt != "off":
+        suite = SUITES[0] if args.compare else args.encrypt
+        _write(RESULTS_ENCRYPTED, _with_overhead(_measure(args.samples, suite), clear))
     return 0
 
 
