@@ -31,7 +31,15 @@ DEFAULT_TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "config" / "mosq
 # Listener options given before any `listener` line make Mosquitto open an implicit default
 # listener on 1883 without TLS; the renderer refuses such a template.
 _LISTENER_OPTIONS = frozenset(
-    {"cafile", "certfile", "keyfile", "require_certificate", "use_identity_as_username", "tls_version"}
+    {
+        "cafile",
+        "certfile",
+        "keyfile",
+        "require_certificate",
+        "use_identity_as_username",
+        "tls_version",
+        "crlfile",
+    }
 )
 
 
@@ -72,8 +80,14 @@ def render_config(
     persistence_dir: Path,
     log_file: Path | None,
     run_as_root: bool,
+    crl_file: Path | None = None,
 ) -> str:
-    """Pure: the template text with the site-dependent directives replaced."""
+    """Pure: the template text with the site-dependent directives replaced.
+
+    ``crl_file``: add ``crlfile`` to the listener (right after ``cafile``), so client
+    certificates central revoked are refused at the TLS handshake (docs/trust.md: Mosquitto
+    2.0.11 reads it at start, not on SIGHUP).
+    """
     overrides: dict[str, str] = {
         "password_file": str(layout.password_file),
         "acl_file": str(acl_path),
@@ -96,6 +110,8 @@ def render_config(
                 raise BrokerConfigError(f"template sets {key!r} twice; expected one listener")
             seen.add(key)
             out.append(f"{key} {overrides[key]}")
+            if key == "cafile" and crl_file is not None:
+                out.append(f"crlfile {crl_file}")
         elif key == "log_dest" and log_file is not None:
             if "log_dest" not in seen:
                 seen.add("log_dest")
@@ -122,6 +138,7 @@ def write_broker_config(
     template_dir: Path = DEFAULT_TEMPLATE_DIR,
     run_as_root: bool = True,
     log_to_file: bool = True,
+    crl_file: Path | None = None,
 ) -> BrokerFiles:
     """Write ``mosquitto.conf`` and ``acl`` into ``workdir`` for a private (test/demo) broker."""
     try:
@@ -144,6 +161,7 @@ def write_broker_config(
         persistence_dir=persistence_dir,
         log_file=log_file if log_to_file else None,
         run_as_root=run_as_root,
+        crl_file=crl_file,
     )
     config_path = workdir / "mosquitto.conf"
     config_path.write_text(text)

@@ -181,12 +181,17 @@ def start_broker(
     auth: AuthMode = AuthMode.PASSWORD,
     port: int | None = None,
     start: bool = True,
+    crl_file: Path | None = None,
 ) -> Broker:
-    """Make a PKI and a broker config under ``workdir`` and start Mosquitto on a free port."""
+    """Make a PKI and a broker config under ``workdir`` and start Mosquitto on a free port.
+
+    ``crl_file``: the listener gets ``crlfile`` (the file must exist before ``start``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     layout, clients = make_pki(workdir / "pki", gateways=gateways)
     chosen_port = port if port is not None else free_port()
-    files = write_broker_config(workdir / "broker", layout=layout, port=chosen_port, auth=auth)
+    files = write_broker_config(
+        workdir / "broker", layout=layout, port=chosen_port, auth=auth, crl_file=crl_file
+    )
     broker = Broker(workdir=workdir, port=chosen_port, layout=layout, files=files, clients=clients, auth=auth)
     if start:
         try:
