@@ -26,6 +26,7 @@ ALL = (
     "bacnet_read",
     "bacnet_cov",
     "opcua_subscribe",
+    "downlink",  # a command from central's API to a simulated device and its result back
 )
 RESULTS = Path(__file__).resolve().parent / "results"
 

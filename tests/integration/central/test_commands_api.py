@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -35,6 +36,7 @@ from tests.support import free_port, wait_until
 
 from .conftest import Gateway, central_config, make_gateway
 
+R = TypeVar("R")
 OPERATOR = "operator-token-1"
 ESTATE_A_OPERATOR = "estate-a-operator-2"
 VIEWER = "viewer-token-3"
@@ -67,6 +69,17 @@ async def _api(config: CentralConfig) -> AsyncIterator[tuple[CentralService, htt
         ) as client,
     ):
         yield service, client
+
+
+async def _until(probe: Callable[[], Awaitable[R | None]], *, message: str, timeout_s: float = 30.0) -> R:
+    """``tests.support.wait_until`` for an async probe, typed (its signature does not type-check
+    with a coroutine function): poll until the probe answers, fail at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while (found := await probe()) is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {message}")
+        await asyncio.sleep(0.02)
+    return found
 
 
 def _as(token: str) -> dict[str, str]:
@@ -130,7 +143,7 @@ async def test_commands_from_the_api_run_at_the_gateway_and_their_outcomes_show(
                 assert sent.status_code == 202, sent.text
                 first = sent.json()
                 assert first["state"] == "pending" and first["cseq"] >= 1
-                done = await wait_until(
+                done = await _until(
                     lambda: _state(client, first["cid"], "done"), timeout_s=60, message="write done"
                 )
                 assert sim.device("door").values()["release"] is True
@@ -144,7 +157,7 @@ async def test_commands_from_the_api_run_at_the_gateway_and_their_outcomes_show(
                     )
                 ).json()
                 assert refused["cseq"] > first["cseq"]
-                shown = await wait_until(
+                shown = await _until(
                     lambda: _state(client, refused["cid"], "refused"), timeout_s=60, message="write refused"
                 )
                 assert "no point 'no/such/point'" in shown["detail"]
@@ -157,7 +170,7 @@ async def test_commands_from_the_api_run_at_the_gateway_and_their_outcomes_show(
                     )
                 ).json()
                 assert lost["state"] == "pending"
-                await wait_until(lambda: _state(client, lost["cid"], "expired"), message="expired")
+                await _until(lambda: _state(client, lost["cid"], "expired"), message="expired")
 
                 listed = await client.get("/api/v1/commands", params={"gateway": GW})
                 assert [c["state"] for c in listed.json()] == ["refused", "done"]
@@ -243,10 +256,10 @@ async def test_an_api_only_process_publishes_on_a_connection_of_its_own_and_reop
         listener.loop_start()
         try:
             # Until the listener's subscription is in place a publish reaches nobody: repeat it.
-            await wait_until(lambda: _sent_and_seen(publisher, b"one", got), message="first command seen")
+            await _until(lambda: _sent_and_seen(publisher, b"one", got), message="first command seen")
             broker.stop()
             broker.start()  # both sessions dropped; the publisher's next command opens a new one
-            await wait_until(
+            await _until(
                 lambda: _sent_and_seen(publisher, b"two", got), message="second command seen after the outage"
             )
             # The ACL lets only central publish commands: nothing else reaches the topic.
@@ -257,7 +270,7 @@ async def test_an_api_only_process_publishes_on_a_connection_of_its_own_and_reop
             await publisher.close()
 
 
-async def _sent_and_seen(publisher: MqttCommandPublisher, payload: bytes, got: list[bytes]) -> bool:
+async def _sent_and_seen(publisher: MqttCommandPublisher, payload: bytes, got: list[bytes]) -> bool | None:
     if payload not in got:
         await publisher.publish("gw-a", payload)
-    return payload in got
+    return True if payload in got else None
