@@ -45,6 +45,7 @@ EVENTS = [
     EventRow("alarm.raised", "site/panel/zone7", 1_767_225_600.0, {"secret": SECRET_VALUE, "n": [1, 2]})
 ]
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "protocol"
+PROTOCOL_DOC = Path(__file__).parents[3] / "docs" / "protocol.md"
 
 
 def _seal(suite: str, *, lane: Lane = Lane.TELEMETRY, seq: int = 7) -> bytes:
@@ -242,3 +243,8 @@ def test_published_vector(suite: str) -> None:
     assert blob.hex() == blob_hex
     assert blob[:2] == b"E1" and blob[2:10].hex() == "67ca2ffd6fe9efab" and blob[10:42] == ephemeral_pub
     assert len(blob) == 42 + len(VECTOR_PLAIN) + 16
+    # docs/protocol.md §2.7 prints these very bytes (key, nonce, ciphertext and tag on lines of their own).
+    doc = PROTOCOL_DOC.read_text(encoding="utf-8")
+    ciphertext, tag = blob[42:-16].hex(), blob[-16:].hex()
+    for value in (key_hex, nonce_hex, ciphertext, tag, VECTOR_CONTEXT.hex(), shared.hex()):
+        assert value in doc, value
