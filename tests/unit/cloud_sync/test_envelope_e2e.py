@@ -16,6 +16,8 @@ import nacl.bindings
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cloud_sync.e2e import SUITE_AES, SUITE_SM4, SUITES, batch_context, encrypt, keys_by_id
 from cloud_sync.envelope import (
@@ -248,3 +250,29 @@ def test_published_vector(suite: str) -> None:
     ciphertext, tag = blob[42:-16].hex(), blob[-16:].hex()
     for value in (key_hex, nonce_hex, ciphertext, tag, VECTOR_CONTEXT.hex(), shared.hex()):
         assert value in doc, value
+
+
+# --- hostile input ----------------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(blob=st.binary(max_size=300), suite=st.sampled_from(SUITES))
+def test_signed_garbage_blobs_raise_only_envelope_errors(blob: bytes, suite: str) -> None:
+    header = _header_map(_seal(suite)) | {"records": blob}
+    decoded = decode_header(_resign(header))
+    verify_envelope(decoded, KEY.public_key())
+    with pytest.raises(EnvelopeError) as caught:
+        decode_records(decoded, e2e_keys=CENTRAL_KEYS)
+    assert caught.value.reason == "undecryptable"
+
+
+@settings(max_examples=200, deadline=None)
+@given(plain=st.binary(max_size=300))
+def test_authentic_ciphertext_of_garbage_is_refused_after_decryption(plain: bytes) -> None:
+    """A gateway's key holder encrypting junk: it decrypts, then the §2.3 checks refuse it."""
+    header = _header_map(_seal(SUITE_AES, seq=9))
+    blob = encrypt(plain, recipient=CENTRAL.public_key(), context=batch_context("gw-a", "telemetry", 9))
+    decoded = decode_header(_resign(header | {"records": blob}))
+    with pytest.raises(EnvelopeError) as caught:
+        decode_records(decoded, e2e_keys=CENTRAL_KEYS)
+    assert caught.value.reason in ("malformed", "too_large")
