@@ -46,6 +46,8 @@ def _cursor(raw: str | None) -> int | None:
         value = int(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("ascii"))
     except (ValueError, UnicodeDecodeError, binascii.Error) as exc:
         raise HTTPException(422, "cursor is not one this API handed out") from exc
+    if not 0 < value < 2**63:
+        raise HTTPException(422, "cursor is not one this API handed out")
     return value
 
 

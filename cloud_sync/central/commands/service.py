@@ -27,6 +27,7 @@ from cloud_sync.central.commands.states import outcome_of
 from cloud_sync.central.storage.interface import CentralStorage
 from cloud_sync.commands import RESULT_KIND, Command, encode_command
 from cloud_sync.downlink import DownlinkSigner
+from cloud_sync.errors import EnvelopeError
 
 __all__ = ["CLOCK_MARGIN_S", "RESULT_HORIZON_S", "CommandService"]
 
@@ -84,7 +85,11 @@ class CommandService:
         """Record, sign and publish one command; ``EnvelopeError`` when the body is refused."""
         now = self._clock()
         draft = Command(uuid.uuid4().hex, 1, now, now + ttl_s, action, dict(args), by[:512], source[:512])
-        encode_command(draft)  # raises before anything is recorded or numbered
+        try:
+            encode_command(draft)  # raises before anything is recorded or numbered
+        except (ValueError, TypeError, OverflowError) as exc:
+            # msgpack's own refusals (an integer beyond 64 bits, nesting too deep) are bad arguments too
+            raise EnvelopeError(f"arguments cannot be encoded: {exc}", reason="malformed") from exc
         before = (await asyncio.to_thread(self.config_versions, [gateway_id]))[gateway_id]
         command = await asyncio.to_thread(self.ledger.issue, gateway_id, draft, config_before=before)
         payload = self._sign(gateway_id, command)

@@ -210,6 +210,10 @@ async def test_estates_scopes_arguments_and_a_cseq_that_survives_a_restart(
         assert (
             await client.post("/api/v1/gateways/gw-a/commands", json={"action": "reboot", "args": {}})
         ).status_code == 422
+        huge = {"action": "point.write", "args": {"point": "a/b/c", "value": 2**70}}
+        assert (await client.post("/api/v1/gateways/gw-a/commands", json=huge)).status_code == 400
+        for cursor in ("OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5", "%%", "LTE"):
+            assert (await client.get("/api/v1/commands", params={"cursor": cursor})).status_code == 422
         push = await client.post(
             "/api/v1/gateways/gw-b/config", json={"text": "site:\n  id: x\n", "version": "v2", "health_s": 30}
         )
