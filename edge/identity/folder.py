@@ -158,10 +158,10 @@ def _parse(folder: Path, raw: Any) -> Identity:
         raise IdentityError(f"{where}: format {raw.get('format')!r} is not {FORMAT} (a newer gatehouse?)")
     values: dict[str, Any] = {}
     for key, kind in _FIELDS.items():
-        value = raw.get(key)
+        value: Any = raw.get(key)
         if kind is float and type(value) is int:
             value = float(value)
-        if type(value) is not kind or (kind is float and not math.isfinite(value)):
+        if type(value) is not kind or (isinstance(value, float) and not math.isfinite(value)):
             raise IdentityError(f"{where}: {key} is missing or not a {kind.__name__}")
         values[key] = value
     for key in _OPTIONAL:

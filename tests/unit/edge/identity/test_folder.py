@@ -11,7 +11,7 @@ import pytest
 
 from edge.identity import folder as folder_mod
 from edge.identity.folder import IdentityError, prune, read_identity, write_enrolment, write_renewal
-from edge.identity.material import new_keys
+from edge.identity.material import new_keys, private_pem
 from edge.identity.protocol import parse_grant
 from tests.unit.edge.identity.central import Central, make_central
 
@@ -117,7 +117,7 @@ def test_a_swapped_signing_key_is_caught_by_its_key_id(tmp_path: Path) -> None:
     identity = _enrol(tmp_path, central, api_ca=None)
     other = new_keys()
     os.chmod(identity.file("signing.key"), 0o600)
-    identity.file("signing.key").write_bytes(folder_mod.private_pem(other.signing_key))
+    identity.file("signing.key").write_bytes(private_pem(other.signing_key))
     with pytest.raises(IdentityError, match="key id is not"):
         read_identity(identity.folder)
 

@@ -29,7 +29,7 @@ def _site(folder: Path, uplink: Mapping[str, object], gateway_id: str = "gw-test
 
 def _identity(tmp_path: Path, **central: object) -> Identity:
     keys = new_keys()
-    grant = parse_grant(make_central(tmp_path, **central).grant(keys), keys)  # type: ignore[arg-type]
+    grant = parse_grant(make_central(tmp_path, **central).grant(keys), keys)
     return write_enrolment(
         tmp_path / "identity", grant, keys, central_url="https://c.example", api_ca=None, now=1.0
     )
