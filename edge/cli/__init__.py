@@ -10,6 +10,7 @@ from edge.cli import backup as backup_cmd
 from edge.cli import buffer, central, certs, check, discover, run, simulate, site_csv, users
 from edge.cli import enroll as enroll_cmd
 from edge.cli import rules as rules_cmd
+from edge.cli import trust as trust_cmd
 
 __all__ = ["main"]
 
@@ -26,6 +27,7 @@ _COMMANDS = (
     backup_cmd,
     site_csv,
     enroll_cmd,
+    trust_cmd,
 )
 
 

@@ -7,7 +7,9 @@ the checks on central's answer), so both ends of the wire contract meet here.
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -270,3 +272,47 @@ async def test_only_trust_administrators_manage_tokens(central: TrustCentral) ->
     ).status_code == 400
     paths = (await central.anonymous.get("/openapi.json")).json()["paths"]
     assert {"/api/v1/enroll", "/api/v1/enroll/renew", "/api/v1/enrollment-tokens"} <= set(paths)
+
+
+async def gatehouse(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "edge", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_cli_tokens_and_revocation_reach_a_running_central(
+    central: TrustCentral, tmp_path: Path
+) -> None:
+    config_file = tmp_path / "central.yaml"
+    config_file.write_text(json.dumps(central.config.model_dump(mode="json", exclude_none=True)))
+    code, out, err = await gatehouse("trust", "token", "gw-cli", "-c", str(config_file), "--expires", "2h")
+    assert code == 0, err
+    line = next(x.strip() for x in out.splitlines() if x.strip().startswith("gatehouse enroll "))
+    token = line.split()[-1]
+    # The token the CLI wrote into trust.db enrols through the running central's API.
+    keys = new_keys()
+    r = await central.anonymous.post("/api/v1/enroll", json=enroll_request(token, keys))
+    assert r.status_code == 200, r.text
+    assert (
+        await post_batch(central, "gw-cli", batch("gw-cli", keys.signing_key, keys.kid, 1))
+    ).status_code == 200
+
+    code, out, err = await gatehouse(
+        "trust", "revoke", "gw-cli", "-c", str(config_file), "--reason", "decommissioned"
+    )
+    assert code == 0, err + out
+    assert "broker reloaded" in out
+
+    # Central's watcher picks the revocation up from trust.db without a restart.
+    async def rejected() -> bool:
+        r = await post_batch(central, "gw-cli", batch("gw-cli", keys.signing_key, keys.kid, 2))
+        return r.status_code == 403 and r.json()["error"] == "revoked"
+
+    await wait_until(rejected, timeout_s=10, message="central rejects the revoked gateway")  # type: ignore[arg-type]
+    code, out, _ = await gatehouse("trust", "list", "-c", str(config_file))
+    assert code == 0 and "REVOKED" in out and "decommissioned" in out
+    code, _, err = await gatehouse("trust", "revoke", "gw-cli", "-c", str(config_file), "--reason", "again")
+    assert code == 1 and "already revoked" in err
