@@ -368,7 +368,7 @@ def _map_size(data: bytes) -> int | None:
 
 
 def decode_header(payload: bytes) -> EnvelopeHeader:
-    """Parse the outer array and the signed header; the records stay compressed.
+    """Parse the outer array and the signed header; the records stay compressed (and encrypted).
 
     Both layers are read without building containers (``cloud_sync.wire``): this runs on
     unauthenticated bytes, so a payload of nested maps costs nothing beyond its own size.
@@ -376,6 +376,8 @@ def decode_header(payload: bytes) -> EnvelopeHeader:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise EnvelopeError(f"payload of {len(payload)} bytes exceeds the limit", reason="too_large")
     signed_bytes, signature = split_signed(payload, MAGIC)
+    # Eleven entries can only be an encrypted batch's header; anything else is read as the plain
+    # layout and refused by scalar_map if it is not that either.
     keys = _ENC_HEADER_KEYS if _map_size(signed_bytes) == len(_ENC_HEADER_KEYS) else _HEADER_KEYS
     header = scalar_map(signed_bytes, keys, "signed part")
     version = header["v"]
