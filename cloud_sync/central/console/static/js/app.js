@@ -12,6 +12,7 @@ const VIEWS = {
   audit: () => import("./views/audit.js"),
   users: () => import("./views/users.js"),
   commands: () => import("./views/commands.js"),
+  trust: () => import("./views/trust.js"),
 };
 
 const ROUTES = [
@@ -24,6 +25,7 @@ const ROUTES = [
   { re: /^\/audit$/, view: "audit", nav: "audit", perm: "batch_audit" },
   { re: /^\/users$/, view: "users", nav: "users", perm: "users" },
   { re: /^\/commands(?:\/(.+))?$/, view: "commands", nav: "commands", perm: "commands" },
+  { re: /^\/trust$/, view: "trust", nav: "trust", perm: "trust" },
 ];
 
 const NAV = [
@@ -34,6 +36,7 @@ const NAV = [
   { id: "commands", perm: "commands" },
   { id: "audit", perm: "batch_audit" },
   { id: "users", perm: "console_audit" },
+  { id: "trust", perm: "trust" },
 ];
 
 export const session = { user: null, setupNeeded: false };

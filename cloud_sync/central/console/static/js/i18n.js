@@ -9,6 +9,7 @@ const STRINGS = {
   nav_audit: { zh: "批次审计", en: "Batch audit" },
   nav_users: { zh: "账号", en: "Accounts" },
   nav_commands: { zh: "远程命令", en: "Commands" },
+  nav_trust: { zh: "网关接入", en: "Enrolment" },
   logout: { zh: "退出", en: "Log out" },
   lang_other: { zh: "English", en: "中文" },
   loading: { zh: "加载中…", en: "Loading…" },
@@ -190,6 +191,34 @@ const STRINGS = {
     zh: "已向 {gw} 发送命令（序号 {cseq}），执行结果见“远程命令”",
     en: "Command sent to {gw} (no. {cseq}); its result shows under Commands",
   },
+  // enrolment tokens and revocation (views/trust.js)
+  trust_new_token: { zh: "签发接入令牌", en: "Issue an enrolment token" },
+  trust_issue: { zh: "签发", en: "Issue" },
+  trust_valid_hours: { zh: "{h} 小时内有效", en: "Valid {h} h" },
+  trust_token_once: {
+    zh: "令牌只显示这一次。请在网关上运行下面的命令（如网关经其他地址访问中心，请替换网址）：",
+    en: "The token is shown this once. Run this on the gateway (replace the URL if gateways reach central by another address):",
+  },
+  trust_gateways: { zh: "已接入网关", en: "Enrolled gateways" },
+  trust_tokens: { zh: "接入令牌", en: "Enrolment tokens" },
+  trust_audit: { zh: "接入审计", en: "Trust audit" },
+  trust_keys: { zh: "签名密钥", en: "Signing keys" },
+  trust_old_key: { zh: "旧密钥，有效至 {until}", en: "old key, valid until {until}" },
+  trust_cert_until: { zh: "证书到期", en: "Certificate until" },
+  trust_e2e: { zh: "端到端加密", en: "End-to-end encryption" },
+  trust_e2e_off: { zh: "关闭", en: "off" },
+  trust_enrolled: { zh: "已接入", en: "Enrolled" },
+  trust_revoked: { zh: "已吊销", en: "Revoked" },
+  trust_revoke: { zh: "吊销", en: "Revoke" },
+  trust_revoke_confirm: {
+    zh: "吊销 {gw}：其数据将被拒收、代理访问立即切断，且无法撤销。请填写原因：",
+    en: "Revoke {gw}: its data will be refused and its broker access cut at once; this cannot be undone. Reason:",
+  },
+  trust_expires: { zh: "到期", en: "Expires" },
+  trust_used: { zh: "使用时间 / 来源", en: "Used at / from" },
+  trust_token_pending: { zh: "未使用", en: "Pending" },
+  trust_token_used: { zh: "已使用", en: "Used" },
+  trust_token_expired: { zh: "已过期", en: "Expired" },
 };
 
 const KEY = "ghc_lang";
