@@ -57,6 +57,8 @@ _AUDIT_FLUSH_S = 1.0
 # Retention runs this long after start, then every hour (one process: the API's, or "all").
 _RETENTION_FIRST_S = 60.0
 _RETENTION_EVERY_S = 3600.0
+# Central re-signs the CRL and rewrites the broker files this often (and on every change).
+_BROKER_FILES_EVERY_S = 86400.0
 
 
 class _Server(uvicorn.Server):
@@ -249,12 +251,16 @@ class CentralService:
             self._tasks.append(self._tg.create_task(self._sync_broker_files(), name="central-trust-sync"))
 
     async def _sync_broker_files(self) -> None:
+        """At start, then daily: the CRL carries a next-update time (30 days) after which
+        OpenSSL refuses every client certificate, so it is re-signed long before that."""
         assert self.trust is not None
-        try:
-            await asyncio.to_thread(self.trust.sync_broker)
-        except OSError as exc:
-            # Central keeps serving; the next enrolment or revocation writes the files again.
-            _LOG.error("broker access files not written", error=str(exc))
+        while True:
+            try:
+                await asyncio.to_thread(self.trust.sync_broker)
+            except OSError as exc:
+                # Central keeps serving; the next change or the next day writes the files again.
+                _LOG.error("broker access files not written", error=str(exc))
+            await asyncio.sleep(_BROKER_FILES_EVERY_S)
 
     async def _retention_forever(self) -> None:
         await asyncio.sleep(_RETENTION_FIRST_S)
@@ -290,6 +296,7 @@ class CentralService:
                     "central-audit",
                     "central-retention",
                     "central-trust-watch",
+                    "central-trust-sync",
                 ):
                     task.cancel()
             if self._tg is not None:
