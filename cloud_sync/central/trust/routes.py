@@ -136,14 +136,15 @@ def trust_router(
     public_url: str | None = None,
 ) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["trust"])
-    authenticate = principal_dependency(tokens, "trust")
+    authenticated = Depends(principal_dependency(tokens, "trust"))
 
-    def trustee(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    def trustee(principal: Principal = authenticated) -> Principal:
         if principal.estates is not None:
             raise HTTPException(403, "managing trust needs a principal that sees every estate")
         return principal
 
-    Admin = Annotated[Principal, Depends(trustee)]
+    # A default rather than Annotated: postponed annotations cannot see this local.
+    admin = Depends(trustee)
 
     def fail(exc: TrustError) -> HTTPException:
         return HTTPException(exc.status, exc.detail)
@@ -151,7 +152,7 @@ def trust_router(
     @router.post(
         "/enrollment-tokens", response_model=TokenIssuedOut, status_code=201, summary="Issue a token"
     )
-    def create_token(request: Request, body: TokenIn, principal: Admin) -> TokenIssuedOut:
+    def create_token(request: Request, body: TokenIn, principal: Principal = admin) -> TokenIssuedOut:
         try:
             issued = service.issue_token(
                 body.gateway_id,
@@ -172,7 +173,9 @@ def trust_router(
         )
 
     @router.get("/enrollment-tokens", response_model=list[TokenOut], summary="Tokens issued (no secrets)")
-    def list_tokens(principal: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[TokenOut]:
+    def list_tokens(
+        principal: Principal = admin, limit: Annotated[int, Query(ge=1, le=1000)] = 200
+    ) -> list[TokenOut]:
         now = service.now()
         return [
             TokenOut(
@@ -192,7 +195,7 @@ def trust_router(
     @router.get(
         "/trust/gateways", response_model=list[TrustGatewayOut], summary="Gateways enrolled with tokens"
     )
-    def list_gateways(principal: Admin) -> list[TrustGatewayOut]:
+    def list_gateways(principal: Principal = admin) -> list[TrustGatewayOut]:
         keys: dict[str, list[KeyOut]] = {}
         for k in service.store.signing_keys():
             keys.setdefault(k.gateway_id, []).append(
@@ -226,7 +229,9 @@ def trust_router(
         "rejects its batches, removes its ACL block and password line, puts its certificates in the "
         "CRL and reloads the broker.",
     )
-    async def revoke(request: Request, gateway_id: str, body: RevokeIn, principal: Admin) -> RevokeOut:
+    async def revoke(
+        request: Request, gateway_id: str, body: RevokeIn, principal: Principal = admin
+    ) -> RevokeOut:
         try:
             result = await service.revoke(
                 gateway_id, reason=body.reason, by=principal.name, source=_source(request)
@@ -243,7 +248,7 @@ def trust_router(
 
     @router.get("/trust/audit", response_model=list[AuditOut], summary="Trust audit log, newest first")
     def audit(
-        principal: Admin,
+        principal: Principal = admin,
         limit: Annotated[int, Query(ge=1, le=1000)] = 200,
         before: Annotated[int | None, Query(ge=1, description="only entries with a smaller id")] = None,
     ) -> list[AuditOut]:

@@ -437,7 +437,12 @@ class TrustService:
         if access is None:
             return None
         with self._files_lock:
-            write_access_files(access, self.access_files())
+            try:
+                write_access_files(access, self.access_files())
+            except OSError as exc:
+                # The store is right already; the next change or central's daily pass retries.
+                _LOG.error("broker access files not written", error=str(exc))
+                return ReloadResult(False, f"broker files not written: {exc}")
             result = reload_broker(access)
         _LOG.info("broker access files written", reloaded=result.reloaded, detail=result.detail)
         return result
