@@ -25,6 +25,7 @@ import hmac
 import io
 import json
 import math
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Final
@@ -58,6 +59,7 @@ from cloud_sync.central.principal import Principal
 from cloud_sync.central.storage.alarms import ALARM_STATES
 from cloud_sync.central.storage.common import ALARM_STATS_BY
 from cloud_sync.central.storage.interface import CentralStorage
+from cloud_sync.commands import MAX_SITE_BYTES
 from cloud_sync.downlink import DownlinkSigner
 from cloud_sync.envelope import MAX_PAYLOAD_BYTES
 from cloud_sync.ports import Lane
@@ -86,6 +88,10 @@ _INGEST_PREFIX: Final = "/api/v1/ingest/"
 _TIME = "seconds since the epoch, finite"
 
 
+_CONFIG_PUSH = re.compile(r"/api/v1/gateways/[^/]+/config")
+_CONFIG_PUSH_MAX_BYTES = 3 * MAX_SITE_BYTES  # JSON escaping can grow the YAML text
+
+
 class BodyLimit:
     """ASGI middleware: refuse request bodies over the route's limit with 413, before parsing."""
 
@@ -99,7 +105,13 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        limit = self.ingest_max_bytes if path.startswith(_INGEST_PREFIX) else self.other_max_bytes
+        if path.startswith(_INGEST_PREFIX):
+            limit = self.ingest_max_bytes
+        elif _CONFIG_PUSH.fullmatch(path):
+            # A whole site file (up to the command codec's 1 MiB) inside a JSON string.
+            limit = max(self.other_max_bytes, _CONFIG_PUSH_MAX_BYTES)
+        else:
+            limit = self.other_max_bytes
         declared = dict(scope.get("headers") or ()).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             status = 413 if declared.isdigit() else 400

@@ -17,6 +17,7 @@ from typing import Literal
 
 import structlog
 import uvicorn
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from cloud_sync.central.api import create_api
 from cloud_sync.central.commands import (
@@ -45,7 +46,7 @@ from cloud_sync.central.trust import (
 from cloud_sync.downlink import DownlinkSigner
 from cloud_sync.e2e import keys_by_id
 from cloud_sync.errors import CentralStoreError, ServiceStartError
-from cloud_sync.keys import load_private_key, load_x25519_private
+from cloud_sync.keys import load_private_key, load_x25519_private, parse_x25519_public
 
 __all__ = ["CentralService", "Role"]
 
@@ -59,6 +60,8 @@ _RETENTION_FIRST_S = 60.0
 _RETENTION_EVERY_S = 3600.0
 # Central re-signs the CRL and rewrites the broker files this often (and on every change).
 _BROKER_FILES_EVERY_S = 86400.0
+# A revoked gateway that is offline at the time learns it from the broker's refusal instead.
+_REVOKED_NOTICE_TTL_S = 3600.0
 
 
 class _Server(uvicorn.Server):
@@ -93,6 +96,7 @@ class CentralService:
         self.store: CentralStorage = open_store(config.database)
         self.registry = KeyRegistry.from_config(config.gateways)
         self._names = {gw.id: gw.name for gw in config.gateways if gw.name}
+        self._e2e_public: dict[str, tuple[str, X25519PublicKey]] = {}
         # Gateways enrolled with tokens (cloud_sync.central.trust): trust.db beside console.db,
         # watched by every process so that enrolments and revocations reach ingest within ~1 s.
         self.trust: TrustService | None = None
@@ -129,7 +133,10 @@ class CentralService:
             self.store,
             self.signer,
             None,
+            e2e_key_of=self._gateway_e2e_key,
         )
+        if self.trust is not None:
+            self.trust.before_revoke.append(self._tell_revoked)
         self.app.include_router(
             command_router(
                 self.commands,
@@ -150,6 +157,31 @@ class CentralService:
         self._tasks: list[asyncio.Task[None]] = []
         self._server: _Server | None = None
         self._socket: socket.socket | None = None
+
+    def _gateway_e2e_key(self, gateway_id: str) -> X25519PublicKey | None:
+        """The X25519 key commands to ``gateway_id`` are encrypted to: the one it enrolled with,
+        when its enrolment turned encryption on (hand-enrolled gateways get commands in clear)."""
+        if self.trust is None:
+            return None
+        row = self.trust.store.gateway(gateway_id)
+        if row is None or row.encrypt == "off" or not row.e2e_key:
+            return None
+        cached = self._e2e_public.get(gateway_id)
+        if cached is None or cached[0] != row.e2e_key:
+            cached = (row.e2e_key, parse_x25519_public(row.e2e_key, origin=f"{gateway_id}'s e2e key"))
+            self._e2e_public[gateway_id] = cached
+        return cached[1]
+
+    async def _tell_revoked(self, gateway_id: str, reason: str) -> None:
+        """Sent while the gateway still has broker access, so its LAN dashboard can say why."""
+        await self.commands.issue(
+            gateway_id,
+            "gateway.revoked",
+            {"reason": reason[:500]},
+            by="central",
+            source="trust",
+            ttl_s=_REVOKED_NOTICE_TTL_S,
+        )
 
     def estate_of(self, gateway_id: str) -> str:
         """A token-enrolled gateway's estate from the trust store, else central.yaml's."""

@@ -140,11 +140,13 @@ class SerialPortTransport(ByteTransport):
         asyncio.get_running_loop().add_reader(self._fd, self._readable)
 
     def _set_rs485(self, port: object) -> None:
+        import termios
+
         import serial.rs485
 
         try:
             port.rs485_mode = serial.rs485.RS485Settings()  # type: ignore[attr-defined]
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, termios.error) as exc:
             # A pty or an adapter that switches direction in hardware has no RS-485 ioctl;
             # the line still works, the kernel just does not drive RTS.
             _LOG.warning("serial.rs485_unsupported", port=self.port, error=str(exc))

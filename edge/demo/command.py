@@ -7,15 +7,18 @@
 
 In order, each step waiting until the previous part really answers:
 
-1. credentials (private CA, broker certificate, central's and the gateway's broker credentials,
-   the gateway's Ed25519 signing key; ``edge.demo.pki``), reused on later runs;
+1. credentials (private CA, broker certificate, central's broker credentials, signing and
+   end-to-end keys; ``edge.demo.pki``), reused on later runs;
 2. Mosquitto with the project's own configuration (``cloud_sync.broker_config``), TLS only;
 3. the simulators for every device of the site (``gatehouse simulate``);
-4. central (``gatehouse central``) with the gateway enrolled and an API token;
-5. the gateway (``gatehouse run``) on a derived copy of the site file with ``uplink:`` and
-   ``dashboard:`` sections (``edge.demo.site``);
-6. a check that central's REST API shows the gateway online with values; then the URLs, the
-   token and what to try are printed (``edge.demo.report``).
+4. central (``gatehouse central``) with a ``trust:`` section and an API token;
+5. the gateway enrols with a one-time token (``gatehouse enroll``; ``edge.demo.enrolment``),
+   unless central already knows it;
+6. the gateway (``gatehouse run``) on a derived copy of the site file with ``uplink: {identity}``
+   and ``dashboard:`` sections (``edge.demo.site``);
+7. a check that central's REST API shows the gateway online with values; then the URLs, the
+   token and what to try are printed (``edge.demo.report``), and central sends the gateway a
+   signed command and a configuration push, printing each result when it is back.
 
 Ctrl-C or SIGTERM stops every child (gateway first, broker last) and waits for each; with
 ``--duration`` the demo stops by itself, which is how its test runs it. Exit codes: 0 after a
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -44,6 +48,7 @@ from cloud_sync.broker_config import BrokerConfigError, write_broker_config
 from cloud_sync.certs import PkiError
 from cloud_sync.errors import KeyFileError
 from core.errors import ConfigError
+from edge.demo.enrolment import EnrolmentError, ensure_enrolled, round_trip
 from edge.demo.layout import DemoPaths, DemoPorts, PortSpecError, busy_ports, plan_ports
 from edge.demo.pki import DemoCredentials, ensure_api_token, ensure_credentials
 from edge.demo.procs import Child, ChildExited, probe_http, probe_tcp, probe_tls, wait_ready
@@ -187,15 +192,7 @@ def prepare(options: DemoOptions) -> _Prepared:
             f"these ports are in use: {', '.join(busy)}. Is another demo still running? "
             "Stop it, or move this one with --ports BASE (or --ports auto)."
         )
-    site_path = write_derived_site(source, paths, ports, creds, dashboard=dashboard)
-    # The gateway would refuse a bad file anyway; checking here says so before anything starts.
-    from edge.config.loader import load_site
-
-    try:
-        load_site(site_path)
-    except ConfigError as exc:
-        problems = "\n".join(str(p) for p in exc.problems)
-        raise DemoError(f"the derived site file has problems:\n{problems}") from exc
+    write_derived_site(source, paths, ports, dashboard=dashboard)
     write_central_yaml(paths, ports, creds, gateway_id=source.gateway_id, token=token)
     try:
         files = write_broker_config(
@@ -204,6 +201,18 @@ def prepare(options: DemoOptions) -> _Prepared:
     except BrokerConfigError as exc:
         raise DemoError(f"cannot render the broker configuration: {exc}") from exc
     return _Prepared(paths, source, ports, creds, token, dashboard, files.config, mosquitto)
+
+
+def _check_site(site_path: Path) -> None:
+    """The gateway would refuse a bad file anyway; checking first says so before it starts.
+    (After enrolment: the site's ``uplink: {identity: ...}`` names the folder enrolment writes.)"""
+    from edge.config.loader import load_site
+
+    try:
+        load_site(site_path)
+    except ConfigError as exc:
+        problems = "\n".join(str(p) for p in exc.problems)
+        raise DemoError(f"the derived site file has problems:\n{problems}") from exc
 
 
 def _fire_panel(source: SourceSite) -> str | None:
@@ -215,8 +224,9 @@ def _fire_panel(source: SourceSite) -> str | None:
 
 async def _start_all(
     p: _Prepared, stack: AsyncExitStack, stop: asyncio.Event, *, postgres: bool = False
-) -> tuple[list[Child], int]:
-    """Start the four parts in order; return them and the number of points central holds."""
+) -> tuple[list[Child], int, httpx.AsyncClient]:
+    """Start the four parts in order; return them, the number of points central holds and the
+    HTTP client that talks to central's API (with the demo's token)."""
     paths, ports = p.paths, p.ports
     http = await stack.enter_async_context(httpx.AsyncClient(timeout=5.0))
     central_url = f"http://127.0.0.1:{ports.central}"
@@ -231,6 +241,8 @@ async def _start_all(
     _say(f"starting the MQTT broker (TLS) on 127.0.0.1:{ports.broker} ...")
     broker_argv = [p.mosquitto, "-c", str(p.broker_config)]
     broker = await start(Child("broker", broker_argv, log_path=paths.log("broker"), cwd=paths.broker))
+    # Central reloads the broker (SIGHUP) after it changes the ACL or the password file.
+    paths.broker_pid.write_text(f"{broker.pid}\n", encoding="ascii")
     _say(f"starting the simulators ({p.source.device_count} devices, control API port {ports.control}) ...")
     simulators = await start(
         _python_child("simulators", paths, "simulate", str(paths.site), "--control-port", str(ports.control))
@@ -284,6 +296,15 @@ async def _start_all(
             what="central's REST API",
         ),
     )
+    http.headers["Authorization"] = f"Bearer {p.token}"
+    try:
+        if await ensure_enrolled(http, central_url, paths, p.source.gateway_id, log=paths.log("enroll")):
+            _say(f"enrolled the gateway {p.source.gateway_id} with a one-time token (gatehouse enroll) ...")
+        else:
+            _say(f"the gateway {p.source.gateway_id} is already enrolled; its identity is reused")
+    except EnrolmentError as exc:
+        raise DemoError(f"the gateway could not enrol: {exc}") from exc
+    await asyncio.to_thread(_check_site, paths.site)
     _say("starting the gateway ...")
     gateway = await start(_python_child("gateway", paths, "run", "--config", str(paths.site)))
     if p.dashboard:
@@ -297,7 +318,6 @@ async def _start_all(
             ),
         )
     _say("waiting for the first values to reach central ...")
-    http.headers["Authorization"] = f"Bearer {p.token}"
     points: int = await _unless_stopped(
         stop,
         wait_ready(
@@ -312,7 +332,7 @@ async def _start_all(
     for child in children:
         if not child.running:
             raise ChildExited(child)
-    return children, points
+    return children, points, http
 
 
 async def _watch(children: Sequence[Child], stop: asyncio.Event, duration_s: float | None) -> Child | None:
@@ -342,10 +362,13 @@ async def _run_started(
 ) -> int:
     """Start everything into ``stack``, print the summary, run until told to stop."""
     try:
-        children, points = await _start_all(prepared, stack, stop, postgres=postgres)
+        children, points, http = await _start_all(prepared, stack, stop, postgres=postgres)
     except _Interrupted:
         _say("interrupted while starting")
         return 0
+    except DemoError as exc:
+        _say(f"make demo: {exc}")
+        return 1
     except ChildExited as exc:
         _say(f"make demo: {exc}:\n{exc.child.tail()}")
         return 1
@@ -368,7 +391,17 @@ async def _run_started(
             )
         )
     )
-    dead = await _watch(children, stop, duration_s)
+    central = f"http://127.0.0.1:{prepared.ports.central}"
+    # Central talks back: a signed command and a configuration push, followed to their results.
+    trip = asyncio.create_task(
+        round_trip(http, central, prepared.paths, prepared.source.gateway_id, _say), name="demo-round-trip"
+    )
+    try:
+        dead = await _watch(children, stop, duration_s)
+    finally:
+        trip.cancel()
+        with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+            await trip
     if dead is not None:
         _say(f"make demo: {dead.name} stopped unexpectedly (code {dead.returncode}):\n{dead.tail()}")
         return 1

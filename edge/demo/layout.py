@@ -173,6 +173,16 @@ class DemoPaths:
         return self.root / "gateway"
 
     @property
+    def identity(self) -> Path:
+        """What `gatehouse enroll` wrote: the gateway's keys, certificate and central's keys."""
+        return self.gateway / "identity"
+
+    @property
+    def broker_pid(self) -> Path:
+        """The broker's process id; central sends it SIGHUP after changing the ACL or passwords."""
+        return self.broker / "mosquitto.pid"
+
+    @property
     def logs(self) -> Path:
         return self.root / "logs"
 

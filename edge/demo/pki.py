@@ -1,10 +1,11 @@
 """The demo's credentials: made once with ``cloud_sync.certs`` / ``cloud_sync.keys``, then reused.
 
-The first run does what ``gatehouse certs init``, ``certs central`` and ``certs gateway`` do: a
-private CA, the broker's certificate, a client certificate and broker password for central and
-for the gateway, the gateway's Ed25519 signing key and central's Ed25519 ack-signing key (whose
-public half the gateway pins). Later runs load the same files, so the
-gateway's sequence numbers, central's enrolment and the broker's persistent sessions all stay
+The first run does what ``gatehouse certs init``, ``certs central`` and ``trust e2e-key`` do: a
+private CA (which central also uses to sign the gateway's certificate at enrolment), the broker's
+certificate, central's client certificate and broker password, central's Ed25519 signing key
+(which the gateway pins at enrolment) and its X25519 key for end-to-end encryption. The gateway
+gets nothing here: it enrols with a one-time token (``edge.demo.enrolment``), as a real one does.
+Later runs load the same files, so central's enrolments and the broker's persistent sessions stay
 valid across restarts. Only what is missing (or a certificate about to expire) is made again.
 """
 
@@ -31,13 +32,11 @@ from cloud_sync.certs import (
     set_password,
     validate_client_name,
 )
+from cloud_sync.e2e import new_private_key
 from cloud_sync.keys import (
     ensure_signing_key,
-    generate_private_key,
-    key_id,
-    load_private_key,
-    save_private_key,
-    save_public_key,
+    save_x25519_private,
+    save_x25519_public,
 )
 
 __all__ = ["ClientFiles", "DemoCredentials", "ensure_api_token", "ensure_credentials"]
@@ -60,12 +59,8 @@ class ClientFiles:
 class DemoCredentials:
     layout: PkiLayout
     central: ClientFiles
-    gateway: ClientFiles
-    signing_key: Path
-    signing_pub: Path
-    key_id: str
-    central_signing_key: Path  # central signs acks with it
-    central_signing_pub: Path  # the gateway pins it (uplink.central_key)
+    central_signing_key: Path  # central signs acks and commands with it; the gateway pins it
+    central_e2e_key: Path  # central's X25519 key: the gateway encrypts its batches to it
     created: tuple[str, ...]  # what this run made (empty: everything was reused)
 
 
@@ -117,30 +112,21 @@ def ensure_credentials(pki_dir: Path, gateway_id: str, *, now: dt.datetime | Non
         issue_server(ca, layout, now=now)
         created.append("broker certificate")
     central = _client(ca, layout, CENTRAL_USER, now, created)
-    gateway = _client(ca, layout, gateway_id, now, created)
-    folder = layout.client_dir(gateway_id)
-    signing_key, signing_pub = folder / "signing.key", folder / "signing.pub"
-    if signing_key.exists():
-        private = load_private_key(signing_key)
-    else:
-        private = generate_private_key()
-        save_private_key(private, signing_key)
-        created.append("gateway signing key")
-    # Always rewritten from the private key, so central enrols exactly the key the gateway signs with.
-    save_public_key(private.public_key(), signing_pub)
     _central_key, central_created = ensure_signing_key(layout.central_signing_key, layout.central_signing_pub)
     if central_created:
         created.append("central signing key")
+    e2e_key = layout.root / "central-e2e.key"
+    if not e2e_key.exists():
+        private = new_private_key()
+        save_x25519_private(private, e2e_key)
+        save_x25519_public(private.public_key(), layout.root / "central-e2e.pub")
+        created.append("central end-to-end key")
     _LOG.debug("demo credentials ready", created=created, pki=str(pki_dir))
     return DemoCredentials(
         layout=layout,
         central=central,
-        gateway=gateway,
-        signing_key=signing_key,
-        signing_pub=signing_pub,
-        key_id=key_id(private.public_key()),
         central_signing_key=layout.central_signing_key,
-        central_signing_pub=layout.central_signing_pub,
+        central_e2e_key=e2e_key,
         created=tuple(created),
     )
 

@@ -234,7 +234,6 @@ def write_derived_site(
     source: SourceSite,
     paths: DemoPaths,
     ports: DemoPorts,
-    creds: DemoCredentials,
     *,
     dashboard: bool,
 ) -> Path:
@@ -255,15 +254,12 @@ def write_derived_site(
     def rel(path: Path) -> str:
         return str(path.resolve().relative_to(paths.root.resolve()))
 
+    # Everything the uplink needs comes from the identity `gatehouse enroll` writes
+    # (edge.demo.enrolment), but the broker's port may have moved since (--ports auto).
     data["uplink"] = {
-        "gateway_id": source.gateway_id,
+        "identity": str(paths.identity.resolve()),
         "broker_host": "127.0.0.1",
         "broker_port": ports.broker,
-        "ca_file": rel(creds.layout.ca_cert),
-        "username": creds.gateway.name,
-        "password_file": rel(creds.gateway.password_file),
-        "signing_key": rel(creds.signing_key),
-        "central_key": rel(creds.central_signing_pub),
     }
     data.pop("dashboard", None)
     if dashboard:
@@ -288,8 +284,8 @@ def write_central_yaml(
     token: str,
     database: str = "central.db",
 ) -> Path:
-    """Central's configuration: the demo broker, central's ack-signing key, the enrolled gateway
-    key, the API token's digest."""
+    """Central's configuration: the demo broker, central's signing and end-to-end keys, the trust
+    section the gateway enrols through, the API token's digest."""
 
     def rel(path: Path) -> str:
         return str(Path("..") / path.resolve().relative_to(paths.root.resolve()))
@@ -297,6 +293,7 @@ def write_central_yaml(
     config: Mapping[str, Any] = {
         "database": database,
         "signing_key": rel(creds.central_signing_key),
+        "e2e_key": rel(creds.central_e2e_key),
         "broker": {
             "host": "127.0.0.1",
             "port": ports.broker,
@@ -310,9 +307,27 @@ def write_central_yaml(
             # warning. A real deployment sets api.tls (config/examples/central.yaml).
             "host": "127.0.0.1",
             "port": ports.central,
-            "tokens": [{"name": "demo", "sha256": hashlib.sha256(token.encode()).hexdigest()}],
+            "tokens": [
+                {
+                    "name": "demo",
+                    "sha256": hashlib.sha256(token.encode()).hexdigest(),
+                    "scopes": ["read", "ingest", "admin", "metrics", "command", "trust"],
+                }
+            ],
         },
-        "gateways": [{"id": gateway_id, "keys": [{"file": rel(creds.signing_pub)}]}],
+        # The gateway enrols with a one-time token; central signs its certificate with the demo
+        # CA and keeps the broker's ACL and password file in step (docs/trust.md).
+        "trust": {
+            "ca_cert": rel(creds.layout.ca_cert),
+            "ca_key": rel(creds.layout.ca_key),
+            "broker_host": "127.0.0.1",
+            "broker_port": ports.broker,
+            "broker_access": {
+                "acl_file": rel(paths.broker / "acl"),
+                "password_file": rel(creds.layout.password_file),
+                "pid_file": rel(paths.broker_pid),
+            },
+        },
     }
     out = io.StringIO()
     yaml = YAML(typ="safe")

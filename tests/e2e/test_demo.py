@@ -24,9 +24,14 @@ import psutil
 import pytest
 from ruamel.yaml import YAML
 
+from core.errors import ConfigError
 from drivers.modbus.plugin import endpoint_of
 from edge.demo import dashboard_available
+from edge.identity.folder import write_enrolment
+from edge.identity.material import new_keys
+from edge.identity.protocol import parse_grant
 from tests.support import wait_until_sync
+from tests.unit.edge.identity.central import make_central
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_ESTATE = REPO / "config" / "examples" / "demo-estate.yaml"
@@ -201,6 +206,20 @@ def test_demo_estate_values_and_a_fire_alarm_reach_central_then_sigterm_stops_ev
 
         wait_until_sync(gb26875_fire_event, timeout_s=60, interval_s=1.0, message="the 26875 fire at central")
 
+        # Enrolled with a token, batches encrypted to central; a command and a push came back done.
+        enrolled = _get(client, f"{base}/api/v1/trust/gateways") or []
+        assert [(g["id"], g["status"], g["encrypt"]) for g in enrolled] == [
+            (gateway, "enrolled", "x25519-aes256gcm")
+        ], enrolled
+        wait_until_sync(
+            lambda: "round trip: configuration push" in run.output(),
+            timeout_s=240,
+            interval_s=1.0,
+            message="the configuration push's result",
+        )
+        trips = [line for line in run.output().splitlines() if line.startswith("round trip:")]
+        assert len(trips) == 2 and all(" -> done in " in line for line in trips), trips
+
         if dashboard_available():
             session = _get(client, f"http://{site['dashboard']['listen']}/api/session")
             assert session is not None and session["setup_needed"] is True, session
@@ -209,6 +228,14 @@ def test_demo_estate_values_and_a_fire_alarm_reach_central_then_sigterm_stops_ev
     assert run.wait_exit() == 0, run.output()
     run.assert_no_child_left()
     assert "demo stopped; every process has exited." in run.output()
+
+
+def make_identity(folder: Path, *, gateway_id: str) -> None:
+    """What `gatehouse enroll` would write, granted by an in-process CA (no central needed)."""
+    keys = new_keys()
+    central = make_central(folder.parent / "fake-central")
+    grant = parse_grant(central.grant(keys, gateway_id=gateway_id), keys)
+    write_enrolment(folder, grant, keys, central_url="https://central.example:8443", api_ca=None, now=time.time())
 
 
 def _control_url(output: str) -> str:
@@ -231,10 +258,13 @@ def test_small_site_stops_by_itself_and_a_second_run_reuses_the_credentials(
         demo_runs.append(run)
         run.wait_ready()
         if attempt == 1:
-            ca_bytes, key_bytes = (
+            assert "enrolled the gateway gw-small with a one-time token" in run.output()
+            ca_bytes, identity = (
                 ca_file.read_bytes(),
-                (data_dir / "pki/clients/gw-small/signing.key").read_bytes(),
+                (data_dir / "gateway/identity/identity.json").read_bytes(),
             )
+        else:
+            assert "the gateway gw-small is already enrolled; its identity is reused" in run.output()
         base, token = run.central()
         with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=10.0) as client:
 
@@ -250,9 +280,9 @@ def test_small_site_stops_by_itself_and_a_second_run_reuses_the_credentials(
         assert time.monotonic() - started < 90
         run.assert_no_child_left()
 
-    # Same CA and signing key, so central's enrolment and the broker's sessions stay valid.
+    # Same CA and identity, so central's enrolment and the broker's sessions stay valid.
     assert ca_file.read_bytes() == ca_bytes
-    assert (data_dir / "pki/clients/gw-small/signing.key").read_bytes() == key_bytes
+    assert (data_dir / "gateway/identity/identity.json").read_bytes() == identity
     assert "credentials are reused" in run.output()
     # The original site file is never changed.
     assert site_file.read_text() == SMALL_SITE
@@ -359,9 +389,14 @@ def test_generated_site_and_central_config_load_and_the_original_is_untouched(tm
     source = read_source_site(original)
     ports = plan_ports("30000", source.tcp_endpoints())
     creds = ensure_credentials(paths.pki, source.gateway_id)
-    write_derived_site(source, paths, ports, creds, dashboard=True)
+    write_derived_site(source, paths, ports, dashboard=True)
     write_central_yaml(paths, ports, creds, gateway_id="gw-files", token="t0ken")
 
+    # Before `gatehouse enroll` has written the identity, the site names what is missing, where.
+    with pytest.raises(ConfigError) as refused:
+        load_site(paths.site)
+    assert {p.path for p in refused.value.problems} == {"uplink.identity"}, refused.value.problems
+    make_identity(paths.identity, gateway_id="gw-files")
     site = load_site(paths.site)  # uplink: and dashboard: validate, files exist
     assert site.data_dir == (paths.root / "gateway").resolve()
     assert {d.id: endpoint_of(d) for d in site.devices} == {
@@ -376,7 +411,11 @@ def test_generated_site_and_central_config_load_and_the_original_is_untouched(tm
     central = load_central_config(paths.central_yaml)
     assert central.broker is not None and central.broker.port == 30000
     assert central.broker.resolved_password() == creds.central.password_file.read_text().strip()
-    assert KeyRegistry.from_config(central.gateways).gateway_ids == ["gw-files"]
+    assert KeyRegistry.from_config(central.gateways).gateway_ids == []  # it enrols with a token
+    assert central.trust is not None and central.trust.broker_port == 30000
+    assert central.trust.broker_access is not None
+    assert central.trust.broker_access.acl_file == (paths.broker / "acl").resolve()
+    assert central.e2e_key == creds.central_e2e_key.resolve()
     assert "t0ken" not in paths.central_yaml.read_text()  # only its SHA-256
 
 
@@ -385,17 +424,17 @@ def test_credentials_are_made_once_and_a_lost_password_entry_is_restored(tmp_pat
     from edge.demo.pki import ensure_credentials
 
     first = ensure_credentials(tmp_path, "gw-x")
-    assert "private CA" in first.created and "gateway signing key" in first.created
+    assert "private CA" in first.created and "central end-to-end key" in first.created
+    assert not (tmp_path / "clients" / "gw-x").exists()  # the gateway enrols; nothing is made for it
     files = sorted(p for p in tmp_path.rglob("*") if p.is_file())
     before = {p: p.read_bytes() for p in files}
     second = ensure_credentials(tmp_path, "gw-x")
     assert second.created == ()
     assert {p: p.read_bytes() for p in files} == before
-    assert second.key_id == first.key_id
 
     first.layout.password_file.unlink()
     third = ensure_credentials(tmp_path, "gw-x")
-    assert third.created == ("broker password entry for central", "broker password entry for gw-x")
+    assert third.created == ("broker password entry for central",)
     lines = first.layout.password_file.read_text().splitlines()
-    password = third.gateway.password_file.read_text().strip()
-    assert any(line.startswith("gw-x:") and check_password(line, password) for line in lines)
+    password = third.central.password_file.read_text().strip()
+    assert any(line.startswith("central:") and check_password(line, password) for line in lines)
