@@ -23,6 +23,8 @@ from cloud_sync.broker_config import AuthMode
 from cloud_sync.central.app import CentralService
 from cloud_sync.central.config import CentralConfig, TrustConfig
 from cloud_sync.certs import CENTRAL_USER, PkiLayout, build_crl, load_ca
+from cloud_sync.e2e import new_private_key
+from cloud_sync.keys import save_x25519_private
 from tests.broker import Broker, start_broker
 from tests.integration.central.conftest import central_config
 from tests.support import wait_until
@@ -82,7 +84,10 @@ def trust_config(tmp_path: Path, broker: Broker) -> CentralConfig:
             },
         }
     )
-    return base.model_copy(update={"trust": trust})
+    # Central's X25519 key: enrolments turn end-to-end encryption on, commands go encrypted.
+    e2e_key = tmp_path / "central-e2e.key"
+    save_x25519_private(new_private_key(), e2e_key)
+    return base.model_copy(update={"trust": trust, "e2e_key": e2e_key})
 
 
 @dataclass
@@ -135,6 +140,8 @@ class MqttGateway:
         self.connack: ReasonCode | None = None
         self.disconnected = False
         self.published: dict[int, ReasonCode] = {}
+        self.messages: list[tuple[str, bytes]] = []
+        self.subscribed = False
         ctx = ssl.create_default_context(cafile=str(folder / "ca.crt"))
         ctx.load_cert_chain(str(folder / "client.crt"), str(folder / "client.key"))
         self.client = mqtt.Client(
@@ -145,6 +152,8 @@ class MqttGateway:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
 
     def _on_connect(self, _c: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object) -> None:
         self.connack = rc
@@ -154,6 +163,15 @@ class MqttGateway:
 
     def _on_publish(self, _c: mqtt.Client, _u: object, mid: int, rc: ReasonCode, _p: object) -> None:
         self.published[mid] = rc
+
+    def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        self.messages.append((message.topic, bytes(message.payload)))
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: object, _mid: int, _rc: object, _p: object) -> None:
+        self.subscribed = True
+
+    def subscribe(self, topic: str) -> None:
+        self.client.subscribe(topic, qos=1)
 
     def connect(self) -> None:
         self.client.connect(self.broker.host, self.broker.port)

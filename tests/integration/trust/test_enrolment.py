@@ -15,12 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud_sync.central.trust.protocol import token_digest
 from cloud_sync.central.trust.store import TokenRow, audit_row
+from cloud_sync.downlink import verify_command
+from cloud_sync.e2e import keys_by_id
 from cloud_sync.envelope import make_sealer
+from cloud_sync.errors import EnvelopeError
+from cloud_sync.keys import key_id, parse_public_key
 from cloud_sync.ports import Lane, TelemetryRow
 from edge.identity.material import KeySet, new_keys, private_pem
 from edge.identity.protocol import Grant, enroll_request, parse_grant, renew_request
@@ -165,10 +170,27 @@ async def test_revocation_rejects_batches_and_cuts_broker_access(
     try:
         await wait_until(lambda: connected.connack is not None, message="gateway CONNACK")
         assert connected.connack is not None and not connected.connack.is_failure
+        connected.subscribe("gh/v1/gw-r/cmd")
+        await wait_until(lambda: connected.subscribed, message="gateway SUBACK")
 
         r = await central.client.post("/api/v1/gateways/gw-r/revoke", json={"reason": "stolen"})
         assert r.status_code == 200, r.text
         assert r.json()["broker_reloaded"] is True
+
+        # Before its access was cut, the gateway was told, signed by central and encrypted to it.
+        await wait_until(lambda: connected.messages, message="the gateway.revoked notice")
+        topic, payload = connected.messages[0]
+        assert topic == "gh/v1/gw-r/cmd" and b"stolen" not in payload
+        central_key = parse_public_key(grant.central_signing_key)
+        with pytest.raises(EnvelopeError, match="undecryptable|key"):
+            verify_command(payload, keys={key_id(central_key): central_key}, gateway_id="gw-r")
+        notice = verify_command(
+            payload,
+            keys={key_id(central_key): central_key},
+            gateway_id="gw-r",
+            e2e_keys=keys_by_id(keys.e2e_key),
+        ).command
+        assert (notice.action, dict(notice.args)) == ("gateway.revoked", {"reason": "stolen"})
 
         # Central: its next batch is rejected as revoked and audited, never acknowledged.
         rejected = await post_batch(central, "gw-r", batch("gw-r", keys.signing_key, keys.kid, 1))
