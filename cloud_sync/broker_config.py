@@ -85,8 +85,8 @@ def render_config(
     """Pure: the template text with the site-dependent directives replaced.
 
     ``crl_file``: add ``crlfile`` to the listener (right after ``cafile``), so client
-    certificates central revoked are refused at the TLS handshake (docs/trust.md: Mosquitto
-    2.0.11 reads it at start, not on SIGHUP).
+    certificates central revoked are refused at the TLS handshake (docs/trust.md §6: Mosquitto
+    2.0.11 re-reads it on SIGHUP).
     """
     overrides: dict[str, str] = {
         "password_file": str(layout.password_file),

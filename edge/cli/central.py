@@ -41,13 +41,15 @@ def _handle(args: argparse.Namespace) -> int:
     from cloud_sync.central.config import CentralConfigError, load_central_config
     from cloud_sync.central.ingest import KeyRegistry
     from cloud_sync.errors import KeyFileError
-    from cloud_sync.keys import key_id, load_private_key
+    from cloud_sync.keys import key_id, load_private_key, load_x25519_private
     from edge.logs import configure_logging
 
     try:
         config = load_central_config(args.config)
         registry = KeyRegistry.from_config(config.gateways)
         signing_kid = key_id(load_private_key(config.signing_key).public_key())
+        if config.e2e_key is not None:
+            load_x25519_private(config.e2e_key)  # a bad key fails here, not when central starts
     except (CentralConfigError, KeyFileError) as exc:
         print(exc, file=sys.stderr)
         print("gatehouse central: the configuration has problems", file=sys.stderr)
