@@ -20,8 +20,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import csv
-import hashlib
-import hmac
 import io
 import json
 import math
@@ -55,7 +53,7 @@ from cloud_sync.central.api_models import (
 )
 from cloud_sync.central.config import ApiConfig, ApiToken
 from cloud_sync.central.ingest import Ingestor
-from cloud_sync.central.principal import Principal
+from cloud_sync.central.principal import Principal, match_token, token_digests, token_principal
 from cloud_sync.central.storage.alarms import ALARM_STATES
 from cloud_sync.central.storage.common import ALARM_STATS_BY
 from cloud_sync.central.storage.interface import CentralStorage
@@ -197,26 +195,17 @@ def create_api(
     estate_of: Callable[[str], str] = lambda gw: gw,
     name_of: Callable[[str], str | None] = lambda _gw: None,
 ) -> FastAPI:
-    tokens = [(t.digest(), t) for t in config.tokens]
+    tokens = token_digests(config.tokens)
 
     def require_principal(
         request: Request,
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
     ) -> Principal:
-        if creds is not None and creds.scheme.lower() == "bearer":
-            offered = hashlib.sha256(creds.credentials.encode("utf-8")).hexdigest()
-            # Compare against every token so the time taken does not say which one nearly matched.
-            matches = [t for d, t in tokens if hmac.compare_digest(offered, d)]
-            if matches:
-                token = matches[0]
-                request.state.api_token = token
-                request.state.principal = Principal(
-                    token.name,
-                    frozenset(token.scopes),
-                    None if token.estates is None else frozenset(token.estates),
-                    "token",
-                )
-                return request.state.principal  # type: ignore[no-any-return]
+        token = match_token(tokens, creds.credentials) if creds and creds.scheme.lower() == "bearer" else None
+        if token is not None:
+            request.state.api_token = token
+            request.state.principal = token_principal(token)
+            return request.state.principal  # type: ignore[no-any-return]
         # The console's session cookie (installed by cloud_sync.central.console), if any.
         session: Callable[[Request], Principal | None] | None = getattr(
             request.app.state, "session_principal", None

@@ -8,10 +8,15 @@ so its existence does not leak.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Principal", "PrincipalSource"]
+from cloud_sync.central.config import ApiToken
+
+__all__ = ["Principal", "PrincipalSource", "match_token", "token_digests", "token_principal"]
 
 PrincipalSource = Literal["token", "session"]
 
@@ -28,3 +33,20 @@ class Principal:
 
     def has(self, scope: str) -> bool:
         return scope in self.scopes
+
+
+def token_digests(tokens: Sequence[ApiToken]) -> list[tuple[str, ApiToken]]:
+    return [(t.digest(), t) for t in tokens]
+
+
+def match_token(digests: Sequence[tuple[str, ApiToken]], offered: str) -> ApiToken | None:
+    """The configured token ``offered`` is, compared as SHA-256 digests against *every* token, so
+    the time taken does not say which one nearly matched."""
+    digest = hashlib.sha256(offered.encode("utf-8")).hexdigest()
+    matches = [t for d, t in digests if hmac.compare_digest(digest, d)]
+    return matches[0] if matches else None
+
+
+def token_principal(token: ApiToken) -> Principal:
+    estates = None if token.estates is None else frozenset(token.estates)
+    return Principal(token.name, frozenset(token.scopes), estates, "token")

@@ -2,14 +2,12 @@
 
 A bearer token from ``api.tokens`` (compared as SHA-256 digests, in constant time, against
 every token), else the console's session principal (``app.state.session_principal``, which
-already demanded the CSRF header on a POST). Kept in step with ``cloud_sync.central.api``; the
-router cannot borrow that module's dependency, which is local to ``create_api``.
+already demanded the CSRF header on a POST). The token matching is ``cloud_sync.central.principal``'s,
+shared with the rest of the API.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable, Sequence
 from typing import Annotated
 
@@ -17,7 +15,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cloud_sync.central.config import ApiToken
-from cloud_sync.central.principal import Principal
+from cloud_sync.central.principal import Principal, match_token, token_digests, token_principal
 
 __all__ = ["principal_dependency"]
 
@@ -26,23 +24,15 @@ _BEARER = HTTPBearer(auto_error=False)
 
 def principal_dependency(tokens: Sequence[ApiToken], scope: str) -> Callable[..., Principal]:
     """A FastAPI dependency: the principal, 401 without one, 403 without ``scope``."""
-    digests = [(t.digest(), t) for t in tokens]
+    digests = token_digests(tokens)
 
     def authenticate(
         request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
     ) -> Principal:
-        principal: Principal | None = None
-        if creds is not None and creds.scheme.lower() == "bearer":
-            offered = hashlib.sha256(creds.credentials.encode("utf-8")).hexdigest()
-            matches = [t for d, t in digests if hmac.compare_digest(offered, d)]
-            if matches:
-                token = matches[0]
-                principal = Principal(
-                    token.name,
-                    frozenset(token.scopes),
-                    None if token.estates is None else frozenset(token.estates),
-                    "token",
-                )
+        token = (
+            match_token(digests, creds.credentials) if creds and creds.scheme.lower() == "bearer" else None
+        )
+        principal = None if token is None else token_principal(token)
         if principal is None:
             session: Callable[[Request], Principal | None] | None = getattr(
                 request.app.state, "session_principal", None
