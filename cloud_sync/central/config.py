@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
 from cloud_sync.envelope import valid_gateway_id
 from cloud_sync.errors import SyncError
+from core.errors import ConfigError
+from core.yaml_doc import read_yaml
 
 __all__ = [
     "ApiConfig",
@@ -37,6 +37,20 @@ __all__ = [
 
 class CentralConfigError(SyncError):
     pass
+
+
+class _Problem:
+    """A pydantic error as a located problem; a forbidden or missing key points at the key."""
+
+    __slots__ = ("at_key", "loc", "message")
+
+    def __init__(self, err: Any) -> None:
+        # Tagged unions and validators add steps ("function-after[...]") that are not keys.
+        self.loc: tuple[str | int, ...] = tuple(
+            step for step in err["loc"] if isinstance(step, int) or "[" not in step
+        )
+        self.message: str = err["msg"]
+        self.at_key = err["type"] in ("extra_forbidden", "missing")
 
 
 class _Model(BaseModel):
@@ -266,20 +280,18 @@ def _resolve(obj: Any, base: Path) -> Any:
 
 
 def load_central_config(path: Path) -> CentralConfig:
+    """Read and validate central's YAML; every problem is reported as ``file:line:col: field:
+    message``, one per line, the way the gateway's ``check`` reports a site file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        doc = read_yaml(path)
     except OSError as exc:
         raise CentralConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except ConfigError as exc:
+        raise CentralConfigError("\n".join(str(p) for p in exc.problems)) from exc
     try:
-        data = YAML(typ="safe").load(text)
-    except YAMLError as exc:
-        raise CentralConfigError(f"{path}: not valid YAML: {exc}") from exc
-    try:
-        config = CentralConfig.model_validate(data)
+        config = CentralConfig.model_validate(doc.data)
     except ValidationError as exc:
-        lines = [
-            f"{path}: {'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
-        ]
-        raise CentralConfigError("\n".join(lines)) from exc
+        problems = [doc.problem(_Problem(err)) for err in exc.errors()]
+        raise CentralConfigError("\n".join(str(p) for p in problems)) from exc
     resolved: CentralConfig = _resolve(config, path.parent.resolve())
     return resolved

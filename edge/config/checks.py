@@ -17,6 +17,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 import structlog
 from pydantic import BaseModel, ValidationError
 
+from core.yaml_doc import Loc
 from drivers.config_base import BusBase, DeviceBase, PointBase
 from drivers.registry import bus_driver, bus_drivers, protocol
 from edge.config.site import ResolvedDevice
@@ -33,8 +34,6 @@ __all__ = [
 ]
 
 _LOG = structlog.get_logger(__name__)
-
-Loc = tuple[str | int, ...]
 
 
 @dataclass(frozen=True, slots=True)

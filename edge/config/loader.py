@@ -27,6 +27,7 @@ import structlog
 from pydantic import TypeAdapter, ValidationError
 
 from core.errors import ConfigError, ConfigProblem
+from core.yaml_doc import YamlDocument, format_loc, read_yaml
 from drivers.config_base import BusBase, DeviceBase, ProfileBase
 from drivers.registry import BusDriver, bus_driver, bus_drivers, protocol, protocols
 from edge.config.checks import (
@@ -42,7 +43,6 @@ from edge.config.checks import (
 from edge.config.models import BusConfig, SiteConfig
 from edge.config.profiles import BUNDLED_PROFILES, ProfileLibrary, merge_points, resolve_device
 from edge.config.site import ResolvedDevice, Site
-from edge.config.yaml_doc import YamlDocument, format_loc, read_yaml
 from edge.dashboard.config import check_dashboard
 from edge.retention import check_retention
 from edge.rules_host.site import rule_config_problems

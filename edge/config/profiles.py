@@ -17,9 +17,10 @@ import structlog
 from pydantic import ValidationError
 
 from core.errors import ConfigError, ConfigProblem
+from core.yaml_doc import Loc
 from drivers.config_base import BusBase, ConfigModel, DeviceBase, PointBase, ProfileBase
 from drivers.registry import Protocol_
-from edge.config.checks import Issue, Loc, issues_from_validation
+from edge.config.checks import Issue, issues_from_validation
 from edge.config.site import ResolvedDevice
 
 __all__ = [

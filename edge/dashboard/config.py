@@ -33,9 +33,9 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import ConfigError, ConfigProblem
+from core.yaml_doc import format_loc, read_yaml
 from edge.config.checks import Issue, issues_from_validation
 from edge.config.site import Site
-from edge.config.yaml_doc import format_loc, read_yaml
 
 __all__ = ["DashboardConfig", "check_dashboard", "dashboard_config", "is_loopback"]
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import structlog
 
 from core.errors import ConfigProblem
-from edge.config.checks import Issue, Loc
+from core.yaml_doc import Loc, YamlDocument, read_yaml
+from edge.config.checks import Issue
 from edge.config.site import Site
-from edge.config.yaml_doc import YamlDocument, read_yaml
 from edge.site_zones import zone_reference_issues
 from rules import CompiledRules, PointRules, RuleProblem, RulesError, compile_rules
 

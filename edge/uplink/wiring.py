@@ -54,9 +54,9 @@ from cloud_sync.ports import BatchStore
 from cloud_sync.uplink import EventSink, UplinkConfig
 from core.errors import ConfigError, ConfigProblem
 from core.model import Event
+from core.yaml_doc import format_loc, read_yaml
 from edge.config.checks import Issue, issues_from_validation
 from edge.config.site import Site
-from edge.config.yaml_doc import format_loc, read_yaml
 from edge.identity.folder import Identity, IdentityError, read_identity
 from edge.identity.renewal import Renewer, renewing
 from edge.identity.settings import merge_settings

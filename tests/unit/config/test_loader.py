@@ -269,6 +269,24 @@ def test_syntax_error_reports_the_parser_mark(tmp_path: Path) -> None:
     assert len(problems) == 1 and "(syntax): not valid YAML" in problems[0]
 
 
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("-_", "'-_' looks like a number but is not one"),
+        ("0x_", "'0x_' looks like a number but is not one"),
+        ("._", "'._' looks like a number but is not one"),
+        ("2024-02-30", "'2024-02-30' is not a valid date (day is out of range for month)"),
+    ],
+)
+def test_a_scalar_the_parser_cannot_build_is_located(tmp_path: Path, value: str, says: str) -> None:
+    # ruamel's resolver takes these for numbers or dates and then raises a bare ValueError or
+    # IndexError building them (found by tests/fuzz); the installer gets the line and a fix.
+    path = write(tmp_path, f"site:\n  id: a\n  name: {value}\n")
+    assert problems_of(path) == [
+        f"{path}:3:9: (syntax): not valid YAML: {says}; put it in quotes if it is text"
+    ]
+
+
 def test_not_utf8_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "site.yaml"
     path.write_bytes("site:\n  id: a\n  name: 阳光\n".encode("gb18030"))
@@ -301,7 +319,7 @@ def test_fast_reader_and_round_trip_reader_agree() -> None:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
-    from edge.config.yaml_doc import plain as _plain
+    from core.yaml_doc import plain as _plain
 
     compared = 0
     for path in _every_yaml_file():

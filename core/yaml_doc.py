@@ -5,8 +5,8 @@ Round-trip parsing (which keeps positions) is pure Python and several times slow
 libyaml-backed safe parser, so a file is read with the fast parser and the round-trip tree is
 built only when a position is first asked for, that is, only when there is a problem to locate.
 
-This module sits below the loader and below every section owner (the uplink, the dashboard,
-the rules host), which all read YAML with positions; none of them needs the loader itself.
+This module sits below the site loader, every section owner (the uplink, the dashboard,
+the rules host) and central's own configuration, which all read YAML with positions.
 """
 
 from __future__ import annotations
@@ -14,17 +14,33 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor, SafeConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import ScalarNode
 
 from core.errors import ConfigError, ConfigProblem
-from edge.config.checks import Issue, Loc
 
-__all__ = ["YamlDocument", "format_loc", "plain", "read_yaml"]
+__all__ = ["Loc", "Located", "YamlDocument", "format_loc", "plain", "read_yaml"]
+
+# A path into a document: mapping keys and sequence indexes, e.g. ("devices", 3, "unit").
+Loc = tuple[str | int, ...]
+
+
+class Located(Protocol):
+    """A problem at a path in the document; ``at_key`` points at a mapping key, not its value."""
+
+    @property
+    def loc(self) -> Loc: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def at_key(self) -> bool: ...
+
 
 _LOG = structlog.get_logger(__name__)
 _UNPARSED: Any = object()
@@ -36,6 +52,47 @@ def format_loc(loc: Loc) -> str:
     for step in loc:
         text += f"[{step}]" if isinstance(step, int) else (f".{step}" if text else str(step))
     return text or "(top level)"
+
+
+class _CheckedScalars:
+    """Turns a scalar the resolver took for a number or a date but the constructor cannot build
+    (``-_``, ``._``, ``0x_``, ``2024-02-30``) into a located YAML error instead of a bare
+    ``ValueError`` or ``IndexError`` from inside ruamel (found by tests/fuzz)."""
+
+    def construct_non_recursive_object(self, node: Any, tag: str | None = None) -> Any:
+        try:
+            return super().construct_non_recursive_object(node, tag)  # type: ignore[misc]
+        except (ValueError, IndexError, OverflowError) as exc:
+            if not isinstance(node, ScalarNode):
+                raise
+            kind = str(tag or node.tag or "").rsplit(":", 1)[-1]
+            if kind == "timestamp":
+                problem = f"{node.value!r} is not a valid date ({exc})"
+            elif kind in ("int", "float"):
+                problem = f"{node.value!r} looks like a number but is not one"
+            else:
+                problem = f"{node.value!r} cannot be read as {kind or 'a value'} ({exc})"
+            problem += "; put it in quotes if it is text"
+            raise ConstructorError(None, None, problem, node.start_mark) from exc
+
+
+class _SafeConstructor(_CheckedScalars, SafeConstructor):
+    pass
+
+
+class _RoundTripConstructor(_CheckedScalars, RoundTripConstructor):
+    pass
+
+
+def _yaml(typ: str) -> YAML:
+    if typ == "safe":
+        # typ="safe" uses libyaml's parser when ruamel.yaml.clib is installed, else pure Python.
+        yaml = YAML(typ="safe")
+        yaml.Constructor = _SafeConstructor
+    else:
+        yaml = YAML(typ="rt", pure=True)
+        yaml.Constructor = _RoundTripConstructor
+    return yaml
 
 
 class YamlDocument:
@@ -59,7 +116,7 @@ class YamlDocument:
     def tree(self) -> Any:
         if self._tree is _UNPARSED:
             try:
-                self._tree = YAML(typ="rt", pure=True).load(self.text)
+                self._tree = _yaml("rt").load(self.text)
             except YAMLError:
                 # The fast parser accepted the text; without a tree, positions fall back to 1:1.
                 _LOG.warning("round_trip_parse_failed", file=self.file)
@@ -96,7 +153,7 @@ class YamlDocument:
             break
         return line + 1, col + 1
 
-    def problem(self, issue: Issue) -> ConfigProblem:
+    def problem(self, issue: Located) -> ConfigProblem:
         line, col = self.position(issue.loc, at_key=issue.at_key)
         return ConfigProblem(self.file, line, col, format_loc(issue.loc), issue.message)
 
@@ -143,15 +200,14 @@ def _read_yaml(path: Path, file: str) -> YamlDocument:
             [ConfigProblem(file, line, 1, "(file)", "not UTF-8 text; save the file as UTF-8")]
         ) from exc
     try:
-        # typ="safe" uses libyaml's parser when ruamel.yaml.clib is installed, else pure Python.
-        data = YAML(typ="safe").load(text)
+        data = _yaml("safe").load(text)
     except YAMLError:
         # Parse again in round-trip mode: its errors carry the marks and wording we report.
         pass
     else:
         return YamlDocument(file, text, plain(data))
     try:
-        tree = YAML(typ="rt", pure=True).load(text)
+        tree = _yaml("rt").load(text)
     except MarkedYAMLError as exc:
         raise ConfigError([_syntax_problem(file, exc)]) from exc
     except YAMLError as exc:
