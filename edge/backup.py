@@ -2,9 +2,13 @@
 
 :func:`create_backup` copies each SQLite database with SQLite's backup API (consistent while the
 daemon writes), adds the outbox's sequence mark file, the key and certificate files the site
-names, and the site file itself, writes a manifest (SHA-256 of each member, schema versions,
-sequence positions), packs them in a tar and encrypts it (``edge.backup_crypto``). Rotation
-keeps the newest ``keep`` archives of the folder.
+names, the enrolled identity folder (``uplink.identity``: without it a gateway restored onto a new
+disk would need a new enrolment token), and the site file itself, writes a manifest (SHA-256 and
+file mode of each member, schema versions, sequence positions), packs them in a tar and encrypts
+it (``edge.backup_crypto``). Rotation keeps the newest ``keep`` archives of the folder.
+
+Restored files get their recorded mode back, so a private key stays 0600 and a folder made for a
+private file is 0700.
 
 :func:`restore_backup` decrypts, checks every hash and ``PRAGMA integrity_check``, refuses a
 schema newer than this release, and writes the files into a data folder. The outbox is restored
@@ -98,11 +102,26 @@ def plan_backup(site: Any) -> list[BackupItem]:
     for _, value in keys:
         if isinstance(value, str) and value:
             path = base / value
-            items.append(
-                BackupItem(f"site/{value}" if not Path(value).is_absolute() else f"keys{path}", path, "file")
-            )
+            items.append(BackupItem(_member_name(value, path), path, "file"))
+    identity = (site.config.uplink or {}).get("identity")
+    if isinstance(identity, str) and identity:
+        items += _identity_items(base, identity)
     items.append(BackupItem(f"site/{Path(site.path).name}", Path(site.path), "file"))
     return [i for i in items if i.path.exists()]
+
+
+def _member_name(value: str, path: Path) -> str:
+    return f"site/{value}" if not Path(value).is_absolute() else f"keys{path}"
+
+
+def _identity_items(base: Path, value: str) -> list[BackupItem]:
+    """Every file of the identity folder: identity.json and each version folder it may name
+    (the previous version is kept until the running uplink has switched)."""
+    folder = base / value
+    if not folder.is_dir():
+        return []
+    found = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return [BackupItem(_member_name(str(Path(value) / p.relative_to(folder)), p), p, "file") for p in found]
 
 
 def _sha256(path: Path) -> str:
@@ -169,7 +188,7 @@ def create_backup(
                 facts = _db_facts(dst)
             else:
                 shutil.copyfile(item.path, dst)
-                facts = {}
+                facts = {"mode": item.path.stat().st_mode & 0o777}
                 if progress is not None:
                     progress(item.name, 1, 1)
             members.append(
@@ -296,29 +315,50 @@ def restore_backup(
         staging = Path(tmp) / "x"
         manifest = verify(archive, passphrase, staging, progress)
         restored: list[str] = []
+        targets = [(m, _target(m["name"], data_dir, site_dir)) for m in manifest["members"]]
+        # A folder that will hold a private file (a key, the password) is made 0700.
+        private_dirs = {
+            folder
+            for m, dst in targets
+            if dst is not None and m.get("mode") is not None and not m["mode"] & 0o077
+            for folder in dst.parents
+        }
         outbox_member = next((m for m in manifest["members"] if m["name"] == "data/outbox.db"), None)
         old_marks = read_marks(seq_path(data_dir / "outbox.db"))  # a surviving mark wins where higher
-        for member in manifest["members"]:
-            name: str = member["name"]
-            src = staging / name
-            if name.startswith("data/"):
-                if name == "data/outbox.db.seq":
-                    continue
-                dst = data_dir / name.removeprefix("data/")
+        for member, dst in targets:
+            if dst is None or member["name"] == "data/outbox.db.seq":
+                continue
+            src = staging / member["name"]
+            if member["name"].startswith("data/"):
                 for suffix in ("-wal", "-shm"):
                     dst.with_name(dst.name + suffix).unlink(missing_ok=True)
-            elif site_dir is not None:
-                dst = site_dir / name.removeprefix("site/")
-            else:
-                continue
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
+            _copy_with_mode(src, dst, member.get("mode"), private_dirs)
             restored.append(str(dst))
         seq: dict[str, int] = {}
         if outbox_member is not None:
             seq = _restore_marks(staging, data_dir, manifest, outbox_member, old_marks, now)
     _LOG.info("backup restored", archive=str(archive), data_dir=str(data_dir), seq=seq)
     return {"manifest": manifest, "restored": restored, "seq": seq}
+
+
+def _target(name: str, data_dir: Path, site_dir: Path | None) -> Path | None:
+    if name.startswith("data/"):
+        return data_dir / name.removeprefix("data/")
+    if site_dir is not None:  # site/ files beside the site file; keys/ at their old absolute path under it
+        return site_dir / name.removeprefix("site/")
+    return None
+
+
+def _copy_with_mode(src: Path, dst: Path, mode: int | None, private_dirs: set[Path]) -> None:
+    for folder in reversed(dst.parents):
+        if not folder.exists():
+            folder.mkdir(mode=0o700 if folder in private_dirs else 0o777)
+    # Written under its final mode from the first byte: a key is never readable by others.
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if mode is None else mode)
+    with os.fdopen(fd, "wb") as out, src.open("rb") as inp:
+        shutil.copyfileobj(inp, out)
+    if mode is not None:
+        os.chmod(dst, mode)
 
 
 def _restore_marks(

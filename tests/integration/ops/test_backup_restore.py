@@ -183,3 +183,42 @@ def test_backup_and_restore_commands(
     out = capsys.readouterr().out
     assert "telemetry lane continues after sequence" in out
     assert (tmp_path / "new" / "outbox.db").exists() and (tmp_path / "new" / "outbox.db.seq").exists()
+
+
+def test_the_enrolled_identity_is_backed_up_and_restored_private(tmp_path: Path) -> None:
+    # A gateway restored onto a new disk keeps its enrolment: same keys, same certificate, and
+    # the private files as private as `gatehouse enroll` made them.
+    from edge.identity.folder import read_identity, write_enrolment
+    from edge.identity.material import new_keys
+    from edge.identity.protocol import parse_grant
+    from tests.unit.edge.identity.central import make_central
+
+    keys = new_keys()
+    grant = parse_grant(make_central(tmp_path, password="pw").grant(keys), keys)
+    site_dir = tmp_path / "site"
+    enrolled = write_enrolment(
+        site_dir / "identity", grant, keys, central_url="https://c.example", api_ca=None, now=1.0
+    )
+    data = tmp_path / "data"
+    site_path = write_site(site_dir / "site.yaml", port=1502, devices=[meter("m1", 1)], data_dir=data)
+    site_path.write_text(site_path.read_text() + "uplink:\n  identity: identity\n")
+    site = load_site(site_path)
+    archive = create_backup(site, tmp_path / "backups", PASS)
+
+    names = {m["name"] for m in verify(archive, PASS, tmp_path / "check")["members"]}
+    assert {
+        "site/identity/identity.json",
+        "site/identity/v1/signing.key",
+        "site/identity/v1/client.key",
+    } <= names
+
+    restored_site = tmp_path / "new-disk" / "site"
+    restore_backup(archive, PASS, tmp_path / "new-disk" / "data", site_dir=restored_site)
+    again = read_identity(restored_site / "identity")
+    assert again.gateway_id == enrolled.gateway_id
+    for name in ("signing.key", "client.key", "e2e.key", "password", "client.crt"):
+        assert again.file(name).read_bytes() == enrolled.file(name).read_bytes(), name
+    for name in ("signing.key", "client.key", "e2e.key", "password"):
+        assert again.file(name).stat().st_mode & 0o777 == 0o600, name
+    assert (restored_site / "identity").stat().st_mode & 0o777 == 0o700
+    assert load_site(restored_site / "site.yaml").config.uplink == {"identity": "identity"}
