@@ -177,9 +177,25 @@ class Gateway:
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _build_devices(self, site: Site) -> contextlib.AbstractAsyncContextManager[DeviceSet]:
+        workers = site.config.gateway.poll_workers
+        if workers == 0:
+            return build_devices(site, sink=self._on_samples, events=self._on_event, clock=self.clock)
+        from edge.logs import logging_args
+        from edge.poll_workers.pool import worker_devices
+
+        return worker_devices(
+            site,
+            workers=workers,
+            sink=self._on_samples,
+            events=self._on_event,
+            clock=self.clock,
+            log_args=logging_args(),
+        )
+
     @contextlib.asynccontextmanager
     async def _device_set(self, site: Site) -> Any:
-        async with build_devices(site, sink=self._on_samples, events=self._on_event, clock=self.clock) as ds:
+        async with self._build_devices(site) as ds:
             # ReportPolicy has every field of ReportPolicyLike (a structural stand-in kept free of
             # edge.config imports, but a class rather than a Protocol, hence the cast)
             self._reporter = Reporter(cast("Mapping[str, ReportPolicyLike]", ds.report_policies))

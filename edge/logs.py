@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-__all__ = ["configure_logging"]
+__all__ = ["configure_logging", "logging_args"]
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -21,7 +21,17 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 _QUIET_LIBRARIES = ("pymodbus", "asyncio", "aiosqlite", "uvicorn.access", "asyncua", "bacpypes3")
 
 
+# What the daemon chose, so its poll workers (edge.poll_workers) log the same way.
+_chosen: list[str] = []
+
+
+def logging_args() -> list[str]:
+    """Command-line options that give a child process this process's logging."""
+    return list(_chosen)
+
+
 def configure_logging(level: str = "info", *, json: bool = True) -> None:
+    _chosen[:] = ["--log-level", level, *([] if json else ["--console-logs"])]
     numeric = _LEVELS.get(level, logging.INFO)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,

@@ -10,7 +10,7 @@ that nobody registered never gets here, because ``gatehouse check`` rejects it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
@@ -36,11 +36,19 @@ class DeviceSet:
 
 @contextlib.asynccontextmanager
 async def build_devices(
-    site: Site, *, sink: SampleSink, events: EventSink, clock: Clock
+    site: Site,
+    *,
+    sink: SampleSink,
+    events: EventSink,
+    clock: Clock,
+    buses: Collection[str] | None = None,
 ) -> AsyncIterator[DeviceSet]:
+    """Open the site's buses (only ``buses`` when given: a poll worker's share)."""
     ds = DeviceSet()
     by_bus: dict[str, list[ResolvedDevice]] = {}
     for device in site.devices:
+        if buses is not None and device.bus.id not in buses:
+            continue
         if not device.config.enabled:
             ds.skipped[device.id] = "disabled"
             continue

@@ -71,6 +71,13 @@ class GatewayConfig(_Model):
     id: Identifier
     data_dir: str = Field(default="/var/lib/gatehouse", description="relative to the site file")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    poll_workers: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description="poll the buses in this many worker processes (whole buses each) so a large site "
+        "uses more than one core; 0 polls in the gateway's own process",
+    )
 
 
 class OutboxConfig(_Model):

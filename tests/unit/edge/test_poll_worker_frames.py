@@ -1,0 +1,125 @@
+"""The poll workers' frames and bus partition: pure, no processes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.errors import ConnectionLost, DeviceError, DeviceTimeout, FramingError, TransportError
+from core.model import Event, Quality, Reason, Sample
+from edge.poll_workers.frames import (
+    HEADER,
+    FrameError,
+    decode_body,
+    decode_event,
+    decode_samples,
+    encode_error,
+    event_body,
+    frame,
+    raise_error,
+    sample_rows,
+)
+from edge.poll_workers.partition import partition
+from tests.fuzz.support import fuzz_settings
+
+_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=20),
+)
+_samples = st.builds(
+    Sample,
+    st.text(min_size=1, max_size=30),
+    _values,
+    st.sampled_from(list(Quality)),
+    st.floats(0, 4e9),
+    st.sampled_from(list(Reason)),
+    st.one_of(st.none(), st.floats(0, 4e9)),
+)
+
+
+def _unframe(data: bytes) -> list[object]:
+    (size,) = HEADER.unpack(data[: HEADER.size])
+    assert size == len(data) - HEADER.size
+    return decode_body(data[HEADER.size :])
+
+
+@fuzz_settings()
+@given(st.lists(_samples, max_size=50))
+def test_samples_cross_unchanged(samples: list[Sample]) -> None:
+    body = _unframe(frame(["S", sample_rows(samples)]))
+    assert body[0] == "S"
+    assert decode_samples(body[1]) == samples
+
+
+def test_a_nan_value_stays_nan() -> None:
+    (back,) = decode_samples(
+        _unframe(frame(["S", sample_rows([Sample("p", math.nan, Quality.BAD, 1.0)])]))[1]
+    )
+    assert math.isnan(back.value)  # type: ignore[arg-type]
+
+
+def test_events_cross_unchanged() -> None:
+    event = Event("device.offline", "m1", 12.5, {"error": "timeout", "kind": "DeviceTimeout"})
+    assert decode_event(_unframe(frame(event_body(event)))) == event
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [DeviceTimeout("t"), ConnectionLost("c"), FramingError("f"), KeyError("no point 'x'"), ValueError("v")],
+)
+def test_write_errors_are_raised_again_as_their_class(exc: Exception) -> None:
+    with pytest.raises(type(exc)) as caught:
+        raise_error(decode_body(frame(encode_error(exc))[HEADER.size :]))
+    assert str(caught.value) == str(exc)
+
+
+def test_a_device_error_keeps_its_code_and_anything_else_is_a_transport_error() -> None:
+    with pytest.raises(DeviceError) as caught:
+        raise_error(encode_error(DeviceError("illegal data address", code=2)))
+    assert caught.value.code == 2
+    with pytest.raises(TransportError, match="boom"):
+        raise_error(encode_error(RuntimeError("boom")))
+
+
+# a reserved byte, a list without a kind, an empty list, a string instead of a list
+@pytest.mark.parametrize("data", [b"\xc1", b"\x91\x01", b"\x90", b"\xa1S"])
+def test_unreadable_frames_are_frame_errors(data: bytes) -> None:
+    with pytest.raises(FrameError):
+        decode_body(data)
+
+
+@pytest.mark.parametrize(
+    "rows", [[["p", 1]], [["p", 1, 7, 0.0, "", None]], [["p", 1, 0, 0.0, "nope", None]], 5]
+)
+def test_bad_sample_rows_are_frame_errors(rows: object) -> None:
+    with pytest.raises(FrameError):
+        decode_samples(rows)
+
+
+def test_partition_keeps_buses_whole_and_balances_points() -> None:
+    shares = partition([("a", 100), ("b", 60), ("c", 50), ("d", 10)], 2)
+    assert sorted(b for share in shares for b in share) == ["a", "b", "c", "d"]
+    assert shares == [["a", "d"], ["b", "c"]]  # 110 and 110 points
+
+
+def test_partition_never_makes_an_empty_worker() -> None:
+    assert partition([("only", 30)], 4) == [["only"]]
+    assert partition([], 2) == []
+    with pytest.raises(ValueError, match="at least 1"):
+        partition([("a", 1)], 0)
+
+
+@given(st.lists(st.integers(0, 500), min_size=1, max_size=30), st.integers(1, 8))
+def test_partition_is_within_one_bus_of_even(points: list[int], workers: int) -> None:
+    buses = [(f"b{n}", p) for n, p in enumerate(points)]
+    shares = partition(buses, workers)
+    assert sorted(b for share in shares for b in share) == sorted(b for b, _ in buses)
+    loads = [sum(max(dict(buses)[b], 1) for b in share) for share in shares]
+    biggest = max(max(p, 1) for p in points)
+    assert max(loads) - min(loads) <= biggest  # greedy, largest first
