@@ -175,6 +175,8 @@ class Step:
     count: int
     gw: str
     folder: Path
+    poll_workers: int = 0  # gateway.poll_workers (0: shipped default, polling in-process)
+    buses: int = 1  # the devices spread over this many buses (poll workers take whole buses)
 
 
 def _central_yaml(folder: Path, broker: Broker, steps: list[Step]) -> Path:
@@ -207,11 +209,20 @@ def _site_yaml(step: Step, broker: Broker, base_port: int, dashboard_port: int) 
     creds = broker.clients[step.gw]
     site = {
         "site": {"id": "bench"},
-        "gateway": {"id": step.gw, "data_dir": "data"},
+        "gateway": {"id": step.gw, "data_dir": "data", "poll_workers": step.poll_workers},
         "profile_dirs": [str(PROFILES)],
-        "buses": [{"id": "lan", "type": "modbus_tcp", "host": "127.0.0.1", "port": base_port}],
+        "buses": [
+            {"id": f"lan{n}", "type": "modbus_tcp", "host": "127.0.0.1", "port": base_port}
+            for n in range(step.buses)
+        ],
         "devices": [
-            {"id": f"b{i:04d}", "bus": "lan", "port": base_port + i, "unit": 1, "profile": "bench-30hr"}
+            {
+                "id": f"b{i:04d}",
+                "bus": f"lan{i % step.buses}",
+                "port": base_port + i,
+                "unit": 1,
+                "profile": "bench-30hr",
+            }
             for i in range(step.count)
         ],
         # Shipped settings: only what has no default (where the broker is, who the gateway is).
@@ -448,6 +459,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--memory", type=Path, help="folder for tracemalloc breakdowns (memory-N.json)")
     parser.add_argument("--py-spy", type=Path, help="folder for py-spy stacks (py-spy-N.txt)")
+    parser.add_argument(
+        "--poll-workers", type=int, default=0, help="gateway.poll_workers (default 0: in-process polling)"
+    )
+    parser.add_argument("--buses", type=int, default=1, help="spread the devices over this many buses")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     counts = [int(c) for c in args.counts.split(",") if c]
     runs: list[dict[str, Any]] = []
@@ -458,7 +473,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             folder = workdir / f"gw-{count}"
             folder.mkdir()
             signing_key(folder)
-            steps.append(Step(count, f"gw-{count}", folder))
+            steps.append(Step(count, f"gw-{count}", folder, args.poll_workers, args.buses))
         with _services(workdir, steps) as (broker, counter, others):
             for step in steps:
                 result = _run_step(
@@ -492,7 +507,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "benchmark": "e2e_scale",
         "targets": TARGETS,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load": os.getloadavg()},
-        "settings": {"window_s": args.window_s, "warmup_s": args.warmup_s, "points": POINTS_PER_DEVICE},
+        "settings": {
+            "window_s": args.window_s,
+            "warmup_s": args.warmup_s,
+            "points": POINTS_PER_DEVICE,
+            "poll_workers": args.poll_workers,
+            "buses": args.buses,
+        },
         "summary": summary,
         "runs": runs,
     }
