@@ -18,8 +18,10 @@ health probe, with a deadline: a stuck disk must show up as unhealthy, not hang 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -85,6 +87,7 @@ class GatewayCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from self._device_families()
+        yield from self._worker_families()
         yield from self._outbox_families()
         yield from self._uplink_families()
         yield from self._alarm_families()
@@ -156,6 +159,33 @@ class GatewayCollector(Collector):
             skipped,
             dropped,
         )
+
+    def _worker_families(self) -> Iterator[Metric]:
+        """The poll worker processes (gateway.poll_workers); the process collector sees only
+        the gateway's own process."""
+        devices = self._gateway.devices
+        workers = [] if devices is None else devices.workers
+        if not workers:
+            return
+        up = GaugeMetricFamily("gatehouse_poll_worker_up", "1 running, 0 restarting", labels=["worker"])
+        starts = CounterMetricFamily(
+            "gatehouse_poll_worker_starts", "Times the worker process was started", labels=["worker"]
+        )
+        cpu = CounterMetricFamily(
+            "gatehouse_poll_worker_cpu_seconds", "CPU time of the running worker process", labels=["worker"]
+        )
+        rss = GaugeMetricFamily(
+            "gatehouse_poll_worker_resident_memory_bytes", "Resident memory of the worker", labels=["worker"]
+        )
+        for worker in workers:
+            pid = worker.pid
+            usage = None if pid is None else _proc_usage(pid)
+            up.add_metric([worker.name], 1.0 if usage is not None and worker.ready.is_set() else 0.0)
+            starts.add_metric([worker.name], worker.starts)
+            if usage is not None:
+                cpu.add_metric([worker.name], usage[0])
+                rss.add_metric([worker.name], usage[1])
+        yield from (up, starts, cpu, rss)
 
     def _outbox_families(self) -> Iterator[Metric]:
         backlog = self._backlog.value
@@ -270,6 +300,18 @@ class GatewayCollector(Collector):
         for (state, priority), n in sorted(counts.items()):
             by_state.add_metric([state, priority], n)
         yield by_state
+
+
+def _proc_usage(pid: int) -> tuple[float, float] | None:
+    """(CPU seconds, resident bytes) of a process from /proc, None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        statm = Path(f"/proc/{pid}/statm").read_text().split()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "; comm may hold spaces
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks, int(statm[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def build_registry(gateway: Any, backlog: BacklogCache) -> CollectorRegistry:

@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.errors import ConfigError, ConfigProblem
 from core.model import Clock
@@ -32,6 +33,8 @@ class DeviceSet:
     report_policies: dict[str, ReportPolicy] = field(default_factory=dict)
     # Devices present in the site file that are not polled, with the reason (disabled).
     skipped: dict[str, str] = field(default_factory=dict)
+    # The poll worker processes when gateway.poll_workers is set (edge.poll_workers.pool).
+    workers: list[Any] = field(default_factory=list)
 
 
 @contextlib.asynccontextmanager

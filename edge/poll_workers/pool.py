@@ -101,6 +101,12 @@ class _Worker:
         self.starts = 0
         self.ready = asyncio.Event()
 
+    @property
+    def pid(self) -> int | None:
+        """The running worker's process id (None while it is being restarted)."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.returncode is None else None
+
     # -- writes ------------------------------------------------------------------------------
 
     async def write(
@@ -312,6 +318,7 @@ async def worker_devices(
         )
         for n, buses in enumerate(shares)
     ]
+    ds.workers = list(pool)
     for worker in pool:
         ds.coordinators.update(cast("dict[str, Any]", worker.remote))
     async with asyncio.TaskGroup() as tg:

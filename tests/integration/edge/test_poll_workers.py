@@ -121,3 +121,30 @@ async def test_two_workers_poll_write_and_survive_a_kill(tmp_path: Path) -> None
     assert kinds.count(("device.offline", "m0", "WorkerStopped")) == 1
     assert kinds.count(("device.offline", "door0", "WorkerStopped")) == 1
     assert [k for k in kinds if k[1] == "m1" and k[0] == "device.offline"] == []
+
+
+async def test_metrics_show_each_worker(tmp_path: Path) -> None:
+    from edge.metrics import BacklogCache, build_registry
+
+    site_path = _site(tmp_path, (free_port(), free_port()), workers=2)
+    async with (
+        SimulationRunner(read_site_plan(site_path).devices, tick_s=None),
+        Gateway(load_site(site_path)) as gw,
+    ):
+        run = asyncio.create_task(gw.run())
+        try:
+            await wait_until(lambda: _good(gw, "m1"), timeout_s=DEADLINE_S, message="polled")
+            await wait_until(lambda: all(w.ready.is_set() for w in _workers(gw)), message="workers ready")
+            registry = build_registry(gw, BacklogCache(gw))
+            for name in ("poll-1", "poll-2"):
+                assert registry.get_sample_value("gatehouse_poll_worker_up", {"worker": name}) == 1.0
+                assert registry.get_sample_value("gatehouse_poll_worker_starts_total", {"worker": name}) == 1
+                memory = registry.get_sample_value(
+                    "gatehouse_poll_worker_resident_memory_bytes", {"worker": name}
+                )
+                assert memory is not None and memory > 10 * 2**20
+                cpu = registry.get_sample_value("gatehouse_poll_worker_cpu_seconds_total", {"worker": name})
+                assert cpu is not None and cpu > 0
+        finally:
+            gw.stop()
+            await run
