@@ -145,6 +145,10 @@ class BusDriver:
     # on one line, or on one host reached through two buses). Returns (index in the given
     # sequence, finding below that device).
     check_devices: Callable[[Sequence[DeviceSpec]], list[tuple[int, Finding]]] | None = None
+    # Which of the bus's links a device uses (a Modbus TCP device's own host:port). Devices of
+    # one bus on different links share nothing, so poll workers (``gateway.poll_workers``) may
+    # run them in different processes; None: the whole bus is one link (one serial port).
+    link_of: Callable[[DeviceSpec], str] | None = None
 
 
 _BUSES: dict[str, BusDriver] = {}

@@ -44,13 +44,14 @@ async def build_devices(
     sink: SampleSink,
     events: EventSink,
     clock: Clock,
-    buses: Collection[str] | None = None,
+    only: Collection[str] | None = None,
 ) -> AsyncIterator[DeviceSet]:
-    """Open the site's buses (only ``buses`` when given: a poll worker's share)."""
+    """Open the site's buses for its devices (only the devices in ``only`` when given: a poll
+    worker's share)."""
     ds = DeviceSet()
     by_bus: dict[str, list[ResolvedDevice]] = {}
     for device in site.devices:
-        if buses is not None and device.bus.id not in buses:
+        if only is not None and device.id not in only:
             continue
         if not device.config.enabled:
             ds.skipped[device.id] = "disabled"

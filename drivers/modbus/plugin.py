@@ -157,6 +157,10 @@ def _open_serial(
     return open_serial_bus(bus, devices, ctx)
 
 
+def _link_of(device: DeviceSpec) -> str:
+    return _endpoint_text(endpoint_of(device))
+
+
 def _register() -> None:
     common = {"protocol": MODBUS, "device_model": ModbusDeviceConfig, "check_devices": _check_devices}
     register(
@@ -165,6 +169,7 @@ def _register() -> None:
             bus_model=ModbusTcpBus,
             open_bus=_open_tcp,
             summary="Modbus TCP; devices behind one host:port share one connection",
+            link_of=_link_of,
             **common,  # type: ignore[arg-type]
         )
     )

@@ -1,8 +1,10 @@
-"""Which buses each poll worker runs: pure.
+"""Which links each poll worker runs: pure.
 
-Whole buses only: a bus is one physical port or endpoint with one scheduler, and splitting it
-over two processes would put two requests on one RS-485 line. Buses are spread by their number
-of points (the work of polling), largest first onto the least loaded worker.
+The unit is a link: a whole bus (one serial port or endpoint with one scheduler: splitting it
+over two processes would put two requests on one RS-485 line), or, where the bus type says its
+devices use separate links (``BusDriver.link_of``: a Modbus TCP device with its own host:port),
+the devices of one link. Links are spread by their number of points (the work of polling),
+largest first onto the least loaded worker.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ __all__ = ["partition"]
 
 
 def partition(bus_points: Iterable[tuple[str, int]], workers: int) -> list[list[str]]:
-    """Bus ids per worker; never an empty worker (fewer workers than asked when buses are few)."""
+    """Link keys per worker; never an empty worker (fewer workers than asked when links are few)."""
     if workers < 1:
         raise ValueError("workers must be at least 1")
     buses = sorted(bus_points, key=lambda bp: (-bp[1], bp[0]))

@@ -1,5 +1,8 @@
 """The gateway's side of its poll workers: start them, read what they send, restart them.
 
+Devices are shared out by link (:mod:`edge.poll_workers.partition`): a serial bus stays whole,
+Modbus TCP devices with their own host:port may go to different workers.
+
 :func:`worker_devices` stands in for ``edge.wiring.build_devices`` when ``gateway.poll_workers``
 is set: it yields the same ``DeviceSet`` shape, but each coordinator is a :class:`RemoteDevice`
 whose polling runs in a worker process. Samples and events from the workers go into the
@@ -27,6 +30,7 @@ import structlog
 
 from core.errors import ConnectionLost
 from core.model import Clock, Event, Quality, Reason, Sample, Value
+from drivers.registry import bus_driver
 from edge.config.site import ResolvedDevice, Site
 from edge.coordinator import CoordinatorStats, EventSink, SampleSink
 from edge.poll_workers.frames import (
@@ -77,7 +81,7 @@ class _Worker:
         self,
         name: str,
         site: Site,
-        buses: list[str],
+        links: list[str],
         devices: list[ResolvedDevice],
         *,
         sink: SampleSink,
@@ -87,7 +91,7 @@ class _Worker:
     ) -> None:
         self.name = name
         self.site = site
-        self.buses = buses
+        self.links = links  # "bus" or "bus link" keys, for the log and the tests
         self.devices = devices
         self.remote = {d.id: RemoteDevice(d.id, self) for d in devices}
         self._sink = sink
@@ -148,8 +152,8 @@ class _Worker:
                 "edge.poll_workers.worker",
                 "--site",
                 str(self.site.path),
-                "--buses",
-                ",".join(self.buses),
+                "--devices",
+                ",".join(d.id for d in self.devices),
                 "--fd",
                 str(child.fileno()),
                 "--name",
@@ -207,7 +211,7 @@ class _Worker:
                     except Exception as exc:  # noqa: BLE001 - handed to the waiting writer
                         done.set_exception(exc)
         elif kind == "R":
-            _LOG.info("poll worker running", worker=self.name, buses=self.buses, devices=len(body[1]))
+            _LOG.info("poll worker running", worker=self.name, links=len(self.links), devices=len(body[1]))
             self.ready.set()
         else:
             raise FrameError(f"unknown frame kind {kind!r}")
@@ -284,6 +288,12 @@ class _Worker:
             await proc.wait()
 
 
+def _link_key(device: ResolvedDevice) -> str:
+    driver = bus_driver(device.bus.type)
+    link_of = None if driver is None else driver.link_of
+    return device.bus.id if link_of is None else f"{device.bus.id} {link_of(device)}"
+
+
 @contextlib.asynccontextmanager
 async def worker_devices(
     site: Site,
@@ -294,29 +304,29 @@ async def worker_devices(
     clock: Clock,
     log_args: list[str] | None = None,
 ) -> AsyncIterator[DeviceSet]:
-    """The site's devices polled by ``workers`` processes (whole buses each)."""
+    """The site's devices polled by ``workers`` processes (whole links each: see partition)."""
     ds = DeviceSet()
-    by_bus: dict[str, list[ResolvedDevice]] = {}
+    by_link: dict[str, list[ResolvedDevice]] = {}
     for device in site.devices:
         if not device.config.enabled:
             ds.skipped[device.id] = "disabled"
             continue
-        by_bus.setdefault(device.bus.id, []).append(device)
+        by_link.setdefault(_link_key(device), []).append(device)
         for point in device.points:
             ds.report_policies[site.point_id(device.id, point.id)] = device.report_policy(point)
-    shares = partition(((bus, sum(len(d.points) for d in devs)) for bus, devs in by_bus.items()), workers)
+    shares = partition(((key, sum(len(d.points) for d in devs)) for key, devs in by_link.items()), workers)
     pool = [
         _Worker(
             f"poll-{n + 1}",
             site,
-            buses,
-            [d for bus in buses for d in by_bus[bus]],
+            keys,
+            [d for key in keys for d in by_link[key]],
             sink=sink,
             events=events,
             clock=clock,
             log_args=log_args or [],
         )
-        for n, buses in enumerate(shares)
+        for n, keys in enumerate(shares)
     ]
     ds.workers = list(pool)
     for worker in pool:

@@ -1,8 +1,8 @@
-"""A poll worker: ``python -m edge.poll_workers.worker --site FILE --buses A,B --fd N``.
+"""A poll worker: ``python -m edge.poll_workers.worker --site FILE --devices A,B --fd N``.
 
 Started by the gateway (:mod:`edge.poll_workers.pool`), never by hand. It loads the same site
-file, opens only its buses with the registered drivers (``edge.wiring.build_devices``) and runs
-their coordinators exactly as the gateway would in-process; every sample batch and event goes to
+file, opens the buses of its devices with the registered drivers (``edge.wiring.build_devices``)
+and runs their coordinators exactly as the gateway would in-process; every sample batch and event goes to
 the gateway over the inherited socket, writes come back the other way. When the socket closes
 (the gateway stopped or died) the worker closes its buses and exits: it never polls unattended.
 """
@@ -62,7 +62,7 @@ class _Link:
             return None
 
 
-async def serve(site_path: Path, buses: list[str], sock: socket.socket) -> int:
+async def serve(site_path: Path, devices: list[str], sock: socket.socket) -> int:
     from edge.config.loader import load_site
     from edge.wiring import build_devices
 
@@ -81,19 +81,20 @@ async def serve(site_path: Path, buses: list[str], sock: socket.socket) -> int:
         await link.send(event_body(event))
 
     async with build_devices(
-        site, sink=on_samples, events=on_event, clock=SystemClock(), buses=set(buses)
-    ) as devices:
-        await link.send(["R", sorted(devices.coordinators), devices.skipped])
+        site, sink=on_samples, events=on_event, clock=SystemClock(), only=set(devices)
+    ) as running:
+        coordinators = running.coordinators
+        await link.send(["R", sorted(coordinators), running.skipped])
         async with asyncio.TaskGroup() as tg:
             polling = [
                 tg.create_task(_supervise(coord), name=f"device:{device_id}")
-                for device_id, coord in devices.coordinators.items()
+                for device_id, coord in coordinators.items()
             ]
-            stats = tg.create_task(_send_stats(link, devices.coordinators), name="stats")
+            stats = tg.create_task(_send_stats(link, coordinators), name="stats")
             writes: set[asyncio.Task[None]] = set()
             while (body := await link.receive()) is not None and body[0] != "Q":
                 if body[0] == "W":
-                    task = tg.create_task(_write(link, devices.coordinators, body), name=f"write:{body[1]}")
+                    task = tg.create_task(_write(link, coordinators, body), name=f"write:{body[1]}")
                     writes.add(task)
                     task.add_done_callback(writes.discard)
             for task in (*polling, stats, *writes):
@@ -156,7 +157,7 @@ def _stats(coord: Any) -> list[Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gatehouse poll worker")
     parser.add_argument("--site", required=True, type=Path)
-    parser.add_argument("--buses", required=True)
+    parser.add_argument("--devices", required=True, help="the device ids this worker polls, comma-separated")
     parser.add_argument("--fd", required=True, type=int)
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--console-logs", action="store_true")
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     sock = socket.socket(fileno=args.fd)
     os.set_inheritable(args.fd, False)
     try:
-        return asyncio.run(serve(args.site, [b for b in args.buses.split(",") if b], sock))
+        return asyncio.run(serve(args.site, [d for d in args.devices.split(",") if d], sock))
     except KeyboardInterrupt:
         return 0
 

@@ -75,7 +75,10 @@ async def test_two_workers_poll_write_and_survive_a_kill(tmp_path: Path) -> None
                 message="every device polled good through the workers",
             )
             workers = _workers(gw)
-            assert sorted(w.buses for w in workers) == [["lan0"], ["lan1"]]
+            assert sorted(w.links for w in workers) == [
+                [f"lan0 127.0.0.1:{ports[0]}"],
+                [f"lan1 127.0.0.1:{ports[1]}"],
+            ]
             pids = {w._proc.pid for w in workers}
             assert os.getpid() not in pids and len(pids) == 2  # polled in two other processes
 
@@ -96,7 +99,7 @@ async def test_two_workers_poll_write_and_survive_a_kill(tmp_path: Path) -> None
                 await gw.write("door0", "no_such_point", True)
 
             # SIGKILL the worker of lan0: its devices go bad at once, lan1 keeps polling.
-            lan0 = next(w for w in workers if w.buses == ["lan0"])
+            lan0 = next(w for w in workers if w.links[0].startswith("lan0 "))
             starts = lan0.starts
             os.kill(lan0._proc.pid, signal.SIGKILL)
             await wait_until(
@@ -145,6 +148,48 @@ async def test_metrics_show_each_worker(tmp_path: Path) -> None:
                 assert memory is not None and memory > 10 * 2**20
                 cpu = registry.get_sample_value("gatehouse_poll_worker_cpu_seconds_total", {"worker": name})
                 assert cpu is not None and cpu > 0
+        finally:
+            gw.stop()
+            await run
+
+
+async def test_one_tcp_bus_is_shared_out_by_endpoint(tmp_path: Path) -> None:
+    # Devices of one Modbus TCP bus with their own host:port share nothing, so two workers
+    # take one endpoint each; two units behind one endpoint would stay together.
+    ports = (free_port(), free_port())
+    site = {
+        "site": {"id": "ws"},
+        "gateway": {"id": "gw-w", "data_dir": str(tmp_path / "data"), "poll_workers": 2},
+        "buses": [{"id": "lan", "type": "modbus_tcp", "host": "127.0.0.1", "port": ports[0]}],
+        "devices": [
+            {"id": "m0", "bus": "lan", "unit": 1, "profile": "eastron-sdm630", "poll_interval_s": 0.2},
+            {"id": "door0", "bus": "lan", "unit": 2, "profile": "access-door", "poll_interval_s": 0.2},
+            {
+                "id": "m1",
+                "bus": "lan",
+                "port": ports[1],
+                "unit": 1,
+                "profile": "eastron-sdm630",
+                "poll_interval_s": 0.2,
+            },
+        ],
+    }
+    site_path = tmp_path / "site.yaml"
+    with site_path.open("w", encoding="utf-8") as fh:
+        YAML().dump(site, fh)
+    async with (
+        SimulationRunner(read_site_plan(site_path).devices, tick_s=None),
+        Gateway(load_site(site_path)) as gw,
+    ):
+        run = asyncio.create_task(gw.run())
+        try:
+            await wait_until(
+                lambda: all(_good(gw, d) for d in ("m0", "door0", "m1")),
+                timeout_s=DEADLINE_S,
+                message="every device polled good",
+            )
+            shares = sorted(sorted(d.id for d in w.devices) for w in _workers(gw))
+            assert shares == [["door0", "m0"], ["m1"]]
         finally:
             gw.stop()
             await run
