@@ -455,7 +455,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--window-s", type=float, default=45.0)
     parser.add_argument("--warmup-s", type=float, default=15.0)
     parser.add_argument("--all", action="store_true", help="measure every count even after one fell behind")
-    parser.add_argument("--base-port", type=int, default=int(os.environ.get("GH_BENCH_PORT", "23000")))
+    # The devices' block of ports lies outside core.ports' range (20000-32000), where the bench
+    # picks its other ports, and below the kernel's ephemeral range.
+    parser.add_argument("--base-port", type=int, default=int(os.environ.get("GH_BENCH_PORT", "12000")))
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--memory", type=Path, help="folder for tracemalloc breakdowns (memory-N.json)")
     parser.add_argument("--py-spy", type=Path, help="folder for py-spy stacks (py-spy-N.txt)")

@@ -140,7 +140,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--main-s", type=float, default=60.0, help="measurement window at 500 devices")
     parser.add_argument("--step-s", type=float, default=20.0, help="window for each scale step")
     parser.add_argument("--counts", default="1000,1667,2000,2500", help="scale steps after 500")
-    parser.add_argument("--base-port", type=int, default=int(os.environ.get("GH_BENCH_PORT", "21000")))
+    parser.add_argument("--base-port", type=int, default=int(os.environ.get("GH_BENCH_PORT", "12000")))
     args = parser.parse_args(argv)
     configure_logging("warning")
 

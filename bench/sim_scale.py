@@ -151,7 +151,7 @@ def _measure(impl: str, count: int, base_port: int) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench.sim_scale")
     parser.add_argument("--count", type=int, default=500)
-    parser.add_argument("--base-port", type=int, default=21000)
+    parser.add_argument("--base-port", type=int, default=12000)
     parser.add_argument("--serve", choices=("ours", "pymodbus"))
     args = parser.parse_args(argv)
     if args.serve:
