@@ -1,9 +1,9 @@
 """The frames between the gateway and its poll workers: pure encoding, no I/O.
 
 A frame is a 4-byte big-endian length and a msgpack array whose first item says what it is.
-Samples travel as flat rows (point, value, quality, receipt time, reason, source time) batched
-per coordinator call, so the main process builds exactly the ``Sample`` objects an in-process
-coordinator would have handed it.
+Samples travel as flat rows (point code, value, quality, receipt time, reason, source time)
+batched per coordinator call, a point's id sent once and then only its code, so the main process
+builds exactly the ``Sample`` objects an in-process coordinator would have handed it.
 
 Worker → gateway: ``S`` samples, ``E`` an event, ``T`` per-device statistics, ``W`` a write's
 result, ``R`` ready (devices built). Gateway → worker: ``W`` a write, ``Q`` quit.
@@ -29,16 +29,16 @@ from core.model import Event, Quality, Reason, Sample
 
 __all__ = [
     "HEADER",
+    "PointCodes",
+    "PointNames",
     "MAX_FRAME",
     "FrameError",
     "decode_body",
     "decode_event",
-    "decode_samples",
     "encode_error",
     "event_body",
     "frame",
     "raise_error",
-    "sample_rows",
 ]
 
 HEADER: Final = struct.Struct(">I")
@@ -68,18 +68,53 @@ def decode_body(data: bytes) -> list[Any]:
     return body
 
 
-def sample_rows(samples: Iterable[Sample]) -> list[list[Any]]:
-    return [[s.point_id, s.value, int(s.quality), s.receipt_ts, s.reason.value, s.source_ts] for s in samples]
+class PointCodes:
+    """The worker's side of point ids on the wire: each id travels once as text, then as its
+    number. Fewer bytes to pack and, in the gateway, the same ``str`` object for a point every
+    time instead of a new one per sample."""
+
+    __slots__ = ("_codes",)
+
+    def __init__(self) -> None:
+        self._codes: dict[str, int] = {}
+
+    def samples_body(self, samples: Iterable[Sample]) -> list[Any]:
+        """``["S", [[code, new point id], ...], rows]`` with rows of (code, value, quality,
+        receipt time, reason, source time)."""
+        codes = self._codes
+        new: list[list[Any]] = []
+        rows: list[list[Any]] = []
+        for s in samples:
+            code = codes.get(s.point_id)
+            if code is None:
+                code = codes[s.point_id] = len(codes)
+                new.append([code, s.point_id])
+            rows.append([code, s.value, int(s.quality), s.receipt_ts, s.reason.value, s.source_ts])
+        return ["S", new, rows]
 
 
-def decode_samples(rows: Any) -> list[Sample]:
-    try:
-        return [
-            Sample(point, value, _QUALITIES[quality], ts, _REASONS[reason], source_ts)
-            for point, value, quality, ts, reason, source_ts in rows
-        ]
-    except (TypeError, ValueError, IndexError, KeyError) as exc:
-        raise FrameError(f"bad sample rows: {exc}") from exc
+class PointNames:
+    """The gateway's side of :class:`PointCodes`: one table per worker process."""
+
+    __slots__ = ("_names",)
+
+    def __init__(self) -> None:
+        self._names: list[str] = []
+
+    def samples(self, body: Sequence[Any]) -> list[Sample]:
+        try:
+            _, new, rows = body
+            names = self._names
+            for code, point_id in new:
+                if code != len(names) or not isinstance(point_id, str):
+                    raise FrameError(f"point code {code} out of order")
+                names.append(point_id)
+            return [
+                Sample(names[code], value, _QUALITIES[quality], ts, _REASONS[reason], source_ts)
+                for code, value, quality, ts, reason, source_ts in rows
+            ]
+        except (TypeError, ValueError, IndexError, KeyError) as exc:
+            raise FrameError(f"bad sample rows: {exc}") from exc
 
 
 def event_body(event: Event) -> list[Any]:

@@ -37,9 +37,9 @@ from edge.poll_workers.frames import (
     HEADER,
     MAX_FRAME,
     FrameError,
+    PointNames,
     decode_body,
     decode_event,
-    decode_samples,
     frame,
     raise_error,
 )
@@ -102,6 +102,7 @@ class _Worker:
         self._proc: asyncio.subprocess.Process | None = None
         self._pending: dict[int, asyncio.Future[Value | None]] = {}
         self._ids = itertools.count(1)
+        self._names = PointNames()
         self.starts = 0
         self.ready = asyncio.Event()
 
@@ -168,6 +169,7 @@ class _Worker:
             child.close()
         self.starts += 1
         reader, self._writer = await asyncio.open_connection(sock=parent)
+        self._names = PointNames()  # a new process numbers its points afresh
         try:
             return await self._read(reader)
         finally:
@@ -191,7 +193,7 @@ class _Worker:
     async def _handle(self, body: list[Any]) -> None:
         kind = body[0]
         if kind == "S":
-            await self._sink(decode_samples(body[1]))
+            await self._sink(self._names.samples(body))
         elif kind == "E":
             event = decode_event(body)
             if event.kind in ("device.online", "device.offline") and event.source in self.remote:

@@ -25,11 +25,11 @@ from core.model import Event, Sample, SystemClock
 from edge.poll_workers.frames import (
     HEADER,
     MAX_FRAME,
+    PointCodes,
     decode_body,
     encode_error,
     event_body,
     frame,
-    sample_rows,
 )
 
 _LOG = structlog.get_logger(__name__)
@@ -73,9 +73,10 @@ async def serve(site_path: Path, devices: list[str], sock: socket.socket) -> int
         return 2
     reader, writer = await asyncio.open_connection(sock=sock)
     link = _Link(reader, writer)
+    codes = PointCodes()
 
     async def on_samples(samples: list[Sample]) -> None:
-        await link.send(["S", sample_rows(samples)])
+        await link.send(codes.samples_body(samples))
 
     async def on_event(event: Event) -> None:
         await link.send(event_body(event))

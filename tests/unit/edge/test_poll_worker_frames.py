@@ -13,14 +13,14 @@ from core.model import Event, Quality, Reason, Sample
 from edge.poll_workers.frames import (
     HEADER,
     FrameError,
+    PointCodes,
+    PointNames,
     decode_body,
     decode_event,
-    decode_samples,
     encode_error,
     event_body,
     frame,
     raise_error,
-    sample_rows,
 )
 from edge.poll_workers.partition import partition
 from tests.fuzz.support import fuzz_settings
@@ -50,17 +50,37 @@ def _unframe(data: bytes) -> list[object]:
 
 
 @fuzz_settings()
-@given(st.lists(_samples, max_size=50))
-def test_samples_cross_unchanged(samples: list[Sample]) -> None:
-    body = _unframe(frame(["S", sample_rows(samples)]))
-    assert body[0] == "S"
-    assert decode_samples(body[1]) == samples
+@given(st.lists(st.lists(_samples, max_size=30), max_size=5))
+def test_samples_cross_unchanged(batches: list[list[Sample]]) -> None:
+    codes, names = PointCodes(), PointNames()
+    for samples in batches:
+        body = _unframe(frame(codes.samples_body(samples)))
+        assert body[0] == "S"
+        assert names.samples(body) == samples
+
+
+def test_a_point_id_travels_once_then_as_its_code() -> None:
+    codes = PointCodes()
+    first = codes.samples_body(
+        [Sample("s/m1/a", 1, Quality.GOOD, 1.0), Sample("s/m1/b", 2, Quality.GOOD, 1.0)]
+    )
+    again = codes.samples_body(
+        [Sample("s/m1/b", 3, Quality.GOOD, 2.0), Sample("s/m1/c", 4, Quality.GOOD, 2.0)]
+    )
+    assert first[1] == [[0, "s/m1/a"], [1, "s/m1/b"]]
+    assert again[1] == [[2, "s/m1/c"]] and [row[0] for row in again[2]] == [1, 2]
+    names = PointNames()
+    assert [s.point_id for s in names.samples(first) + names.samples(again)] == [
+        "s/m1/a",
+        "s/m1/b",
+        "s/m1/b",
+        "s/m1/c",
+    ]
 
 
 def test_a_nan_value_stays_nan() -> None:
-    (back,) = decode_samples(
-        _unframe(frame(["S", sample_rows([Sample("p", math.nan, Quality.BAD, 1.0)])]))[1]
-    )
+    body = PointCodes().samples_body([Sample("p", math.nan, Quality.BAD, 1.0)])
+    (back,) = PointNames().samples(_unframe(frame(body)))
     assert math.isnan(back.value)  # type: ignore[arg-type]
 
 
@@ -95,11 +115,19 @@ def test_unreadable_frames_are_frame_errors(data: bytes) -> None:
 
 
 @pytest.mark.parametrize(
-    "rows", [[["p", 1]], [["p", 1, 7, 0.0, "", None]], [["p", 1, 0, 0.0, "nope", None]], 5]
+    "body",
+    [
+        ["S", [], [[0, 1, 0, 0.0, "", None]]],  # a code never declared
+        ["S", [[1, "p"]], []],  # declared out of order
+        ["S", [[0, "p"]], [[0, 1]]],  # a short row
+        ["S", [[0, "p"]], [[0, 1, 7, 0.0, "", None]]],  # no such quality
+        ["S", [[0, "p"]], [[0, 1, 0, 0.0, "nope", None]]],  # no such reason
+        ["S", 5],
+    ],
 )
-def test_bad_sample_rows_are_frame_errors(rows: object) -> None:
+def test_bad_sample_frames_are_frame_errors(body: list[object]) -> None:
     with pytest.raises(FrameError):
-        decode_samples(rows)
+        PointNames().samples(body)
 
 
 def test_partition_keeps_buses_whole_and_balances_points() -> None:
