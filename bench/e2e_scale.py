@@ -465,11 +465,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--poll-workers", type=int, default=0, help="gateway.poll_workers (default 0: in-process polling)"
     )
     parser.add_argument("--buses", type=int, default=1, help="spread the devices over this many buses")
+    parser.add_argument("--workdir", type=Path, help="keep every process's files and logs here")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     counts = [int(c) for c in args.counts.split(",") if c]
     runs: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
-        workdir = Path(tmp)
+    with contextlib.ExitStack() as keep:
+        if args.workdir is not None:
+            args.workdir.mkdir(parents=True, exist_ok=True)
+            workdir = args.workdir
+        else:
+            workdir = Path(keep.enter_context(tempfile.TemporaryDirectory(prefix="bench-e2e-")))
         steps = []
         for count in counts:
             folder = workdir / f"gw-{count}"
