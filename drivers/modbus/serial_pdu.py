@@ -1,4 +1,4 @@
-"""Modbus PDUs for the serial links (RTU, ASCII, RTU over TCP): requests out, answers checked.
+"""Modbus PDUs for every link (RTU, ASCII, RTU over TCP, Modbus TCP): requests out, answers checked.
 
 Pure: bytes in, values out, no I/O. A ``Request`` knows what a correct answer to it looks like
 (function code, byte count, echoed address and value), so the framings can tell the answer
@@ -8,8 +8,12 @@ or the project's errors:
 - an exception response -> ``DeviceError(code=...)``
 - a well-formed frame whose PDU does not fit the request -> ``FramingError``
 
-Function codes: 01/02/03/04 reads, 05 write coil, 06 write register, 16 write registers
-(Modbus Application Protocol v1.1b3 §6).
+Function codes: 01/02/03/04 reads, 05 write coil, 06 write register, 15 write coils, 16 write
+registers (Modbus Application Protocol v1.1b3 §6).
+
+The builders take ``tcp=True`` for Modbus TCP, where the unit id is a whole byte and 0 is no
+broadcast: a device addressed directly answers to 0 or 255 (Modbus Messaging on TCP/IP v1.0b
+§4.4.2), so neither is refused there.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ __all__ = [
     "read_request",
     "response_pdu_length",
     "write_coil_request",
+    "write_coils_request",
     "write_register_request",
     "write_registers_request",
 ]
@@ -89,15 +94,18 @@ class Request:
         return 2 + self.answer_bytes if self.function in _READ_CODES else 5
 
 
-def _check_unit(unit: int) -> None:
-    if not 0 <= unit <= 247:
+def _check_unit(unit: int, tcp: bool) -> None:
+    if tcp:
+        if not 0 <= unit <= 255:
+            raise ValueError(f"unit id {unit} is outside 0..255")
+    elif not 0 <= unit <= 247:
         raise ValueError(f"unit id {unit} is outside 0..247 (248-255 are reserved on a serial line)")
 
 
-def read_request(unit: int, table: Table, start: int, count: int) -> Request:
+def read_request(unit: int, table: Table, start: int, count: int, *, tcp: bool = False) -> Request:
     function = READ_FUNCTIONS[table]
-    _check_unit(unit)
-    if unit == 0:
+    _check_unit(unit, tcp)
+    if unit == 0 and not tcp:
         raise ValueError("unit 0 is the broadcast address: it cannot be read")
     if not 1 <= count <= _MAX_READ[function] or not 0 <= start <= 0xFFFF or start + count > 0x10000:
         raise ValueError(f"cannot read {count} of {table} from {start}")
@@ -106,20 +114,33 @@ def read_request(unit: int, table: Table, start: int, count: int) -> Request:
     return Request(unit, pdu, f"read {table} {start}+{count}", count=count, answer_bytes=answer)
 
 
-def write_coil_request(unit: int, address: int, value: bool) -> Request:
-    _check_unit(unit)
+def write_coil_request(unit: int, address: int, value: bool, *, tcp: bool = False) -> Request:
+    _check_unit(unit, tcp)
     pdu = struct.pack(">BHH", 5, address, 0xFF00 if value else 0x0000)
     return Request(unit, pdu, f"write coil {address}", echo=pdu[1:5])
 
 
-def write_register_request(unit: int, address: int, value: int) -> Request:
-    _check_unit(unit)
+def write_register_request(unit: int, address: int, value: int, *, tcp: bool = False) -> Request:
+    _check_unit(unit, tcp)
     pdu = struct.pack(">BHH", 6, address, value & 0xFFFF)
     return Request(unit, pdu, f"write register {address}", echo=pdu[1:5])
 
 
-def write_registers_request(unit: int, address: int, values: Sequence[int]) -> Request:
-    _check_unit(unit)
+def write_coils_request(unit: int, address: int, values: Sequence[bool], *, tcp: bool = False) -> Request:
+    _check_unit(unit, tcp)
+    count = len(values)
+    if not 1 <= count <= 1968:
+        raise ValueError(f"one FC 15 write carries 1..1968 coils, not {count}")
+    packed = bytearray((count + 7) // 8)
+    for i, value in enumerate(values):
+        if value:
+            packed[i >> 3] |= 1 << (i & 7)  # first coil in the lowest bit of the first byte
+    pdu = struct.pack(">BHHB", 15, address, count, len(packed)) + packed
+    return Request(unit, pdu, f"write coils {address}+{count}", echo=pdu[1:5])
+
+
+def write_registers_request(unit: int, address: int, values: Sequence[int], *, tcp: bool = False) -> Request:
+    _check_unit(unit, tcp)
     count = len(values)
     if not 1 <= count <= 123:
         raise ValueError(f"one FC 16 write carries 1..123 registers, not {count}")

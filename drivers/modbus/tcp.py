@@ -5,71 +5,61 @@ holds an ``asyncio.Lock`` for the whole of a request including its retries: exac
 is in flight, and devices behind the same bridge take turns (the "one scheduler per shared
 port" rule). A plain Modbus TCP device is served the same way.
 
-Timeouts and retries belong to the link, not to pymodbus: pymodbus is built with ``retries=0``
-and a response timeout longer than ours, and each attempt runs under ``asyncio.timeout``. A
-silent device therefore costs exactly ``timeout_ms × (retries + 1)``.
+Why our own client rather than pymodbus': at 500 devices the gateway spent about 100 KB and a
+good part of its CPU per device on pymodbus' per-connection objects and per-request machinery,
+none of which this one-request-at-a-time link needs. What is left is an ``asyncio.Protocol``
+that cuts MBAP frames (``mbap``) and the PDU codec the serial links already use
+(``serial_pdu``), so the TCP and serial paths agree on what a correct answer is.
 
-What happens to a late answer after a timeout: pymodbus stamps every request with a new MBAP
-transaction id and its framer skips frames whose id is not the outstanding one, and our
-cancelled wait leaves pymodbus' response future cancelled, so a late answer is dropped rather
-than taken as the answer to the next request (see ``tests/integration/drivers``). The
+Timeouts and retries belong to the link: each attempt runs under ``asyncio.timeout``, so a
+silent device costs exactly ``timeout_ms × (retries + 1)``.
+
+What happens to a late answer after a timeout: every request gets a new MBAP transaction id,
+and only a frame with the outstanding id (and unit) answers it, so a late answer is dropped
+rather than taken as the answer to the next request (see ``tests/integration/drivers``). The
 connection is therefore kept after a timeout, except after ``reset_after_timeouts`` timed-out
 requests in a row with nothing answered in between, which is how a half-open connection (a
 bridge that rebooted without closing it) shows itself.
 
-Errors, translated from pymodbus at this boundary:
+Errors, translated at this boundary:
 
-- could not connect, or the connection dropped during a request -> ``ConnectionLost``
+- could not connect, or the connection dropped during a request -> ``ConnectionLost`` (a drop
+  fails the outstanding request at once rather than letting it wait out its timeout)
 - no answer within the timeout, on every attempt -> ``DeviceTimeout``
 - an exception response -> ``DeviceError(code=exception code)``, except the two a gateway
   sends about the line behind it: 11 (target device failed to respond) counts as a timeout
   (retried, then ``DeviceTimeout``) and 10 (gateway path unavailable) as ``ConnectionLost``
-- an answer that cannot be parsed or has the wrong size -> ``FramingError`` (the connection is
-  then reset, since the byte stream can no longer be trusted)
+- an answer that cannot be parsed or has the wrong size, or a frame that is not Modbus TCP
+  (protocol id other than 0, impossible length) -> ``FramingError``; the connection is then
+  reset, since the byte stream can no longer be trusted
 """
 
 from __future__ import annotations
 
 import asyncio
-import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
 
 import structlog
-from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ConnectionException, ModbusException
 
 from core.errors import ConnectionLost, DeviceError, DeviceTimeout, FramingError
-from drivers.base import raise_if_cancelling
+from drivers.modbus.mbap import encode, split_frames
+from drivers.modbus.serial_pdu import (
+    EXCEPTION_NAMES,
+    Request,
+    decode_response,
+    read_request,
+    write_coil_request,
+    write_coils_request,
+    write_register_request,
+    write_registers_request,
+)
 from drivers.modbus.types import Table
 
 __all__ = ["LinkStats", "ModbusTcpLink"]
 
 _LOG = structlog.get_logger(__name__)
-
-# Modbus exception codes, for messages (Modbus Application Protocol v1.1b3 §7).
-_EXCEPTION_NAMES = {
-    1: "illegal function",
-    2: "illegal data address",
-    3: "illegal data value",
-    4: "server device failure",
-    5: "acknowledge",
-    6: "server device busy",
-    8: "memory parity error",
-    10: "gateway path unavailable",
-    11: "gateway target device failed to respond",
-}
-
-
-_READ_METHODS = {
-    Table.HOLDING: "read_holding_registers",  # FC 03
-    Table.INPUT: "read_input_registers",  # FC 04
-    Table.COIL: "read_coils",  # FC 01
-    Table.DISCRETE_INPUT: "read_discrete_inputs",  # FC 02
-}
-
 
 _GATEWAY_PATH_UNAVAILABLE = 10
 _GATEWAY_TARGET_FAILED = 11
@@ -77,7 +67,11 @@ _GATEWAY_TARGET_FAILED = 11
 
 @dataclass(slots=True)
 class LinkStats:
-    """Counters for diagnostics and benchmarks; they only ever grow."""
+    """Counters for diagnostics and benchmarks; they only ever grow.
+
+    ``dropped_frames`` counts well-formed frames that answered nothing outstanding: late
+    answers to a request given up, or frames for another transaction or unit.
+    """
 
     requests: int = 0
     attempts: int = 0
@@ -86,14 +80,116 @@ class LinkStats:
     connection_losses: int = 0
     framing_errors: int = 0
     exception_responses: int = 0
+    dropped_frames: int = 0
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP connection: at most one transaction outstanding, its answer found by tid and unit.
+
+    Kept small on purpose (slots, the partial frame as ``bytes``, futures only while something
+    waits), since a gateway holds one per endpoint and may hold hundreds.
+    """
+
+    __slots__ = ("_buffer", "_closed", "_name", "_stats", "_tid", "_transport", "_unit", "_waiter", "open")
+
+    def __init__(self, name: str, stats: LinkStats) -> None:
+        self._name = name
+        self._stats = stats
+        self._transport: asyncio.Transport | None = None
+        self._buffer = b""
+        self._tid = 0
+        self._unit = -1
+        self._waiter: asyncio.Future[bytes] | None = None
+        self._closed: asyncio.Future[None] | None = None
+        # False from the moment we give the connection up or it drops: never send on it again.
+        self.open = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self.open = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.open = False
+        self._transport = None
+        self._buffer = b""
+        self._fail(ConnectionLost(f"{self._name} dropped the connection"))
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        if self._buffer:
+            data = self._buffer + data
+        frames, consumed, error = split_frames(data)
+        # What is kept is a partial frame, shorter than one MBAP frame: the buffer cannot grow.
+        self._buffer = data[consumed:] if error is None else b""
+        for tid, unit, pdu in frames:
+            waiter = self._waiter
+            if waiter is not None and tid == self._tid and unit == self._unit and not waiter.done():
+                waiter.set_result(pdu)
+                self._waiter = None
+            else:
+                self._stats.dropped_frames += 1
+        if error is not None:
+            self._fail(FramingError(f"{self._name}: {error}"))
+            self.close()
+
+    def exchange(self, unit: int, pdu: bytes) -> asyncio.Future[bytes]:
+        """Send ``pdu`` to ``unit`` as a new transaction; the future gets the answer's PDU."""
+        transport = self._transport
+        if transport is None or not self.open:
+            raise ConnectionLost(f"{self._name} dropped the connection")
+        # 1..65535: a fresh id per request is what tells a late answer from the current one.
+        self._tid = tid = self._tid % 0xFFFF + 1
+        self._unit = unit
+        waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        transport.write(encode(tid, unit, pdu))
+        return waiter
+
+    def close(self) -> None:
+        self.open = False
+        if self._transport is not None:
+            # abort, not close: a request given up may leave unsent bytes, and a peer that no
+            # longer reads must not keep the socket (and us, in aclose) waiting for them.
+            self._transport.abort()
+
+    async def wait_closed(self) -> None:
+        if self._transport is None:
+            return
+        if self._closed is None:
+            self._closed = asyncio.get_running_loop().create_future()
+        await self._closed
+
+    def _fail(self, error: Exception) -> None:
+        waiter = self._waiter
+        self._waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(error)
 
 
 class ModbusTcpLink:
-    """An async context manager owning one pymodbus client to ``host:port``.
+    """An async context manager owning one TCP connection to ``host:port``.
 
     Connects lazily on the first request and again after a drop. Every public method is one
-    Modbus request and raises only ``core.errors`` types.
+    Modbus request and raises only ``core.errors`` types (and ``ValueError`` for a request no
+    device could be sent).
     """
+
+    __slots__ = (
+        "_closed",
+        "_connection",
+        "_lock",
+        "_timeout_s",
+        "_timeouts_in_a_row",
+        "host",
+        "name",
+        "port",
+        "reset_after_timeouts",
+        "retries",
+        "stats",
+        "timeout_ms",
+    )
 
     def __init__(
         self,
@@ -118,7 +214,7 @@ class ModbusTcpLink:
         self.stats = LinkStats()
         self._timeout_s = timeout_ms / 1000.0
         self._lock = asyncio.Lock()
-        self._client: AsyncModbusTcpClient | None = None
+        self._connection: _Connection | None = None
         self._timeouts_in_a_row = 0
         self._closed = False
 
@@ -139,205 +235,126 @@ class ModbusTcpLink:
     async def aclose(self) -> None:
         async with self._lock:
             self._closed = True
-            self._drop_client()
+            connection = self._connection
+            self._drop_connection()
+            if connection is not None:
+                # The socket is closed by the event loop a moment later; waiting for it means
+                # no socket outlives the link (and no ResourceWarning when the loop ends).
+                await connection.wait_closed()
 
     @property
     def connected(self) -> bool:
-        return self._client is not None and self._client.connected
+        return self._connection is not None and self._connection.open
 
-    def _drop_client(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+    def _drop_connection(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
-    def _new_client(self) -> AsyncModbusTcpClient:
-        client = AsyncModbusTcpClient(
-            self.host,
-            port=self.port,
-            name=self.name,
-            # We reconnect lazily ourselves; pymodbus' background reconnect would race us.
-            reconnect_delay=0,
-            # Our own asyncio.timeout fires first; this only bounds pymodbus' internal waits.
-            timeout=self._timeout_s + 1.0,
-            retries=0,
-        )
-        _install_hooks(client)
-        return client
-
-    async def _ensure_connected(self) -> AsyncModbusTcpClient:
+    async def _connect(self) -> _Connection:
         if self._closed:
             raise ConnectionLost(f"link {self.name} is closed")
-        client = self._client
-        if client is not None and client.connected:
-            return client
-        self._drop_client()
-        client = self._new_client()
+        self._drop_connection()
         self.stats.connects += 1
+        connection = _Connection(self.name, self.stats)
+        loop = asyncio.get_running_loop()
         try:
-            connected = await client.connect()
-        except BaseException:
-            client.close()  # cancelled or timed out half-way: leave no socket behind
-            raise
-        if not connected:
-            client.close()
-            raise ConnectionLost(f"cannot connect to {self.name}")
+            await loop.create_connection(lambda: connection, self.host, self.port)
+        except OSError as exc:
+            raise ConnectionLost(f"cannot connect to {self.name}") from exc
         _LOG.debug("modbus.connected", link=self.name)
-        self._client = client
-        return client
+        self._connection = connection
+        return connection
 
     # --- requests -----------------------------------------------------------------------------
 
     async def read(self, unit: int, table: Table, start: int, count: int) -> list[int]:
         """Read ``count`` registers (or bits, as 0/1) of ``table`` from ``start``."""
-        method = _READ_METHODS[table]
-
-        def call(client: AsyncModbusTcpClient) -> Any:
-            return getattr(client, method)(start, count=count, device_id=unit)
-
-        response = await self._request(unit, method, call)
-        if table.is_bits:
-            return _bits(response, count, self.name)
-        return _registers(response, count, self.name)
+        return await self._request(read_request(unit, table, start, count, tcp=True))
 
     async def write_coil(self, unit: int, address: int, value: bool) -> None:
         """FC 05."""
-        await self._request(unit, "write_coil", lambda c: c.write_coil(address, value, device_id=unit))
+        await self._request(write_coil_request(unit, address, value, tcp=True))
 
     async def write_coils(self, unit: int, address: int, values: Sequence[bool]) -> None:
         """FC 15."""
-        bits = list(values)
-        await self._request(unit, "write_coils", lambda c: c.write_coils(address, bits, device_id=unit))
+        await self._request(write_coils_request(unit, address, values, tcp=True))
 
     async def write_register(self, unit: int, address: int, value: int) -> None:
         """FC 06."""
-        await self._request(
-            unit, "write_register", lambda c: c.write_register(address, value, device_id=unit)
-        )
+        await self._request(write_register_request(unit, address, value, tcp=True))
 
     async def write_registers(self, unit: int, address: int, values: Sequence[int]) -> None:
         """FC 16."""
-        regs = list(values)
-        await self._request(
-            unit, "write_registers", lambda c: c.write_registers(address, regs, device_id=unit)
-        )
+        await self._request(write_registers_request(unit, address, values, tcp=True))
 
-    async def _request(self, unit: int, what: str, call: Callable[[AsyncModbusTcpClient], Any]) -> Any:
+    async def _request(self, request: Request) -> list[int]:
+        stats = self.stats
         async with self._lock:
-            self.stats.requests += 1
+            stats.requests += 1
             bridge_answered = False
             for attempt in range(self.retries + 1):
-                self.stats.attempts += 1
+                stats.attempts += 1
                 connecting = True
                 try:
                     async with asyncio.timeout(self._timeout_s):
-                        client = await self._ensure_connected()
+                        connection = self._connection
+                        if connection is None or not connection.open:
+                            connection = await self._connect()
                         connecting = False
-                        response = await call(client)
-                        raise_if_cancelling()
+                        pdu = await connection.exchange(request.unit, request.pdu)
                 except TimeoutError as exc:
                     if connecting:
                         # Nothing was sent: the host is unreachable, not the device silent.
-                        self.stats.connection_losses += 1
+                        stats.connection_losses += 1
                         message = f"cannot connect to {self.name} within {self.timeout_ms} ms"
                         raise ConnectionLost(message) from exc
-                    self.stats.timeouts += 1
-                    _LOG.debug("modbus.timeout", link=self.name, unit=unit, request=what, attempt=attempt)
+                    stats.timeouts += 1
+                    _LOG.debug(
+                        "modbus.timeout",
+                        link=self.name,
+                        unit=request.unit,
+                        request=request.what,
+                        attempt=attempt,
+                    )
                     continue
                 except ConnectionLost:
-                    self.stats.connection_losses += 1
-                    self._drop_client()
+                    stats.connection_losses += 1
+                    self._drop_connection()
                     raise
                 except FramingError:
-                    self.stats.framing_errors += 1
-                    self._drop_client()
+                    stats.framing_errors += 1
+                    self._drop_connection()
                     raise
-                except ConnectionException as exc:
-                    self.stats.connection_losses += 1
-                    self._drop_client()
-                    raise ConnectionLost(f"{self.name}: {exc}") from exc
-                except ModbusException as exc:
-                    self.stats.framing_errors += 1
-                    self._drop_client()
-                    raise FramingError(f"{self.name} unit {unit} {what}: {exc}") from exc
                 self._timeouts_in_a_row = 0
-                if response is None or not hasattr(response, "isError"):
-                    raise FramingError(f"{self.name} unit {unit} {what}: no usable answer")
-                if not response.isError():
-                    return response
-                code = int(getattr(response, "exception_code", 0))
-                name = _EXCEPTION_NAMES.get(code, "unknown exception")
-                if code == _GATEWAY_TARGET_FAILED:
-                    # A TCP-to-RTU bridge answering for a silent device behind it: the device
-                    # timed out, it did not refuse, so this is retried and ends as a timeout.
-                    self.stats.timeouts += 1
-                    bridge_answered = True
-                    continue
-                self.stats.exception_responses += 1
-                if code == _GATEWAY_PATH_UNAVAILABLE:
-                    raise ConnectionLost(f"{self.name} unit {unit} {what}: exception {code} ({name})")
-                raise DeviceError(f"{self.name} unit {unit} {what}: exception {code} ({name})", code=code)
+                if len(pdu) == 2 and pdu[0] == request.function | 0x80:
+                    code = pdu[1]
+                    if code == _GATEWAY_TARGET_FAILED:
+                        # A TCP-to-RTU bridge answering for a silent device behind it: the device
+                        # timed out, it did not refuse, so this is retried and ends as a timeout.
+                        stats.timeouts += 1
+                        bridge_answered = True
+                        continue
+                    stats.exception_responses += 1
+                    name = EXCEPTION_NAMES.get(code, "unknown exception")
+                    message = f"{self.name} unit {request.unit} {request.what}: exception {code} ({name})"
+                    if code == _GATEWAY_PATH_UNAVAILABLE:
+                        raise ConnectionLost(message)
+                    raise DeviceError(message, code=code)
+                try:
+                    return decode_response(request, pdu)
+                except FramingError as exc:
+                    stats.framing_errors += 1
+                    self._drop_connection()
+                    raise FramingError(f"{self.name} {exc}") from exc
             if not bridge_answered:
                 self._timeouts_in_a_row += 1
                 if self._timeouts_in_a_row >= self.reset_after_timeouts:
                     # Probably a half-open connection: start afresh on the next request.
                     self._timeouts_in_a_row = 0
-                    self._drop_client()
+                    self._drop_connection()
             raise DeviceTimeout(
-                f"{self.name} unit {unit} {what}: no answer within {self.timeout_ms} ms "
+                f"{self.name} unit {request.unit} {request.what}: no answer within {self.timeout_ms} ms "
                 f"after {self.retries + 1} attempt(s)"
                 + (" (the gateway reported the target device silent)" if bridge_answered else "")
             )
-
-
-def _registers(response: Any, count: int, name: str) -> list[int]:
-    registers = list(getattr(response, "registers", ()) or ())
-    if len(registers) != count:
-        raise FramingError(f"{name}: asked for {count} registers, got {len(registers)}")
-    return registers
-
-
-def _bits(response: Any, count: int, name: str) -> list[int]:
-    bits = getattr(response, "bits", None) or []
-    # Bit answers are padded to whole bytes; anything shorter than asked is a broken answer.
-    if len(bits) < count:
-        raise FramingError(f"{name}: asked for {count} bits, got {len(bits)}")
-    return [1 if b else 0 for b in bits[:count]]
-
-
-def _install_hooks(client: AsyncModbusTcpClient) -> None:
-    """Make pymodbus fail an outstanding request at once on a drop or an unparseable answer.
-
-    Left alone, pymodbus 3.16 lets a request whose connection dropped wait out its whole timeout,
-    and an answer it cannot decode raises inside ``data_received`` (asyncio then closes the
-    transport), again leaving the request to time out. Both hooks resolve the transaction
-    manager's ``response_future`` (pymodbus internals, pinned by the integration tests) with
-    our own error instead.
-    """
-    ctx = client.ctx
-    original_callback_data = ctx.callback_data
-
-    def fail_outstanding(error: Exception) -> None:
-        future = getattr(ctx, "response_future", None)
-        if isinstance(future, asyncio.Future) and not future.done():
-            future.set_exception(error)
-
-    def on_connect(connected: bool) -> None:
-        if not connected:
-            where = f"{client.comm_params.host}:{client.comm_params.port}"
-            fail_outstanding(ConnectionLost(f"{where} dropped the connection"))
-
-    def callback_data(data: bytes, addr: tuple[str, int] | None = None) -> int:
-        # A Modbus TCP frame always has protocol id 0; pymodbus would otherwise wait forever.
-        if len(data) >= 4 and data[2:4] != b"\x00\x00":
-            fail_outstanding(FramingError(f"protocol id {data[2:4].hex()} is not Modbus"))
-            return len(data)
-        try:
-            return int(original_callback_data(data, addr))
-        except (ModbusException, struct.error, ValueError, IndexError, KeyError) as exc:
-            error = FramingError(f"cannot parse the answer: {exc}")
-            error.__cause__ = exc
-            fail_outstanding(error)
-            return len(data)
-
-    ctx.trace_connect = on_connect
-    ctx.callback_data = callback_data  # type: ignore[method-assign]
