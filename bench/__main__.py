@@ -16,6 +16,7 @@ ALL = (
     "e2e_scale",  # the headline: N devices to the broker, measured from outside
     "outbox",
     "modbus_client",
+    "modbus_link_memory",  # bytes per connected Modbus TCP link, against the pymodbus-based one
     "poll_scale",
     "rules_throughput",
     "alarm_latency",
