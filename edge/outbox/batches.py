@@ -38,10 +38,13 @@ def live_start_id(conn: sqlite3.Connection, cutoff_ts: float) -> int:
     over ids replaces an index on ``receipt_ts`` (which would slow every insert). A late row
     with an old receipt time is simply not live; BACKLOG takes it.
     """
-    lo_hi = conn.execute("SELECT min(id), max(id) FROM telemetry").fetchone()
-    if lo_hi[0] is None:
+    # Two statements, not "SELECT min(id), max(id)": SQLite answers a lone min() or max() of the
+    # rowid from the b-tree's edge, but both in one query scan the whole table (116 ms at 2 M
+    # rows, on every LIVE seal: it starved the uplink exactly when a backlog had built up).
+    first = conn.execute("SELECT min(id) FROM telemetry").fetchone()[0]
+    if first is None:
         return 0
-    lo, hi = int(lo_hi[0]), int(lo_hi[1]) + 1
+    lo, hi = int(first), int(conn.execute("SELECT max(id) FROM telemetry").fetchone()[0]) + 1
     probe = "SELECT id, receipt_ts FROM telemetry WHERE id >= ? ORDER BY id LIMIT 1"
     while lo < hi:
         mid = (lo + hi) // 2
