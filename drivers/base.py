@@ -92,7 +92,7 @@ class PriorityWriter(Protocol):
 def raise_if_cancelling() -> None:
     """Re-raise a cancellation that a library swallowed.
 
-    On Python 3.11, ``asyncio.wait_for`` (used inside asyncua, bacpypes3 and other libraries) returns the result instead of
+    On Python 3.11, ``asyncio.wait_for`` (used inside driver libraries) returns the result instead of
     raising when the cancel arrives just as the answer does. The task is then still marked as
     cancelling but runs on, and whatever waits for it to stop (a TaskGroup at shutdown or
     reload) waits for ever. Called after every library await in a driver, and once per loop
