@@ -1,4 +1,4 @@
-"""Modbus driver: pure codec and planner, the TCP link on its own MBAP client (mbap.py), and the device driver.
+"""Modbus driver: pure codec and planner, the TCP link on its own MBAP client, the device driver.
 
 ::
 
