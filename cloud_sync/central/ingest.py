@@ -29,8 +29,14 @@ from cloud_sync.ack import AckMessage
 from cloud_sync.central.config import EnrolledGateway
 from cloud_sync.central.storage.interface import CentralStorage
 from cloud_sync.central.store import BatchMeta, Rejection
-from cloud_sync.envelope import decode_header, decode_records, valid_gateway_id, verify_envelope
-from cloud_sync.errors import EnvelopeError
+from cloud_sync.envelope import (
+    decode_header,
+    decode_records,
+    decode_telemetry_columns,
+    valid_gateway_id,
+    verify_envelope,
+)
+from cloud_sync.errors import CentralStoreError, EnvelopeError
 from cloud_sync.keys import key_id, load_public_key, parse_public_key
 from cloud_sync.ports import EventRow, Lane, TelemetryRow
 
@@ -151,7 +157,7 @@ class IngestOutcome:
 @dataclass(frozen=True, slots=True)
 class _Verified:
     meta: BatchMeta
-    records: list[TelemetryRow] | list[EventRow]
+    records: Sequence[TelemetryRow] | list[EventRow]
     size: int
 
 
@@ -185,6 +191,9 @@ class Ingestor:
         # Without the key a batch names it is rejected as ``undecryptable`` and never acked, so
         # the gateway keeps it until central has the key.
         self._e2e_keys = dict(e2e_keys or {})
+        # PostgreSQL copies telemetry straight from the decoded columns (TelemetryColumns);
+        # SQLite walks the rows several times, so it gets them built once.
+        self._columnar = store.backend == "postgresql"
         self._clock = clock
         self.counters: dict[str, int] = {
             "stored": 0,
@@ -267,13 +276,24 @@ class Ingestor:
         return self.commit(self.verify_many(items, transport=transport), transport=transport)
 
     def verify_many(self, items: Sequence[tuple[bytes, str, str]], *, transport: str) -> list[Prepared]:
-        """First stage: check, verify and decode (rejections are audited here); stores nothing else.
+        """First stage: check, verify and decode (rejections are audited here); stores nothing else
+        (a store with ``prepare_batches``, PostgreSQL, encodes the group here for its commit,
+        which may make partitions and point ids but never batch rows).
 
         Separate from :meth:`commit` so that a pipeline can decode one group while the
         database commits the previous one.
         """
         now = self._clock()
-        return [self._verify(payload, gw, lane, transport, now) for payload, gw, lane in items]
+        prepared = [self._verify(payload, gw, lane, transport, now) for payload, gw, lane in items]
+        prepare = getattr(self._store, "prepare_batches", None)
+        if self._columnar and prepare is not None:
+            try:
+                # The store's encoding of this group, here while the previous group commits.
+                prepare([(p.meta, p.records) for p in prepared if isinstance(p, _Verified)])
+            except CentralStoreError as exc:
+                # Not fatal here: the commit does the same work again and reports what fails.
+                _LOG.info("group not prepared ahead", error=str(exc))
+        return prepared
 
     def commit(self, prepared: Sequence[Prepared], *, transport: str) -> list[IngestOutcome]:
         """Second stage: store the verified batches of a group in one transaction, make acks."""
@@ -293,13 +313,17 @@ class Ingestor:
             self.flush_audit()
         results = iter(stored)
         outcomes: list[IngestOutcome] = []
+        # One ack per gateway and lane: after the commit it is the same for all of its batches.
+        acks: dict[tuple[str, Lane], AckMessage] = {}
         for p in prepared:
             if isinstance(p, IngestOutcome):
                 outcomes.append(p)
                 continue
             result = next(results)
             meta, count = p.meta, len(p.records)
-            ack = self.ack_for(meta.gateway_id, meta.lane)
+            ack = acks.get((meta.gateway_id, meta.lane))
+            if ack is None:
+                ack = acks[(meta.gateway_id, meta.lane)] = self.ack_for(meta.gateway_id, meta.lane)
             if result.stored:
                 self._count("stored")
                 self._count("records", count)
@@ -371,7 +395,11 @@ class Ingestor:
             return reject("unknown_key", f"key id {header.key_id} is not enrolled for this gateway")
         try:
             verify_envelope(header, public_key)
-            records = decode_records(header, e2e_keys=self._e2e_keys)
+            records: Sequence[TelemetryRow] | list[EventRow]
+            if self._columnar and header.lane is Lane.TELEMETRY:
+                records = decode_telemetry_columns(header, e2e_keys=self._e2e_keys)
+            else:
+                records = decode_records(header, e2e_keys=self._e2e_keys)
         except EnvelopeError as exc:  # SignatureError is one
             return reject(exc.reason, str(exc))
         meta = BatchMeta(

@@ -2,6 +2,10 @@
 
 Methods are synchronous: ingest calls them from its worker threads and the API from FastAPI's
 thread pool. The PostgreSQL backend runs asyncpg on an event loop of its own behind them.
+
+One optional hook outside the protocol: a backend may have ``prepare_batches(batches)``, which
+ingest calls from its decoding stage with each verified group before ``store_batches`` gets it
+(PostgreSQL encodes the group's COPY there, overlapping the previous group's commit).
 """
 
 from __future__ import annotations
