@@ -21,7 +21,7 @@ import structlog
 from core.errors import QuotaExceeded, StorageError
 from core.model import Clock, Event, Quality, Reason, Sample, SystemClock
 from edge.config.site import Site
-from edge.coordinator import DeviceCoordinator
+from edge.coordinator import supervise
 from edge.live import LiveState
 from edge.outbox import Outbox
 from edge.reporter import Reporter, ReportPolicyLike
@@ -203,7 +203,7 @@ class Gateway:
                 self.live.set_online(device_id, None)
             async with asyncio.TaskGroup() as tg:
                 tasks = [
-                    tg.create_task(self._supervise(coord), name=f"device:{device_id}")
+                    tg.create_task(supervise(coord), name=f"device:{device_id}")
                     for device_id, coord in ds.coordinators.items()
                 ]
                 try:
@@ -211,18 +211,6 @@ class Gateway:
                 finally:
                     for task in tasks:
                         task.cancel()
-
-    async def _supervise(self, coord: DeviceCoordinator) -> None:
-        """Restart a coordinator that died of a bug, so one device can never stop the others."""
-        pause_s = 1.0
-        while True:
-            try:
-                await coord.run()
-                return
-            except Exception:  # noqa: BLE001 - logged with its traceback, then the device restarts
-                _LOG.exception("device coordinator crashed; restarting", device=coord.device_id)
-            await asyncio.sleep(pause_s)
-            pause_s = min(pause_s * 2, 60.0)
 
     async def _wait_for_stop_or_reload(self) -> None:
         stop = asyncio.create_task(self._stop.wait(), name="wait-stop")

@@ -307,3 +307,17 @@ class DeviceCoordinator:
 
     def _bad(self, key: str, wall: float, reason: Reason) -> Sample:
         return Sample(self._point_ids[key], None, Quality.BAD, wall, reason)
+
+
+async def supervise(coord: DeviceCoordinator) -> None:
+    """Run a coordinator, restarting it when it dies of a bug, so one device can never stop the
+    others (the gateway's devices and a poll worker's alike)."""
+    pause_s = 1.0
+    while True:
+        try:
+            await coord.run()
+            return
+        except Exception:  # noqa: BLE001 - logged with its traceback, then the device restarts
+            _LOG.exception("device coordinator crashed; restarting", device=coord.device_id)
+        await asyncio.sleep(pause_s)
+        pause_s = min(pause_s * 2, 60.0)

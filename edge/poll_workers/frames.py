@@ -26,9 +26,12 @@ from core.errors import (
     TransportError,
 )
 from core.model import Event, Quality, Reason, Sample
+from edge.coordinator import CoordinatorStats
 
 __all__ = [
     "HEADER",
+    "apply_stats_row",
+    "stats_row",
     "PointCodes",
     "PointNames",
     "MAX_FRAME",
@@ -152,3 +155,35 @@ def raise_error(error: Sequence[Any]) -> None:
     if name == "DeviceError":
         raise DeviceError(str(message), code=code if isinstance(code, int) else None)
     raise _ERRORS.get(str(name), TransportError)(str(message))
+
+
+_STATS_FIELDS: Final = (
+    "polls_ok",
+    "polls_failed",
+    "reads_ok",
+    "reads_failed",
+    "device_errors",
+    "skipped_ticks",
+    "last_latency_s",
+    "last_ok_wall",
+)
+
+
+def stats_row(stats: CoordinatorStats, online: bool | None) -> list[Any]:
+    """A device's statistics as a ``T`` frame carries them, with whether it is online."""
+    return [*(getattr(stats, f) for f in _STATS_FIELDS), list(stats.lateness_s), online]
+
+
+def apply_stats_row(stats: CoordinatorStats, row: Sequence[Any]) -> bool | None:
+    """Copy a ``stats_row`` into ``stats``; returns the online flag."""
+    try:
+        *values, lateness, online = row
+        if len(values) != len(_STATS_FIELDS):
+            raise FrameError("bad statistics row")
+        for name, value in zip(_STATS_FIELDS, values, strict=True):
+            setattr(stats, name, value)
+        stats.lateness_s.clear()
+        stats.lateness_s.extend(lateness)
+    except (TypeError, ValueError) as exc:
+        raise FrameError(f"bad statistics row: {exc}") from exc
+    return None if online is None else bool(online)

@@ -38,6 +38,7 @@ from edge.poll_workers.frames import (
     MAX_FRAME,
     FrameError,
     PointNames,
+    apply_stats_row,
     decode_body,
     decode_event,
     frame,
@@ -219,28 +220,12 @@ class _Worker:
             raise FrameError(f"unknown frame kind {kind!r}")
 
     def _take_stats(self, stats: Mapping[str, Any]) -> None:
-        try:
-            for device_id, row in stats.items():
-                remote = self.remote.get(device_id)
-                if remote is None:
-                    continue
-                s = remote.stats
-                (
-                    s.polls_ok,
-                    s.polls_failed,
-                    s.reads_ok,
-                    s.reads_failed,
-                    s.device_errors,
-                    s.skipped_ticks,
-                    s.last_latency_s,
-                    s.last_ok_wall,
-                    lateness,
-                    remote.online,
-                ) = row
-                s.lateness_s.clear()
-                s.lateness_s.extend(lateness)
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise FrameError(f"bad statistics frame: {exc}") from exc
+        if not isinstance(stats, Mapping):
+            raise FrameError("bad statistics frame")
+        for device_id, row in stats.items():
+            remote = self.remote.get(device_id)
+            if remote is not None:
+                remote.online = apply_stats_row(remote.stats, row)
 
     async def _exit_code(self) -> int | None:
         if self._proc is None:

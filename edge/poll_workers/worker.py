@@ -22,6 +22,7 @@ import structlog
 
 from core.errors import ConfigError
 from core.model import Event, Sample, SystemClock
+from edge.coordinator import supervise
 from edge.poll_workers.frames import (
     HEADER,
     MAX_FRAME,
@@ -30,6 +31,7 @@ from edge.poll_workers.frames import (
     encode_error,
     event_body,
     frame,
+    stats_row,
 )
 
 _LOG = structlog.get_logger(__name__)
@@ -88,7 +90,7 @@ async def serve(site_path: Path, devices: list[str], sock: socket.socket) -> int
         await link.send(["R", sorted(coordinators), running.skipped])
         async with asyncio.TaskGroup() as tg:
             polling = [
-                tg.create_task(_supervise(coord), name=f"device:{device_id}")
+                tg.create_task(supervise(coord), name=f"device:{device_id}")
                 for device_id, coord in coordinators.items()
             ]
             stats = tg.create_task(_send_stats(link, coordinators), name="stats")
@@ -104,19 +106,6 @@ async def serve(site_path: Path, devices: list[str], sock: socket.socket) -> int
     with contextlib.suppress(ConnectionError):
         await writer.wait_closed()
     return 0
-
-
-async def _supervise(coord: Any) -> None:
-    """As the gateway does in-process: a coordinator that died of a bug restarts, alone."""
-    pause_s = 1.0
-    while True:
-        try:
-            await coord.run()
-            return
-        except Exception:  # noqa: BLE001 - logged with its traceback, then the device restarts
-            _LOG.exception("device coordinator crashed; restarting", device=coord.device_id)
-        await asyncio.sleep(pause_s)
-        pause_s = min(pause_s * 2, 60.0)
 
 
 async def _write(link: _Link, coordinators: dict[str, Any], body: list[Any]) -> None:
@@ -136,23 +125,7 @@ async def _write(link: _Link, coordinators: dict[str, Any], body: list[Any]) -> 
 async def _send_stats(link: _Link, coordinators: dict[str, Any]) -> None:
     while True:
         await asyncio.sleep(STATS_EVERY_S)
-        await link.send(["T", {device_id: _stats(coord) for device_id, coord in coordinators.items()}])
-
-
-def _stats(coord: Any) -> list[Any]:
-    s = coord.stats
-    return [
-        s.polls_ok,
-        s.polls_failed,
-        s.reads_ok,
-        s.reads_failed,
-        s.device_errors,
-        s.skipped_ticks,
-        s.last_latency_s,
-        s.last_ok_wall,
-        list(s.lateness_s),
-        coord.online,
-    ]
+        await link.send(["T", {d: stats_row(c.stats, c.online) for d, c in coordinators.items()}])
 
 
 def main(argv: list[str] | None = None) -> int:

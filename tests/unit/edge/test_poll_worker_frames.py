@@ -151,3 +151,17 @@ def test_partition_is_within_one_bus_of_even(points: list[int], workers: int) ->
     loads = [sum(max(dict(buses)[b], 1) for b in share) for share in shares]
     biggest = max(max(p, 1) for p in points)
     assert max(loads) - min(loads) <= biggest  # greedy, largest first
+
+
+def test_statistics_cross_unchanged() -> None:
+    from edge.coordinator import CoordinatorStats
+    from edge.poll_workers.frames import apply_stats_row, stats_row
+
+    sent = CoordinatorStats(polls_ok=7, polls_failed=2, reads_ok=30, last_latency_s=0.012, last_ok_wall=5.0)
+    sent.lateness_s.extend([0.001, 0.25])
+    got = CoordinatorStats()
+    body = _unframe(frame(["T", {"m1": stats_row(sent, True)}]))
+    assert apply_stats_row(got, body[1]["m1"]) is True
+    assert got.as_dict() == sent.as_dict() and list(got.lateness_s) == [0.001, 0.25]
+    with pytest.raises(FrameError):
+        apply_stats_row(CoordinatorStats(), [1, 2, 3])
