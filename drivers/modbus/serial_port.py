@@ -196,11 +196,15 @@ class SerialPortTransport(ByteTransport):
             view = view[written:]
 
     def flush_input(self) -> int:
+        import termios  # POSIX only, like the pyserial backend that raises it
+
         port = self._serial
         if port is not None:
             try:
                 port.reset_input_buffer()  # type: ignore[attr-defined]
-            except OSError as exc:
+            except (OSError, termios.error) as exc:
+                # termios.error is not an OSError: a pty whose other end went away (an unplugged
+                # adapter) answers tcflush with EIO, which must read as a lost port, not a crash.
                 self._lost(f"flush failed: {exc}")
         return super().flush_input()
 

@@ -68,3 +68,23 @@ async def test_rs485_mode_refused_by_a_pty_leaves_the_port_working() -> None:
     finally:
         os.close(controller)
         os.close(device)
+
+
+async def test_a_flush_on_a_port_whose_other_end_went_away_is_a_lost_port() -> None:
+    """tcflush answers EIO once a pty's controller is gone (an unplugged adapter); that is a
+    ``termios.error``, not an ``OSError``, and it once crashed the line's scheduler."""
+    from drivers.modbus.serial_port import SerialPortTransport
+
+    controller, device = os.openpty()
+    path = os.ttyname(device)
+    transport = SerialPortTransport(path, baudrate=19200, parity="E")
+    await transport.open()
+    os.close(controller)
+    os.close(device)
+    try:
+        transport.flush_input()
+        assert transport.lost_reason is not None and "flush failed" in transport.lost_reason
+        with pytest.raises(ConnectionLost):
+            await transport.send(b"\x01\x03\x00\x00\x00\x01\x84\x0a")
+    finally:
+        transport.close()
