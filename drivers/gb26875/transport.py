@@ -182,22 +182,23 @@ class Gb26875Link:
             await session.ended("connection closed")
 
     async def _serial_loop(self) -> None:
-        import serial  # noqa: PLC0415 - only serial buses load pyserial
+        from drivers.serial_open import open_serial  # noqa: PLC0415 - only serial buses load pyserial
 
         port = self.bus.port
         assert isinstance(port, str)
         failures = 0
         while True:
             try:
-                ser = serial.Serial(
+                # The shared opener: exclusive, and line settings a pty or adapter refuses
+                # (termios.error, not an OSError) are a port to retry, not a crash.
+                ser = open_serial(
                     port,
                     baudrate=self.bus.baudrate,
                     parity=self.bus.parity,
                     stopbits=self.bus.stopbits,
                     bytesize=self.bus.bytesize,
-                    timeout=0,
                 )
-            except (serial.SerialException, OSError) as exc:
+            except ConnectionLost as exc:
                 failures += 1
                 delay = min(self.bus.backoff_max_s, 2.0 ** min(failures - 1, 10))
                 _LOG.warning(
