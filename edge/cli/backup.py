@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +83,8 @@ class _Bar:
 
 
 def _version() -> str:
+    from importlib import metadata  # noqa: PLC0415 - pulls in email and zipfile; only a backup needs it
+
     try:
         return metadata.version("gatehouse")
     except metadata.PackageNotFoundError:

@@ -17,13 +17,25 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["register"]
 
 DEFAULT_CONTROL = "http://127.0.0.1:8470"
+
+
+def _httpx() -> ModuleType:
+    """httpx, imported when a subcommand talks to the control API: every ``gatehouse`` process
+    loads this module to build its parser, and the daemon has no use for httpx's 3 MB."""
+    import httpx  # noqa: PLC0415
+
+    return httpx
+
+
 _ACTIONS = ("inject", "clear", "list", "scale")
 
 
@@ -97,6 +109,7 @@ def _handle(args: argparse.Namespace) -> int:
     from edge.logs import configure_logging
 
     configure_logging(args.log_level, json=not sys.stderr.isatty())
+    httpx = _httpx()
     target: str = args.target
     rest: list[str] = args.rest
     try:
@@ -132,18 +145,18 @@ def _inject(args: argparse.Namespace) -> int:
             return 2
         params[key] = _param_value(value)
     url = f"{args.control}/devices/{args.device}/scenarios/{args.scenario}"
-    response = httpx.post(url, json=params, timeout=10)
+    response = _httpx().post(url, json=params, timeout=10)
     return _report(response)
 
 
 def _clear(args: argparse.Namespace) -> int:
     suffix = f"/{args.scenario}" if args.scenario else ""
-    response = httpx.delete(f"{args.control}/devices/{args.device}/scenarios{suffix}", timeout=10)
+    response = _httpx().delete(f"{args.control}/devices/{args.device}/scenarios{suffix}", timeout=10)
     return _report(response)
 
 
 def _list(args: argparse.Namespace) -> int:
-    response = httpx.get(f"{args.control}/{'scenarios' if args.scenarios else 'devices'}", timeout=10)
+    response = _httpx().get(f"{args.control}/{'scenarios' if args.scenarios else 'devices'}", timeout=10)
     if response.is_success and not args.scenarios:
         for device in response.json():
             active = ", ".join(device["active"]) or "-"

@@ -22,6 +22,7 @@ import asyncio
 import math
 import sqlite3
 import threading
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,10 @@ MIGRATIONS: tuple[Step, ...] = (_v1,)
 _PURGE_EVERY_S = 3600.0
 _PURGE_CHUNK = 5000  # rows per delete transaction: the file is never locked for long
 _BUSY_TIMEOUT_MS = 30_000  # waits happen on worker threads only
+_EMPTY = (math.nan, 0.0, 0.0, 0.0, 0.0)
+
+Row = tuple[str, float, int, float, float, float]
+"""A finished bucket as stored: point, start, n, min, avg, max."""
 
 
 def trends_path(dashboard_db: Path) -> Path:
@@ -82,10 +87,14 @@ class TrendStore:
                 self._adopt(legacy)
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"{path}: cannot open the trend history: {exc}") from exc
-        # point -> [bucket start, n, min, sum, max]
-        self._open: dict[str, list[float]] = {}
+        # The open bucket of every point, five doubles a slot in one flat array (start, n, min,
+        # sum, max; start NaN while the slot has none): a list of five floats per point was 250
+        # bytes a point, 3.7 MB at 500 devices of 30 points (issue 19's memory breakdown).
+        self._slot: dict[str, int] = {}
+        self._names: list[str] = []
+        self._acc = array("d")
         # Buckets pushed out by a newer sample before the writer came round.
-        self._pending: list[tuple[str, list[float]]] = []
+        self._pending: list[Row] = []
         self.rows_written = 0
 
     def close(self) -> None:
@@ -123,8 +132,9 @@ class TrendStore:
     def add(self, samples: list[Sample]) -> None:
         """LiveState listener: fold samples into their buckets (cheap, on the event loop)."""
         width = self.interval_s
-        buckets = self._open
-        finished: list[tuple[str, list[float]]] = []
+        slots = self._slot
+        acc = self._acc
+        finished: list[Row] = []
         for sample in samples:
             if sample.quality is Quality.BAD or isinstance(sample.value, str) or sample.value is None:
                 continue
@@ -132,35 +142,60 @@ class TrendStore:
             if not math.isfinite(value):
                 continue
             start = sample.receipt_ts - sample.receipt_ts % width
-            acc = buckets.get(sample.point_id)
-            if acc is None or acc[0] != start:
-                if acc is not None:
-                    if acc[0] > start:
+            slot = slots.get(sample.point_id)
+            if slot is None:
+                slot = slots[sample.point_id] = len(self._names)
+                self._names.append(sample.point_id)
+                acc.extend(_EMPTY)
+            i = slot * 5
+            current = acc[i]
+            if current != start:
+                if current == current:  # noqa: PLR0124 - NaN marks a slot with no open bucket
+                    if current > start:
                         continue  # a late sample of a bucket already closed
-                    finished.append((sample.point_id, acc))
-                buckets[sample.point_id] = [start, 1.0, value, value, value]
+                    n = acc[i + 1]
+                    finished.append(
+                        (sample.point_id, current, int(n), acc[i + 2], acc[i + 3] / n, acc[i + 4])
+                    )
+                acc[i] = start
+                acc[i + 1] = 1.0
+                acc[i + 2] = acc[i + 3] = acc[i + 4] = value
                 continue
-            acc[1] += 1
-            if value < acc[2]:
-                acc[2] = value
-            acc[3] += value
-            if value > acc[4]:
-                acc[4] = value
+            acc[i + 1] += 1.0
+            if value < acc[i + 2]:
+                acc[i + 2] = value
+            acc[i + 3] += value
+            if value > acc[i + 4]:
+                acc[i + 4] = value
         if finished:
             self._pending.extend(finished)
 
-    def take_closed(self, now: float) -> list[tuple[str, float, int, float, float, float]]:
+    def take_closed(self, now: float) -> list[Row]:
         """The buckets that ended before ``now`` (and those pushed out by a newer sample)."""
-        rows = [(p, a[0], int(a[1]), a[2], a[3] / a[1], a[4]) for p, a in self._pending]
+        rows = self._pending
         self._pending = []
         width = self.interval_s
-        for point, acc in list(self._open.items()):
-            if acc[0] + width <= now:
-                rows.append((point, acc[0], int(acc[1]), acc[2], acc[3] / acc[1], acc[4]))
-                del self._open[point]
+        acc = self._acc
+        for slot, point in enumerate(self._names):
+            i = slot * 5
+            start = acc[i]
+            if start + width <= now:  # False for NaN: an empty slot
+                n = acc[i + 1]
+                rows.append((point, start, int(n), acc[i + 2], acc[i + 3] / n, acc[i + 4]))
+                acc[i] = math.nan
         return rows
 
-    def write(self, rows: list[tuple[str, float, int, float, float, float]]) -> None:
+    def _open_bucket(self, point: str) -> list[float] | None:
+        """``[start, min, avg, max]`` of the bucket still being filled for ``point``, if any."""
+        slot = self._slot.get(point)
+        if slot is None:
+            return None
+        start, n, low, total, high = self._acc[slot * 5 : slot * 5 + 5]
+        if math.isnan(start):
+            return None
+        return [start, low, total / n, high]
+
+    def write(self, rows: list[Row]) -> None:
         """Store finished buckets (worker thread). A bucket seen twice is merged."""
         if not rows:
             return
@@ -232,9 +267,9 @@ class TrendStore:
         max_points = max(1, min(max_points, 10_000))
         result = await asyncio.to_thread(self.query_stored, point, since, until, max_points)
         # Include the bucket still being filled, so a fresh chart is not empty.
-        acc = self._open.get(point)
-        if acc is not None and since <= acc[0] < until and (not result or result[-1][0] < acc[0]):
-            result.append([acc[0], acc[2], acc[3] / acc[1], acc[4]])
+        bucket = self._open_bucket(point)
+        if bucket is not None and since <= bucket[0] < until and (not result or result[-1][0] < bucket[0]):
+            result.append(bucket)
         return result[-max_points:]
 
     def query_stored(self, point: str, since: float, until: float, max_points: int) -> list[list[Any]]:

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["CentralError", "CentralUnreachable", "Refused", "api_url", "post", "post_async", "tls_context"]
 
@@ -59,6 +60,8 @@ def _answer(response: httpx.Response) -> dict[str, Any]:
 
 
 def post(base: str, path: str, body: dict[str, Any], *, ca_file: Path | None) -> dict[str, Any]:
+    import httpx  # noqa: PLC0415 - httpx and click are ~3 MB the polling daemon never needs
+
     try:
         with httpx.Client(verify=tls_context(ca_file), timeout=_TIMEOUT_S) as client:
             response = client.post(api_url(base, path), json=body)
@@ -68,6 +71,8 @@ def post(base: str, path: str, body: dict[str, Any], *, ca_file: Path | None) ->
 
 
 async def post_async(base: str, path: str, body: dict[str, Any], *, ca_file: Path | None) -> dict[str, Any]:
+    import httpx  # noqa: PLC0415 - loaded on the first renewal, not at every daemon start
+
     try:
         async with httpx.AsyncClient(verify=tls_context(ca_file), timeout=_TIMEOUT_S) as client:
             response = await client.post(api_url(base, path), json=body)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import random
 from pathlib import Path
 
 from core.model import ManualClock, Quality, Sample
@@ -24,6 +26,63 @@ async def test_buckets_keep_min_avg_max(tmp_path: Path) -> None:
     store.write(store.take_closed(now=1015.0))
     rows = await store.query(P, since=1000.0, until=1030.0, max_points=100)
     assert rows == [[1000.0, 1.0, 3.0, 5.0], [1010.0, 1.0, 1.0, 1.0]]  # the open bucket is included
+    store.close()
+
+
+class _PlainFold:
+    """The reference: a dict of open buckets per point, with the store's rules (a sample older
+    than its point's open bucket is dropped; a newer one closes it)."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, list[float]] = {}
+        self.rows: list[tuple[str, float, int, float, float, float]] = []
+
+    def add(self, point: str, ts: float, value: float) -> None:
+        start = ts - ts % 10.0
+        acc = self.open.get(point)
+        if acc is not None and acc[0] == start:
+            acc[1:] = [acc[1] + 1, min(acc[2], value), acc[3] + value, max(acc[4], value)]
+            return
+        if acc is not None:
+            if acc[0] > start:
+                return
+            self._close(point, acc)
+        self.open[point] = [start, 1, value, value, value]
+
+    def close_before(self, now: float) -> None:
+        for point, acc in list(self.open.items()):
+            if acc[0] + 10.0 <= now:
+                self._close(point, acc)
+                del self.open[point]
+
+    def _close(self, point: str, acc: list[float]) -> None:
+        self.rows.append((point, acc[0], int(acc[1]), acc[2], acc[3] / acc[1], acc[4]))
+
+
+def test_buckets_of_many_points_match_a_plain_fold(tmp_path: Path) -> None:
+    """Interleaved points, late samples and closing by time: the flat slot array gives exactly
+    the rows of a plain per-point fold."""
+    rng = random.Random(7)
+    store = _store(tmp_path, ManualClock(0.0))
+    plain = _PlainFold()
+    got: list[tuple[str, float, int, float, float, float]] = []
+    now = 0.0
+    for _ in range(300):
+        now += rng.uniform(0.5, 6.0)
+        batch = []
+        for n in range(rng.randrange(1, 8)):
+            ts = now - (25.0 if n == 0 and rng.random() < 0.2 else 0.0)  # now and then a late one
+            batch.append(Sample(f"s/d/p{rng.randrange(5)}", float(rng.randrange(-50, 50)), Quality.GOOD, ts))
+        store.add(batch)
+        for sample in batch:
+            assert isinstance(sample.value, float)
+            plain.add(sample.point_id, sample.receipt_ts, sample.value)
+        got += store.take_closed(now)
+        plain.close_before(now)
+    got += store.take_closed(math.inf)
+    plain.close_before(math.inf)
+    assert sorted(got) == sorted(plain.rows)
+    assert len(got) > 100
     store.close()
 
 
