@@ -48,6 +48,9 @@ _WRITABLE = frozenset({"rw", "w"})
 _ILLEGAL_DATA_ADDRESS = 2
 # (key, offset in block, decoder, needs a check, valid_min, valid_max)
 _PointCheck = tuple[str, int, Decoder, bool, float, float]
+# One shared object each: ``-math.inf`` written in the loop made a new float for every point.
+_NO_LOW = -math.inf
+_NO_HIGH = math.inf
 _MAX_REGISTERS_PER_WRITE = 123  # FC 16, Modbus Application Protocol v1.1b3 §6.12
 
 
@@ -193,8 +196,8 @@ class ModbusDevice:
         for bp in group.points:
             point = self._points[bp.key]
             numeric = point.type not in (DataType.STRING, DataType.BIT, DataType.BOOL)
-            low = -math.inf if point.valid_min is None else float(point.valid_min)
-            high = math.inf if point.valid_max is None else float(point.valid_max)
+            low = _NO_LOW if point.valid_min is None else float(point.valid_min)
+            high = _NO_HIGH if point.valid_max is None else float(point.valid_max)
             ranged = numeric and (point.valid_min is not None or point.valid_max is not None)
             floating = point.type in (DataType.FLOAT32, DataType.FLOAT64) or (
                 numeric and (point.scale != 1 or point.offset != 0)
