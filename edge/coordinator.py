@@ -132,6 +132,11 @@ class DeviceCoordinator:
     async def run(self) -> None:
         """Poll until cancelled."""
         pushed = self._driver.pushed()
+        if pushed is None:
+            # A polled device (nearly all of them) needs one loop and no task group: the group
+            # and its two extra tasks were about 1.5 KB a device, held for the device's life.
+            await (self._poll_loop() if self._groups else self._command_loop_when_idle())
+            return
         async with asyncio.TaskGroup() as tg:
             if pushed is not None:
                 tg.create_task(self._consume_pushed(pushed), name=f"pushed:{self.device_id}")
