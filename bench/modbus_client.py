@@ -11,6 +11,8 @@ its own CPU time (``time.process_time``) for:
   block, i.e. a request plus decoding, per block and per tag;
 - ``lean_read_30``: a minimal asyncio protocol building the MBAP frame with ``struct`` and
   matching answers by transaction id, with no checks at all: the floor for a Python client;
+- ``link_read_30_allocations``: the heap traffic of ``link_read_30`` under memray, if it is
+  installed (allocations, bytes and the largest allocation per read);
 - ``decode_*``: the pure codec's compiled decoders, per value.
 
 Run: ``.venv/bin/python -m bench.modbus_client``; writes ``bench/results/modbus_client.json``.
@@ -26,6 +28,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +39,7 @@ from drivers.modbus.types import DataType, WordOrder
 
 RESULTS = Path(__file__).resolve().parent / "results" / "modbus_client.json"
 REQUESTS = 3000
+ALLOCATION_REQUESTS = 500
 TARGET_US_PER_TAG = 20.0
 
 
@@ -154,6 +158,46 @@ async def measure(name: str, count: int, call: Callable[[], Awaitable[object]]) 
     result = {"requests": count, "cpu_us_per_request": cpu / count * 1e6, "requests_per_s": count / wall}
     cpu_us, rate = result["cpu_us_per_request"], result["requests_per_s"]
     print(f"{name:28s} {cpu_us:8.1f} µs CPU/request  {rate:8.0f} req/s")
+    return result
+
+
+async def measure_allocations(port: int) -> dict[str, object]:
+    """Heap traffic per ``link.read`` of 30 registers, as memray (the tool issue 19 used) sees it.
+
+    Every allocation the process makes while the reads run counts, pymalloc's included (the
+    server is another process): how many, how many bytes in all, and the largest, which is what
+    gives away a read that asks the allocator for far more than the answer it carries.
+    """
+    try:
+        import memray
+    except ImportError:
+        print("allocations per read: skipped, memray is not installed")
+        return {"skipped": "memray is not installed"}
+    freeing = {memray.AllocatorType.FREE, memray.AllocatorType.PYMALLOC_FREE, memray.AllocatorType.MUNMAP}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "reads.bin"
+        async with ModbusTcpLink("127.0.0.1", port, timeout_ms=2000, retries=0) as link:
+            for _ in range(100):  # warm up: connect, caches, the loop's own structures
+                await link.read(1, Table.HOLDING, 0, 30)
+            with memray.Tracker(path, trace_python_allocators=True):
+                for _ in range(ALLOCATION_REQUESTS):
+                    await link.read(1, Table.HOLDING, 0, 30)
+        count = total = largest = 0
+        for record in memray.FileReader(path).get_allocation_records():
+            if record.allocator not in freeing:
+                count += record.n_allocations
+                total += record.size
+                largest = max(largest, record.size)
+    result: dict[str, object] = {
+        "requests": ALLOCATION_REQUESTS,
+        "allocations_per_request": count / ALLOCATION_REQUESTS,
+        "bytes_allocated_per_request": total / ALLOCATION_REQUESTS,
+        "largest_allocation_bytes": largest,
+    }
+    print(
+        f"link read 30 regs allocations {count / ALLOCATION_REQUESTS:.0f}/request, "
+        f"{total / ALLOCATION_REQUESTS / 1024:.1f} KiB/request, largest {largest / 1024:.1f} KiB"
+    )
     return result
 
 
@@ -277,6 +321,7 @@ async def run_client(port: int) -> dict[str, object]:
         )
     finally:
         transport.close()
+    results["link_read_30_allocations"] = await measure_allocations(port)
     return results
 
 

@@ -45,6 +45,17 @@ class _Transport(asyncio.Transport):
         return self.aborted
 
 
+def _feed(connection: _Connection, chunk: bytes) -> None:
+    """Hand ``chunk`` over as the event loop would: into the buffer the protocol offers, in as
+    many reads as that takes, stopping once the protocol gave the connection up."""
+    while chunk and connection.open:
+        buffer = connection.get_buffer(-1)
+        n = min(len(buffer), len(chunk))
+        buffer[:n] = chunk[:n]
+        connection.buffer_updated(n)
+        chunk = chunk[n:]
+
+
 def _chunks(stream: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(stream) + 1) for c in cuts})
     return [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
@@ -78,8 +89,8 @@ def test_connection_takes_only_its_own_answer_from_any_stream(stream: bytes, cut
         waiter = connection.exchange(1, REQUEST.pdu)  # transaction 1, unit 1
         assert transport.written == [encode(1, 1, REQUEST.pdu)]
         for chunk in _chunks(stream, cuts):
-            connection.data_received(chunk)
-            assert len(connection._buffer) < MAX_ADU
+            _feed(connection, chunk)
+            assert connection._end < MAX_ADU
             if transport.aborted:
                 break
         if waiter.done():
