@@ -14,6 +14,7 @@ from pathlib import Path
 
 ALL = (
     "e2e_scale",  # the headline: N devices to the broker, measured from outside
+    "backlog_drain",  # 5 M backlog samples to central while 500 devices keep polling
     "outbox",
     "modbus_client",
     "modbus_link_memory",  # bytes per connected Modbus TCP link, against the pymodbus-based one

@@ -42,7 +42,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -179,14 +179,15 @@ class Step:
     buses: int = 1  # the devices spread over this many buses (poll workers take whole buses)
 
 
-def _central_yaml(folder: Path, broker: Broker, steps: list[Step]) -> Path:
+def _central_yaml(folder: Path, broker: Broker, steps: list[Step], database: str | None = None) -> Path:
+    """Central's config; ``database`` a postgresql:// URL, or None for a SQLite file in ``folder``."""
     user, password = broker.credentials(CENTRAL_USER)
     gateways = []
     for step in steps:
         key = load_private_key(step.folder / "signing.key")
         gateways.append({"id": step.gw, "keys": [{"pem": public_key_pem(key.public_key())}]})
     config = {
-        "database": str(folder / "central.db"),
+        "database": database or str(folder / "central.db"),
         "signing_key": str(central_signing_key(folder)),
         "broker": {
             "host": broker.host,
@@ -398,13 +399,17 @@ def _run_step(
 
 
 @contextlib.contextmanager
-def _services(workdir: Path, steps: list[Step]) -> Iterator[tuple[Broker, Counter, dict[str, int]]]:
+def _services(
+    workdir: Path, steps: list[Step], *, database: str | None = None, subscriber_args: Sequence[str] = ()
+) -> Iterator[tuple[Broker, Counter, dict[str, int]]]:
+    """Broker, central (SQLite, or ``database``) and the counting subscriber (``subscriber_args``
+    added to its command line); yields them with the pids of the processes to measure."""
     broker = start_broker(workdir / "mq", gateways=[s.gw for s in steps])
     central: subprocess.Popen[bytes] | None = None
     sub: subprocess.Popen[bytes] | None = None
     try:
         (workdir / "central").mkdir()
-        central_cfg = _central_yaml(workdir / "central", broker, steps)
+        central_cfg = _central_yaml(workdir / "central", broker, steps, database)
         central_log = workdir / "central.log"
         central = _popen(
             [sys.executable, "-m", "edge", "central", "--config", str(central_cfg), "--log-level", "info"],
@@ -434,6 +439,7 @@ def _services(workdir: Path, steps: list[Step]) -> Iterator[tuple[Broker, Counte
                 creds.name,
                 "--password-file",
                 str(creds.password_path),
+                *subscriber_args,
             ],
             stdout=subprocess.PIPE,
             start_new_session=True,
