@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
 from fastapi import Request
 
 from core.model import Clock
@@ -17,6 +16,9 @@ from edge.dashboard.history import TrendStore
 from edge.dashboard.supervise import Supervisor
 from edge.dashboard.throttle import LoginThrottle
 from edge.live import LiveState
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["DashboardContext", "GatewayView", "context_of", "get_context"]
 

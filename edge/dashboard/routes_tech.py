@@ -13,9 +13,8 @@ here (``POST /api/tech/release``, audited). ``GET /api/tech/overrides`` lists th
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import structlog
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +23,9 @@ from core.errors import ConfigError, DeviceError, TransportError
 from edge.dashboard.auth import ApiError, Caller, audit, require
 from edge.dashboard.context import DashboardContext, get_context
 from edge.dashboard.events import clean, json_value
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["router"]
 
@@ -179,6 +181,8 @@ async def scenarios(ctx: Ctx, _: Annotated[Caller, Depends(require("commission")
     if ctx.config.simulator_api is None:
         return {"available": False, "devices": {}, "scenarios": {}}
     http, base = _simulator(ctx)
+    import httpx  # noqa: PLC0415 - loaded only where a simulator is configured (see server.py)
+
     try:
         catalogue = (await http.get(f"{base}/scenarios")).raise_for_status().json()
         devices = (await http.get(f"{base}/devices")).raise_for_status().json()
@@ -196,6 +200,8 @@ async def inject(
     body: InjectBody, request: Request, ctx: Ctx, caller: Annotated[Caller, Depends(require("simulate"))]
 ) -> dict[str, Any]:
     http, base = _simulator(ctx)
+    import httpx  # noqa: PLC0415 - loaded only where a simulator is configured (see server.py)
+
     url = f"{base}/devices/{body.device}/scenarios/{body.scenario}"
     target = f"{body.device}/{body.scenario}"
     action = "scenario_stop" if body.stop else "inject"

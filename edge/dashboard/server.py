@@ -22,7 +22,6 @@ from collections.abc import Generator
 from types import TracebackType
 from typing import Any
 
-import httpx
 import structlog
 import uvicorn
 
@@ -100,7 +99,13 @@ class DashboardServer:
             values_interval_s=cfg.values_interval_s,
             wall=gw.clock.wall,
         )
-        http = httpx.AsyncClient(timeout=10.0) if cfg.simulator_api else None
+        http = None
+        if cfg.simulator_api:
+            # Only a commissioning setup talks to a simulator: httpx (with click) is 3 MB that
+            # a gateway in service never loads.
+            import httpx  # noqa: PLC0415
+
+            http = httpx.AsyncClient(timeout=10.0)
         self.ctx = DashboardContext(gw, cfg, accounts, trends, hub, time.monotonic(), http)
         if accounts.user_count() == 0:
             self.ctx.setup_code = self.setup_code = new_setup_code(gw.site.data_dir)
