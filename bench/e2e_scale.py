@@ -306,6 +306,7 @@ def _run_step(
             raise RuntimeError("the simulator process did not start")
         command = ["run", "--config", str(site), "--log-level", "warning"]
         if probe.memory_dir is not None:
+            probe.memory_dir.mkdir(parents=True, exist_ok=True)
             out = probe.memory_dir / f"memory-{step.count}.json"
             after = str(warmup_s + window_s / 2)
             command = ["-m", "bench.memory_probe", "--after-s", after, "--out", str(out), "--", *command]

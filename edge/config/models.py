@@ -46,7 +46,9 @@ __all__ = [
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+    # Schemas are built when a model is first used: a site uses a few of the drivers' many
+    # models, and building them all at import cost about 4 MB of RSS (issue 19).
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False, defer_build=True)
 
 
 def _bus_union() -> Any:

@@ -353,6 +353,46 @@ async def test_connection_dropped_mid_request_is_connection_lost(raw_server: Raw
         assert link.stats.timeouts == 0
 
 
+async def test_devices_of_one_point_list_share_a_plan_but_split_on_their_own(
+    modbus_server: CountingServer, raw_server: RawServerFactory
+) -> None:
+    """The pymodbus server maps only 0..999, the raw one answers any read: the first device's
+    split must not make the second, planned from the same point objects, read per point too."""
+
+    async def maps_everything(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: RawServer
+    ) -> None:
+        while True:
+            tid, unit, pdu = await raw.read_frame(reader)
+            start, count = struct.unpack(">HH", pdu[1:5])
+            writer.write(registers_answer(tid, unit, [start + i for i in range(count)]))
+
+    await modbus_server.set_registers(1, FC_READ_HOLDING, 990, [7])
+    whole_server = await raw_server(maps_everything)
+    points = [point(id="a", address=990), point(id="b", address=995), point(id="c", address=1005)]
+    async with (
+        ModbusTcpLink("127.0.0.1", modbus_server.port) as link,
+        ModbusTcpLink("127.0.0.1", whole_server.port) as whole_link,
+    ):
+        partial = ModbusDevice("partial", 1, link, points)
+        whole = ModbusDevice("whole", 1, whole_link, points)
+        smaller = ModbusDevice("smaller", 1, whole_link, points, max_registers=8)
+        assert partial.poll_groups() is whole.poll_groups()  # planned once
+        assert smaller.poll_groups() is not whole.poll_groups()
+        (group,) = partial.poll_groups()
+        await partial.read(group)  # refused as a whole: this device splits
+        for _ in range(2):
+            before = len(whole_server.frames)
+            readings = {r.key: r for r in await whole.read(group)}
+            assert len(whole_server.frames) - before == 1  # still one read of the whole block
+            assert (readings["a"].value, readings["b"].value, readings["c"].value) == (990, 995, 1005)
+            assert all(r.quality is Quality.GOOD for r in readings.values())
+        before = modbus_server.reads(unit=1)
+        readings = {r.key: r for r in await partial.read(group)}
+        assert modbus_server.reads(unit=1) - before == 3  # the first device stays split
+        assert readings["a"].value == 7 and readings["c"].reason is Reason.CONFIG_ERROR
+
+
 async def test_two_units_share_one_link_and_take_turns(modbus_server: CountingServer) -> None:
     await modbus_server.set_registers(1, FC_READ_HOLDING, 0, [11, 12, 13])
     await modbus_server.set_registers(2, FC_READ_HOLDING, 0, [21, 22, 23])
