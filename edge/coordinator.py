@@ -103,7 +103,10 @@ class DeviceCoordinator:
         # about 2.5 MB (issue 19's memory breakdown).
         self._commands: asyncio.Queue[_Command] | None = None
         self._command_queue_size = command_queue_size
-        self._wake = asyncio.Event()
+        # Set while the device sleeps: a queued write resolves it early. An Event was 1.1 KB a
+        # device (its dict and waiter deque) and ``asyncio.timeout`` cancelled a task on every
+        # poll's sleep; a future and a timer cost neither (issue 19).
+        self._waiter: asyncio.Future[bool] | None = None
         self._groups: dict[float, list[PollGroup]] = {}
         for group in driver.poll_groups():
             self._groups.setdefault(group.interval_s, []).append(group)
@@ -129,7 +132,7 @@ class DeviceCoordinator:
         if self._commands is None:
             self._commands = asyncio.Queue(maxsize=self._command_queue_size)
         await self._commands.put(_Command(key, value, verify, done, priority))
-        self._wake.set()
+        self._wake_up()
         return await done
 
     async def run(self) -> None:
@@ -182,22 +185,28 @@ class DeviceCoordinator:
         if self._groups:
             return
         while True:
-            await self._wake.wait()
-            self._wake.clear()
+            await self._sleep_or_wake(None)
             await self._run_pending_commands()
             raise_if_cancelling()
 
-    async def _sleep_or_wake(self, delay_s: float) -> bool:
-        """Sleep ``delay_s``; True if woken early by a queued command."""
-        self._wake.clear()
+    async def _sleep_or_wake(self, delay_s: float | None) -> bool:
+        """Sleep ``delay_s`` (None: until woken); True if woken early by a queued command."""
         if self._commands is not None and not self._commands.empty():
             return True
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._waiter = waiter
+        timer = None if delay_s is None else loop.call_later(delay_s, _resolve, waiter, False)
         try:
-            async with asyncio.timeout(delay_s):
-                await self._wake.wait()
-        except TimeoutError:
-            return False
-        return True
+            return await waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._waiter = None
+
+    def _wake_up(self) -> None:
+        if self._waiter is not None:
+            _resolve(self._waiter, True)
 
     async def _consume_pushed(self, readings: AsyncIterator[Reading | list[Reading] | LinkState]) -> None:
         async for item in readings:
@@ -317,6 +326,11 @@ class DeviceCoordinator:
 
     def _bad(self, key: str, wall: float, reason: Reason) -> Sample:
         return Sample(self._point_ids[key], None, Quality.BAD, wall, reason)
+
+
+def _resolve(waiter: asyncio.Future[bool], woken: bool) -> None:
+    if not waiter.done():
+        waiter.set_result(woken)
 
 
 async def supervise(coord: DeviceCoordinator) -> None:

@@ -81,6 +81,9 @@ class TrendStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
+            # Appends of closed buckets and range reads of one point: SQLite's default 2 MB
+            # cache bought nothing here but RSS (issue 19).
+            self._db.execute("PRAGMA cache_size=-500")
             self._db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS:d}")
             run_migrations(self._db, MIGRATIONS, store="trend history", path=str(path))
             if legacy is not None and legacy.exists():

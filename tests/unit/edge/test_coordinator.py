@@ -171,3 +171,25 @@ async def test_write_to_dead_device_raises_transport_error() -> None:
             await asyncio.wait_for(coord.write("sp", 1), 10)
     finally:
         task.cancel()
+
+
+async def test_a_device_with_nothing_to_poll_still_runs_every_write() -> None:
+    driver = ScriptedDriver([])
+    driver.values["relay"] = 0
+    rec = Recorder()
+    coord = DeviceCoordinator(
+        device_id="dev",
+        driver=driver,  # type: ignore[arg-type]
+        point_ids={"relay": "site/dev/relay"},
+        sink=rec.sink,
+        events=rec.event,
+        clock=SystemClock(),
+    )
+    task = asyncio.create_task(coord.run())
+    try:
+        for value in (1, 0, 1):  # each write wakes the idle loop again
+            assert await asyncio.wait_for(coord.write("relay", value), 10) == value
+        assert driver.writes == [("relay", 1), ("relay", 0), ("relay", 1)]
+        assert driver.reads == []
+    finally:
+        task.cancel()
