@@ -65,8 +65,10 @@ from bench.e2e_scale import (
     _stop,
     _tree_cpu_s,
     _tree_rss,
+    central_postgres,
+    postmaster_pid,
 )
-from cloud_sync.central.storage.local_pg import Postgres, start_postgres
+from cloud_sync.central.storage.local_pg import Postgres
 from core.model import Quality, Sample
 from edge.config.loader import load_site
 from edge.config.site import Site
@@ -463,20 +465,6 @@ def _drain(
     }
 
 
-@contextlib.contextmanager
-def _postgres(kind: str) -> Any:
-    if kind != "postgres":
-        yield None
-        return
-    # As deployed (and as `make demo DEMO_ARGS=--postgres`): fsync on.
-    with start_postgres(durable=True) as server:
-        yield server
-
-
-def _postmaster_pid(server: Postgres) -> int:
-    return int((server.data_dir / "postmaster.pid").read_text().split()[0])
-
-
 def run(options: Options, central_db_kind: str, workdir: Path) -> dict[str, Any]:
     folder = workdir / f"gw-{options.devices}"
     folder.mkdir()
@@ -484,7 +472,7 @@ def run(options: Options, central_db_kind: str, workdir: Path) -> dict[str, Any]
     step = Step(options.devices, f"gw-{options.devices}", folder)
     # Everything the gateway receives from now on is live; everything in the backlog is older.
     boundary = time.time()
-    with _postgres(central_db_kind) as server:
+    with central_postgres(central_db_kind) as server:
         database = None if server is None else server.create_database()
         subscriber_args = ["--backlog-before", repr(boundary)]
         with _services(workdir, [step], database=database, subscriber_args=subscriber_args) as (
@@ -493,7 +481,7 @@ def run(options: Options, central_db_kind: str, workdir: Path) -> dict[str, Any]
             others,
         ):
             if server is not None:
-                others = {**others, "postgres": _postmaster_pid(server)}
+                others = {**others, "postgres": postmaster_pid(server)}
                 central_db = CentralDb(pg=server, pg_name=str(database).rpartition("/")[2])
             else:
                 central_db = CentralDb(sqlite_path=workdir / "central" / "central.db")

@@ -23,7 +23,9 @@ age did not grow over the window.
 
 Run: ``python -m bench e2e_scale`` or ``python -m bench.e2e_scale [--counts 500,1000,1500,2000]
 [--window-s 45] [--warmup-s 15] [--all]`` (``--all`` does not stop at the first step that falls
-behind). Writes ``bench/results/e2e_scale.json``.
+behind) [--central-db postgres] [--gateway-venv DIR|none]``. The gateway runs in a venv of the
+project's runtime dependencies only (``.venv-runtime``, made on first use), as an installed
+gateway would. Writes ``bench/results/e2e_scale.json``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import sys
 import tempfile
 import threading
 import time
+import tomllib
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -50,12 +53,15 @@ from typing import IO, Any
 import psutil
 from ruamel.yaml import YAML
 
+from cloud_sync.central.storage.local_pg import Postgres, start_postgres
 from cloud_sync.certs import CENTRAL_USER
 from cloud_sync.keys import load_private_key, public_key_pem
 from tests.broker import Broker, start_broker
 from tests.integration.sync.helpers import CENTRAL_PUB_NAME, central_signing_key, signing_key
 from tests.support import free_port
 
+ROOT = Path(__file__).resolve().parent.parent
+RUNTIME_VENV = ROOT / ".venv-runtime"
 RESULTS = Path(__file__).resolve().parent / "results" / "e2e_scale.json"
 PROFILES = Path(__file__).resolve().parent / "profiles"
 POINTS_PER_DEVICE = 30
@@ -106,6 +112,45 @@ def _percentile(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@contextlib.contextmanager
+def central_postgres(kind: str) -> Iterator[Postgres | None]:
+    """A private PostgreSQL for central when ``kind`` is ``postgres`` (else None: SQLite)."""
+    if kind != "postgres":
+        yield None
+        return
+    # As deployed (and as `make demo DEMO_ARGS=--postgres`): fsync on.
+    with start_postgres(durable=True) as server:
+        yield server
+
+
+def postmaster_pid(server: Postgres) -> int:
+    return int((server.data_dir / "postmaster.pid").read_text().split()[0])
+
+
+def runtime_python(venv: Path | None) -> str:
+    """The interpreter the gateway runs on. With ``venv``: a venv holding only the project's
+    runtime dependencies (what ``pip install gatehouse`` brings), not the development venv, whose
+    test tools make structlog import rich, pygments, twisted and greenlet (about 7 MB of RSS no
+    installed gateway has). Made on first use and again when pyproject.toml changes; the tree's
+    own code comes first on the path (``_gateway_env``)."""
+    if venv is None:
+        return sys.executable
+    python = venv / "bin" / "python"
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    stamp = venv / "pyproject.stamp"
+    if not python.exists() or not stamp.exists() or stamp.read_text() != pyproject:
+        print(f"e2e_scale: making the runtime venv {venv} (the project's dependencies, no dev extras)")
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        dependencies = tomllib.loads(pyproject)["project"]["dependencies"]
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *dependencies], check=True)
+        stamp.write_text(pyproject)
+    return str(python)
+
+
+def _gateway_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 def _popen(args: list[str], log: Path, **kwargs: Any) -> subprocess.Popen[bytes]:
@@ -177,6 +222,7 @@ class Step:
     folder: Path
     poll_workers: int = 0  # gateway.poll_workers (0: shipped default, polling in-process)
     buses: int = 1  # the devices spread over this many buses (poll workers take whole buses)
+    python: str = sys.executable  # the gateway's interpreter (``runtime_python``)
 
 
 def _central_yaml(folder: Path, broker: Broker, steps: list[Step], database: str | None = None) -> Path:
@@ -312,7 +358,7 @@ def _run_step(
             command = ["-m", "bench.memory_probe", "--after-s", after, "--out", str(out), "--", *command]
         else:
             command = ["-m", "edge", *command]
-        gateway = _popen([sys.executable, *command], logs / "gateway.log")
+        gateway = _popen([step.python, *command], logs / "gateway.log", env=_gateway_env())
         gw_proc = gateway
         _wait(lambda: gw_proc.poll() is not None or counter.heard(step.gw), 120, f"{step.gw}'s first values")
         if gateway.poll() is not None:
@@ -473,7 +519,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--buses", type=int, default=1, help="spread the devices over this many buses")
     parser.add_argument("--workdir", type=Path, help="keep every process's files and logs here")
+    parser.add_argument("--central-db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--gateway-venv",
+        default=str(RUNTIME_VENV),
+        help="run the gateway in this runtime-only venv (made on first use; 'none': the bench's own)",
+    )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    python = runtime_python(None if args.gateway_venv == "none" else Path(args.gateway_venv))
     counts = [int(c) for c in args.counts.split(",") if c]
     runs: list[dict[str, Any]] = []
     with contextlib.ExitStack() as keep:
@@ -487,8 +540,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             folder = workdir / f"gw-{count}"
             folder.mkdir()
             signing_key(folder)
-            steps.append(Step(count, f"gw-{count}", folder, args.poll_workers, args.buses))
-        with _services(workdir, steps) as (broker, counter, others):
+            steps.append(Step(count, f"gw-{count}", folder, args.poll_workers, args.buses, python))
+        server = keep.enter_context(central_postgres(args.central_db))
+        database = None if server is None else server.create_database()
+        with _services(workdir, steps, database=database) as (broker, counter, others):
+            if server is not None:
+                others = {**others, "postgres": postmaster_pid(server)}
             for step in steps:
                 result = _run_step(
                     step,
@@ -527,6 +584,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "points": POINTS_PER_DEVICE,
             "poll_workers": args.poll_workers,
             "buses": args.buses,
+            "central_db": args.central_db,
+            "gateway_python": python,
         },
         "summary": summary,
         "runs": runs,
