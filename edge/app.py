@@ -199,6 +199,9 @@ class Gateway:
             # ReportPolicy has every field of ReportPolicyLike (a structural stand-in kept free of
             # edge.config imports, but a class rather than a Protocol, hence the cast)
             self._reporter = Reporter(cast("Mapping[str, ReportPolicyLike]", ds.report_policies))
+            # The reporter holds what it needs; this map of every point would stay for the
+            # device set's whole life (1.9 MB at 60,000 points).
+            ds.report_policies.clear()
             for device_id in ds.coordinators:
                 self.live.set_online(device_id, None)
             async with asyncio.TaskGroup() as tg:

@@ -23,6 +23,7 @@ import math
 import sqlite3
 import threading
 from array import array
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from core.errors import StorageError
 from core.model import Clock, Quality, Sample
 from edge.outbox.migrator import Step, run_migrations
 
-__all__ = ["MIGRATIONS", "TrendStore", "trends_path"]
+__all__ = ["MIGRATIONS", "ClosedBuckets", "TrendStore", "trends_path"]
 
 _LOG = structlog.get_logger(__name__)
 
@@ -52,6 +53,32 @@ _EMPTY = (math.nan, 0.0, 0.0, 0.0, 0.0)
 
 Row = tuple[str, float, int, float, float, float]
 """A finished bucket as stored: point, start, n, min, avg, max."""
+
+
+class ClosedBuckets:
+    """Finished buckets waiting for the writer, six doubles each in one flat array (slot, start,
+    n, min, sum, max); the rows are made one at a time as SQLite takes them. At each boundary
+    every point's bucket closes at once: as a list of row tuples that was about 150 bytes a
+    point, 9 MB at 2,000 devices of 30 points for a moment each interval, and the freed tuples
+    left the heap fragmented (issue 19's memory breakdown)."""
+
+    __slots__ = ("_flat", "_names")
+
+    def __init__(self, names: list[str]) -> None:
+        self._names = names  # append-only: a slot's name never changes
+        self._flat = array("d")
+
+    def add(self, slot: int, start: float, n: float, low: float, total: float, high: float) -> None:
+        self._flat.extend((slot, start, n, low, total, high))
+
+    def __len__(self) -> int:
+        return len(self._flat) // 6
+
+    def __iter__(self) -> Iterator[Row]:
+        flat, names = self._flat, self._names
+        for i in range(0, len(flat), 6):
+            n = flat[i + 2]
+            yield (names[int(flat[i])], flat[i + 1], int(n), flat[i + 3], flat[i + 4] / n, flat[i + 5])
 
 
 def trends_path(dashboard_db: Path) -> Path:
@@ -97,7 +124,7 @@ class TrendStore:
         self._names: list[str] = []
         self._acc = array("d")
         # Buckets pushed out by a newer sample before the writer came round.
-        self._pending: list[Row] = []
+        self._pending = ClosedBuckets(self._names)
         self.rows_written = 0
 
     def close(self) -> None:
@@ -137,7 +164,7 @@ class TrendStore:
         width = self.interval_s
         slots = self._slot
         acc = self._acc
-        finished: list[Row] = []
+        pending = self._pending
         for sample in samples:
             if sample.quality is Quality.BAD or isinstance(sample.value, str) or sample.value is None:
                 continue
@@ -156,10 +183,7 @@ class TrendStore:
                 if current == current:  # noqa: PLR0124 - NaN marks a slot with no open bucket
                     if current > start:
                         continue  # a late sample of a bucket already closed
-                    n = acc[i + 1]
-                    finished.append(
-                        (sample.point_id, current, int(n), acc[i + 2], acc[i + 3] / n, acc[i + 4])
-                    )
+                    pending.add(slot, current, acc[i + 1], acc[i + 2], acc[i + 3], acc[i + 4])
                 acc[i] = start
                 acc[i + 1] = 1.0
                 acc[i + 2] = acc[i + 3] = acc[i + 4] = value
@@ -170,21 +194,18 @@ class TrendStore:
             acc[i + 3] += value
             if value > acc[i + 4]:
                 acc[i + 4] = value
-        if finished:
-            self._pending.extend(finished)
 
-    def take_closed(self, now: float) -> list[Row]:
+    def take_closed(self, now: float) -> ClosedBuckets:
         """The buckets that ended before ``now`` (and those pushed out by a newer sample)."""
         rows = self._pending
-        self._pending = []
+        self._pending = ClosedBuckets(self._names)
         width = self.interval_s
         acc = self._acc
-        for slot, point in enumerate(self._names):
+        for slot in range(len(self._names)):
             i = slot * 5
             start = acc[i]
             if start + width <= now:  # False for NaN: an empty slot
-                n = acc[i + 1]
-                rows.append((point, start, int(n), acc[i + 2], acc[i + 3] / n, acc[i + 4]))
+                rows.add(slot, start, acc[i + 1], acc[i + 2], acc[i + 3], acc[i + 4])
                 acc[i] = math.nan
         return rows
 
@@ -198,7 +219,7 @@ class TrendStore:
             return None
         return [start, low, total / n, high]
 
-    def write(self, rows: list[Row]) -> None:
+    def write(self, rows: ClosedBuckets | list[Row]) -> None:
         """Store finished buckets (worker thread). A bucket seen twice is merged."""
         if not rows:
             return

@@ -7,6 +7,7 @@ the statement that removes exactly those rows once the batch is stored.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +57,7 @@ def live_start_id(conn: sqlite3.Connection, cutoff_ts: float) -> int:
     return lo
 
 
-def telemetry_columns(raw: list[tuple[Any, ...]], names: dict[int, str]) -> TelemetryColumns:
+def telemetry_columns(raw: list[tuple[Any, ...]], names: Sequence[str]) -> TelemetryColumns:
     """The rows as columns for the sealer (``cloud_sync.envelope.TelemetryColumns``): transposed
     in C (``zip``), flags decoded once per distinct value, values fixed only where flagged."""
     _ids, points, values, flags, receipt, source = (list(col) for col in zip(*raw, strict=True))
@@ -76,7 +77,7 @@ def telemetry_columns(raw: list[tuple[Any, ...]], names: dict[int, str]) -> Tele
     )
 
 
-def decode_telemetry(raw: list[tuple[Any, ...]], names: dict[int, str]) -> list[TelemetryRow]:
+def decode_telemetry(raw: list[tuple[Any, ...]], names: Sequence[str]) -> list[TelemetryRow]:
     out: list[TelemetryRow] = []
     for _id, point, value, flags, receipt_ts, source_ts in raw:
         quality, reason = decode_flags(flags)
@@ -93,7 +94,7 @@ def take_rows(
     *,
     max_records: int,
     cutoff_ts: float,
-    names: dict[int, str],
+    names: Sequence[str],
 ) -> Taken | None:
     """LIVE telemetry: the oldest of the rows received since ``cutoff_ts``; BACKLOG telemetry:
     the oldest rows; events: always the oldest (an alarm never overtakes an earlier one)."""

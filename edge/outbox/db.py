@@ -97,7 +97,8 @@ class OutboxDb:
         self._conn: sqlite3.Connection | None = None
         self._page_size = 4096
         self._point_ids: dict[str, int] = {}
-        self._point_names: dict[int, str] = {}
+        # Point names by id, the ids dense from 1: a list, not a dict (2 MB less at 60,000 points).
+        self._point_names: list[str] = [""]
         self._next_point = 1
         self._rows = dict.fromkeys(_LANES, 0)
         self._last_seq = dict.fromkeys(_LANES, 0)
@@ -149,10 +150,13 @@ class OutboxDb:
 
     def _load_state(self) -> None:
         conn = self.conn
-        for pid, name in conn.execute("SELECT id, point_id FROM points"):
+        names = self._point_names
+        for pid, name in conn.execute("SELECT id, point_id FROM points ORDER BY id"):
             self._point_ids[name] = pid
-            self._point_names[pid] = name
-        self._next_point = max(self._point_names, default=0) + 1
+            if pid >= len(names):
+                names.extend([""] * (pid + 1 - len(names)))  # a gap never read: no row refers to it
+            names[pid] = name
+        self._next_point = len(names)
         self._rows[Lane.TELEMETRY] = int(conn.execute("SELECT count(*) FROM telemetry").fetchone()[0])
         self._rows[Lane.EVENT] = int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
         for lane, last in conn.execute("SELECT lane, last_seq FROM lane_seq"):
@@ -302,8 +306,8 @@ class OutboxDb:
         except BaseException:
             self._forget(new_points)
             raise
-        for pid, name in new_points:
-            self._point_names[pid] = name
+        for _pid, name in new_points:
+            self._point_names.append(name)  # new ids run on from _next_point == len(names)
         self._next_point += len(new_points)
         self._rows[Lane.TELEMETRY] += len(rows)
         self._rows[Lane.EVENT] += len(events)

@@ -128,3 +128,20 @@ async def test_trend_endpoint_reads_the_live_history(dash: Running) -> None:
     assert len(body["rows"]) == 1 and body["rows"][0][1:] == [230.0, 231.0, 232.0]
     bad = await dash.client.get("/api/trend", params={"point": "x", "since": now, "until": now - 1})
     assert bad.status_code == 400
+
+
+async def test_every_bucket_closing_at_one_boundary_is_written_once(tmp_path: Path) -> None:
+    """A boundary closes every point's bucket at once; the closed buckets are kept compact and
+    turned into rows only as SQLite takes them, so new points arriving meanwhile change nothing."""
+    store = _store(tmp_path, ManualClock(0.0))
+    points = [f"s/d{i // 30}/p{i % 30}" for i in range(3000)]
+    store.add([Sample(p, float(i), Quality.GOOD, 3.0) for i, p in enumerate(points)])
+    store.add([Sample(p, float(i) + 1.0, Quality.GOOD, 7.0) for i, p in enumerate(points)])
+    closed = store.take_closed(now=10.5)
+    assert len(closed) == 3000
+    store.add([Sample("s/new/p", 1.0, Quality.GOOD, 11.0)])  # a new slot after the take
+    store.write(closed)
+    assert store.rows_written == 3000
+    assert await store.query(points[1234], since=0.0, until=10.0) == [[0.0, 1234.0, 1234.5, 1235.0]]
+    assert len(store.take_closed(now=10.5)) == 0
+    store.close()
