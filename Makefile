@@ -30,7 +30,7 @@ schema: setup
 	$(PY) -m edge.config.schema config/schema
 
 clean:
-	rm -rf .venv build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .venv-runtime build *.egg-info .pytest_cache .mypy_cache .ruff_cache
 
 # Issue 17's chaos suite, full size (about 2 h): every fault scenario on real parts, the table in
 # bench/results/chaos.json, then every parser fuzzed with FUZZ_EXAMPLES inputs and both OpenAPI
