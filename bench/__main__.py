@@ -33,10 +33,22 @@ ALL = (
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def plan(argv: list[str]) -> list[tuple[str, list[str]]]:
+    """Bench names, each with the flags after it: ``e2e_scale --counts 500 sync`` runs two."""
+    here = Path(__file__).resolve().parent
+    runs: list[tuple[str, list[str]]] = []
+    for arg in argv:
+        is_name = not arg.startswith("-") and (here / f"{arg}.py").is_file()
+        if is_name or not runs:
+            runs.append((arg, []))
+        else:
+            runs[-1][1].append(arg)
+    return runs or [(name, []) for name in ALL]
+
+
 def main(argv: list[str]) -> int:
-    names = argv or list(ALL)
     failed: list[str] = []
-    for name in names:
+    for name, flags in plan(argv):
         try:
             module = importlib.import_module(f"bench.{name}")
         except ModuleNotFoundError as exc:
@@ -46,7 +58,7 @@ def main(argv: list[str]) -> int:
             raise
         print(f"== {name}", flush=True)
         started = time.monotonic()
-        code = module.main([])
+        code = module.main(flags)
         # main() returns its figures (a dict) or an exit status; only a non-zero status fails
         if isinstance(code, int) and code != 0:
             failed.append(name)

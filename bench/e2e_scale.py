@@ -368,10 +368,11 @@ def _run_step(
         spy = None
         if probe.py_spy_dir is not None:
             # Sampled stacks of the gateway over the window (py-spy, collapsed format).
+            probe.py_spy_dir.mkdir(parents=True, exist_ok=True)
             out = probe.py_spy_dir / f"py-spy-{step.count}.txt"
             spy = subprocess.Popen(
-                ["py-spy", "record", "-p", str(gateway.pid), "-d", str(int(window_s)), "-r", "50"]
-                + ["-f", "raw", "-o", str(out), "--nonblocking"],
+                [str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(gateway.pid)]
+                + ["-d", str(int(window_s)), "-r", "50", "-f", "raw", "-o", str(out), "--nonblocking"],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )

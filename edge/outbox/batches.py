@@ -15,9 +15,10 @@ import msgpack
 
 from cloud_sync.envelope import TelemetryColumns
 from cloud_sync.ports import EventRow, Lane, SealMode, TelemetryRow
+from edge.outbox.live_tail import LiveTail, TailRow
 from edge.outbox.schema import BOOL_FLAG, NAN_FLAG, decode_flags, decode_value
 
-__all__ = ["Taken", "take_rows"]
+__all__ = ["Taken", "take_from_tail", "take_rows"]
 
 _SPECIAL_FLAGS = BOOL_FLAG | NAN_FLAG
 _TELEMETRY_COLS = "id, point, value, flags, receipt_ts, source_ts"
@@ -61,6 +62,23 @@ def telemetry_columns(raw: list[tuple[Any, ...]], names: Sequence[str]) -> Telem
     """The rows as columns for the sealer (``cloud_sync.envelope.TelemetryColumns``): transposed
     in C (``zip``), flags decoded once per distinct value, values fixed only where flagged."""
     _ids, points, values, flags, receipt, source = (list(col) for col in zip(*raw, strict=True))
+    return _columns(points, values, flags, receipt, source, names)
+
+
+def tail_columns(rows: Sequence[TailRow], names: Sequence[str]) -> TelemetryColumns:
+    """``telemetry_columns`` of rows as they were bound to SQLite (no id), from the live tail."""
+    points, values, flags, receipt, source = (list(col) for col in zip(*rows, strict=True))
+    return _columns(points, values, flags, receipt, source, names)
+
+
+def _columns(
+    points: list[int],
+    values: list[Any],
+    flags: list[int],
+    receipt: list[float],
+    source: list[float | None],
+    names: Sequence[str],
+) -> TelemetryColumns:
     index: dict[int, int] = {}
     p = [index.setdefault(point, len(index)) for point in points]
     decoded = {f: decode_flags(f) for f in set(flags)}
@@ -85,6 +103,25 @@ def decode_telemetry(raw: list[tuple[Any, ...]], names: Sequence[str]) -> list[T
             value = decode_value(value, flags)
         out.append(TelemetryRow(names[point], value, quality, reason, receipt_ts, source_ts))
     return out
+
+
+def take_from_tail(
+    tail: LiveTail, *, max_records: int, cutoff_ts: float, names: Sequence[str]
+) -> Taken | None:
+    """LIVE telemetry from the rows the outbox just wrote (``edge.outbox.live_tail``): the same
+    rows a LIVE read would find when the tail reaches back to the live window, deleted by id."""
+    found = tail.take(max_records, cutoff_ts)
+    if found is None or not found[1]:
+        return None
+    first_id, rows = found
+    columns = tail_columns(rows, names)
+    return Taken(
+        columns,
+        min(columns.receipt),
+        max(columns.receipt),
+        "DELETE FROM telemetry WHERE id BETWEEN ? AND ?",
+        (first_id, first_id + len(rows) - 1),
+    )
 
 
 def take_rows(

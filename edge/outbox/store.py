@@ -47,7 +47,7 @@ import structlog
 from cloud_sync.ports import Lane, SealedBatch, Sealer, SealMode
 from core.errors import QuotaExceeded, StorageError
 from core.model import Clock, Event, Sample, SystemClock
-from edge.outbox.db import DbOptions, EncodedEvent, OutboxDb, pack_event_data
+from edge.outbox.db import LIVE_TAIL_ROWS, DbOptions, EncodedEvent, OutboxDb, pack_event_data
 
 __all__ = ["Outbox"]
 
@@ -75,6 +75,7 @@ class Outbox:
         synchronous: Literal["normal", "full"] = "normal",
         seq_block: int = 1000,
         max_page_count: int | None = None,
+        live_tail_rows: int = LIVE_TAIL_ROWS,
     ) -> None:
         if queue_size < 1 or commit_batch < 1:
             raise ValueError("queue_size and commit_batch must be at least 1")
@@ -86,6 +87,7 @@ class Outbox:
             synchronous=synchronous,
             seq_block=seq_block,
             max_page_count=max_page_count,
+            live_tail_rows=live_tail_rows,
         )
         self._queue_size = queue_size
         self._commit_interval_s = commit_interval_ms / 1000.0

@@ -129,3 +129,20 @@ async def test_event_data_that_msgpack_cannot_carry_fails_at_the_caller(tmp_path
         await ob.put_event(event(1))
         await ob.flush()
         assert (await ob.backlog())["lanes"]["event"]["rows"] == 1
+
+
+async def test_a_large_group_is_stored_in_put_order_with_contiguous_ids(tmp_path: Path) -> None:
+    # 1,123 rows in one commit go in as statements of 256, 128, … rows (one GIL release each):
+    # every row must land once, in the order it was put, with ids that run on without gaps.
+    db = tmp_path / "outbox.db"
+    count = 1_123
+    async with Outbox(db, commit_batch=10_000, commit_interval_ms=10_000) as ob:
+        await ob.put_samples([sample(n, points=7) for n in range(count)])
+        await ob.flush()
+        assert ob.commits == 1
+    stored = query(db, "SELECT id, value, receipt_ts FROM telemetry ORDER BY id")
+    assert [value for _id, value, _ts in stored] == [float(n) for n in range(count)]
+    assert [row_id for row_id, _v, _ts in stored] == list(range(stored[0][0], stored[0][0] + count))
+    names = dict(query(db, "SELECT id, point_id FROM points"))
+    points = query(db, "SELECT point FROM telemetry ORDER BY id")
+    assert [names[p] for (p,) in points] == [f"site/dev{n % 7}/p" for n in range(count)]
