@@ -54,8 +54,10 @@ class EncodedEvent:
 
 
 # Rows kept after their commit for LIVE seals (edge.outbox.live_tail); 0 reads every batch back
-# from SQLite. 20,000 rows are about 2.5 MB, a third of a second at 60,000 values/s.
-LIVE_TAIL_ROWS = 20_000
+# from SQLite. At most 50,000 rows (about 6.5 MB, while the uplink is stalled; a few thousand
+# when it keeps up): most of a second at 60,000 values/s, so a short stall of the uplink does
+# not push the rows it will send next out of the tail and onto the slower path (issue 19).
+LIVE_TAIL_ROWS = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +322,7 @@ class OutboxDb:
             self._point_names.append(name)  # new ids run on from _next_point == len(names)
         self._next_point += len(new_points)
         if rows and self._tail.max_rows:
-            self._tail.append(last_id - len(rows) + 1, rows)
+            self._tail.append(last_id - len(rows) + 1, rows, self._clock.wall() - self.options.live_window_s)
         self._rows[Lane.TELEMETRY] += len(rows)
         self._rows[Lane.EVENT] += len(events)
         self._enforce_quota()
@@ -540,9 +542,10 @@ class OutboxDb:
         if from_tail or mode is SealMode.BACKLOG:
             self._tail.drop_through(int(args[-1] if mode is SealMode.BACKLOG else args[1]))
             return
-        first = self._tail.first_id
-        if first is not None and int(args[1]) >= first:
-            self._tail.clear()  # a LIVE read of the table took some of its rows, not all
+        # A LIVE read of the table deleted the live rows of ids args[0] … args[1]; those it left
+        # are older than the live window and stay for a BACKLOG seal. Either way the tail no
+        # longer needs them, and it still holds exactly the rows after args[1].
+        self._tail.drop_through(int(args[1]))
 
     def pending(self, lane: Lane, after_seq: int, limit: int) -> list[SealedBatch]:
         try:

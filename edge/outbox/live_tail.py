@@ -51,15 +51,17 @@ class LiveTail:
         self._skip = 0
         self._held = 0
 
-    def append(self, first_id: int, rows: Sequence[TailRow]) -> None:
-        """Rows just committed with ids ``first_id`` … ``first_id + len(rows) - 1``."""
+    def append(self, first_id: int, rows: Sequence[TailRow], cutoff_ts: float = float("-inf")) -> None:
+        """Rows just committed with ids ``first_id`` … ``first_id + len(rows) - 1``. Chunks held
+        whose newest row is older than ``cutoff_ts`` (the live window) go: no LIVE seal takes
+        them, and while the uplink is down they would only hold memory."""
         if not rows:
             return
         if self._chunks and first_id != self.end_id:
             self.clear()  # something else wrote or deleted: start again from these rows
         self._chunks.append((first_id, rows))
         self._held += len(rows)
-        while self._held > self.max_rows and len(self._chunks) > 1:
+        while len(self._chunks) > 1 and (self._held > self.max_rows or self._chunks[0][1][-1][3] < cutoff_ts):
             self._drop_first_chunk()
 
     def drop_through(self, last_id: int) -> None:

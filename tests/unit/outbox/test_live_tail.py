@@ -83,3 +83,14 @@ def test_drop_through_inside_a_chunk_keeps_the_rest() -> None:
     assert found[0] == 13 and [r[1] for r in found[1]] == [13.0, 14.0, 15.0, 16.0]
     tail.drop_through(99)
     assert len(tail) == 0 and tail.first_id is None
+
+
+def test_chunks_older_than_the_live_window_are_let_go_while_nothing_is_taken() -> None:
+    # The uplink is down: no seal takes rows, and the tail must not keep what no LIVE seal wants.
+    tail = LiveTail(1_000)
+    for second in range(30):
+        tail.append(
+            1 + second * 10, [_row(1 + second * 10 + i, float(second)) for i in range(10)], second - 10.0
+        )
+    assert tail.first_id == 1 + 20 * 10 - 10  # the chunks of seconds 19 … 29 remain
+    assert len(tail) == 110
