@@ -19,7 +19,7 @@ test-fast: setup
 	$(PY) -m pytest -q -x -m "not slow" tests
 
 bench: setup
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH)
 
 lint: setup
 	$(PY) -m ruff check .
