@@ -352,7 +352,6 @@ def _run_step(
             raise RuntimeError("the simulator process did not start")
         command = ["run", "--config", str(site), "--log-level", "warning"]
         if probe.memory_dir is not None:
-            probe.memory_dir.mkdir(parents=True, exist_ok=True)
             out = probe.memory_dir / f"memory-{step.count}.json"
             after = str(warmup_s + window_s / 2)
             command = ["-m", "bench.memory_probe", "--after-s", after, "--out", str(out), "--", *command]
@@ -368,11 +367,10 @@ def _run_step(
         spy = None
         if probe.py_spy_dir is not None:
             # Sampled stacks of the gateway over the window (py-spy, collapsed format).
-            probe.py_spy_dir.mkdir(parents=True, exist_ok=True)
             out = probe.py_spy_dir / f"py-spy-{step.count}.txt"
             spy = subprocess.Popen(
-                [str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(gateway.pid)]
-                + ["-d", str(int(window_s)), "-r", "50", "-f", "raw", "-o", str(out), "--nonblocking"],
+                [str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(gateway.pid), "-d"]
+                + [str(int(window_s)), "-r", "50", "-f", "raw", "-o", str(out), "--nonblocking"],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -529,6 +527,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     python = runtime_python(None if args.gateway_venv == "none" else Path(args.gateway_venv))
     counts = [int(c) for c in args.counts.split(",") if c]
+    for folder in filter(None, (args.memory, args.py_spy)):
+        folder.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
     with contextlib.ExitStack() as keep:
         if args.workdir is not None:

@@ -31,6 +31,7 @@ class Taken:
     last_ts: float
     delete_sql: str
     delete_args: tuple[Any, ...]
+    last_id: int  # the newest row taken: none newer is deleted with them
 
 
 def live_start_id(conn: sqlite3.Connection, cutoff_ts: float) -> int:
@@ -121,6 +122,7 @@ def take_from_tail(
         max(columns.receipt),
         "DELETE FROM telemetry WHERE id BETWEEN ? AND ?",
         (first_id, first_id + len(rows) - 1),
+        first_id + len(rows) - 1,
     )
 
 
@@ -143,7 +145,8 @@ def take_rows(
             return None
         events = [EventRow(k, s, ts, msgpack.unpackb(d, raw=False)) for _i, k, s, ts, d in raw]
         stamps = [r.ts for r in events]
-        return Taken(events, min(stamps), max(stamps), "DELETE FROM events WHERE id <= ?", (raw[-1][0],))
+        last = raw[-1][0]
+        return Taken(events, min(stamps), max(stamps), "DELETE FROM events WHERE id <= ?", (last,), last)
     if mode is SealMode.LIVE:
         start = live_start_id(conn, cutoff_ts)
         raw = conn.execute(
@@ -162,4 +165,4 @@ def take_rows(
     if not raw:
         return None
     columns = telemetry_columns(raw, names)
-    return Taken(columns, min(columns.receipt), max(columns.receipt), delete, args)
+    return Taken(columns, min(columns.receipt), max(columns.receipt), delete, args, raw[-1][0])

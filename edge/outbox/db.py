@@ -485,15 +485,14 @@ class OutboxDb:
         conn = self.conn
         now = self._clock.wall()
         cutoff = now - self.options.live_window_s
-        from_tail = lane is Lane.TELEMETRY and mode is SealMode.LIVE and len(self._tail) > 0
         try:
             conn.execute("BEGIN IMMEDIATE")
             taken = None
-            if from_tail:
+            if lane is Lane.TELEMETRY and mode is SealMode.LIVE:
                 taken = batches.take_from_tail(
                     self._tail, max_records=max_records, cutoff_ts=cutoff, names=self._point_names
                 )
-                from_tail = taken is not None
+            from_tail = taken is not None
             if taken is None:
                 taken = batches.take_rows(
                     conn, lane, mode, max_records=max_records, cutoff_ts=cutoff, names=self._point_names
@@ -532,20 +531,12 @@ class OutboxDb:
             self._rollback()
             raise
         if lane is Lane.TELEMETRY:
-            self._after_telemetry_delete(taken.delete_args, from_tail=from_tail, mode=mode)
+            # Every row up to the newest taken is deleted now, or (older than the live window)
+            # left for a BACKLOG seal: the tail keeps exactly the rows after it.
+            self._tail.drop_through(taken.last_id)
         self._last_seq[lane] = seq
         self._rows[lane] -= count
         return SealedBatch(lane=lane, seq=seq, payload=payload, record_count=count, sealed_at=now)
-
-    def _after_telemetry_delete(self, args: tuple[Any, ...], *, from_tail: bool, mode: SealMode) -> None:
-        """Keep the live tail equal to the table's newest rows after a seal deleted some."""
-        if from_tail or mode is SealMode.BACKLOG:
-            self._tail.drop_through(int(args[-1] if mode is SealMode.BACKLOG else args[1]))
-            return
-        # A LIVE read of the table deleted the live rows of ids args[0] … args[1]; those it left
-        # are older than the live window and stay for a BACKLOG seal. Either way the tail no
-        # longer needs them, and it still holds exactly the rows after args[1].
-        self._tail.drop_through(int(args[1]))
 
     def pending(self, lane: Lane, after_seq: int, limit: int) -> list[SealedBatch]:
         try:
