@@ -61,6 +61,28 @@ def _by_package(stats: list[tracemalloc.Statistic], root: str) -> dict[str, floa
     return {k: round(v / 2**20, 2) for k, v in sums.most_common(TOP)}
 
 
+def _sample_holders() -> list[dict[str, Any]]:
+    """Which containers keep ``Sample`` objects alive: the samples are the largest population
+    of objects, so a second copy of them (a queue that backs up, a cache) shows here."""
+    from core.model import Sample
+
+    everything = gc.get_objects()
+    ids = {id(o) for o in everything if type(o) is Sample}
+    found: list[dict[str, Any]] = []
+    for obj in everything:
+        kind = type(obj)
+        if kind is dict:
+            held = sum(1 for v in obj.values() if id(v) in ids)
+        elif kind in (list, tuple, collections.deque):
+            held = sum(1 for v in obj if id(v) in ids)
+        else:
+            continue
+        if held >= 100:
+            found.append({"container": kind.__name__, "len": len(obj), "samples": held})
+    found.sort(key=lambda x: -x["samples"])
+    return [{"samples_alive": len(ids)}, *found[:TOP]]
+
+
 def snapshot(out: Path) -> None:
     root = str(Path(__file__).resolve().parent.parent)
     snap = tracemalloc.take_snapshot()
@@ -84,6 +106,7 @@ def snapshot(out: Path) -> None:
         "by_file": _group(by_file, root),
         "by_line": _group(by_line, root),
         "objects_by_type": dict(types.most_common(TOP)),
+        "sample_holders": _sample_holders(),
     }
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
