@@ -77,13 +77,17 @@ TARGETS = {
 }
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of one process so far (Linux /proc), 0 once it is gone."""
+def _cpu_s(pid: int, *, reaped_children: bool = False) -> float:
+    """User + system CPU seconds of one process so far (Linux /proc), 0 once it is gone; with
+    ``reaped_children``, also those of its children that have exited and been waited for."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _tree(pid: int) -> list[psutil.Process]:
@@ -95,8 +99,10 @@ def _tree(pid: int) -> list[psutil.Process]:
 
 
 def _tree_cpu_s(pid: int) -> float:
-    """The process and every descendant (worker processes count as the gateway's)."""
-    return sum(_cpu_s(p.pid) for p in _tree(pid))
+    """The process and every descendant (worker processes count as the gateway's; PostgreSQL's
+    backends and autovacuum workers as the server's). A descendant that exits during the window
+    moves into its parent's count of reaped children, so nothing drops out of the sum."""
+    return sum(_cpu_s(p.pid, reaped_children=True) for p in _tree(pid))
 
 
 def _tree_rss(pid: int) -> int:
@@ -376,7 +382,7 @@ def _run_step(
             )
         m0 = _scrape(dashboard_port)
         cpu0 = _tree_cpu_s(gateway.pid)
-        other0 = {name: _cpu_s(pid) for name, pid in pids.items()}
+        other0 = {name: _tree_cpu_s(pid) for name, pid in pids.items()}
         t0 = time.time()
         rss: list[int] = []
         while time.time() - t0 < window_s:
@@ -387,7 +393,7 @@ def _run_step(
         m1 = _scrape(dashboard_port)
         t1 = time.time()
         cpu = _tree_cpu_s(gateway.pid) - cpu0
-        other = {name: round(_cpu_s(pid) - other0[name], 2) for name, pid in pids.items()}
+        other = {name: round(_tree_cpu_s(pid) - other0[name], 2) for name, pid in pids.items()}
         if spy is not None:
             spy.wait(60)
         # Values published inside the window may still be on their way to the subscriber.
