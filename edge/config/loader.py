@@ -19,7 +19,7 @@ A problem is never raised on its own: ``load_site`` collects them all and raises
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +43,6 @@ from edge.config.checks import (
 from edge.config.models import BusConfig, SiteConfig
 from edge.config.profiles import BUNDLED_PROFILES, ProfileLibrary, merge_points, resolve_device
 from edge.config.site import ResolvedDevice, Site
-from edge.dashboard.config import check_dashboard
-from edge.retention import check_retention
-from edge.rules_host.site import rule_config_problems
-from edge.site_zones import check_zones
-from edge.uplink.wiring import check_uplink
 
 __all__ = ["BUNDLED_PROFILES", "YamlDocument", "format_loc", "load_profile", "load_site", "read_yaml"]
 
@@ -86,12 +81,19 @@ def load_profile(path: Path, *, expect_id: str | None = None) -> ProfileBase:
     return profile
 
 
-def load_site(path: Path, *, profile_dirs: Sequence[Path] = ()) -> Site:
+def load_site(
+    path: Path, *, profile_dirs: Sequence[Path] = (), only_devices: Collection[str] | None = None
+) -> Site:
     """Load a site file, its profiles, and check everything.
 
     Raises ``OSError`` if the site file itself cannot be read, ``ConfigError`` with every problem
     otherwise. ``profile_dirs`` (e.g. from ``gatehouse check --profiles``) take precedence over
     the site's own ``profile_dirs:``, which take precedence over the bundled profiles.
+
+    ``only_devices`` is for a poll worker (``edge.poll_workers.worker``): the site holds only
+    those devices, and the sections a worker does not run (uplink, dashboard, zones, retention,
+    rules) are not checked again — the gateway that started it did, and a worker that imported
+    their owners (TLS, `cryptography`, the rules engine) would carry them for nothing.
     """
     path = Path(path)
     doc = read_yaml(path)
@@ -113,7 +115,7 @@ def load_site(path: Path, *, profile_dirs: Sequence[Path] = ()) -> Site:
     for _, bus in buses:
         bus_by_id.setdefault(bus.id, bus)
     bus_types = _bus_types(data.get("buses"))
-    devices = _valid_devices(data.get("devices"), bus_types, issues)
+    devices = _valid_devices(data.get("devices"), bus_types, issues, only_devices)
     library = ProfileLibrary(
         dirs=[*profile_dirs, *_site_profile_dirs(path, site_dirs, issues), BUNDLED_PROFILES],
         read=lambda p: load_profile(p, expect_id=p.stem),
@@ -130,10 +132,8 @@ def load_site(path: Path, *, profile_dirs: Sequence[Path] = ()) -> Site:
         if entry is not None:
             entries.append(entry)
     issues.extend(check_resolved(entries))
-    issues.extend(_uplink_issues(path, data))
-    issues.extend(_dashboard_issues(path, data))
-    issues.extend(_zones_issues(path, data))
-    issues.extend(check_retention(data.get("retention")))
+    if only_devices is None:
+        issues.extend(_section_issues(path, data))
 
     problems = _sorted([doc.problem(i) for i in issues], first=doc.file) + _sorted(library.problems)
     if problems or config is None:
@@ -141,14 +141,33 @@ def load_site(path: Path, *, profile_dirs: Sequence[Path] = ()) -> Site:
     # The site's devices as their bus types' models, in file order (model_copy: validated).
     config = config.model_copy(update={"devices": [device for _, device in devices]})
     site = Site(config, path, tuple(e.device for e in entries), library.loaded)
+    if only_devices is not None:
+        return site
+    from edge.rules_host.site import rule_config_problems
+
     rule_problems = rule_config_problems(site, doc, library.find)
     if rule_problems:
         raise ConfigError(rule_problems)
     return site
 
 
+def _section_issues(path: Path, data: dict[Any, Any]) -> list[Issue]:
+    """The sections whose owners validate them; imported here, not at the top, so a poll
+    worker's ``load_site`` never loads them."""
+    from edge.retention import check_retention
+
+    return [
+        *_uplink_issues(path, data),
+        *_dashboard_issues(path, data),
+        *_zones_issues(path, data),
+        *check_retention(data.get("retention")),
+    ]
+
+
 def _uplink_issues(path: Path, data: dict[Any, Any]) -> list[Issue]:
     """The ``uplink:`` section is validated by its owner (``edge.uplink.wiring``)."""
+    from edge.uplink.wiring import check_uplink
+
     raw, gateway = data.get("uplink"), data.get("gateway")
     if not isinstance(raw, dict):
         return []  # absent, or already reported as not a mapping
@@ -158,6 +177,8 @@ def _uplink_issues(path: Path, data: dict[Any, Any]) -> list[Issue]:
 
 def _dashboard_issues(path: Path, data: dict[Any, Any]) -> list[Issue]:
     """The ``dashboard:`` section is validated by its owner (``edge.dashboard.config``)."""
+    from edge.dashboard.config import check_dashboard
+
     raw = data.get("dashboard")
     if not isinstance(raw, dict):
         return []  # absent, or already reported as not a mapping
@@ -166,6 +187,8 @@ def _dashboard_issues(path: Path, data: dict[Any, Any]) -> list[Issue]:
 
 def _zones_issues(path: Path, data: dict[Any, Any]) -> list[Issue]:
     """The ``zones:`` section is validated by its owner (``edge.site_zones``)."""
+    from edge.site_zones import check_zones
+
     raw = data.get("zones")
     if raw is None:
         return []
@@ -204,15 +227,18 @@ def _bus_types(raw_buses: Any) -> dict[str, str]:
 
 
 def _valid_devices(
-    raw_devices: Any, bus_types: Mapping[str, str], issues: list[Issue]
+    raw_devices: Any, bus_types: Mapping[str, str], issues: list[Issue], only: Collection[str] | None = None
 ) -> list[tuple[int, DeviceBase]]:
     """Each device validated with its bus type's device model; a device whose bus is unknown
     is held to the fields every device has. Problems go to ``issues``; devices that validate
-    once their wrong optional keys are left out are kept for the cross checks."""
+    once their wrong optional keys are left out are kept for the cross checks. With ``only``,
+    the other devices are left out (their index, and so every position, is kept)."""
     out: list[tuple[int, DeviceBase]] = []
     if not isinstance(raw_devices, list):
         return out
     for i, raw in enumerate(raw_devices):
+        if only is not None and not (isinstance(raw, dict) and raw.get("id") in only):
+            continue
         where: Loc = ("devices", i)
         bus_id = raw.get("bus") if isinstance(raw, dict) else None
         bus_type = bus_types.get(bus_id) if isinstance(bus_id, str) else None

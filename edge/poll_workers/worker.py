@@ -69,7 +69,7 @@ async def serve(site_path: Path, devices: list[str], sock: socket.socket) -> int
     from edge.wiring import build_devices
 
     try:
-        site = load_site(site_path)
+        site = load_site(site_path, only_devices=set(devices))
     except (ConfigError, OSError) as exc:
         _LOG.error("poll worker cannot load the site", error=str(exc))
         return 2
