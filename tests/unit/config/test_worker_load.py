@@ -17,14 +17,10 @@ ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "config" / "examples" / "demo-estate.yaml"
 
 SITE = """\
-site:
-  id: estate-t
-gateway:
-  id: gw-t
-  data_dir: state
+site: {id: estate-t}
+gateway: {id: gw-t, data_dir: state}
 uplink: {no_such_key: 1}
-buses:
-  - {id: lan, type: modbus_tcp, host: 127.0.0.1, port: 502}
+buses: [{id: lan, type: modbus_tcp, host: 127.0.0.1, port: 502}]
 devices:
   - {id: m1, bus: lan, unit: 1, profile: eastron-sdm630}
   - {id: m2, bus: lan, unit: 2, profile: eastron-sdm630, bogus: 1}
@@ -46,8 +42,8 @@ def test_sections_the_worker_does_not_run_are_left_to_the_gateway(tmp_path: Path
     with pytest.raises(ConfigError) as caught:
         load_site(path)
     said = [str(p) for p in caught.value.problems]
-    assert any(":6:10: uplink.no_such_key" in s for s in said)
-    assert any(":11:58: devices[1].bogus" in s for s in said)
+    assert any(":3:10: uplink.no_such_key" in s for s in said)
+    assert any(":7:58: devices[1].bogus" in s for s in said)
 
     assert [d.id for d in load_site(path, only_devices={"m1"}).devices] == ["m1"]
     with pytest.raises(ConfigError) as caught:
