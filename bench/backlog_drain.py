@@ -63,11 +63,10 @@ from bench.e2e_scale import (
     _services,
     _site_yaml,
     _stop,
-    _tree_cpu_s,
-    _tree_rss,
     central_postgres,
     postmaster_pid,
 )
+from bench.process_tree import thread_cpu_s, tree_cpu_s, tree_rss
 from cloud_sync.central.storage.local_pg import Postgres
 from core.model import Quality, Sample
 from edge.config.loader import load_site
@@ -168,18 +167,6 @@ def _central_figures(db: CentralDb, gw: str, boundary: float) -> dict[str, Any]:
 
 
 # -- watching the gateway ---------------------------------------------------------------------
-def _thread_cpu_s(pid: int) -> dict[int, float]:
-    """CPU seconds per thread of one process (Python names no OS threads: by thread id)."""
-    out: dict[int, float] = {}
-    ticks = os.sysconf("SC_CLK_TCK")
-    with contextlib.suppress(FileNotFoundError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-                out[int(task.name)] = (int(fields[11]) + int(fields[12])) / ticks
-    return out
-
-
 @dataclass
 class Tick:
     t: float
@@ -199,8 +186,8 @@ class Watch:
         if scrape:
             with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
                 metrics = _scrape(self.dashboard_port)
-        cpu = {name: _tree_cpu_s(pid) for name, pid in self.pids.items()}
-        self.rss.append(_tree_rss(self.pids["gateway"]))
+        cpu = {name: tree_cpu_s(pid) for name, pid in self.pids.items()}
+        self.rss.append(tree_rss(self.pids["gateway"]))
         tick = Tick(time.time(), cpu, metrics)
         self.ticks.append(tick)
         return tick
@@ -358,7 +345,7 @@ def _drain(
         )
         watch = Watch({"gateway": gateway.pid, **pids0}, dashboard_port)
         watch.ticks.append(
-            Tick(t_start, {"gateway": 0.0, **{n: _tree_cpu_s(p) for n, p in pids0.items()}}, None)
+            Tick(t_start, {"gateway": 0.0, **{n: tree_cpu_s(p) for n, p in pids0.items()}}, None)
         )
         if options.py_spy is not None:
             options.py_spy.mkdir(parents=True, exist_ok=True)
@@ -404,7 +391,7 @@ def _drain(
             if t_drained is not None and now - t_drained >= options.after_s:
                 break
         t_end = time.time()
-        threads = sorted(_thread_cpu_s(gateway.pid).values(), reverse=True)
+        threads = sorted(thread_cpu_s(gateway.pid).values(), reverse=True)
         gw_rss_peak = max(watch.rss) if watch.rss else 0
         time.sleep(2.0)  # the last values may still be on their way to the subscriber
     finally:

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.process_tree import cpu_s
+
 RESULTS = Path(__file__).resolve().parent / "results" / "bacnet_read.json"
 TARGET_RATIO = 10.0
 OBJECTS = 100
@@ -54,13 +56,6 @@ def _start_simulator(devices: int) -> tuple[subprocess.Popen[str], dict[int, str
         row = json.loads(line)
         addresses[int(row["instance"])] = str(row["address"])
     return child, addresses
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` (Linux ``/proc``)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _measure(addresses: dict[int, str], seconds: float, sim_pid: int) -> dict[str, Any]:
@@ -100,10 +95,10 @@ async def _measure(addresses: dict[int, str], seconds: float, sim_pid: int) -> d
                     for group in device.poll_groups():
                         counts[i] += len(await device.read(group))
 
-            cpu0, sim0, t0 = time.process_time(), _cpu_s(sim_pid), time.monotonic()
+            cpu0, sim0, t0 = time.process_time(), cpu_s(sim_pid), time.monotonic()
             await asyncio.gather(*(loop(i, d, stop, counts) for i, d in enumerate(devices)))
             cpu, elapsed = time.process_time() - cpu0, time.monotonic() - t0
-            sim_cpu = _cpu_s(sim_pid) - sim0
+            sim_cpu = cpu_s(sim_pid) - sim0
             total = sum(counts)
             out[mode] = {
                 "points": total,

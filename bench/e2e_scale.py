@@ -50,9 +50,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import psutil
 from ruamel.yaml import YAML
 
+from bench.process_tree import tree_cpu_s, tree_pss, tree_rss
 from cloud_sync.central.storage.local_pg import Postgres, start_postgres
 from cloud_sync.certs import CENTRAL_USER
 from cloud_sync.keys import load_private_key, public_key_pem
@@ -75,54 +75,6 @@ TARGETS = {
     "rss_mb_at_500": 80,
     "rss_mb_at_2000": 160,
 }
-
-
-def _cpu_s(pid: int, *, reaped_children: bool = False) -> float:
-    """User + system CPU seconds of one process so far (Linux /proc), 0 once it is gone; with
-    ``reaped_children``, also those of its children that have exited and been waited for."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    ticks = int(fields[11]) + int(fields[12])
-    if reaped_children:
-        ticks += int(fields[13]) + int(fields[14])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def _tree(pid: int) -> list[psutil.Process]:
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
-def _tree_cpu_s(pid: int) -> float:
-    """The process and every descendant (worker processes count as the gateway's; PostgreSQL's
-    backends and autovacuum workers as the server's). A descendant that exits during the window
-    moves into its parent's count of reaped children, so nothing drops out of the sum."""
-    return sum(_cpu_s(p.pid, reaped_children=True) for p in _tree(pid))
-
-
-def _tree_rss(pid: int) -> int:
-    total = 0
-    for proc in _tree(pid):
-        with contextlib.suppress(psutil.NoSuchProcess):
-            total += proc.memory_info().rss
-    return total
-
-
-def _tree_pss(pid: int) -> int:
-    """Proportional set size over the tree: shared pages (the interpreter, OpenSSL, the Rust
-    libraries of pydantic and cryptography) divided among the processes that map them. RSS
-    counts them whole in every process, so for a gateway with poll workers PSS is its real
-    footprint; for one process the difference is what other processes share with it."""
-    total = 0
-    for proc in _tree(pid):
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-            total += proc.memory_full_info().pss
-    return total
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -393,22 +345,22 @@ def _run_step(
                 stderr=subprocess.DEVNULL,
             )
         m0 = _scrape(dashboard_port)
-        cpu0 = _tree_cpu_s(gateway.pid)
-        other0 = {name: _tree_cpu_s(pid) for name, pid in pids.items()}
+        cpu0 = tree_cpu_s(gateway.pid)
+        other0 = {name: tree_cpu_s(pid) for name, pid in pids.items()}
         t0 = time.time()
         rss: list[int] = []
         pss: list[int] = []
         while time.time() - t0 < window_s:
             time.sleep(1.0)
-            rss.append(_tree_rss(gateway.pid))
+            rss.append(tree_rss(gateway.pid))
             if len(rss) % 10 == 1:  # reading smaps costs the reader: every 10 s is enough
-                pss.append(_tree_pss(gateway.pid))
+                pss.append(tree_pss(gateway.pid))
             if gateway.poll() is not None:
                 raise RuntimeError((logs / "gateway.log").read_text()[-3000:])
         m1 = _scrape(dashboard_port)
         t1 = time.time()
-        cpu = _tree_cpu_s(gateway.pid) - cpu0
-        other = {name: round(_tree_cpu_s(pid) - other0[name], 2) for name, pid in pids.items()}
+        cpu = tree_cpu_s(gateway.pid) - cpu0
+        other = {name: round(tree_cpu_s(pid) - other0[name], 2) for name, pid in pids.items()}
         if spy is not None:
             spy.wait(60)
         # Values published inside the window may still be on their way to the subscriber.

@@ -46,6 +46,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from bench.process_tree import cpu_s
 from cloud_sync.certs import CENTRAL_USER
 from cloud_sync.e2e import SUITES, new_private_key
 from cloud_sync.keys import public_key_pem, save_x25519_private, save_x25519_public
@@ -139,12 +140,6 @@ def _read(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _alarms_stored(db: Path) -> int:
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
         count: int = conn.execute("SELECT count(*) FROM events WHERE kind = 'alarm.raised'").fetchone()[0]
@@ -213,7 +208,7 @@ async def _run(samples: int, workdir: Path, encrypt: str = "off") -> dict[str, A
                 alarms = 0
                 assert broker.process is not None
                 pids = {"central": central.pid, "mosquitto": broker.process.pid}
-                cpu_before = {name: _cpu_s(pid) for name, pid in pids.items()}
+                cpu_before = {name: cpu_s(pid) for name, pid in pids.items()}
                 own_cpu_before = time.process_time()
                 started = time.perf_counter()
                 async with Uplink(config, store=outbox) as uplink:
@@ -231,7 +226,7 @@ async def _run(samples: int, workdir: Path, encrypt: str = "off") -> dict[str, A
                             next_alarm += ALARM_EVERY_S
                         await asyncio.sleep(0.05)
                     drain_s = time.perf_counter() - started
-                    cpu = {name: round(_cpu_s(pid) - cpu_before[name], 1) for name, pid in pids.items()}
+                    cpu = {name: round(cpu_s(pid) - cpu_before[name], 1) for name, pid in pids.items()}
                     cpu["gateway"] = round(time.process_time() - own_cpu_before, 1)
                     assert not await outbox.pending(Lane.TELEMETRY, limit=1)
                     # The last alarms' acks may still be on their way.

@@ -32,7 +32,7 @@ def test_the_worker_gets_its_devices_exactly_as_the_gateway_resolves_them() -> N
     chosen = {full.devices[0].id, full.devices[-1].id}
     part = load_site(DEMO, only_devices=chosen)
     assert {d.id for d in part.devices} == chosen
-    assert [d for d in part.devices] == [d for d in full.devices if d.id in chosen]
+    assert list(part.devices) == [d for d in full.devices if d.id in chosen]
     assert [b.id for b in part.config.buses] == [b.id for b in full.config.buses]
 
 
